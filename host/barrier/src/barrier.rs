@@ -1,0 +1,416 @@
+//! The encryption barrier: everything above it sees plaintext, everything below it ciphertext.
+//!
+//! Value layout: `version (1) | term (4, BE) | nonce (12) | AES-256-GCM ciphertext + tag (16)`, with the
+//! storage path as associated data, so a value copied to another path fails to open. Each write uses a
+//! fresh random 96-bit nonce; the active key is rotated after a configurable number of encryptions,
+//! well before the 2^32 random-nonce bound for GCM. The keyring lives at [`keys::KEYRING`], sealed by the
+//! root key (term 0 in the header).
+//!
+//! Invariants: the unsealed state is swapped atomically as one `Arc`; no lock is held across an await;
+//! key material is dropped (zeroized) on seal.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use async_trait::async_trait;
+use tresor_logical::{Storage, StorageResult};
+use zeroize::Zeroizing;
+
+use crate::keyring::{Keyring, KEY_LEN};
+use crate::physical::Backend;
+use crate::{keys, Error};
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+/// Term number written in the header of values sealed directly by the root (or unseal) key.
+const ROOT_TERM: u32 = 0;
+/// Default number of encryptions after which the active key is rotated. NIST SP 800-38D bounds random
+/// 96-bit nonces to 2^32 invocations per key; Vault rotates at 3.86e9 (90% of that). We rotate far earlier,
+/// at 2^30, which costs one keyring write per billion values.
+pub const DEFAULT_ROTATION_THRESHOLD: u64 = 1 << 30;
+/// The encryption counter is persisted every this many writes; after a crash the counter resumes this
+/// much higher, so it can over-count but never under-count.
+const PERSIST_EVERY: u64 = 1 << 16;
+
+/// Fill `buf` from the thread-local CSPRNG.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    rand::fill(buf);
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn encrypt(cipher: &Aes256Gcm, term: u32, path: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: path.as_bytes() })
+        .map_err(|_| Error::Corrupt("encryption failed"))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
+    out.push(VERSION);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Split a stored value into (term, nonce, ciphertext).
+fn parse(value: &[u8]) -> Result<(u32, &[u8], &[u8]), Error> {
+    if value.len() < HEADER_LEN + 16 {
+        return Err(Error::Corrupt("value too short"));
+    }
+    if value[0] != VERSION {
+        return Err(Error::Corrupt("unknown version"));
+    }
+    let term = u32::from_be_bytes([value[1], value[2], value[3], value[4]]);
+    Ok((term, &value[5..HEADER_LEN], &value[HEADER_LEN..]))
+}
+
+fn decrypt(cipher: &Aes256Gcm, path: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: path.as_bytes() })
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Decrypt)
+}
+
+fn cipher_for(key: &[u8]) -> Result<Aes256Gcm, Error> {
+    Aes256Gcm::new_from_slice(key).map_err(|_| Error::KeyLength)
+}
+
+/// Seal `plaintext` stored at `path` with a single key (not from the keyring).
+pub fn seal_with_key(key: &[u8], path: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    encrypt(&cipher_for(key)?, ROOT_TERM, path, plaintext)
+}
+
+/// Open a value sealed by [`seal_with_key`].
+pub fn open_with_key(key: &[u8], path: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let (term, nonce, ct) = parse(value)?;
+    if term != ROOT_TERM {
+        return Err(Error::Corrupt("unexpected term"));
+    }
+    decrypt(&cipher_for(key)?, path, nonce, ct)
+}
+
+/// The state that exists only while unsealed.
+struct Unsealed {
+    root_key: Zeroizing<[u8; KEY_LEN]>,
+    keyring: Keyring,
+    ciphers: HashMap<u32, Aes256Gcm>,
+    active_term: u32,
+}
+
+impl Unsealed {
+    fn new(root_key: Zeroizing<[u8; KEY_LEN]>, keyring: Keyring) -> Result<Self, Error> {
+        let ciphers = keyring
+            .keys()
+            .iter()
+            .map(|k| Ok((k.term, cipher_for(k.value.as_ref())?)))
+            .collect::<Result<HashMap<_, _>, Error>>()?;
+        let active_term = keyring.active().term;
+        Ok(Self { root_key, keyring, ciphers, active_term })
+    }
+}
+
+/// `sys/key-status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// Active term.
+    pub term: u32,
+    /// Unix time the active key was installed.
+    pub install_time: i64,
+    /// Encryptions with the active key.
+    pub encryptions: u64,
+}
+
+/// The AES-256-GCM barrier over a physical backend.
+pub struct Barrier {
+    physical: Arc<dyn Backend>,
+    state: RwLock<Option<Arc<Unsealed>>>,
+    encryptions: AtomicU64,
+    rotation_threshold: u64,
+    rotate_lock: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("physical", &self.physical.kind())
+            .field("sealed", &self.is_sealed())
+            .finish()
+    }
+}
+
+impl Barrier {
+    /// A sealed barrier over `physical`.
+    pub fn new(physical: Arc<dyn Backend>) -> Self {
+        Self::with_rotation_threshold(physical, DEFAULT_ROTATION_THRESHOLD)
+    }
+
+    /// A sealed barrier that rotates its key after `threshold` encryptions.
+    pub fn with_rotation_threshold(physical: Arc<dyn Backend>, threshold: u64) -> Self {
+        Self {
+            physical,
+            state: RwLock::new(None),
+            encryptions: AtomicU64::new(0),
+            rotation_threshold: threshold.max(1),
+            rotate_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The physical backend underneath.
+    pub fn physical(&self) -> &Arc<dyn Backend> {
+        &self.physical
+    }
+
+    fn current(&self) -> Result<Arc<Unsealed>, Error> {
+        self.state.read().map_err(|_| Error::Sealed)?.clone().ok_or(Error::Sealed)
+    }
+
+    fn install(&self, unsealed: Option<Unsealed>) {
+        if let Ok(mut guard) = self.state.write() {
+            *guard = unsealed.map(Arc::new);
+        }
+    }
+
+    /// Whether the barrier has been initialised (a keyring exists).
+    pub async fn is_initialized(&self) -> Result<bool, Error> {
+        Ok(self.physical.get(keys::KEYRING).await?.is_some())
+    }
+
+    /// Whether the barrier is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.current().is_err()
+    }
+
+    /// Create the first keyring, sealed by `root_key`. Leaves the barrier sealed.
+    pub async fn initialize(&self, root_key: &[u8]) -> Result<(), Error> {
+        if root_key.len() != KEY_LEN {
+            return Err(Error::KeyLength);
+        }
+        if self.is_initialized().await? {
+            return Err(Error::AlreadyInitialized);
+        }
+        let keyring = Keyring::generate(now_unix());
+        let sealed = seal_with_key(root_key, keys::KEYRING, &keyring.to_bytes())?;
+        self.physical.put(keys::KEYRING, &sealed).await
+    }
+
+    /// Open the keyring with `root_key` and start serving.
+    pub async fn unseal(&self, root_key: &[u8]) -> Result<(), Error> {
+        let root: [u8; KEY_LEN] = root_key.try_into().map_err(|_| Error::KeyLength)?;
+        let stored = self.physical.get(keys::KEYRING).await?.ok_or(Error::NotInitialized)?;
+        let bytes = open_with_key(&root, keys::KEYRING, &stored)?;
+        let keyring = Keyring::from_bytes(&bytes)?;
+        // Never under-count after a crash: resume above the last persisted value.
+        let resumed = keyring.encryptions.saturating_add(PERSIST_EVERY);
+        self.encryptions.store(resumed, Ordering::SeqCst);
+        self.install(Some(Unsealed::new(Zeroizing::new(root), keyring)?));
+        Ok(())
+    }
+
+    /// Drop all key material. Persists the encryption counter first (best effort).
+    pub async fn seal(&self) {
+        if let Ok(state) = self.current() {
+            let _ = self.persist_keyring(&state, &state.keyring).await;
+        }
+        self.install(None);
+    }
+
+    async fn persist_keyring(&self, state: &Unsealed, keyring: &Keyring) -> Result<(), Error> {
+        let mut ring = keyring.clone();
+        if ring.active().term == state.active_term {
+            ring.encryptions = self.encryptions.load(Ordering::SeqCst);
+        }
+        let sealed = seal_with_key(state.root_key.as_ref(), keys::KEYRING, &ring.to_bytes())?;
+        self.physical.put(keys::KEYRING, &sealed).await
+    }
+
+    /// Install a new active key; existing values stay readable under their old term.
+    pub async fn rotate(&self) -> Result<KeyStatus, Error> {
+        let _guard = self.rotate_lock.lock().await;
+        let state = self.current()?;
+        let rotated = state.keyring.rotated(now_unix());
+        let sealed = seal_with_key(state.root_key.as_ref(), keys::KEYRING, &rotated.to_bytes())?;
+        self.physical.put(keys::KEYRING, &sealed).await?;
+        let next = Unsealed::new(state.root_key.clone(), rotated)?;
+        self.encryptions.store(0, Ordering::SeqCst);
+        self.install(Some(next));
+        tracing::info!(term = self.key_status()?.term, "barrier key rotated");
+        self.key_status()
+    }
+
+    /// The active term, its install time and encryption count.
+    pub fn key_status(&self) -> Result<KeyStatus, Error> {
+        let state = self.current()?;
+        let active = state.keyring.active();
+        Ok(KeyStatus {
+            term: active.term,
+            install_time: active.install_time,
+            encryptions: self.encryptions.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Count one encryption; rotate or persist the counter when due.
+    async fn count_encryption(&self) -> Result<(), Error> {
+        let n = self.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.rotation_threshold {
+            let _guard = self.rotate_lock.lock().await;
+            // Another writer may have rotated while we waited.
+            if self.encryptions.load(Ordering::SeqCst) >= self.rotation_threshold {
+                drop(_guard);
+                self.rotate().await?;
+            }
+        } else if n % PERSIST_EVERY == 0 {
+            let state = self.current()?;
+            self.persist_keyring(&state, &state.keyring).await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypt and store.
+    pub async fn put_value(&self, path: &str, value: &[u8]) -> Result<(), Error> {
+        let sealed = {
+            let state = self.current()?;
+            let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
+            encrypt(cipher, state.active_term, path, value)?
+        };
+        self.physical.put(path, &sealed).await?;
+        self.count_encryption().await
+    }
+
+    /// Load and decrypt.
+    pub async fn get_value(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let state = self.current()?;
+        let Some(stored) = self.physical.get(path).await? else { return Ok(None) };
+        let (term, nonce, ct) = parse(&stored)?;
+        let cipher = state.ciphers.get(&term).ok_or(Error::Corrupt("unknown key term"))?;
+        decrypt(cipher, path, nonce, ct).map(Some)
+    }
+}
+
+#[async_trait]
+impl Storage for Barrier {
+    async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
+        match self.get_value(key).await {
+            Ok(v) => Ok(v.map(|z| z.to_vec())),
+            Err(Error::Decrypt) | Err(Error::Corrupt(_)) => Err(tresor_logical::StorageError::Decrypt(key.into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
+        Ok(self.put_value(key, value).await?)
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.current()?;
+        Ok(self.physical.delete(key).await?)
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.current()?;
+        Ok(self.physical.list(prefix).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physical::InmemBackend;
+
+    async fn unsealed(threshold: u64) -> (Arc<InmemBackend>, Barrier, [u8; 32]) {
+        let physical = Arc::new(InmemBackend::new());
+        let barrier = Barrier::with_rotation_threshold(physical.clone(), threshold);
+        let root = [7u8; 32];
+        barrier.initialize(&root).await.unwrap();
+        barrier.unseal(&root).await.unwrap();
+        (physical, barrier, root)
+    }
+
+    #[tokio::test]
+    async fn round_trips_and_stores_no_plaintext() {
+        let (physical, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.put("secret/a", b"hunter2-plaintext").await.unwrap();
+        assert_eq!(barrier.get("secret/a").await.unwrap().unwrap(), b"hunter2-plaintext");
+        let raw = physical.get("secret/a").await.unwrap().unwrap();
+        assert!(!raw.windows(7).any(|w| w == b"hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_value_copied_to_another_path_fails_to_decrypt() {
+        let (physical, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.put("a", b"value").await.unwrap();
+        let raw = physical.get("a").await.unwrap().unwrap();
+        physical.put("b", &raw).await.unwrap();
+        assert!(matches!(barrier.get("b").await, Err(tresor_logical::StorageError::Decrypt(_))));
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_fails_to_decrypt() {
+        let (physical, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.put("a", b"value").await.unwrap();
+        let mut raw = physical.get("a").await.unwrap().unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        physical.put("a", &raw).await.unwrap();
+        assert!(barrier.get("a").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_old_values_and_uses_the_new_term() {
+        let (physical, barrier, root) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.put("old", b"1").await.unwrap();
+        let status = barrier.rotate().await.unwrap();
+        assert_eq!(status.term, 2);
+        barrier.put("new", b"2").await.unwrap();
+        assert_eq!(parse(&physical.get("old").await.unwrap().unwrap()).unwrap().0, 1);
+        assert_eq!(parse(&physical.get("new").await.unwrap().unwrap()).unwrap().0, 2);
+        // Survives seal + unseal.
+        barrier.seal().await;
+        assert!(barrier.get("old").await.is_err());
+        barrier.unseal(&root).await.unwrap();
+        assert_eq!(barrier.get("old").await.unwrap().unwrap(), b"1");
+        assert_eq!(barrier.get("new").await.unwrap().unwrap(), b"2");
+        assert_eq!(barrier.key_status().unwrap().term, 2);
+    }
+
+    #[tokio::test]
+    async fn rotates_automatically_after_the_threshold() {
+        let (_, barrier, _) = unsealed(5).await;
+        for i in 0..12 {
+            barrier.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        assert!(barrier.key_status().unwrap().term >= 3);
+        for i in 0..12 {
+            assert_eq!(barrier.get(&format!("k{i}")).await.unwrap().unwrap(), b"v");
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_root_key_does_not_unseal() {
+        let (_, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.seal().await;
+        assert!(matches!(barrier.unseal(&[8u8; 32]).await, Err(Error::Decrypt)));
+        assert!(barrier.is_sealed());
+    }
+
+    #[tokio::test]
+    async fn sealed_barrier_refuses_everything() {
+        let (_, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        barrier.seal().await;
+        assert!(matches!(barrier.put("a", b"v").await, Err(tresor_logical::StorageError::Sealed)));
+        assert!(matches!(barrier.list("").await, Err(tresor_logical::StorageError::Sealed)));
+    }
+
+    #[tokio::test]
+    async fn second_initialize_is_refused() {
+        let (_, barrier, root) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        assert!(matches!(barrier.initialize(&root).await, Err(Error::AlreadyInitialized)));
+    }
+}

@@ -1,0 +1,255 @@
+//! `Core`: the seal state, the router and the request pipeline.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tresor_barrier::physical::Backend;
+use tresor_barrier::{Barrier, BarrierView};
+use tresor_logical::{Error, Request, Response};
+
+use crate::cubbyhole::Cubbyhole;
+use crate::router::{Handler, MountEntry, Router};
+use crate::seal::UnsealProgress;
+use crate::token::{TokenEntry, TokenStore};
+
+/// Static configuration of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// System default lease TTL in seconds (Vault: 768h).
+    pub default_lease_ttl: u64,
+    /// System max lease TTL in seconds (Vault: 768h).
+    pub max_lease_ttl: u64,
+    /// Barrier key rotation threshold (encryptions).
+    pub rotation_threshold: u64,
+    /// Address advertised in `sys/leader`.
+    pub api_addr: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            rotation_threshold: tresor_barrier::DEFAULT_ROTATION_THRESHOLD,
+            api_addr: String::new(),
+        }
+    }
+}
+
+/// `sys/health` body (status code chosen by the HTTP layer).
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// Whether `sys/init` has run.
+    pub initialized: bool,
+    /// Whether the barrier is sealed.
+    pub sealed: bool,
+    /// Whether this node is a standby (a sealed node reports true, as Vault does).
+    pub standby: bool,
+    /// Always false: no performance standbys.
+    pub performance_standby: bool,
+    /// `disabled` when unsealed, `unknown` when sealed.
+    pub replication_performance_mode: &'static str,
+    /// As above.
+    pub replication_dr_mode: &'static str,
+    /// Server clock.
+    pub server_time_utc: i64,
+    /// Server version.
+    pub version: &'static str,
+    /// Present when unsealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// Present when unsealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// `sys/leader` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaderStatus {
+    /// No HA backends yet.
+    pub ha_enabled: bool,
+    /// Whether this node is the leader.
+    pub is_self: bool,
+    /// When this node became active.
+    pub active_time: String,
+    /// The leader's API address.
+    pub leader_address: String,
+    /// The leader's cluster address.
+    pub leader_cluster_address: String,
+    /// Always false.
+    pub performance_standby: bool,
+    /// Always 0.
+    pub performance_standby_last_remote_wal: u64,
+}
+
+/// Cluster identity, created at init and stored in the barrier.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub(crate) struct ClusterInfo {
+    pub name: String,
+    pub id: String,
+}
+
+/// The core.
+#[derive(Debug)]
+pub struct Core {
+    pub(crate) config: CoreConfig,
+    pub(crate) barrier: Arc<Barrier>,
+    pub(crate) tokens: TokenStore,
+    pub(crate) router: RwLock<Router>,
+    pub(crate) progress: tokio::sync::Mutex<UnsealProgress>,
+    /// Serialises init / unseal / seal transitions.
+    pub(crate) transition: tokio::sync::Mutex<()>,
+    pub(crate) initialized: AtomicBool,
+    pub(crate) seal_config: RwLock<Option<crate::seal::SealConfig>>,
+    pub(crate) cluster: RwLock<Option<ClusterInfo>>,
+    pub(crate) active_since: AtomicI64,
+}
+
+impl Core {
+    /// A sealed core over `physical`. Reads the seal configuration to learn whether it is initialised.
+    pub async fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Result<Arc<Self>, Error> {
+        let barrier = Arc::new(Barrier::with_rotation_threshold(physical, config.rotation_threshold));
+        let storage: Arc<dyn tresor_logical::Storage> = barrier.clone();
+        let tokens = TokenStore::new(BarrierView::new(storage.clone(), "sys/token/"));
+        let mut router = Router::default();
+        router.mount(MountEntry {
+            path: "sys/".into(),
+            kind: "system".into(),
+            description: "system endpoints used for control, policy and debugging".into(),
+            uuid: "00000000-0000-0000-0000-000000000001".into(),
+            accessor: "system_00000001".into(),
+            local: false,
+            seal_wrap: true,
+            handler: Handler::Sys,
+        });
+        router.mount(MountEntry {
+            path: "cubbyhole/".into(),
+            kind: "cubbyhole".into(),
+            description: "per-token private secret storage".into(),
+            uuid: "00000000-0000-0000-0000-000000000002".into(),
+            accessor: "cubbyhole_00000002".into(),
+            local: true,
+            seal_wrap: false,
+            handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, "sys/cubbyhole/")))),
+        });
+        router.mount(MountEntry {
+            path: "auth/token/".into(),
+            kind: "token".into(),
+            description: "token based credentials".into(),
+            uuid: "00000000-0000-0000-0000-000000000003".into(),
+            accessor: "auth_token_00000003".into(),
+            local: false,
+            seal_wrap: false,
+            handler: Handler::Token,
+        });
+        let core = Arc::new(Self {
+            config,
+            barrier,
+            tokens,
+            router: RwLock::new(router),
+            progress: tokio::sync::Mutex::new(UnsealProgress::default()),
+            transition: tokio::sync::Mutex::new(()),
+            initialized: AtomicBool::new(false),
+            seal_config: RwLock::new(None),
+            cluster: RwLock::new(None),
+            active_since: AtomicI64::new(0),
+        });
+        core.load_seal_config().await?;
+        Ok(core)
+    }
+
+    /// Whether the barrier is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.barrier.is_sealed()
+    }
+
+    /// Whether `sys/init` has run.
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
+    /// The physical backend's type name.
+    pub fn storage_type(&self) -> &'static str {
+        self.barrier.physical().kind()
+    }
+
+    pub(crate) fn cluster(&self) -> Option<ClusterInfo> {
+        self.cluster.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The `sys/health` body. No I/O: safe to call at any rate.
+    pub fn health(&self) -> Health {
+        let sealed = self.is_sealed();
+        let cluster = if sealed { None } else { self.cluster() };
+        Health {
+            initialized: self.is_initialized(),
+            sealed,
+            standby: sealed,
+            performance_standby: false,
+            replication_performance_mode: if sealed { "unknown" } else { "disabled" },
+            replication_dr_mode: if sealed { "unknown" } else { "disabled" },
+            server_time_utc: crate::util::now_unix(),
+            version: crate::VERSION,
+            cluster_name: cluster.as_ref().map(|c| c.name.clone()),
+            cluster_id: cluster.map(|c| c.id),
+        }
+    }
+
+    /// The `sys/leader` body.
+    pub fn leader(&self) -> LeaderStatus {
+        let active = !self.is_sealed();
+        LeaderStatus {
+            ha_enabled: false,
+            is_self: active,
+            active_time: if active {
+                crate::util::rfc3339(self.active_since.load(Ordering::Relaxed))
+            } else {
+                "0001-01-01T00:00:00Z".into()
+            },
+            leader_address: if active { self.config.api_addr.clone() } else { String::new() },
+            leader_cluster_address: String::new(),
+            performance_standby: false,
+            performance_standby_last_remote_wal: 0,
+        }
+    }
+
+    /// Run one authenticated request through the pipeline.
+    #[tracing::instrument(skip_all, fields(op = %request.operation, path = %request.path))]
+    pub async fn handle_request(&self, mut request: Request) -> Result<Response, Error> {
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let (mount, relative) = {
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            let (mount, rel) = router.route(&request.path).ok_or_else(|| Error::NoRoute(request.path.clone()))?;
+            (mount, rel.to_string())
+        };
+        let token = request.client_token.take();
+        let entry = match token.as_deref() {
+            Some(t) => self.tokens.lookup(t).await?.ok_or(Error::PermissionDenied)?,
+            None => return Err(Error::PermissionDenied),
+        };
+        self.authorize(&entry, &mount, &request)?;
+        request.path = relative;
+        let response = match &mount.handler {
+            Handler::Sys => self.handle_sys(&entry, request).await?,
+            Handler::Token => self.handle_token(&entry, request).await?,
+            Handler::PerToken(backend) => {
+                request.path = format!("{}/{}", entry.id_hash, request.path);
+                backend.handle(request).await?
+            }
+        };
+        Ok(response.unwrap_or_default())
+    }
+
+    /// Authorisation. Until ACL policies exist (tokens issue), only root tokens exist and they may do
+    /// anything; any other token is denied, which fails closed.
+    fn authorize(&self, entry: &TokenEntry, _mount: &MountEntry, _request: &Request) -> Result<(), Error> {
+        if entry.is_root() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The trusted core of Tresor: it owns the seal, decides who may do what, and routes requests.
+//!
+//! `Core::handle_request` is the request pipeline (DESIGN.md §2): sealed check → route → token →
+//! authorisation → dispatch (token stripped) → response. Unauthenticated status endpoints (`sys/init`,
+//! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`) are methods called directly by the HTTP
+//! layer and work while sealed. This crate knows no HTTP and no WebAssembly.
+
+mod core;
+mod cubbyhole;
+mod router;
+mod seal;
+mod sys;
+mod token;
+mod util;
+
+pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::router::MountEntry;
+pub use crate::seal::{InitParams, InitResult, SealStatus};
+pub use crate::token::TokenEntry;
+pub use tresor_logical::Error;
+
+/// The version reported by `sys/seal-status`, `sys/health` and the CLI.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

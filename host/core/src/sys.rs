@@ -1,0 +1,100 @@
+//! The `sys/` backend (native host code) and the minimal `auth/token/` slice. Paths here change the
+//! host's own state, so they live in the core rather than in a plugin.
+//!
+//! Unauthenticated status endpoints (`init`, `seal-status`, `unseal`, `health`, `leader`) are served by
+//! the HTTP layer through `Core` methods before a token is looked up; reaching them here means an
+//! unsupported verb.
+
+use serde_json::{json, Value};
+use tresor_logical::{Error, Map, Operation, Request, Response};
+
+use crate::core::Core;
+use crate::token::TokenEntry;
+use crate::util::{obj, rfc3339};
+
+impl Core {
+    pub(crate) async fn handle_sys(&self, _entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
+        let op = request.operation;
+        let path = request.path.trim_end_matches('/');
+        match (path, op) {
+            ("key-status", Operation::Read) => {
+                let status = self.barrier.key_status().map_err(|_| Error::Sealed)?;
+                Ok(Some(Response::with_data(obj([
+                    ("term", json!(status.term)),
+                    ("install_time", json!(rfc3339(status.install_time))),
+                    ("encryptions", json!(status.encryptions)),
+                ]))))
+            }
+            ("rotate" | "rotate/keyring", Operation::Update | Operation::Create) => {
+                self.barrier.rotate().await.map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(None)
+            }
+            ("seal", Operation::Update | Operation::Create) => {
+                self.seal().await;
+                Ok(None)
+            }
+            ("mounts", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(false)?))),
+            ("auth", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(true)?))),
+            (p, Operation::Read) if p.starts_with("mounts/") => {
+                let mount = format!("{}/", p.trim_start_matches("mounts/"));
+                self.mount_json(&mount).map(|d| Some(Response::with_data(d)))
+            }
+            ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
+            | "mounts" | "auth", _) => Err(Error::UnsupportedOperation),
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    fn mounts_json(&self, auth: bool) -> Result<Map, Error> {
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        Ok(router.mounts_json(auth))
+    }
+
+    fn mount_json(&self, path: &str) -> Result<Map, Error> {
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        match router.get(path).map(|m| m.to_json()) {
+            Some(Value::Object(map)) => Ok(map),
+            _ => Err(Error::invalid(format!("no matching mount at {path:?}"))),
+        }
+    }
+
+    /// `auth/token/*`: only `lookup-self` until the token store issue.
+    pub(crate) async fn handle_token(&self, entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
+        match (request.path.trim_end_matches('/'), request.operation) {
+            ("lookup-self", Operation::Read | Operation::Update | Operation::Create) => {
+                Ok(Some(Response::with_data(token_json(entry))))
+            }
+            ("lookup-self", _) => Err(Error::UnsupportedOperation),
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+}
+
+/// The lookup shape of API.md §5.2. The token id is not stored, so `id` is never echoed back.
+fn token_json(entry: &TokenEntry) -> Map {
+    let expire = (entry.ttl > 0).then(|| rfc3339(entry.creation_time + entry.ttl as i64));
+    let remaining = if entry.ttl == 0 {
+        0
+    } else {
+        (entry.creation_time + entry.ttl as i64 - crate::util::now_unix()).max(0)
+    };
+    obj([
+        ("accessor", json!(entry.accessor)),
+        ("creation_time", json!(entry.creation_time)),
+        ("creation_ttl", json!(entry.ttl)),
+        ("display_name", json!(entry.display_name)),
+        ("entity_id", json!("")),
+        ("expire_time", json!(expire)),
+        ("explicit_max_ttl", json!(entry.explicit_max_ttl)),
+        ("id", json!("")),
+        ("issue_time", json!(rfc3339(entry.creation_time))),
+        ("meta", if entry.meta.is_empty() { Value::Null } else { json!(entry.meta) }),
+        ("num_uses", json!(entry.num_uses)),
+        ("orphan", json!(entry.parent.is_none())),
+        ("path", json!(entry.path)),
+        ("policies", json!(entry.policies)),
+        ("renewable", json!(false)),
+        ("ttl", json!(remaining)),
+        ("type", json!("service")),
+    ])
+}

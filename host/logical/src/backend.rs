@@ -1,0 +1,21 @@
+//! The trait every mounted thing implements: native host backends (`sys/`, `cubbyhole/`,
+//! `auth/token/`) and, from the plugin runtime, WebAssembly components.
+
+use async_trait::async_trait;
+
+use crate::{Error, Request, Response};
+
+/// A backend mounted at a path. The request path it receives is relative to its mount point, and the
+/// request never carries the client token.
+#[async_trait]
+pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
+    /// Handle one request.
+    async fn handle(&self, request: Request) -> Result<Option<Response>, Error>;
+
+    /// Whether the item a create-or-update request targets exists (decides `create` vs `update` in ACLs).
+    /// `None` means the path has no existence check, so the request is an `update`.
+    async fn exists(&self, request: &Request) -> Result<Option<bool>, Error> {
+        let _ = request;
+        Ok(None)
+    }
+}

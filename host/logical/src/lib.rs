@@ -1,0 +1,23 @@
+//! Logical layer of the Tresor host: the vocabulary every other host crate speaks.
+//!
+//! A request arrives over HTTP, becomes a [`Request`] (operation + mount-relative path + data), is routed
+//! to a [`LogicalBackend`] and comes back as a [`Response`] or an [`Error`]. Backends persist through the
+//! [`Storage`] trait, which the barrier implements (encrypted) and scopes per mount with a prefix view.
+//! This crate knows nothing about HTTP, encryption, tokens or WebAssembly.
+
+mod backend;
+mod duration;
+mod error;
+mod request;
+mod response;
+mod storage;
+
+pub use backend::LogicalBackend;
+pub use duration::{parse_duration, DurationError};
+pub use error::Error;
+pub use request::{Operation, Request};
+pub use response::{Response, ResponseAuth};
+pub use storage::{Storage, StorageError, StorageResult};
+
+/// A JSON object, the shape of request and response `data` (keys sorted, as Vault emits them).
+pub type Map = serde_json::Map<String, serde_json::Value>;

@@ -1,0 +1,37 @@
+//! The storage interface backends see. Keys are `/`-separated paths; `list` returns the next segment
+//! under a prefix, folders with a trailing `/`, sorted, as Vault does.
+
+use async_trait::async_trait;
+
+/// A storage failure. Never carries the value that was being written.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The physical backend failed (I/O, database).
+    #[error("physical storage failed: {0}")]
+    Physical(String),
+    /// A stored value could not be decrypted or authenticated.
+    #[error("failed to decrypt the value at {0:?}")]
+    Decrypt(String),
+    /// The barrier is sealed.
+    #[error("the barrier is sealed")]
+    Sealed,
+    /// A key that this storage view may not address.
+    #[error("invalid storage key {0:?}")]
+    InvalidKey(String),
+}
+
+/// Result of a storage operation.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Key/value storage as seen by the layer above: the barrier for the core, a prefix view for a mount.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// The value at `key`, if any.
+    async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>>;
+    /// Store `value` at `key`, replacing what was there.
+    async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()>;
+    /// Remove `key`; removing a missing key succeeds.
+    async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// The direct children of `prefix`: leaf names, and folder names ending in `/`, sorted.
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<String>>;
+}
