@@ -21,3 +21,6 @@ pub use tresor_logical::Error;
 
 /// The version reported by `sys/seal-status`, `sys/health` and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Build date reported as `commit_date` (fixed: builds are reproducible).
+pub const BUILD_DATE: &str = "2026-11-23T00:00:00Z";

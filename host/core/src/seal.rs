@@ -89,10 +89,12 @@ pub struct SealStatus {
     pub progress: usize,
     /// Identifies the current unseal attempt.
     pub nonce: String,
+    /// Always false.
+    pub recovery_seal: bool,
     /// Server version.
     pub version: &'static str,
-    /// Build date.
-    pub build_date: &'static str,
+    /// Build date (Vault's `commit_date`).
+    pub commit_date: &'static str,
     /// Always false.
     pub migration: bool,
     /// Present when unsealed.
@@ -101,8 +103,6 @@ pub struct SealStatus {
     /// Present when unsealed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
-    /// Always false.
-    pub recovery_seal: bool,
     /// Physical backend type.
     pub storage_type: &'static str,
 }
@@ -157,7 +157,7 @@ impl Core {
             progress: progress.parts.len(),
             nonce: progress.nonce.clone(),
             version: crate::VERSION,
-            build_date: "",
+            commit_date: crate::BUILD_DATE,
             migration: false,
             cluster_name: cluster.as_ref().map(|c| c.name.clone()),
             cluster_id: cluster.map(|c| c.id),

@@ -1,10 +1,9 @@
 //! Small helpers shared by the core's modules: time formatting, random ids, JSON coercion.
 
-use base64::Engine as _;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tresor_logical::{Error, Map};
+use tresor_logical::Map;
 
 /// Now, as Unix seconds.
 pub(crate) fn now_unix() -> i64 {
@@ -35,36 +34,6 @@ pub(crate) fn random_base62(len: usize) -> String {
         }
     }
     out
-}
-
-/// Random bytes as standard base64.
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// An integer field, accepting numbers and numeric strings (form bodies carry strings).
-pub(crate) fn get_u64(data: &Map, key: &str) -> Result<Option<u64>, Error> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(format!("invalid value for {key:?}"))),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(format!("invalid value for {key:?}"))),
-        Some(_) => Err(Error::invalid(format!("invalid value for {key:?}"))),
-    }
-}
-
-/// A boolean field, accepting booleans and `"true"`/`"false"`/`"1"`/`"0"`.
-pub(crate) fn get_bool(data: &Map, key: &str) -> Result<Option<bool>, Error> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::Number(n)) => Ok(Some(n.as_u64() != Some(0))),
-        Some(Value::String(s)) => match s.as_str() {
-            "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
-            "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
-            _ => Err(Error::invalid(format!("invalid value for {key:?}"))),
-        },
-        Some(_) => Err(Error::invalid(format!("invalid value for {key:?}"))),
-    }
 }
 
 /// Build a JSON object from pairs.

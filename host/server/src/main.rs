@@ -1,1 +1,56 @@
-fn main() {}
+//! `tresor`: the server and its command-line client in one binary, as `vault`/`bao` are.
+//!
+//! `tresor server -dev` or `tresor server -config=FILE` runs the server ([`server`]); every other
+//! command is an HTTP client of a running server ([`cli`]). Client commands print to stdout by design,
+//! hence the crate-level allowance below; the server itself logs through `tracing` only.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod config;
+mod flags;
+mod server;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "Usage: tresor <command> [args]
+
+Common commands:
+    read        Read data and retrieve secrets
+    write       Write data, configuration, and secrets
+    delete      Delete secrets and configuration
+    list        List data or secrets
+    login       Authenticate locally
+    server      Start a Tresor server
+    status      Print seal and HA status
+
+Other commands:
+    operator    Perform operator-specific tasks (init, unseal, seal)
+    version     Print the version
+";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = argv.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(127);
+    };
+    let result = match command.as_str() {
+        "server" => server::run(rest),
+        "version" | "-version" | "--version" => {
+            println!("Tresor v{}", tresor_core::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        "-h" | "-help" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => cli::run(other, rest),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! One HTTP request → one logical request → one HTTP response.
+//!
+//! Order of checks (each failure changes nothing): `/v1/` prefix → status endpoints (no token) →
+//! verb → body size (413) → body decoding (400/415) → `Core::handle_request`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+use std::net::SocketAddr;
+use tresor_logical::{Error, Map, Operation, Request};
+use zeroize::Zeroizing;
+
+use crate::error::Failure;
+use crate::{body, envelope, error, status, urlencoded, Api};
+
+/// The response type of every handler.
+pub type HttpResponse = hyper::Response<Full<Bytes>>;
+
+/// Handle one request. Never fails: every error becomes a Vault-shaped error response.
+pub async fn handle<B>(api: &Api, req: hyper::Request<B>, remote: Option<SocketAddr>) -> HttpResponse
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let request_id = uuid::Uuid::new_v4().to_string();
+    match route(api, req, remote, &request_id).await {
+        Ok(resp) => resp,
+        Err(Failure::Logical(err)) => error_response(error::status_of(&err), error::messages_of(&err, &request_id)),
+        Err(Failure::TooLarge) => error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]),
+    }
+}
+
+async fn route<B>(
+    api: &Api,
+    req: hyper::Request<B>,
+    remote: Option<SocketAddr>,
+    request_id: &str,
+) -> Result<HttpResponse, Failure>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
+        return Ok(error_response(StatusCode::NOT_FOUND, vec![]));
+    };
+    let path = urlencoded::decode(raw_path, false).ok_or_else(|| Error::invalid("invalid path encoding"))?;
+    let query = match parts.uri.query() {
+        Some(q) => body::pairs_to_map(urlencoded::parse_pairs(q).ok_or_else(|| Error::invalid("invalid query string"))?),
+        None => Map::new(),
+    };
+    let method = parts.method.clone();
+    let core = api.core.as_ref();
+
+    // Status endpoints: unauthenticated and available while sealed.
+    match path.trim_end_matches('/') {
+        "sys/health" => {
+            return match method {
+                Method::GET => reply(status::health(core, &query)?),
+                Method::HEAD => {
+                    let (code, _) = status::health(core, &query)?;
+                    Ok(bare(code, Bytes::new()))
+                }
+                _ => Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec![])),
+            };
+        }
+        "sys/seal-status" => {
+            return match method {
+                Method::GET => reply(status::seal_status(core).await?),
+                _ => Err(Error::UnsupportedOperation.into()),
+            };
+        }
+        "sys/leader" => {
+            return match method {
+                Method::GET => reply(status::leader(core)?),
+                _ => Err(Error::UnsupportedOperation.into()),
+            };
+        }
+        "sys/init" => {
+            return match method {
+                Method::GET => reply(status::init_status(core)?),
+                Method::PUT | Method::POST => {
+                    let data = read_body(api, &parts.headers, body).await?;
+                    reply(status::init(core, &data).await?)
+                }
+                _ => Err(Error::UnsupportedOperation.into()),
+            };
+        }
+        "sys/unseal" => {
+            return match method {
+                Method::PUT | Method::POST => {
+                    let data = read_body(api, &parts.headers, body).await?;
+                    reply(status::unseal(core, &data).await?)
+                }
+                _ => Err(Error::UnsupportedOperation.into()),
+            };
+        }
+        _ => {}
+    }
+
+    let list_query = query.get("list").and_then(Value::as_str).is_some_and(|v| matches!(v, "true" | "1" | "t"));
+    let operation = match method.as_str() {
+        "GET" if list_query => Operation::List,
+        "GET" => Operation::Read,
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "PATCH" => Operation::Patch,
+        "DELETE" => Operation::Delete,
+        _ => return Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec![])),
+    };
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if operation == Operation::Patch {
+        let ct = content_type.as_deref().unwrap_or("");
+        if ct.split(';').next().map(str::trim) != Some("application/merge-patch+json") {
+            return Ok(error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                vec![format!("PATCH requires Content-Type of application/merge-patch+json, provided {ct}")],
+            ));
+        }
+    }
+    let data = match operation {
+        Operation::Read | Operation::List => {
+            let mut q = query;
+            q.remove("list");
+            q
+        }
+        _ => read_body(api, &parts.headers, body).await?,
+    };
+
+    let mut request = Request::new(operation, path);
+    request.id = request_id.to_string();
+    request.data = data;
+    request.remote_addr = remote;
+    request.client_token = token_of(&parts.headers);
+    request.wrap_ttl = wrap_ttl(&parts.headers)?;
+    let legacy_copy = request.path.starts_with("sys/");
+
+    let response = api.core.handle_request(request).await?;
+    if response.is_empty() {
+        return Ok(bare(StatusCode::NO_CONTENT, Bytes::new()));
+    }
+    let status = response
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = envelope::render(&response, request_id, legacy_copy).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(json_response(status, Bytes::from(body)))
+}
+
+/// Read and decode the body, enforcing the size limit before and while reading.
+async fn read_body<B>(api: &Api, headers: &HeaderMap, body: B) -> Result<Map, Failure>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let limit = api.config.max_request_size;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Failure::TooLarge);
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Failure::TooLarge),
+        Err(_) => return Err(Error::invalid("failed to read request body").into()),
+    };
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    Ok(body::parse(&bytes, content_type).map_err(|e| Error::invalid(e.message()))?)
+}
+
+/// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
+fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        if !t.is_empty() {
+            return Some(Zeroizing::new(t.to_string()));
+        }
+    }
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| Zeroizing::new(t.trim().to_string()))
+}
+
+/// `X-Vault-Wrap-TTL` as seconds.
+fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+    match headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
+        None => Ok(None),
+        Some(raw) => tresor_logical::parse_duration(&Value::String(raw.to_string()))
+            .map(Some)
+            .map_err(|_| Error::invalid("invalid wrap TTL")),
+    }
+}
+
+fn reply((status, body): (StatusCode, Option<Value>)) -> Result<HttpResponse, Failure> {
+    match body {
+        None => Ok(bare(status, Bytes::new())),
+        Some(v) => {
+            let bytes = serde_json::to_vec(&v).map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(json_response(status, Bytes::from(bytes)))
+        }
+    }
+}
+
+fn error_response(status: StatusCode, errors: Vec<String>) -> HttpResponse {
+    let body = serde_json::to_vec(&serde_json::json!({ "errors": errors })).unwrap_or_else(|_| b"{\"errors\":[]}".to_vec());
+    json_response(status, Bytes::from(body))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
+    let mut resp = bare(status, body);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
+    let mut resp = hyper::Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

