@@ -1,1 +1,280 @@
-//! placeholder
+//! Test support: [`TestServer`] runs the real `tresor` binary on `127.0.0.1:0` and [`Http`] talks to it.
+//! Every server gets its own temporary directory, so tests are parallel-safe.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The `tresor` binary under test: `$TRESOR_BIN`, else the one cargo built for this profile.
+pub fn tresor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRESOR_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    // Tests run from target/<profile>/deps/<test>; the binary sits in target/<profile>/.
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(Path::to_path_buf))
+        .unwrap_or_else(|| target.join("debug"));
+    let bin = profile_dir.join("tresor");
+    assert!(bin.exists(), "{} not found: build it first (`cargo build -p tresor`, done by scripts/test.sh)", bin.display());
+    bin
+}
+
+/// The real OpenBao CLI: `$TRESOR_BAO`, the project venv (scripts/test-deps.sh), or `bao` on PATH.
+pub fn bao_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRESOR_BAO") {
+        return p.into();
+    }
+    let venv = workspace_root().join("target/test-venv/bin/bao");
+    if venv.exists() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("bao")).find(|p| p.exists()));
+    on_path.unwrap_or_else(|| panic!("the OpenBao `bao` CLI is required: run scripts/test-deps.sh"))
+}
+
+/// A running `tresor server`. Killed on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    args: Vec<String>,
+    /// `http://127.0.0.1:PORT`.
+    pub addr: String,
+    /// Root token printed by `-dev` (empty for config servers until init).
+    pub root_token: String,
+    /// Private directory for config, database and logs.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// `tresor server -dev` on a free port.
+    pub fn dev() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn(vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()], dir)
+    }
+
+    /// `tresor server -config=FILE` with SQLite storage in a private directory.
+    pub fn sqlite() -> Self {
+        Self::with_listener_extra("")
+    }
+
+    /// As [`TestServer::sqlite`], with extra lines inside the listener block.
+    pub fn with_listener_extra(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tresor.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"sqlite\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = 1\n{extra}\n}}\n",
+                dir.path().join("tresor.db").display()
+            ),
+        )
+        .unwrap();
+        Self::spawn(vec!["server".into(), format!("-config={}", config.display())], dir)
+    }
+
+    fn spawn(args: Vec<String>, dir: tempfile::TempDir) -> Self {
+        let mut server = Self { child: None, args, addr: String::new(), root_token: String::new(), dir };
+        server.start();
+        server
+    }
+
+    /// Path of the SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("tresor.db")
+    }
+
+    /// (Re)start the process with the same arguments and wait until it prints its address.
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let mut child = Command::new(tresor_bin())
+            .args(&self.args)
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let dev = self.args.iter().any(|a| a == "-dev");
+        let (mut addr, mut token) = (None, None);
+        while addr.is_none() || (dev && token.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not start: {:?}", child.try_wait()));
+            if let Some(a) = line.trim().strip_prefix("Api Address: ") {
+                addr = Some(a.to_string());
+            }
+            if let Some(t) = line.trim().strip_prefix("Root Token: ") {
+                token = Some(t.to_string());
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.addr = addr.unwrap();
+        if let Some(t) = token {
+            self.root_token = t;
+        }
+        self.child = Some(child);
+    }
+
+    /// `kill -9`: no chance to flush or checkpoint anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server not running");
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An HTTP client for this server with the given token.
+    pub fn http(&self, token: &str) -> Http {
+        Http { addr: self.addr.clone(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
+    }
+
+    /// A client with the dev root token.
+    pub fn root(&self) -> Http {
+        self.http(&self.root_token)
+    }
+
+    /// `sys/init` with `shares`/`threshold`; returns (hex shares, root token) and remembers the token.
+    pub fn init(&mut self, shares: u8, threshold: u8) -> (Vec<String>, String) {
+        let (status, body) = self.http("").put("sys/init", serde_json::json!({"secret_shares": shares, "secret_threshold": threshold}));
+        assert_eq!(status, 200, "{body}");
+        let keys = body["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+        self.root_token = body["root_token"].as_str().unwrap().to_string();
+        (keys, self.root_token.clone())
+    }
+
+    /// Enter shares until unsealed.
+    pub fn unseal(&self, keys: &[String]) {
+        for key in keys {
+            let (status, body) = self.http("").put("sys/unseal", serde_json::json!({ "key": key }));
+            assert_eq!(status, 200, "{body}");
+        }
+        let (_, status) = self.http("").get("sys/seal-status");
+        assert_eq!(status["sealed"], false, "{status}");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP client returning (status, JSON body or Null).
+pub struct Http {
+    addr: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// A raw response: status, headers we care about, body text.
+pub struct Raw {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub body: String,
+}
+
+impl Raw {
+    /// The body as JSON (Null when empty).
+    pub fn json(&self) -> Value {
+        if self.body.is_empty() { Value::Null } else { serde_json::from_str(&self.body).unwrap() }
+    }
+}
+
+impl Http {
+    /// Send any request with optional raw body and content type.
+    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>) -> Raw {
+        self.raw_headers(method, path, body, content_type, &[])
+    }
+
+    /// As [`Http::raw`], with extra headers.
+    pub fn raw_headers(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>, headers: &[(&str, &str)]) -> Raw {
+        let mut req = self.agent.request(method, &format!("{}/v1/{}", self.addr, path));
+        if !self.token.is_empty() {
+            req = req.set("X-Vault-Token", &self.token);
+        }
+        if let Some(ct) = content_type {
+            req = req.set("Content-Type", ct);
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("content-type").map(str::to_owned);
+        let cache_control = resp.header("cache-control").map(str::to_owned);
+        let body = resp.into_string().unwrap_or_default();
+        Raw { status, content_type, cache_control, body }
+    }
+
+    /// `GET`.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.raw("GET", path, None, None);
+        (r.status, r.json())
+    }
+
+    /// `PUT` with a JSON body.
+    pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.raw("PUT", path, Some(body.to_string().as_bytes()), Some("application/json"));
+        (r.status, r.json())
+    }
+
+    /// `DELETE`.
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self.raw("DELETE", path, None, None);
+        (r.status, r.json())
+    }
+
+    /// `LIST`.
+    pub fn list(&self, path: &str) -> (u16, Value) {
+        let r = self.raw("LIST", path, None, None);
+        (r.status, r.json())
+    }
+}

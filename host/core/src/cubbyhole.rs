@@ -48,11 +48,7 @@ impl LogicalBackend for Cubbyhole {
                 Ok(None)
             }
             Operation::List => {
-                let prefix = if path.ends_with('/') || key_part.is_empty() && !path.ends_with('/') {
-                    if path.ends_with('/') { path.to_string() } else { format!("{path}/") }
-                } else {
-                    format!("{path}/")
-                };
+                let prefix = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
                 let keys = self.view.list(&prefix).await?;
                 if keys.is_empty() {
                     return Err(Error::NotFound);
