@@ -1,6 +1,6 @@
 //! Test support: [`TestServer`] runs the real `tresor` binary on `127.0.0.1:0` and [`Http`] talks to it.
 //! Every server gets its own temporary directory, so tests are parallel-safe.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
+
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -62,6 +62,16 @@ impl TestServer {
     pub fn dev() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self::spawn(vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()], dir)
+    }
+
+    /// `tresor server -dev -dev-db=<dir>/tresor.db`: dev mode on persistent SQLite storage.
+    pub fn dev_db() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tresor.db");
+        Self::spawn(
+            vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into(), format!("-dev-db={}", db.display())],
+            dir,
+        )
     }
 
     /// `tresor server -config=FILE` with SQLite storage in a private directory.

@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 use tresor_tests::{bao_bin, TestServer};
 
 fn bao(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let out = Command::new(bao_bin())
+    
+    Command::new(bao_bin())
         .args(args)
         .env("BAO_ADDR", &server.addr)
         .env("BAO_TOKEN", token)
@@ -13,8 +14,7 @@ fn bao(server: &TestServer, token: &str, args: &[&str]) -> Output {
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .output()
-        .expect("running bao");
-    out
+        .expect("running bao")
 }
 
 fn stdout(out: &Output) -> String {

@@ -58,3 +58,27 @@ fn sigterm_shuts_down_cleanly_and_data_persists() {
     server.unseal(&keys);
     assert_eq!(server.http(&root).get("cubbyhole/x").1["data"]["v"], "1");
 }
+
+#[test]
+fn dev_mode_on_sqlite_keeps_data_and_unseals_itself_after_restart() {
+    let mut server = TestServer::dev_db();
+    let token = server.root_token.clone();
+    assert_eq!(
+        std::fs::read_to_string(server.dir.path().join(".vault-token")).unwrap(),
+        token,
+        "dev mode authenticates the CLI through the token helper file"
+    );
+    server.root().put("cubbyhole/keep", json!({"v": "kept"}));
+    assert!(server.terminate().success());
+    server.start();
+    assert_eq!(server.root_token, token, "same root token after restart");
+    assert_eq!(server.root().get("cubbyhole/keep").1["data"]["v"], "kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for file in [server.db_path(), server.dir.path().join("tresor.dev-keys")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+    }
+}

@@ -266,7 +266,7 @@ impl Barrier {
                 drop(_guard);
                 self.rotate().await?;
             }
-        } else if n % PERSIST_EVERY == 0 {
+        } else if n.is_multiple_of(PERSIST_EVERY) {
             let state = self.current()?;
             self.persist_keyring(&state, &state.keyring).await?;
         }

@@ -127,13 +127,18 @@ mod tests {
                 idx.swap(i, (s >> 33) as usize % (i + 1));
             }
             let chosen: Vec<_> = idx[..k as usize].iter().map(|&i| shares[i].clone()).collect();
-            prop_assert_eq!(combine(&chosen, k).unwrap().as_slice(), secret.as_slice());
-            // k-1 shares: refused outright.
+            let recovered = combine(&chosen, k).unwrap();
+            prop_assert_eq!(recovered.as_slice(), secret.as_slice());
+            // k-1 shares: refused outright, and even interpolated as if the threshold were k-1 they
+            // give something other than the secret.
             prop_assert!(combine(&chosen[..k as usize - 1], k).is_err());
+            let short = combine(&chosen[..k as usize - 1], k - 1).unwrap();
+            prop_assert_ne!(short.as_slice(), secret.as_slice());
             // k-1 genuine shares plus a corrupted one: recombines to something else.
             let mut corrupted = chosen.clone();
             corrupted[0][0] ^= 0x5a;
-            prop_assert_ne!(combine(&corrupted, k).unwrap().as_slice(), secret.as_slice());
+            let wrong = combine(&corrupted, k).unwrap();
+            prop_assert_ne!(wrong.as_slice(), secret.as_slice());
         }
     }
 }

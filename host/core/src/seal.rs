@@ -112,11 +112,10 @@ fn decode_share(key: &str) -> Option<Zeroizing<Vec<u8>>> {
     let key = key.trim();
     // Hex first, as Vault does; a base64 share that happens to be all hex digits decodes to the wrong
     // length as hex and falls through to base64.
-    if let Ok(bytes) = hex::decode(key).map(Zeroizing::new) {
-        if bytes.len() == KEY_LEN || bytes.len() == KEY_LEN + 1 {
+    if let Ok(bytes) = hex::decode(key).map(Zeroizing::new)
+        && (bytes.len() == KEY_LEN || bytes.len() == KEY_LEN + 1) {
             return Some(bytes);
         }
-    }
     base64::engine::general_purpose::STANDARD.decode(key).ok().map(Zeroizing::new)
 }
 

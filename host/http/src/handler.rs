@@ -174,11 +174,10 @@ where
 
 /// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
 fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
-    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
-        if !t.is_empty() {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok())
+        && !t.is_empty() {
             return Some(Zeroizing::new(t.to_string()));
         }
-    }
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

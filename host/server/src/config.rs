@@ -222,9 +222,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_storage_and_missing_tls_files() {
-        let err = Config::parse(r#"storage "file" { path = "x" } listener "tcp" { tls_disable = true }"#).unwrap_err();
+        let err = Config::parse("storage \"file\" { path = \"x\" }\nlistener \"tcp\" { tls_disable = true }").unwrap_err();
         assert!(format!("{err:#}").contains("unknown storage type file"));
-        let err = Config::parse(r#"storage "inmem" {} listener "tcp" { address = "127.0.0.1:1" }"#).unwrap_err();
+        let err = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\" }").unwrap_err();
         assert!(format!("{err:#}").contains("tls_cert_file"));
     }
 

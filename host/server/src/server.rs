@@ -22,14 +22,21 @@ const DEV_ADDRESS: &str = "127.0.0.1:8200";
 
 /// Entry point of `tresor server`.
 pub fn run(argv: &[String]) -> Result<ExitCode> {
-    let flags = Flags::parse(argv, &["dev"], &["config", "dev-root-token-id", "dev-listen-address", "log-level"])?;
+    let flags = Flags::parse(
+        argv,
+        &["dev", "dev-no-store-token"],
+        &["config", "dev-root-token-id", "dev-listen-address", "dev-db", "log-level"],
+    )?;
     if !flags.args.is_empty() {
         bail!("unexpected arguments: {:?}", flags.args);
     }
     let dev = flags.is_set("dev");
     let config = match (dev, flags.get("config")) {
         (true, _) => Config {
-            storage: Storage::Inmem,
+            storage: match flags.get("dev-db") {
+                Some(path) => Storage::Sqlite { path: path.into() },
+                None => Storage::Inmem,
+            },
             listeners: vec![Listener {
                 address: flags.get("dev-listen-address").unwrap_or(DEV_ADDRESS).to_string(),
                 tls_disable: true,
@@ -52,7 +59,11 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
         .thread_name("tresor")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, dev, flags.get("dev-root-token-id").map(str::to_owned)))?;
+    let dev = dev.then(|| DevOptions {
+        root_token_id: flags.get("dev-root-token-id").map(str::to_owned),
+        store_token: !flags.is_set("dev-no-store-token"),
+    });
+    runtime.block_on(serve(config, dev))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -71,7 +82,14 @@ fn init_tracing(level: Option<&str>) {
         .try_init();
 }
 
-async fn serve(config: Config, dev: bool, dev_root_token: Option<String>) -> Result<()> {
+/// Dev-mode switches.
+struct DevOptions {
+    root_token_id: Option<String>,
+    /// Write the root token to `~/.vault-token`, as Vault's dev mode does.
+    store_token: bool,
+}
+
+async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     let (physical, sqlite): (Arc<dyn Backend>, Option<Arc<SqliteBackend>>) = match &config.storage {
         Storage::Inmem => (Arc::new(InmemBackend::new()), None),
         Storage::Sqlite { path } => {
@@ -102,13 +120,12 @@ async fn serve(config: Config, dev: bool, dev_root_token: Option<String>) -> Res
         .map_err(|e| anyhow!("starting the core: {e}"))?;
 
     let mut banner = String::new();
-    if dev {
-        let init = core
-            .init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: dev_root_token, stay_unsealed: true })
-            .await
-            .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
-        let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();
-        banner.push_str(&dev_banner(&api_addr, &key, &init.root_token));
+    if let Some(dev) = dev {
+        let (key, token) = dev_start(&core, &config, dev.root_token_id).await?;
+        if dev.store_token {
+            store_dev_token(&token);
+        }
+        banner.push_str(&dev_banner(&api_addr, &key, &token));
     }
     print_banner(&config, &bound.iter().map(|b| (b.2, b.3.is_some())).collect::<Vec<_>>(), &api_addr, &banner);
 
@@ -140,6 +157,60 @@ async fn serve(config: Config, dev: bool, dev_root_token: Option<String>) -> Res
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Initialise (or, for a persistent `-dev-db`, re-open) the dev server; returns (unseal key, root token).
+///
+/// With `-dev-db` the single unseal key and the root token are kept beside the database in
+/// `<db>.dev-keys` (mode 0600) so a restarted dev server unseals itself. That file is the whole
+/// security of the database: dev mode only, announced by the banner.
+async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) -> Result<(String, String)> {
+    let keys_file = match &config.storage {
+        Storage::Sqlite { path } => Some(path.with_extension("dev-keys")),
+        Storage::Inmem => None,
+    };
+    if core.is_initialized() {
+        let file = keys_file.ok_or_else(|| anyhow!("dev storage is already initialised"))?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&file).with_context(|| format!("reading dev keys from {}", file.display()))?,
+        );
+        let saved: serde_json::Value = serde_json::from_str(&text).context("parsing the dev keys file")?;
+        let key = saved["unseal_key"].as_str().ok_or_else(|| anyhow!("dev keys file has no unseal_key"))?.to_string();
+        let token = saved["root_token"].as_str().ok_or_else(|| anyhow!("dev keys file has no root_token"))?.to_string();
+        core.unseal(Some(&key), false).await.map_err(|e| anyhow!("unsealing the dev server: {e}"))?;
+        return Ok((key, token));
+    }
+    let init = core
+        .init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id, stay_unsealed: true })
+        .await
+        .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
+    let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();
+    let token = init.root_token.to_string();
+    if let Some(file) = keys_file {
+        let saved = zeroize::Zeroizing::new(serde_json::json!({"unseal_key": key, "root_token": token}).to_string());
+        write_private(&file, saved.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok((key, token))
+}
+
+fn store_dev_token(token: &str) {
+    let Some(home) = std::env::var_os("HOME") else { return };
+    let path = std::path::PathBuf::from(home).join(".vault-token");
+    if let Err(e) = write_private(&path, token.as_bytes()) {
+        tracing::warn!(error = %e, "could not write the dev root token to the token helper file");
+    }
+}
+
+/// Create or truncate a file readable only by its owner.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(contents)
 }
 
 async fn shutdown_signal() {
@@ -192,8 +263,8 @@ fn tls_acceptor(listener: &Listener) -> Result<TlsAcceptor> {
 
 fn dev_banner(api_addr: &str, unseal_key: &str, root_token: &str) -> String {
     format!(
-        "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory
-and starts unsealed with a single unseal key. The root token is already
+        "WARNING! dev mode is enabled! In this mode, Tresor starts unsealed with a
+single unseal key (with -dev-db, kept in a file beside the database). The root token is already
 authenticated to the CLI, so you can immediately begin using Tresor.
 
 You may need to set the following environment variables:

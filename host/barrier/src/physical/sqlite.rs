@@ -26,6 +26,27 @@ pub struct SqliteBackend {
     pool: SqlitePool,
 }
 
+/// The database holds only ciphertext, but its size and key paths are still metadata: owner-only
+/// access for the file and its WAL/SHM companions, as Vault's file backends use. Best effort (the
+/// directory may not be ours to change), so a failure is logged, not fatal.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, "could not restrict database file permissions");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl SqliteBackend {
     /// Open (creating if needed) the database at `path`.
     pub async fn open(path: &Path) -> Result<Self, Error> {
@@ -38,7 +59,9 @@ impl SqliteBackend {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
-        Self::connect(options).await
+        let backend = Self::connect(options).await?;
+        restrict_permissions(path);
+        Ok(backend)
     }
 
     /// A private in-memory SQLite database (tests).

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The one command that runs every test (README.md; .ci/run calls exactly this).
+# Installs what the tests need (idempotent), builds the binary once, then runs the whole workspace's
+# tests in one profile. Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p tresor-tests`).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/test-deps.sh
+# The system tests start the real binary: build it first, in the same (test) profile.
+cargo build --locked -p tresor
+cargo test --locked --workspace "$@"
