@@ -8,6 +8,7 @@
 mod backend;
 mod duration;
 mod error;
+pub mod framework;
 mod request;
 mod response;
 mod storage;

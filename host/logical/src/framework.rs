@@ -1,0 +1,309 @@
+//! The host-side path framework: a backend declares paths (patterns, fields, operations); the host
+//! matches a request path against them and validates and coerces its fields **before** any plugin
+//! code runs, so bad input is a 400 that never reaches the guest, and help never executes guest code.
+//!
+//! Patterns are literal segments plus `{name}` (exactly one non-empty segment) and a final `{name*}`
+//! (the rest of the path, possibly empty, may contain `/`). Captures become string fields. The first
+//! declared pattern that matches wins, so specific paths go before catch-alls.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::{Error, Map, Operation};
+
+/// How a field is validated and coerced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// String; numbers and booleans become their text.
+    Str,
+    /// Signed integer; numeric strings accepted.
+    Int,
+    /// Boolean; `"true"`/`"false"`/`"1"`/`"0"` accepted.
+    Bool,
+    /// Seconds; integers or Go duration strings.
+    Duration,
+    /// List of strings; a comma-separated string is split.
+    StrList,
+    /// JSON object of strings.
+    StrMap,
+    /// Any JSON.
+    Json,
+}
+
+/// A validated value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// `Str`
+    Str(String),
+    /// `Int`
+    Int(i64),
+    /// `Bool`
+    Bool(bool),
+    /// `Duration`, in seconds.
+    Duration(u64),
+    /// `StrList`
+    StrList(Vec<String>),
+    /// `StrMap`
+    StrMap(BTreeMap<String, String>),
+    /// `Json`
+    Json(Value),
+}
+
+/// One declared field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldSpec {
+    /// Field name.
+    pub name: String,
+    /// Kind.
+    pub kind: FieldKind,
+    /// Help text.
+    pub description: String,
+    /// Missing → 400.
+    pub required: bool,
+    /// Never echoed in errors or audit logs in the clear.
+    pub sensitive: bool,
+    /// Default applied when absent.
+    pub default: Option<Value>,
+}
+
+/// One declared path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSpec {
+    /// Pattern (see module docs).
+    pub pattern: String,
+    /// Declared fields.
+    pub fields: Vec<FieldSpec>,
+    /// Operations the path supports; others → 405.
+    pub operations: Vec<Operation>,
+    /// Whether writes ask the backend if the item exists (create vs update).
+    pub existence_check: bool,
+    /// Reachable without a token.
+    pub unauthenticated: bool,
+    /// Undeclared fields are passed through as JSON.
+    pub allow_unknown_fields: bool,
+    /// Help text.
+    pub help: String,
+}
+
+/// A matched path: which spec, and the captured segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMatch {
+    /// Index into the declared paths.
+    pub index: usize,
+    /// Captured values by name.
+    pub captures: Vec<(String, String)>,
+}
+
+/// Find the first declared path matching `path`.
+pub fn match_path(paths: &[PathSpec], path: &str) -> Option<PathMatch> {
+    paths.iter().enumerate().find_map(|(index, spec)| {
+        match_pattern(&spec.pattern, path).map(|captures| PathMatch { index, captures })
+    })
+}
+
+fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut captures = Vec::new();
+    let mut rest = path;
+    let mut segments = pattern.split('/').peekable();
+    if pattern.is_empty() {
+        return rest.is_empty().then_some(captures);
+    }
+    while let Some(seg) = segments.next() {
+        let is_last = segments.peek().is_none();
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
+            // Rest capture: only valid as the last segment.
+            if !is_last {
+                return None;
+            }
+            captures.push((name.to_string(), rest.to_string()));
+            return Some(captures);
+        }
+        let (head, tail) = match rest.split_once('/') {
+            Some((h, t)) => (h, Some(t)),
+            None => (rest, None),
+        };
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if head.is_empty() {
+                return None;
+            }
+            captures.push((name.to_string(), head.to_string()));
+        } else if seg != head {
+            return None;
+        }
+        match (is_last, tail) {
+            (true, None) => return Some(captures),
+            // A trailing slash after the last literal/segment is tolerated (`config/`).
+            (true, Some("")) => return Some(captures),
+            (true, Some(_)) | (false, None) => return None,
+            (false, Some(t)) => rest = t,
+        }
+    }
+    None
+}
+
+/// Validate and coerce `data` against `spec`, adding captures and defaults.
+///
+/// Read and list requests ignore unknown query parameters (clients send extras such as `version`
+/// only where declared); writes reject unknown fields unless the path allows them.
+/// Captures are not fields: they travel separately, so a secret's own key may share a placeholder's name.
+pub fn validate(spec: &PathSpec, op: Operation, data: &Map) -> Result<Vec<(String, FieldValue)>, Error> {
+    let mut out: Vec<(String, FieldValue)> = Vec::new();
+    for field in &spec.fields {
+        let raw = data.get(&field.name).cloned().filter(|v| !v.is_null());
+        match raw {
+            Some(v) => out.push((field.name.clone(), coerce(field, &v)?)),
+            None => {
+                if let Some(d) = &field.default {
+                    out.push((field.name.clone(), coerce(field, d)?));
+                } else if field.required && !matches!(op, Operation::Read | Operation::List | Operation::Delete) {
+                    return Err(Error::invalid(format!("missing required field {:?}", field.name)));
+                }
+            }
+        }
+    }
+    for (name, value) in data {
+        if spec.fields.iter().any(|f| &f.name == name) {
+            continue;
+        }
+        if spec.allow_unknown_fields {
+            out.push((name.clone(), FieldValue::Json(value.clone())));
+        }
+        // Vault ignores unknown fields on declared paths (it warns); so do we.
+    }
+    Ok(out)
+}
+
+fn bad(field: &FieldSpec, what: &str) -> Error {
+    // Never echo the value: the field may be sensitive.
+    Error::invalid(format!("error converting input for field {:?}: {what}", field.name))
+}
+
+fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
+    Ok(match field.kind {
+        FieldKind::Str => FieldValue::Str(match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(bad(field, "expected a string")),
+        }),
+        FieldKind::Int => FieldValue::Int(match v {
+            Value::Number(n) => n.as_i64().ok_or_else(|| bad(field, "expected an integer"))?,
+            Value::String(s) => s.trim().parse().map_err(|_| bad(field, "expected an integer"))?,
+            _ => return Err(bad(field, "expected an integer")),
+        }),
+        FieldKind::Bool => FieldValue::Bool(match v {
+            Value::Bool(b) => *b,
+            Value::String(s) => match s.as_str() {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => true,
+                "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => false,
+                _ => return Err(bad(field, "expected a boolean")),
+            },
+            Value::Number(n) => n.as_i64() != Some(0),
+            _ => return Err(bad(field, "expected a boolean")),
+        }),
+        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| bad(field, "expected a duration"))?),
+        FieldKind::StrList => FieldValue::StrList(match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(bad(field, "expected a list of strings")),
+                })
+                .collect::<Result<_, _>>()?,
+            Value::String(s) if s.is_empty() => Vec::new(),
+            Value::String(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            _ => return Err(bad(field, "expected a list of strings")),
+        }),
+        FieldKind::StrMap => FieldValue::StrMap(match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(n) => Ok((k.clone(), n.to_string())),
+                    Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                    _ => Err(bad(field, "expected a map of strings")),
+                })
+                .collect::<Result<_, _>>()?,
+            Value::String(s) if s.trim().starts_with('{') => {
+                serde_json::from_str(s).map_err(|_| bad(field, "expected a map of strings"))?
+            }
+            _ => return Err(bad(field, "expected a map of strings")),
+        }),
+        FieldKind::Json => FieldValue::Json(v.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(pattern: &str, fields: Vec<FieldSpec>) -> PathSpec {
+        PathSpec {
+            pattern: pattern.into(),
+            fields,
+            operations: vec![Operation::Read],
+            existence_check: false,
+            unauthenticated: false,
+            allow_unknown_fields: false,
+            help: String::new(),
+        }
+    }
+
+    fn field(name: &str, kind: FieldKind) -> FieldSpec {
+        FieldSpec { name: name.into(), kind, description: String::new(), required: false, sensitive: false, default: None }
+    }
+
+    #[test]
+    fn patterns_match_literals_segments_and_rest() {
+        let paths = vec![path("config", vec![]), path("data/{path*}", vec![]), path("roles/{name}", vec![]), path("{path*}", vec![])];
+        assert_eq!(match_path(&paths, "config").unwrap().index, 0);
+        assert_eq!(match_path(&paths, "config/").unwrap().index, 0);
+        let m = match_path(&paths, "data/a/b/c").unwrap();
+        assert_eq!((m.index, m.captures), (1, vec![("path".into(), "a/b/c".into())]));
+        assert_eq!(match_path(&paths, "data/").unwrap().captures, vec![("path".into(), "".into())]);
+        assert_eq!(match_path(&paths, "roles/web").unwrap().captures, vec![("name".into(), "web".into())]);
+        // `roles/` has an empty segment: falls through to the catch-all.
+        assert_eq!(match_path(&paths, "roles/").unwrap().index, 3);
+        assert_eq!(match_path(&paths, "roles/a/b").unwrap().index, 3);
+        assert!(match_path(&paths[..3], "other").is_none());
+    }
+
+    #[test]
+    fn fields_are_coerced_and_validated() {
+        let mut spec = path(
+            "x",
+            vec![field("n", FieldKind::Int), field("b", FieldKind::Bool), field("ttl", FieldKind::Duration), field("l", FieldKind::StrList)],
+        );
+        spec.fields.push(FieldSpec { required: true, ..field("req", FieldKind::Str) });
+        spec.fields.push(FieldSpec { default: Some(json!(10)), ..field("d", FieldKind::Int) });
+        let data: Map = serde_json::from_value(json!({"n": "5", "b": "true", "ttl": "1h", "l": "a,b", "req": 7, "zzz": 1})).unwrap();
+        let out = validate(&spec, Operation::Update, &data).unwrap();
+        assert!(out.contains(&("n".into(), FieldValue::Int(5))));
+        assert!(out.contains(&("b".into(), FieldValue::Bool(true))));
+        assert!(out.contains(&("ttl".into(), FieldValue::Duration(3600))));
+        assert!(out.contains(&("l".into(), FieldValue::StrList(vec!["a".into(), "b".into()]))));
+        assert!(out.contains(&("req".into(), FieldValue::Str("7".into()))));
+        assert!(out.contains(&("d".into(), FieldValue::Int(10))));
+        assert!(!out.iter().any(|(k, _)| k == "zzz"), "unknown fields dropped unless allowed");
+
+        let bad: Map = serde_json::from_value(json!({"n": "five", "req": "x"})).unwrap();
+        let err = validate(&spec, Operation::Update, &bad).unwrap_err().to_string();
+        assert!(err.contains("\"n\"") && !err.contains("five"), "{err}");
+        let missing: Map = Map::new();
+        assert!(validate(&spec, Operation::Update, &missing).is_err());
+        assert!(validate(&spec, Operation::Read, &missing).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_pass_through_when_allowed() {
+        let mut spec = path("data/{path*}", vec![]);
+        spec.allow_unknown_fields = true;
+        let data: Map = serde_json::from_value(json!({"data": {"a": 1}, "path": "mine"})).unwrap();
+        let out = validate(&spec, Operation::Update, &data).unwrap();
+        assert!(out.contains(&("path".into(), FieldValue::Json(json!("mine")))), "a field may share a capture's name");
+        assert!(out.contains(&("data".into(), FieldValue::Json(json!({"a": 1})))));
+    }
+}

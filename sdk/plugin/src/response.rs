@@ -1,0 +1,92 @@
+//! What a handler returns.
+
+/// Lease settings (clamped by the host to the mount's maxima).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeaseOptions {
+    /// TTL in seconds (0 = the mount default).
+    pub ttl: u64,
+    /// Hard maximum in seconds (0 = the mount maximum).
+    pub max_ttl: u64,
+    /// Whether the lease may be renewed.
+    pub renewable: bool,
+}
+
+/// A leased secret: `internal` stays host-side and comes back on revoke/renew.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Secret {
+    /// Data needed to revoke (e.g. the database username).
+    pub internal: serde_json::Value,
+    /// Lease settings.
+    pub lease: LeaseOptions,
+}
+
+/// A successful login; the host mints the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    /// Policies for the token.
+    pub policies: Vec<String>,
+    /// Token metadata.
+    pub metadata: Vec<(String, String)>,
+    /// Display name suffix.
+    pub display_name: String,
+    /// Stable principal name.
+    pub alias_name: String,
+    /// Kept host-side for renewals.
+    pub internal: serde_json::Value,
+    /// Lease of the token.
+    pub lease: LeaseOptions,
+    /// Uses (0 = unlimited).
+    pub num_uses: u32,
+}
+
+/// A successful response.
+///
+/// ```
+/// use tresor_sdk::Response;
+/// let r = Response::data(serde_json::json!({"a": 1})).warn("deprecated");
+/// assert_eq!(r.warnings, vec!["deprecated".to_string()]);
+/// assert!(Response::empty().data.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Response {
+    /// JSON object, or `None` for 204.
+    pub data: Option<serde_json::Value>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// A leased secret.
+    pub secret: Option<Secret>,
+    /// A login.
+    pub auth: Option<Auth>,
+    /// Non-200 status for a response with data.
+    pub status: Option<u16>,
+    /// Advisory `lease_duration` with no lease behind it (KV v1 `ttl`).
+    pub ttl_hint: Option<u64>,
+}
+
+impl Response {
+    /// `204 No Content`.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+    /// `200` with `data` (must be a JSON object).
+    pub fn data(data: serde_json::Value) -> Self {
+        Self { data: Some(data), ..Self::default() }
+    }
+    /// A list response `{"keys": [...]}`; an empty list is a 404 as in Vault.
+    pub fn list(keys: Vec<String>) -> Result<Self, crate::Error> {
+        if keys.is_empty() {
+            return Err(crate::Error::NotFound);
+        }
+        Ok(Self::data(serde_json::json!({ "keys": keys })))
+    }
+    /// Builder: add a warning.
+    pub fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+    /// Builder: a status other than 200.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
