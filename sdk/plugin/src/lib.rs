@@ -151,6 +151,9 @@ macro_rules! export {
             }
         }
 
+        // Only components get the export symbols: native builds (unit tests with the mock host) would
+        // otherwise emit `tresor:plugin/...` linker symbols a native linker rejects.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_tresor_backend!(__TresorGuest with_types_in $crate::bindings);
     };
 }

@@ -1,0 +1,607 @@
+//! KV version 2: versioned secrets with check-and-set, soft delete, undelete, destroy and metadata.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tresor_sdk::{storage, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
+
+
+/// Vault's default when neither the key nor the mount sets `max_versions`.
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
+const INVALID_PATH_WARNING: &str = "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the OpenBao CLI, use 'bao kv get' for this operation.";
+
+/// Mount-wide settings (`config`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct Config {
+    #[serde(default)]
+    max_versions: u64,
+    #[serde(default)]
+    cas_required: bool,
+    #[serde(default)]
+    delete_version_after: u64,
+}
+
+/// One version's bookkeeping.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct VersionMeta {
+    created_time: String,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+/// Per-secret metadata (`meta/<path>`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct Metadata {
+    created_time: String,
+    updated_time: String,
+    current_version: u64,
+    oldest_version: u64,
+    #[serde(default)]
+    max_versions: u64,
+    #[serde(default)]
+    cas_required: bool,
+    #[serde(default)]
+    delete_version_after: u64,
+    #[serde(default)]
+    custom_metadata: Option<BTreeMap<String, String>>,
+    versions: BTreeMap<u64, VersionMeta>,
+}
+
+pub(crate) fn spec() -> Spec {
+    let p = |pattern: &str| Path::new(pattern);
+    let versions = || Field::new("versions", FieldKind::Json).description("Versions to act on");
+    Spec::secrets("KV version 2: versioned secrets.")
+        .path(
+            p("config")
+                .field(Field::new("max_versions", FieldKind::Int))
+                .field(Field::new("cas_required", FieldKind::Bool))
+                .field(Field::new("delete_version_after", FieldKind::Duration))
+                .operations([Operation::Read, Operation::Update, Operation::Create]),
+        )
+        .path(
+            p("data/{path*}")
+                .field(Field::new("data", FieldKind::Json).description("The secret's key/value pairs"))
+                .field(Field::new("options", FieldKind::Json).description("Write options, e.g. cas"))
+                .field(Field::new("version", FieldKind::Int).description("Version to read"))
+                .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete])
+                .existence_check()
+                .allow_unknown_fields(),
+        )
+        .path(
+            p("metadata/{path*}")
+                .field(Field::new("max_versions", FieldKind::Int))
+                .field(Field::new("cas_required", FieldKind::Bool))
+                .field(Field::new("delete_version_after", FieldKind::Duration))
+                .field(Field::new("custom_metadata", FieldKind::Json))
+                .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete, Operation::List])
+                .existence_check(),
+        )
+        .path(p("delete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
+        .path(p("undelete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
+        .path(p("destroy/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
+        .path(p("subkeys/{path*}").field(Field::new("version", FieldKind::Int)).field(Field::new("depth", FieldKind::Int)).operations([Operation::Read]))
+        .path(
+            p("{path*}")
+                .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete, Operation::List, Operation::Patch])
+                .allow_unknown_fields(),
+        )
+}
+
+fn now() -> String {
+    let (s, n) = tresor_sdk::system::now();
+    tresor_sdk::system::rfc3339(s, n)
+}
+
+fn secret_path(req: &Request) -> Result<String, Error> {
+    let p = req.captured("path").unwrap_or("");
+    if p.is_empty() {
+        return Err(Error::invalid("missing path"));
+    }
+    Ok(p.to_string())
+}
+
+fn load_config() -> Result<Config, Error> {
+    Ok(storage::get_json("config")?.unwrap_or_default())
+}
+
+fn load_meta(path: &str) -> Result<Option<Metadata>, Error> {
+    storage::get_json(&format!("meta/{path}"))
+}
+
+fn save_meta(path: &str, meta: &Metadata) -> Result<(), Error> {
+    storage::put_json(&format!("meta/{path}"), meta)
+}
+
+fn data_key(version: u64, path: &str) -> String {
+    format!("data/{version}/{path}")
+}
+
+fn fmt_duration(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{s}s"));
+    out
+}
+
+pub(crate) fn exists(req: &Request) -> Result<bool, Error> {
+    match req.captured("path") {
+        Some(p) if !p.is_empty() => Ok(load_meta(p)?.is_some()),
+        _ => Ok(false),
+    }
+}
+
+pub(crate) fn handle(req: Request) -> Result<Response, Error> {
+    let prefix = req.path.split('/').next().unwrap_or("");
+    match (req.path_index, req.operation) {
+        (0, Operation::Read) => read_config(),
+        (0, _) => write_config(&req),
+        (1, Operation::Read) => read_data(&req),
+        (1, Operation::Create | Operation::Update) => write_data(&req, false),
+        (1, Operation::Patch) => write_data(&req, true),
+        (1, Operation::Delete) => delete_latest(&req),
+        (2, Operation::List) => list_metadata(&req),
+        (2, Operation::Read) => read_metadata(&req),
+        (2, Operation::Delete) => delete_metadata(&req),
+        (2, _) => write_metadata(&req),
+        (3, _) => mark_versions(&req, Mark::Delete),
+        (4, _) => mark_versions(&req, Mark::Undelete),
+        (5, _) => mark_versions(&req, Mark::Destroy),
+        (6, _) => subkeys(&req),
+        _ => {
+            let _ = prefix;
+            Ok(Response { data: None, status: Some(404), ..Response::empty() }.warn(INVALID_PATH_WARNING))
+        }
+    }
+}
+
+fn read_config() -> Result<Response, Error> {
+    let c = load_config()?;
+    Ok(Response::data(json!({
+        "cas_required": c.cas_required,
+        "delete_version_after": fmt_duration(c.delete_version_after),
+        "max_versions": c.max_versions,
+        "metadata_cas_required": false,
+    })))
+}
+
+fn write_config(req: &Request) -> Result<Response, Error> {
+    let mut c = load_config()?;
+    if let Some(n) = req.int("max_versions") {
+        c.max_versions = u64::try_from(n).map_err(|_| Error::invalid("max_versions must not be negative"))?;
+    }
+    if let Some(b) = req.bool("cas_required") {
+        c.cas_required = b;
+    }
+    if let Some(d) = req.duration("delete_version_after") {
+        c.delete_version_after = d;
+    }
+    storage::put_json("config", &c)?;
+    Ok(Response::empty())
+}
+
+/// Version metadata as the API shows it, applying `delete_version_after`.
+fn version_json(meta: &Metadata, version: u64, v: &VersionMeta, dva: u64) -> Value {
+    json!({
+        "created_time": v.created_time,
+        "custom_metadata": meta.custom_metadata,
+        "deletion_time": effective_deletion(v, dva),
+        "destroyed": v.destroyed,
+        "version": version,
+    })
+}
+
+fn effective_dva(meta: &Metadata, config: &Config) -> u64 {
+    if meta.delete_version_after > 0 { meta.delete_version_after } else { config.delete_version_after }
+}
+
+/// The deletion time, including an automatic one from `delete_version_after` once it has passed.
+fn effective_deletion(v: &VersionMeta, dva: u64) -> String {
+    if !v.deletion_time.is_empty() || dva == 0 {
+        return v.deletion_time.clone();
+    }
+    match parse_rfc3339_secs(&v.created_time) {
+        Some(created) if created + dva as i64 <= tresor_sdk::system::now().0 => {
+            tresor_sdk::system::rfc3339(created + dva as i64, 0)
+        }
+        _ => String::new(),
+    }
+}
+
+fn parse_rfc3339_secs(t: &str) -> Option<i64> {
+    // YYYY-MM-DDTHH:MM:SS...
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok());
+    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+fn read_data(req: &Request) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let meta = load_meta(&path)?.ok_or(Error::NotFound)?;
+    let config = load_config()?;
+    let version = match req.int("version") {
+        Some(v) if v > 0 => v as u64,
+        _ => meta.current_version,
+    };
+    let v = meta.versions.get(&version).ok_or(Error::NotFound)?;
+    let dva = effective_dva(&meta, &config);
+    let metadata = version_json(&meta, version, v, dva);
+    if v.destroyed || !effective_deletion(v, dva).is_empty() {
+        return Ok(Response::data(json!({"data": null, "metadata": metadata})).status(404));
+    }
+    let data: Value = storage::get_json(&data_key(version, &path))?.ok_or(Error::NotFound)?;
+    Ok(Response::data(json!({"data": data, "metadata": metadata})))
+}
+
+fn cas_of(req: &Request) -> Result<Option<u64>, Error> {
+    let Some(options) = req.json("options") else { return Ok(None) };
+    match options.get("cas") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid("error parsing check-and-set parameter")),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| Error::invalid("error parsing check-and-set parameter")),
+        Some(_) => Err(Error::invalid("error parsing check-and-set parameter")),
+    }
+}
+
+/// JSON merge patch (RFC 7396).
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let data = match req.json("data") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(_) | None => return Err(Error::invalid("no data provided")),
+    };
+    let config = load_config()?;
+    let existing = load_meta(&path)?;
+    let cas = cas_of(req)?;
+    let current = existing.as_ref().map_or(0, |m| m.current_version);
+    let cas_required = config.cas_required || existing.as_ref().is_some_and(|m| m.cas_required);
+    match cas {
+        Some(c) if c != current => return Err(Error::invalid(CAS_MISMATCH)),
+        None if cas_required => return Err(Error::invalid("check-and-set parameter required for this call")),
+        _ => {}
+    }
+    let new_data = if patch {
+        let meta = existing.as_ref().ok_or(Error::NotFound)?;
+        let v = meta.versions.get(&current).ok_or(Error::NotFound)?;
+        if v.destroyed || !effective_deletion(v, effective_dva(meta, &config)).is_empty() {
+            return Err(Error::NotFound);
+        }
+        let mut base: Value = storage::get_json(&data_key(current, &path))?.ok_or(Error::NotFound)?;
+        merge_patch(&mut base, &data);
+        base
+    } else {
+        data
+    };
+    let now = now();
+    let mut meta = existing.unwrap_or_else(|| Metadata { created_time: now.clone(), oldest_version: 0, ..Metadata::default() });
+    let version = meta.current_version + 1;
+    storage::put_json(&data_key(version, &path), &new_data)?;
+    meta.current_version = version;
+    meta.updated_time = now.clone();
+    meta.versions.insert(version, VersionMeta { created_time: now, ..VersionMeta::default() });
+    prune(&path, &mut meta, &config)?;
+    save_meta(&path, &meta)?;
+    let v = meta.versions.get(&version).cloned().unwrap_or_default();
+    Ok(Response::data(version_json(&meta, version, &v, effective_dva(&meta, &config))))
+}
+
+/// Drop the oldest versions beyond `max_versions`.
+fn prune(path: &str, meta: &mut Metadata, config: &Config) -> Result<(), Error> {
+    let max = [meta.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
+    while meta.versions.len() as u64 > max {
+        let Some((&oldest, _)) = meta.versions.iter().next() else { break };
+        meta.versions.remove(&oldest);
+        storage::delete(&data_key(oldest, path))?;
+    }
+    meta.oldest_version = if meta.versions.len() as u64 >= max { meta.versions.keys().next().copied().unwrap_or(0) } else { meta.oldest_version };
+    Ok(())
+}
+
+fn delete_latest(req: &Request) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let Some(mut meta) = load_meta(&path)? else { return Ok(Response::empty()) };
+    let current = meta.current_version;
+    if let Some(v) = meta.versions.get_mut(&current) {
+        if v.deletion_time.is_empty() && !v.destroyed {
+            v.deletion_time = now();
+            save_meta(&path, &meta)?;
+        }
+    }
+    Ok(Response::empty())
+}
+
+enum Mark {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+fn versions_of(req: &Request) -> Result<Vec<u64>, Error> {
+    let list = match req.json("versions") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::String(s)) => s.split(',').map(|p| Value::String(p.trim().to_string())).collect(),
+        Some(Value::Number(n)) => vec![Value::Number(n.clone())],
+        _ => Vec::new(),
+    };
+    let versions: Vec<u64> = list
+        .iter()
+        .map(|v| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::invalid("error parsing versions"))?;
+    if versions.is_empty() {
+        return Err(Error::invalid("No version number provided"));
+    }
+    Ok(versions)
+}
+
+fn mark_versions(req: &Request, mark: Mark) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let versions = versions_of(req)?;
+    let Some(mut meta) = load_meta(&path)? else { return Ok(Response::empty()) };
+    let now = now();
+    for version in versions {
+        let Some(v) = meta.versions.get_mut(&version) else { continue };
+        match mark {
+            Mark::Delete if v.deletion_time.is_empty() && !v.destroyed => v.deletion_time = now.clone(),
+            Mark::Undelete if !v.destroyed => v.deletion_time.clear(),
+            Mark::Destroy if !v.destroyed => {
+                v.destroyed = true;
+                storage::delete(&data_key(version, &path))?;
+            }
+            _ => {}
+        }
+    }
+    save_meta(&path, &meta)?;
+    Ok(Response::empty())
+}
+
+fn list_metadata(req: &Request) -> Result<Response, Error> {
+    let p = req.captured("path").unwrap_or("");
+    let prefix = if p.is_empty() || p.ends_with('/') { format!("meta/{p}") } else { format!("meta/{p}/") };
+    Response::list(storage::list(&prefix)?)
+}
+
+fn read_metadata(req: &Request) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let meta = load_meta(&path)?.ok_or(Error::NotFound)?;
+    let config = load_config()?;
+    let dva = effective_dva(&meta, &config);
+    let versions: Map<String, Value> = meta
+        .versions
+        .iter()
+        .map(|(n, v)| {
+            (n.to_string(), json!({"created_time": v.created_time, "deletion_time": effective_deletion(v, dva), "destroyed": v.destroyed}))
+        })
+        .collect();
+    Ok(Response::data(json!({
+        "cas_required": meta.cas_required,
+        "created_time": meta.created_time,
+        "current_metadata_version": 0,
+        "current_version": meta.current_version,
+        "custom_metadata": meta.custom_metadata,
+        "delete_version_after": fmt_duration(meta.delete_version_after),
+        "max_versions": meta.max_versions,
+        "metadata_cas_required": false,
+        "oldest_version": meta.oldest_version,
+        "updated_time": meta.updated_time,
+        "versions": versions,
+    })))
+}
+
+fn custom_metadata_of(v: &Value) -> Result<BTreeMap<String, String>, Error> {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(Error::invalid("custom_metadata values must be strings")),
+            })
+            .collect(),
+        Value::Null => Ok(BTreeMap::new()),
+        _ => Err(Error::invalid("custom_metadata must be a map of strings")),
+    }
+}
+
+fn write_metadata(req: &Request) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    let existing = load_meta(&path)?;
+    if req.operation == Operation::Patch && existing.is_none() {
+        return Err(Error::NotFound);
+    }
+    let now = now();
+    let mut meta = existing.unwrap_or_else(|| Metadata { created_time: now.clone(), ..Metadata::default() });
+    if let Some(n) = req.int("max_versions") {
+        meta.max_versions = u64::try_from(n).map_err(|_| Error::invalid("max_versions must not be negative"))?;
+    }
+    if let Some(b) = req.bool("cas_required") {
+        meta.cas_required = b;
+    }
+    if let Some(d) = req.duration("delete_version_after") {
+        meta.delete_version_after = d;
+    }
+    if let Some(cm) = req.json("custom_metadata") {
+        let incoming = custom_metadata_of(cm)?;
+        if req.operation == Operation::Patch {
+            let mut merged = meta.custom_metadata.take().unwrap_or_default();
+            if let Value::Object(m) = cm {
+                for (k, v) in m {
+                    if v.is_null() {
+                        merged.remove(k);
+                    }
+                }
+            }
+            merged.extend(incoming);
+            meta.custom_metadata = Some(merged);
+        } else {
+            meta.custom_metadata = Some(incoming);
+        }
+    }
+    meta.updated_time = now;
+    let config = load_config()?;
+    prune(&path, &mut meta, &config)?;
+    save_meta(&path, &meta)?;
+    Ok(Response::empty())
+}
+
+fn delete_metadata(req: &Request) -> Result<Response, Error> {
+    let path = secret_path(req)?;
+    if let Some(meta) = load_meta(&path)? {
+        for version in meta.versions.keys() {
+            storage::delete(&data_key(*version, &path))?;
+        }
+        storage::delete(&format!("meta/{path}"))?;
+    }
+    Ok(Response::empty())
+}
+
+fn null_leaves(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), if v.is_object() { null_leaves(v) } else { Value::Null })).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn subkeys(req: &Request) -> Result<Response, Error> {
+    let resp = read_data(req)?;
+    if resp.status == Some(404) {
+        return Ok(resp);
+    }
+    let body = resp.data.unwrap_or_default();
+    Ok(Response::data(json!({"metadata": body["metadata"], "subkeys": null_leaves(&body["data"])})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_sdk::Value as V;
+
+    fn req(op: Operation, index: usize, path: &str) -> Request {
+        let mut r = Request::new(op, path).capture("path", path.split_once('/').map_or("", |(_, p)| p));
+        r.path_index = index;
+        r
+    }
+
+    fn write(path: &str, data: Value, cas: Option<u64>) -> Result<Response, Error> {
+        let mut r = req(Operation::Update, 1, &format!("data/{path}")).with("data", V::Json(data));
+        if let Some(c) = cas {
+            r = r.with("options", V::Json(json!({ "cas": c })));
+        }
+        handle(r)
+    }
+
+    fn read(path: &str) -> Result<Response, Error> {
+        handle(req(Operation::Read, 1, &format!("data/{path}")))
+    }
+
+    #[test]
+    fn versions_cas_and_soft_delete() {
+        storage::reset_mock();
+        assert_eq!(write("app/db", json!({"pass": "p1"}), None).unwrap().data.unwrap()["version"], 1);
+        assert_eq!(write("app/db", json!({"pass": "p2"}), Some(1)).unwrap().data.unwrap()["version"], 2);
+        assert_eq!(write("app/db", json!({"pass": "p3"}), Some(1)).unwrap_err(), Error::invalid(CAS_MISMATCH));
+        assert_eq!(write("new", json!({"a": "b"}), Some(0)).unwrap().data.unwrap()["version"], 1);
+        assert_eq!(write("new", json!({"a": "c"}), Some(0)).unwrap_err(), Error::invalid(CAS_MISMATCH));
+        let r = read("app/db").unwrap();
+        assert_eq!(r.data.as_ref().unwrap()["data"]["pass"], "p2");
+        let r = handle(req(Operation::Read, 1, "data/app/db").with("version", V::Int(1))).unwrap();
+        assert_eq!(r.data.unwrap()["data"]["pass"], "p1");
+
+        handle(req(Operation::Delete, 1, "data/app/db")).unwrap();
+        let r = read("app/db").unwrap();
+        assert_eq!(r.status, Some(404));
+        let body = r.data.unwrap();
+        assert!(body["data"].is_null());
+        assert_ne!(body["metadata"]["deletion_time"], "");
+
+        handle(req(Operation::Update, 4, "undelete/app/db").with("versions", V::Json(json!([2])))).unwrap();
+        assert_eq!(read("app/db").unwrap().status, None);
+        handle(req(Operation::Update, 5, "destroy/app/db").with("versions", V::Json(json!([2])))).unwrap();
+        let r = read("app/db").unwrap();
+        assert_eq!(r.data.unwrap()["metadata"]["destroyed"], true);
+        assert_eq!(
+            handle(req(Operation::Update, 3, "delete/app/db")).unwrap_err(),
+            Error::invalid("No version number provided")
+        );
+        assert_eq!(read("nope").unwrap_err(), Error::NotFound);
+    }
+
+    #[test]
+    fn patch_merges_and_metadata_lists() {
+        storage::reset_mock();
+        write("s2", json!({"k": "v1", "other": "x"}), None).unwrap();
+        let patch = req(Operation::Patch, 1, "data/s2").with("data", V::Json(json!({"k": "v3", "other": null})));
+        assert_eq!(handle(patch).unwrap().data.unwrap()["version"], 2);
+        assert_eq!(read("s2").unwrap().data.unwrap()["data"], json!({"k": "v3"}));
+        write("app/a", json!({"x": "1"}), None).unwrap();
+        let l = handle(req(Operation::List, 2, "metadata/")).unwrap();
+        assert_eq!(l.data.unwrap()["keys"], json!(["app/", "s2"]));
+        let m = handle(req(Operation::Read, 2, "metadata/s2")).unwrap().data.unwrap();
+        assert_eq!(m["current_version"], 2);
+        assert_eq!(m["versions"]["1"]["destroyed"], false);
+        let sk = handle(req(Operation::Read, 6, "subkeys/s2")).unwrap().data.unwrap();
+        assert_eq!(sk["subkeys"], json!({"k": null}));
+        handle(req(Operation::Delete, 2, "metadata/s2")).unwrap();
+        assert_eq!(read("s2").unwrap_err(), Error::NotFound);
+    }
+
+    #[test]
+    fn max_versions_prunes_oldest() {
+        storage::reset_mock();
+        handle(req(Operation::Update, 0, "config").with("max_versions", V::Int(2))).unwrap();
+        for i in 0..4 {
+            write("p", json!({ "i": i.to_string() }), None).unwrap();
+        }
+        let m = handle(req(Operation::Read, 2, "metadata/p")).unwrap().data.unwrap();
+        assert_eq!(m["versions"].as_object().unwrap().len(), 2);
+        assert_eq!(m["oldest_version"], 3);
+        assert_eq!(handle(req(Operation::Read, 1, "data/p").with("version", V::Int(1))).unwrap_err(), Error::NotFound);
+    }
+
+    #[test]
+    fn rfc3339_round_trip() {
+        assert_eq!(parse_rfc3339_secs(&tresor_sdk::system::rfc3339(1_795_451_298, 7)), Some(1_795_451_298));
+    }
+}
