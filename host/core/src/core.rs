@@ -24,6 +24,8 @@ pub struct CoreConfig {
     pub rotation_threshold: u64,
     /// Address advertised in `sys/leader`.
     pub api_addr: String,
+    /// Builds backends for operator mounts (the plugin runtime). `None`: only host backends.
+    pub backend_factory: Option<std::sync::Arc<dyn crate::mount::BackendFactory>>,
 }
 
 impl Default for CoreConfig {
@@ -33,6 +35,7 @@ impl Default for CoreConfig {
             max_lease_ttl: 768 * 3600,
             rotation_threshold: tresor_barrier::DEFAULT_ROTATION_THRESHOLD,
             api_addr: String::new(),
+            backend_factory: None,
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct Core {
     pub(crate) seal_config: RwLock<Option<crate::seal::SealConfig>>,
     pub(crate) cluster: RwLock<Option<ClusterInfo>>,
     pub(crate) active_since: AtomicI64,
+    /// Serialises mount table changes.
+    pub(crate) mount_lock: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -121,6 +126,9 @@ impl Core {
             accessor: "system_00000001".into(),
             local: false,
             seal_wrap: true,
+            options: Some(Default::default()),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
             handler: Handler::Sys,
         });
         router.mount(MountEntry {
@@ -131,6 +139,9 @@ impl Core {
             accessor: "cubbyhole_00000002".into(),
             local: true,
             seal_wrap: false,
+            options: Some(Default::default()),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
             handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, "sys/cubbyhole/")))),
         });
         router.mount(MountEntry {
@@ -141,6 +152,9 @@ impl Core {
             accessor: "auth_token_00000003".into(),
             local: false,
             seal_wrap: false,
+            options: None,
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
             handler: Handler::Token,
         });
         let core = Arc::new(Self {
@@ -154,6 +168,7 @@ impl Core {
             seal_config: RwLock::new(None),
             cluster: RwLock::new(None),
             active_since: AtomicI64::new(0),
+            mount_lock: tokio::sync::Mutex::new(()),
         });
         core.load_seal_config().await?;
         Ok(core)
@@ -239,6 +254,8 @@ impl Core {
                 request.path = format!("{}/{}", entry.id_hash, request.path);
                 backend.handle(request).await?
             }
+            Handler::Plugin(backend) => backend.handle(request).await?,
+            Handler::Unavailable(why) => return Err(Error::Unavailable(why.clone())),
         };
         Ok(response.unwrap_or_default())
     }

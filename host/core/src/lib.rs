@@ -7,6 +7,7 @@
 
 mod core;
 mod cubbyhole;
+mod mount;
 mod router;
 mod seal;
 mod sys;
@@ -14,6 +15,7 @@ mod token;
 mod util;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::mount::{BackendFactory, MountSettings, MOUNTS_KEY};
 pub use crate::router::MountEntry;
 pub use crate::seal::{InitParams, InitResult, SealStatus};
 pub use crate::token::TokenEntry;

@@ -15,6 +15,10 @@ pub(crate) enum Handler {
     Token,
     /// A backend whose paths are rewritten to `<token storage id>/<path>` (cubbyhole).
     PerToken(Arc<dyn LogicalBackend>),
+    /// An operator mount served by a plugin.
+    Plugin(Arc<dyn LogicalBackend>),
+    /// An operator mount whose plugin could not be loaded: every request is a 500 with this message.
+    Unavailable(String),
 }
 
 /// One mounted backend.
@@ -34,6 +38,12 @@ pub struct MountEntry {
     pub local: bool,
     /// Sealed-wrap flag (reported only).
     pub seal_wrap: bool,
+    /// Mount options (`{"version":"2"}`); `None` renders as `null` (token), builtins as `{}`.
+    pub options: Option<Map>,
+    /// Tuned default lease TTL (0 = system).
+    pub default_lease_ttl: u64,
+    /// Tuned max lease TTL (0 = system).
+    pub max_lease_ttl: u64,
     pub(crate) handler: Handler,
 }
 
@@ -42,12 +52,12 @@ impl MountEntry {
     pub fn to_json(&self) -> Value {
         json!({
             "accessor": self.accessor,
-            "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0},
+            "config": {"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl},
             "deprecation_status": "supported",
             "description": self.description,
             "external_entropy_access": false,
             "local": self.local,
-            "options": if self.kind == "token" { Value::Null } else { json!({}) },
+            "options": match &self.options { Some(o) => Value::Object(o.clone()), None => Value::Null },
             "plugin_version": "",
             "running_plugin_version": format!("v{}+builtin.tresor", crate::VERSION),
             "running_sha256": "",
@@ -94,6 +104,21 @@ impl Router {
             let key = if auth { m.path.trim_start_matches("auth/").to_string() } else { m.path.clone() };
             (key, m.to_json())
         }).collect()
+    }
+
+    /// An existing mount that overlaps `path` (one is a prefix of the other).
+    pub(crate) fn conflicting(&self, path: &str) -> Option<String> {
+        self.mounts.iter().find(|m| path.starts_with(m.path.as_str()) || m.path.starts_with(path)).map(|m| m.path.clone())
+    }
+
+    /// Remove the mount at exactly `path`.
+    pub(crate) fn unmount(&mut self, path: &str) {
+        self.mounts.retain(|m| m.path != path);
+    }
+
+    /// Keep only the host's own mounts (sys/, cubbyhole/, auth/token/).
+    pub(crate) fn retain_builtin(&mut self) {
+        self.mounts.retain(|m| !matches!(m.handler, Handler::Plugin(_) | Handler::Unavailable(_)));
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<Arc<MountEntry>> {

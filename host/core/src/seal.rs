@@ -277,6 +277,7 @@ impl Core {
         if let Ok(mut guard) = self.cluster.write() {
             *guard = Some(cluster);
         }
+        self.load_mounts().await?;
         self.active_since.store(now_unix(), Ordering::Relaxed);
         Ok(())
     }
@@ -290,6 +291,7 @@ impl Core {
     }
 
     async fn seal_inner(&self) {
+        self.unload_mounts();
         self.tokens.teardown();
         if let Ok(mut guard) = self.cluster.write() {
             *guard = None;

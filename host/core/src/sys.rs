@@ -35,9 +35,52 @@ impl Core {
             }
             ("mounts", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(false)?))),
             ("auth", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(true)?))),
-            (p, Operation::Read) if p.starts_with("mounts/") => {
-                let mount = format!("{}/", p.trim_start_matches("mounts/"));
-                self.mount_json(&mount).map(|d| Some(Response::with_data(d)))
+            (p, op) if p.starts_with("mounts/") && p.ends_with("/tune") => {
+                let mount = &p["mounts/".len()..p.len() - "/tune".len()];
+                match op {
+                    Operation::Read => self.tune_json(mount).await.map(|d| Some(Response::with_data(d))),
+                    Operation::Update | Operation::Create => {
+                        self.tune_mount(mount, &request.data).await?;
+                        Ok(None)
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
+            (p, op) if p.starts_with("mounts/") => {
+                let mount = p.trim_start_matches("mounts/");
+                match op {
+                    Operation::Read => self.mount_json(&format!("{}/", mount.trim_end_matches('/'))).map(|d| Some(Response::with_data(d))),
+                    Operation::Update | Operation::Create => {
+                        let kind = request.get_str("type").ok_or_else(|| Error::invalid("missing mount type"))?;
+                        let description = request.get_str("description").unwrap_or("");
+                        let options = match request.data.get("options") {
+                            Some(Value::Object(o)) => o.clone(),
+                            None | Some(Value::Null) => Map::new(),
+                            Some(_) => return Err(Error::invalid("options must be a map")),
+                        };
+                        let config = match request.data.get("config") {
+                            Some(Value::Object(c)) => c.clone(),
+                            _ => Map::new(),
+                        };
+                        self.enable_mount(mount, kind, description, options, &config).await?;
+                        Ok(None)
+                    }
+                    Operation::Delete => {
+                        self.disable_mount(mount).await?;
+                        Ok(None)
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
+            (p, Operation::Read) if p.starts_with("internal/ui/mounts/") => {
+                let target = p.trim_start_matches("internal/ui/mounts/");
+                self.ui_mount_json(target).map(|d| Some(Response::with_data(d)))
+            }
+            ("internal/ui/mounts", Operation::Read) => {
+                let mut data = Map::new();
+                data.insert("secret".into(), Value::Object(self.mounts_json(false)?));
+                data.insert("auth".into(), Value::Object(self.mounts_json(true)?));
+                Ok(Some(Response::with_data(data)))
             }
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
             | "mounts" | "auth", _) => Err(Error::UnsupportedOperation),
@@ -48,6 +91,46 @@ impl Core {
     fn mounts_json(&self, auth: bool) -> Result<Map, Error> {
         let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         Ok(router.mounts_json(auth))
+    }
+
+    /// `sys/internal/ui/mounts/<path>`: the mount serving `path`, with its `path` (used by `bao kv` to
+    /// find the KV version and mount point).
+    fn ui_mount_json(&self, target: &str) -> Result<Map, Error> {
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let probe = if target.ends_with('/') { target.to_string() } else { format!("{target}/") };
+        let (mount, _) = router.route(&probe).ok_or_else(|| Error::invalid(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\"")))?;
+        match mount.to_json() {
+            Value::Object(mut map) => {
+                map.insert("path".into(), json!(mount.path));
+                Ok(map)
+            }
+            _ => Err(Error::Internal("mount entry is not an object".into())),
+        }
+    }
+
+    async fn tune_json(&self, path: &str) -> Result<Map, Error> {
+        let mount = format!("{}/", path.trim_matches('/'));
+        let (description, options, default_ttl, max_ttl) = match self.mount_settings(&mount).await? {
+            Some(s) => (
+                s.description.clone(),
+                Value::Object(s.options.clone()),
+                s.effective_default_ttl(self.config.default_lease_ttl),
+                s.effective_max_ttl(self.config.max_lease_ttl),
+            ),
+            None => {
+                let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+                let m = router.get(&mount).ok_or_else(|| Error::invalid(format!("cannot fetch sysview for path {mount:?}")))?;
+                let options = m.options.clone().map(Value::Object).unwrap_or(Value::Null);
+                (m.description.clone(), options, self.config.default_lease_ttl, self.config.max_lease_ttl)
+            }
+        };
+        Ok(crate::util::obj([
+            ("default_lease_ttl", json!(default_ttl)),
+            ("description", json!(description)),
+            ("force_no_cache", json!(false)),
+            ("max_lease_ttl", json!(max_ttl)),
+            ("options", options),
+        ]))
     }
 
     fn mount_json(&self, path: &str) -> Result<Map, Error> {

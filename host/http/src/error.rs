@@ -36,7 +36,7 @@ pub(crate) fn status_of(err: &Error) -> StatusCode {
         Error::NotFound | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Storage(_) | Error::Internal(_) | Error::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -51,6 +51,7 @@ pub(crate) fn messages_of(err: &Error, request_id: &str) -> Vec<String> {
         Error::UnsupportedPath => vec![multierror("unsupported path")],
         Error::UnsupportedOperation => vec![multierror("unsupported operation")],
         Error::Sealed => vec!["Vault is sealed".into()],
+        Error::Unavailable(msg) => vec![multierror(msg)],
         Error::Storage(_) | Error::Internal(_) => {
             tracing::error!(request_id, error = %err, "request failed with an internal error");
             vec![multierror(&format!("internal error; see the server log for request id {request_id}"))]

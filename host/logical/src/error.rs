@@ -28,6 +28,10 @@ pub enum Error {
     /// The barrier is sealed (503).
     #[error("Vault is sealed")]
     Sealed,
+    /// The backend serving the path cannot run (its plugin is missing or broken); 500 with this
+    /// message, which names the mount and never a secret.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed; the detail is logged, the client sees a generic message (500).
     #[error("storage error")]
     Storage(#[from] crate::StorageError),

@@ -131,6 +131,15 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         } else if seg != head {
             return None;
         }
+        // `metadata` against `metadata/{path*}`: an absent rest is an empty rest.
+        if tail.is_none() {
+            if let Some(next) = segments.peek() {
+                if let Some(name) = next.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
+                    captures.push((name.to_string(), String::new()));
+                    return Some(captures);
+                }
+            }
+        }
         match (is_last, tail) {
             (true, None) => return Some(captures),
             // A trailing slash after the last literal/segment is tolerated (`config/`).
@@ -264,6 +273,8 @@ mod tests {
         let m = match_path(&paths, "data/a/b/c").unwrap();
         assert_eq!((m.index, m.captures), (1, vec![("path".into(), "a/b/c".into())]));
         assert_eq!(match_path(&paths, "data/").unwrap().captures, vec![("path".into(), "".into())]);
+        let m = match_path(&paths, "data").unwrap();
+        assert_eq!((m.index, m.captures), (1, vec![("path".into(), "".into())]));
         assert_eq!(match_path(&paths, "roles/web").unwrap().captures, vec![("name".into(), "web".into())]);
         // `roles/` has an empty segment: falls through to the catch-all.
         assert_eq!(match_path(&paths, "roles/").unwrap().index, 3);

@@ -8,6 +8,7 @@
 mod cli;
 mod config;
 mod flags;
+mod plugins;
 mod server;
 
 use std::process::ExitCode;

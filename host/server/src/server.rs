@@ -115,7 +115,13 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     let scheme = if first.3.is_some() { "https" } else { "http" };
     let api_addr = config.api_addr.clone().unwrap_or_else(|| format!("{scheme}://{}", first.2));
 
-    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), ..CoreConfig::default() })
+    let defaults = CoreConfig::default();
+    let factory = crate::plugins::PluginFactory::new(
+        crate::plugins::default_cache_dir(),
+        defaults.default_lease_ttl,
+        defaults.max_lease_ttl,
+    )?;
+    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), backend_factory: Some(factory), ..defaults })
         .await
         .map_err(|e| anyhow!("starting the core: {e}"))?;
 
@@ -184,6 +190,10 @@ async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) 
         .init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id, stay_unsealed: true })
         .await
         .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
+    // As Vault's dev mode: a KV version 2 engine at secret/.
+    core.enable_mount("secret", "kv-v2", "key/value secret storage", Default::default(), &Default::default())
+        .await
+        .map_err(|e| anyhow!("mounting secret/: {e}"))?;
     let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();
     let token = init.root_token.to_string();
     if let Some(file) = keys_file {

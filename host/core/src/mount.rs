@@ -1,0 +1,290 @@
+//! The mount table: secrets engines mounted by operators, served by backends a [`BackendFactory`]
+//! builds (the plugin runtime, wired in by the server). The table is persisted inside the barrier at
+//! [`MOUNTS_KEY`] and restored at every unseal; a mount whose backend cannot be built (missing or
+//! broken plugin) is still mounted and answers 500 with a clear error until fixed, so one bad plugin
+//! never blocks unseal. Each mount's storage is the view `logical/<uuid>/`, deleted with the mount.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tresor_barrier::BarrierView;
+use tresor_logical::{Error, LogicalBackend, Map, Storage};
+
+use crate::core::Core;
+use crate::router::{Handler, MountEntry};
+
+/// Barrier key of the persisted mount table.
+pub const MOUNTS_KEY: &str = "core/mounts";
+/// Prefix of every mount's storage view.
+const LOGICAL_PREFIX: &str = "logical/";
+/// Mount points owned by the host.
+const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
+
+/// Builds the backend of a mount (implemented by the plugin runtime).
+#[async_trait]
+pub trait BackendFactory: Send + Sync + std::fmt::Debug {
+    /// Whether `kind` (a mount type such as `kv`) can be served.
+    fn supports(&self, kind: &str) -> bool;
+    /// Build the backend for `mount` over its private `storage`.
+    async fn create(&self, mount: &MountSettings, storage: Arc<dyn Storage>) -> Result<Arc<dyn LogicalBackend>, Error>;
+}
+
+/// A mount as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSettings {
+    /// Mount point with trailing slash.
+    pub path: String,
+    /// Type (`kv`).
+    pub kind: String,
+    /// Description.
+    pub description: String,
+    /// Names the storage view.
+    pub uuid: String,
+    /// `<type>_<8 hex>`.
+    pub accessor: String,
+    /// Options (`{"version":"2"}`).
+    pub options: Map,
+    /// Tuned default lease TTL (0 = system default).
+    pub default_lease_ttl: u64,
+    /// Tuned max lease TTL (0 = system max).
+    pub max_lease_ttl: u64,
+}
+
+impl MountSettings {
+    /// The mount's effective default TTL given the system values.
+    pub fn effective_default_ttl(&self, system_default: u64) -> u64 {
+        if self.default_lease_ttl > 0 { self.default_lease_ttl } else { system_default }
+    }
+    /// The mount's effective max TTL given the system values.
+    pub fn effective_max_ttl(&self, system_max: u64) -> u64 {
+        if self.max_lease_ttl > 0 { self.max_lease_ttl } else { system_max }
+    }
+}
+
+/// Normalise a mount point: no leading slash, exactly one trailing slash.
+pub(crate) fn normalize(path: &str) -> Result<String, Error> {
+    let p = path.trim_matches('/');
+    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == ".." || s == ".") || p.contains('\0') {
+        return Err(Error::invalid(format!("invalid mount path {path:?}")));
+    }
+    Ok(format!("{p}/"))
+}
+
+/// Vault's type aliases: `kv-v2` is `kv` with `options.version = "2"`; plain `kv` defaults to v1.
+fn canonical_type(kind: &str, options: &mut Map) -> String {
+    match kind {
+        "kv-v2" => {
+            options.insert("version".into(), json!("2"));
+            "kv".into()
+        }
+        "kv-v1" => {
+            options.insert("version".into(), json!("1"));
+            "kv".into()
+        }
+        "kv" | "generic" => {
+            let v = match options.get("version") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "1".into(),
+            };
+            options.insert("version".into(), json!(v));
+            "kv".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Core {
+    fn factory(&self) -> Option<&Arc<dyn BackendFactory>> {
+        self.config.backend_factory.as_ref()
+    }
+
+    /// Enable a secrets engine at `path`.
+    pub async fn enable_mount(&self, path: &str, kind: &str, description: &str, mut options: Map, config: &Map) -> Result<(), Error> {
+        let _guard = self.mount_lock.lock().await;
+        let path = normalize(path)?;
+        if let Some(r) = RESERVED.iter().find(|r| path.starts_with(*r) || r.starts_with(&path)) {
+            return Err(Error::invalid(format!("path is already in use at {r}")));
+        }
+        let kind = canonical_type(kind, &mut options);
+        let factory = self.factory().filter(|f| f.supports(&kind)).ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
+        {
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            if let Some(existing) = router.conflicting(&path) {
+                return Err(Error::invalid(format!("path is already in use at {existing}")));
+            }
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let settings = MountSettings {
+            accessor: format!("{kind}_{}", &uuid.replace('-', "")[..8]),
+            path,
+            kind,
+            description: description.to_string(),
+            uuid,
+            options,
+            default_lease_ttl: ttl_field(config, "default_lease_ttl")?.unwrap_or(0),
+            max_lease_ttl: ttl_field(config, "max_lease_ttl")?.unwrap_or(0),
+        };
+        let backend = factory.create(&settings, self.mount_view(&settings.uuid)).await?;
+        let mut table = self.load_mount_table().await?;
+        table.push(settings.clone());
+        self.save_mount_table(&table).await?;
+        self.router_mount(settings, Handler::Plugin(backend))?;
+        Ok(())
+    }
+
+    /// Disable the mount at `path` and delete its storage. Unknown paths succeed, as in Vault.
+    pub async fn disable_mount(&self, path: &str) -> Result<(), Error> {
+        let _guard = self.mount_lock.lock().await;
+        let path = normalize(path)?;
+        let mut table = self.load_mount_table().await?;
+        let Some(pos) = table.iter().position(|m| m.path == path) else { return Ok(()) };
+        let removed = table.remove(pos);
+        {
+            let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            router.unmount(&path);
+        }
+        self.save_mount_table(&table).await?;
+        let view = BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{}/", removed.uuid));
+        view.clear().await?;
+        Ok(())
+    }
+
+    /// Tune a mount's TTLs, description and options.
+    pub async fn tune_mount(&self, path: &str, data: &Map) -> Result<(), Error> {
+        let _guard = self.mount_lock.lock().await;
+        let path = normalize(path)?;
+        let mut table = self.load_mount_table().await?;
+        let entry = table.iter_mut().find(|m| m.path == path).ok_or_else(|| Error::invalid(format!("no mount entry found at {path}")))?;
+        if let Some(t) = ttl_field(data, "default_lease_ttl")? {
+            entry.default_lease_ttl = t;
+        }
+        if let Some(t) = ttl_field(data, "max_lease_ttl")? {
+            entry.max_lease_ttl = t;
+        }
+        if let Some(Value::String(d)) = data.get("description") {
+            entry.description = d.clone();
+        }
+        if let Some(Value::Object(o)) = data.get("options") {
+            for (k, v) in o {
+                if k == "version" && entry.options.get("version") != Some(v) && entry.kind == "kv" {
+                    return Err(Error::invalid("changing the KV version of a mount is not supported"));
+                }
+                entry.options.insert(k.clone(), v.clone());
+            }
+        }
+        let updated = entry.clone();
+        self.save_mount_table(&table).await?;
+        let backend = self.build_backend(&updated).await;
+        self.router_mount(updated, backend)?;
+        Ok(())
+    }
+
+    /// Settings of the mount at `path`, if it is an operator mount.
+    pub async fn mount_settings(&self, path: &str) -> Result<Option<MountSettings>, Error> {
+        let path = normalize(path)?;
+        Ok(self.load_mount_table().await?.into_iter().find(|m| m.path == path))
+    }
+
+    fn mount_view(&self, uuid: &str) -> Arc<dyn Storage> {
+        Arc::new(BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{uuid}/")))
+    }
+
+    async fn build_backend(&self, settings: &MountSettings) -> Handler {
+        let Some(factory) = self.factory().filter(|f| f.supports(&settings.kind)) else {
+            return Handler::Unavailable(format!("no plugin available for mount type {:?}", settings.kind));
+        };
+        match factory.create(settings, self.mount_view(&settings.uuid)).await {
+            Ok(b) => Handler::Plugin(b),
+            Err(e) => {
+                tracing::error!(mount = %settings.path, error = %e, "mount unavailable: its plugin could not be loaded");
+                Handler::Unavailable(format!("plugin for mount {} could not be loaded", settings.path))
+            }
+        }
+    }
+
+    fn router_mount(&self, s: MountSettings, handler: Handler) -> Result<(), Error> {
+        let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        router.mount(MountEntry {
+            path: s.path.clone(),
+            kind: s.kind.clone(),
+            description: s.description.clone(),
+            uuid: s.uuid.clone(),
+            accessor: s.accessor.clone(),
+            local: false,
+            seal_wrap: false,
+            options: Some(s.options.clone()),
+            default_lease_ttl: s.default_lease_ttl,
+            max_lease_ttl: s.max_lease_ttl,
+            handler,
+        });
+        Ok(())
+    }
+
+    /// Restore every persisted mount (after unseal). Never fails because of one bad plugin.
+    pub(crate) async fn load_mounts(&self) -> Result<(), Error> {
+        for settings in self.load_mount_table().await? {
+            let handler = self.build_backend(&settings).await;
+            self.router_mount(settings, handler)?;
+        }
+        Ok(())
+    }
+
+    /// Drop operator mounts from the router (at seal).
+    pub(crate) fn unload_mounts(&self) {
+        if let Ok(mut router) = self.router.write() {
+            router.retain_builtin();
+        }
+    }
+
+    async fn load_mount_table(&self) -> Result<Vec<MountSettings>, Error> {
+        match self.barrier.get_value(MOUNTS_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
+            None => Ok(Vec::new()),
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt mount table: {e}"))),
+        }
+    }
+
+    async fn save_mount_table(&self, table: &[MountSettings]) -> Result<(), Error> {
+        let raw = serde_json::to_vec(table).map_err(|e| Error::Internal(e.to_string()))?;
+        self.barrier.put_value(MOUNTS_KEY, &raw).await.map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+/// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
+fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() || s == "system" => Ok(Some(0)),
+        Some(v) => tresor_logical::parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("invalid {key}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_normalised_and_checked() {
+        assert_eq!(normalize("/kv2/").unwrap(), "kv2/");
+        assert_eq!(normalize("a/b").unwrap(), "a/b/");
+        for bad in ["", "/", "a//b", "../x", "a/./b"] {
+            assert!(normalize(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kv_type_aliases() {
+        let mut o = Map::new();
+        assert_eq!(canonical_type("kv-v2", &mut o), "kv");
+        assert_eq!(o["version"], "2");
+        let mut o = Map::new();
+        assert_eq!(canonical_type("kv", &mut o), "kv");
+        assert_eq!(o["version"], "1");
+        let mut o = Map::new();
+        o.insert("version".into(), json!(2));
+        canonical_type("kv", &mut o);
+        assert_eq!(o["version"], "2");
+    }
+}

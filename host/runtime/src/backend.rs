@@ -1,0 +1,222 @@
+//! `WasmBackend`: one mount served by one plugin. Host-side matching and validation, then one fresh
+//! instance per call under a CPU deadline and a memory cap.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tresor_logical::framework::{match_path, validate, PathSpec};
+use tresor_logical::{Error, LogicalBackend, Operation, Request, Response, Storage};
+use wasmtime::Store;
+
+use crate::convert;
+use crate::engine::bindings::{tresor::plugin::types as wit, SecretsEngine};
+use crate::engine::{Plugin, Runtime, TICK};
+use crate::host::State;
+
+/// Per-mount settings a plugin runs under.
+#[derive(Debug, Clone)]
+pub struct MountContext {
+    /// Mount path with trailing slash (`secret/`).
+    pub path: String,
+    /// Mount type (`kv`).
+    pub kind: String,
+    /// Mount options (`{"version":"2"}`).
+    pub options: Value,
+    /// Effective default lease TTL, seconds.
+    pub default_lease_ttl: u64,
+    /// Effective max lease TTL, seconds.
+    pub max_lease_ttl: u64,
+    /// Memory cap per instance, bytes (default 64 MiB).
+    pub max_memory: usize,
+    /// CPU deadline per call (default 5 s).
+    pub cpu_budget: Duration,
+}
+
+impl MountContext {
+    /// Defaults: 64 MiB, 5 s.
+    pub fn new(path: impl Into<String>, kind: impl Into<String>, options: Value) -> Self {
+        Self {
+            path: path.into(),
+            kind: kind.into(),
+            options,
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            max_memory: 64 << 20,
+            cpu_budget: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What is swapped atomically when a plugin is reloaded.
+struct Loaded {
+    plugin: Plugin,
+    spec: Arc<Vec<PathSpec>>,
+    auth: bool,
+}
+
+/// A mount served by a WebAssembly plugin.
+pub struct WasmBackend {
+    runtime: Arc<Runtime>,
+    loaded: RwLock<Arc<Loaded>>,
+    storage: Arc<dyn Storage>,
+    mount: Arc<MountContext>,
+}
+
+impl std::fmt::Debug for WasmBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmBackend").field("mount", &self.mount.path).finish_non_exhaustive()
+    }
+}
+
+/// Why a guest call failed, classified for the log line.
+fn classify(err: &wasmtime::Error, store: &Store<State>) -> &'static str {
+    if store.data().limits.exceeded {
+        "memory limit exceeded"
+    } else if matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        "CPU deadline exceeded"
+    } else {
+        "plugin trapped"
+    }
+}
+
+impl WasmBackend {
+    /// Serve `mount` with `plugin`: ask for its spec, then run its `initialize`.
+    pub async fn new(
+        runtime: Arc<Runtime>,
+        plugin: Plugin,
+        storage: Arc<dyn Storage>,
+        mount: MountContext,
+    ) -> Result<Self, crate::Error> {
+        let mount = Arc::new(mount);
+        let loaded = Self::prepare(&runtime, plugin, &storage, &mount).await?;
+        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount })
+    }
+
+    async fn prepare(runtime: &Arc<Runtime>, plugin: Plugin, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>) -> Result<Loaded, crate::Error> {
+        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        let spec = instance.tresor_plugin_backend().call_spec(&mut store).await.map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
+        let (auth, paths) = convert::spec_from_wit(spec)?;
+        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        match instance.tresor_plugin_backend().call_initialize(&mut store).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(crate::Error::Guest(format!("initialize failed: {}", convert::error_from_wit(e)))),
+            Err(e) => return Err(crate::Error::Guest(classify(&e, &store).into())),
+        }
+        Ok(Loaded { plugin, spec: Arc::new(paths), auth })
+    }
+
+    /// Switch to another build of the plugin. In-flight requests finish on the instance they started
+    /// with; new requests use the new one once its spec and `initialize` succeeded.
+    pub async fn reload(&self, plugin: Plugin) -> Result<(), crate::Error> {
+        let loaded = Self::prepare(&self.runtime, plugin, &self.storage, &self.mount).await?;
+        if let Ok(mut guard) = self.loaded.write() {
+            *guard = Arc::new(loaded);
+        }
+        Ok(())
+    }
+
+    /// The sha256 of the running plugin.
+    pub fn running_sha256(&self) -> String {
+        self.current().map(|l| l.plugin.sha256.clone()).unwrap_or_default()
+    }
+
+    /// Whether the plugin declared itself an auth method.
+    pub fn is_auth(&self) -> bool {
+        self.current().is_some_and(|l| l.auth)
+    }
+
+    /// The declared paths (for help and OpenAPI without running guest code).
+    pub fn spec(&self) -> Arc<Vec<PathSpec>> {
+        self.current().map(|l| l.spec.clone()).unwrap_or_default()
+    }
+
+    fn current(&self) -> Option<Arc<Loaded>> {
+        self.loaded.read().ok().map(|g| g.clone())
+    }
+
+    fn to_wit(&self, spec: &[PathSpec], request: &Request) -> Result<wit::Request, Error> {
+        let matched = match_path(spec, &request.path).ok_or(Error::UnsupportedPath)?;
+        let path = &spec[matched.index];
+        let mut operation = request.operation;
+        if operation == Operation::Update && !path.operations.contains(&Operation::Update) && path.operations.contains(&Operation::Create) {
+            operation = Operation::Create;
+        }
+        if !path.operations.contains(&operation) {
+            return Err(Error::UnsupportedOperation);
+        }
+        let fields = validate(path, operation, &request.data)?;
+        let op = convert::op_to_wit(operation).ok_or(Error::UnsupportedOperation)?;
+        Ok(wit::Request {
+            operation: op,
+            path: request.path.clone(),
+            path_index: u32::try_from(matched.index).map_err(|_| Error::Internal("path index overflow".into()))?,
+            captures: matched.captures,
+            data: fields.into_iter().map(|(k, v)| (k, convert::value_to_wit(v))).collect(),
+            raw_body: (operation == Operation::Patch).then(|| Value::Object(request.data.clone()).to_string()),
+        })
+    }
+
+    fn guest_failure(&self, err: &wasmtime::Error, store: &Store<State>) -> Error {
+        let why = classify(err, store);
+        tracing::warn!(mount = %self.mount.path, reason = why, error = %err, "plugin call failed");
+        Error::Internal(format!("plugin at {} failed: {why}", self.mount.path))
+    }
+}
+
+async fn instantiate(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    storage: &Arc<dyn Storage>,
+    mount: &Arc<MountContext>,
+) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
+    let mut store = Store::new(&runtime.engine, State::new(storage.clone(), mount.clone()));
+    store.limiter(|s| &mut s.limits);
+    let budget = (mount.cpu_budget.as_millis() / TICK.as_millis()).max(1) as u64;
+    let mut used = 0u64;
+    // Set before instantiating: a new store's deadline is 0 and would trap at once.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        used += 1;
+        if used >= budget {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    let instance = plugin.pre.instantiate_async(&mut store).await?;
+    Ok((store, instance))
+}
+
+#[async_trait::async_trait]
+impl LogicalBackend for WasmBackend {
+    async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let req = self.to_wit(&loaded.spec, &request)?;
+        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
+            .await
+            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
+        match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
+            Ok(Ok(resp)) => convert::response_from_wit(resp, self.mount.max_lease_ttl).map(Some),
+            Ok(Err(e)) => Err(convert::error_from_wit(e)),
+            Err(e) => Err(self.guest_failure(&e, &store)),
+        }
+    }
+
+    async fn exists(&self, request: &Request) -> Result<Option<bool>, Error> {
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let Some(m) = match_path(&loaded.spec, &request.path) else { return Ok(None) };
+        if !loaded.spec[m.index].existence_check {
+            return Ok(None);
+        }
+        let req = self.to_wit(&loaded.spec, request)?;
+        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
+            .await
+            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
+        match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {
+            Ok(Ok(b)) => Ok(Some(b)),
+            Ok(Err(e)) => Err(convert::error_from_wit(e)),
+            Err(e) => Err(self.guest_failure(&e, &store)),
+        }
+    }
+}

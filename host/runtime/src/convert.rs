@@ -1,0 +1,166 @@
+//! Conversions between WIT types and the host's logical types. Everything coming from the guest is
+//! validated and bounded here.
+
+use serde_json::Value;
+use tresor_logical::framework::{FieldKind, FieldSpec, FieldValue, PathSpec};
+use tresor_logical::{Error, Map, Operation};
+
+use crate::engine::bindings::tresor::plugin::types as wit;
+
+/// Most paths a plugin may declare.
+const MAX_PATHS: usize = 1000;
+/// Largest response body a plugin may return (bytes of JSON).
+pub(crate) const MAX_RESPONSE_LEN: usize = 16 << 20;
+/// Longest client-visible error message a plugin may return.
+const MAX_ERROR_LEN: usize = 1024;
+const MAX_WARNINGS: usize = 32;
+
+pub(crate) fn op_to_wit(op: Operation) -> Option<wit::Operation> {
+    Some(match op {
+        Operation::Read => wit::Operation::Read,
+        Operation::Create => wit::Operation::Create,
+        Operation::Update => wit::Operation::Update,
+        Operation::Patch => wit::Operation::Patch,
+        Operation::Delete => wit::Operation::Delete,
+        Operation::List => wit::Operation::List,
+        Operation::Help => return None,
+    })
+}
+
+fn op_from_wit(op: wit::Operation) -> Operation {
+    match op {
+        wit::Operation::Read => Operation::Read,
+        wit::Operation::Create => Operation::Create,
+        wit::Operation::Update => Operation::Update,
+        wit::Operation::Patch => Operation::Patch,
+        wit::Operation::Delete => Operation::Delete,
+        wit::Operation::List => Operation::List,
+    }
+}
+
+fn kind_from_wit(k: wit::FieldKind) -> FieldKind {
+    match k {
+        wit::FieldKind::Str => FieldKind::Str,
+        wit::FieldKind::Int => FieldKind::Int,
+        wit::FieldKind::Boolean => FieldKind::Bool,
+        wit::FieldKind::Duration => FieldKind::Duration,
+        wit::FieldKind::StrList => FieldKind::StrList,
+        wit::FieldKind::StrMap => FieldKind::StrMap,
+        wit::FieldKind::Json => FieldKind::Json,
+    }
+}
+
+/// The plugin's declared spec as host path specs; a malformed spec makes the plugin unusable.
+pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpec>), crate::Error> {
+    if spec.paths.len() > MAX_PATHS {
+        return Err(crate::Error::Invalid(format!("plugin declares more than {MAX_PATHS} paths")));
+    }
+    let mut out = Vec::with_capacity(spec.paths.len());
+    for p in spec.paths {
+        if let Some(pos) = p.pattern.find("*}") {
+            if pos + 2 != p.pattern.len() {
+                return Err(crate::Error::Invalid(format!("pattern {:?}: a rest capture must be last", p.pattern)));
+            }
+        }
+        let mut fields = Vec::with_capacity(p.fields.len());
+        for f in p.fields {
+            let default = match f.default_value {
+                None => None,
+                Some(text) => Some(serde_json::from_str::<Value>(&text).map_err(|_| {
+                    crate::Error::Invalid(format!("field {:?}: default is not valid JSON", f.name))
+                })?),
+            };
+            fields.push(FieldSpec {
+                name: f.name,
+                kind: kind_from_wit(f.kind),
+                description: f.description,
+                required: f.required,
+                sensitive: f.sensitive,
+                default,
+            });
+        }
+        out.push(PathSpec {
+            pattern: p.pattern,
+            fields,
+            operations: p.operations.into_iter().map(op_from_wit).collect(),
+            existence_check: p.existence_check,
+            unauthenticated: p.unauthenticated,
+            allow_unknown_fields: p.allow_unknown_fields,
+            help: p.help,
+        });
+    }
+    Ok((matches!(spec.kind, wit::BackendKind::Auth), out))
+}
+
+pub(crate) fn value_to_wit(v: FieldValue) -> wit::FieldValue {
+    match v {
+        FieldValue::Str(s) => wit::FieldValue::Str(s),
+        FieldValue::Int(i) => wit::FieldValue::Int(i),
+        FieldValue::Bool(b) => wit::FieldValue::Boolean(b),
+        FieldValue::Duration(d) => wit::FieldValue::Duration(d),
+        FieldValue::StrList(l) => wit::FieldValue::StrList(l),
+        FieldValue::StrMap(m) => wit::FieldValue::StrMap(serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())),
+        FieldValue::Json(v) => wit::FieldValue::Json(v.to_string()),
+    }
+}
+
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+pub(crate) fn error_from_wit(e: wit::Error) -> Error {
+    match e {
+        wit::Error::InvalidRequest(m) => Error::InvalidRequest(bounded(m, MAX_ERROR_LEN)),
+        wit::Error::NotFound => Error::NotFound,
+        wit::Error::PermissionDenied => Error::Forbidden,
+        wit::Error::UnsupportedPath => Error::UnsupportedPath,
+        wit::Error::UnsupportedOperation => Error::UnsupportedOperation,
+        wit::Error::Internal(m) => Error::Internal(format!("plugin error: {}", bounded(m, MAX_ERROR_LEN))),
+    }
+}
+
+/// Statuses a plugin may choose for a response with data.
+fn allowed_status(s: u16) -> bool {
+    matches!(s, 200 | 202 | 204 | 400 | 404)
+}
+
+pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64) -> Result<tresor_logical::Response, Error> {
+    let data = match r.data {
+        None => None,
+        Some(text) if text.len() > MAX_RESPONSE_LEN => {
+            return Err(Error::Internal(format!("plugin response larger than {MAX_RESPONSE_LEN} bytes")));
+        }
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => Some(m),
+            Ok(Value::Null) => None,
+            Ok(_) | Err(_) => return Err(Error::Internal("plugin returned data that is not a JSON object".into())),
+        },
+    };
+    if r.secret.is_some() || r.auth.is_some() {
+        // Leases and plugin logins arrive with the leases and auth issues; until then fail closed.
+        return Err(Error::Internal("plugin returned a lease or login, which this host does not support yet".into()));
+    }
+    let status = match r.status {
+        None => None,
+        Some(s) if allowed_status(s) => Some(s),
+        Some(s) => return Err(Error::Internal(format!("plugin returned disallowed status {s}"))),
+    };
+    let warnings: Vec<String> = r.warnings.into_iter().take(MAX_WARNINGS).map(|w| bounded(w, MAX_ERROR_LEN)).collect();
+    let lease_duration = r.ttl_hint.map_or(0, |t| t.min(max_lease_ttl));
+    Ok(tresor_logical::Response {
+        data: data.map(|m: Map| m),
+        warnings,
+        auth: None,
+        lease_id: String::new(),
+        lease_duration,
+        renewable: false,
+        status,
+    })
+}

@@ -1,0 +1,158 @@
+//! The engine, the linker and plugin loading (verify → compile or load from cache → `InstancePre`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::host::State;
+use crate::Error;
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/plugin",
+        world: "secrets-engine",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// One epoch tick. Deadlines are whole ticks; a CPU budget of 5 s is 500 ticks.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may exist at once across all mounts (pool size).
+    pub max_instances: u32,
+    /// Upper bound for any mount's memory cap; the pool reserves this much address space per slot.
+    pub max_memory_ceiling: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            // Each slot is virtual address space, committed only when touched.
+            max_instances: 1000,
+            max_memory_ceiling: 512 << 20,
+        }
+    }
+}
+
+/// The plugin runtime: engine, linker, epoch ticker.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    linker: Linker<State>,
+    config: RuntimeConfig,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A verified, compiled plugin, ready to instantiate.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    pub(crate) pre: bindings::SecretsEnginePre<State>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("sha256", &self.sha256).finish_non_exhaustive()
+    }
+}
+
+fn engine_err(e: impl std::fmt::Display) -> Error {
+    Error::Engine(e.to_string())
+}
+
+impl Runtime {
+    /// Build the engine and linker and start the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Arc<Self>, Error> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances * 2)
+            .total_memories(config.max_instances * 2)
+            .total_tables(config.max_instances * 2)
+            .max_memories_per_component(4)
+            .max_memory_size(config.max_memory_ceiling)
+            .max_component_instance_size(1 << 20)
+            .linear_memory_keep_resident(64 << 10);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&wasm).map_err(engine_err)?;
+
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        bindings::SecretsEngine::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+
+        // The ticker holds only a weak engine handle, so dropping the runtime stops it.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("tresor-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(engine_err)?;
+        Ok(Arc::new(Self { engine, linker, config }))
+    }
+
+    /// Verify `bytes` against `expected_sha256` (when given), then compile (or load the cached
+    /// compilation) and pre-link.
+    pub fn load(&self, bytes: &[u8], expected_sha256: Option<&str>) -> Result<Plugin, Error> {
+        let sha256 = crate::sha256_hex(bytes);
+        if let Some(expected) = expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(Error::ChecksumMismatch { expected: expected.to_string(), actual: sha256 });
+            }
+        }
+        let component = self.compile_cached(bytes, &sha256)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let pre = bindings::SecretsEnginePre::new(pre).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        Ok(Plugin { sha256, pre })
+    }
+
+    fn compile_cached(&self, bytes: &[u8], sha256: &str) -> Result<Component, Error> {
+        let Some(dir) = &self.config.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")));
+        };
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let path = dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
+        if path.exists() {
+            // SAFETY contract of deserialize_file: the file must be a wasmtime artifact we produced. The
+            // cache directory is ours, and the name binds the artifact to the verified sha256 and to
+            // this engine's settings; anything that fails to load is recompiled.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(error = %e, "discarding unusable compiled plugin cache entry"),
+            }
+        }
+        let artifact = self.engine.precompile_component(bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        std::fs::create_dir_all(dir).map_err(engine_err)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &artifact).map_err(engine_err)?;
+        std::fs::rename(&tmp, &path).map_err(engine_err)?;
+        #[allow(unsafe_code)]
+        // SAFETY: bytes just produced by this engine's `precompile_component`.
+        unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(engine_err)
+    }
+}

@@ -1,0 +1,185 @@
+//! The capabilities a plugin instance gets: per-store state and the `Host` trait implementations.
+//! Everything here is reached by untrusted guest code: every input is checked, every failure is a
+//! guest-visible error (never a host panic), and nothing outside the mount's storage view is nameable.
+
+use std::sync::Arc;
+
+use tresor_logical::Storage;
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::backend::MountContext;
+use crate::engine::bindings::tresor::plugin::{log, storage, system, types};
+
+/// Longest storage key a plugin may use (bytes).
+pub(crate) const MAX_KEY_LEN: usize = 1024;
+/// Largest value a plugin may store (bytes): Vault's default max entry size.
+pub(crate) const MAX_VALUE_LEN: usize = 1024 * 1024;
+/// Longest log line accepted from a guest; longer lines are truncated.
+const MAX_LOG_LEN: usize = 4096;
+
+/// Memory cap with a flag, so an allocation refused by the cap is reported as such and not as a
+/// generic trap (StoreLimits failures do not downcast to `Trap`).
+pub(crate) struct Limits {
+    pub(crate) max_memory: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Per-request store state.
+pub(crate) struct State {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: Limits,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) mount: Arc<MountContext>,
+}
+
+impl State {
+    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>) -> Self {
+        // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
+        let wasi = WasiCtx::builder().build();
+        let max_memory = mount.max_memory;
+        Self { wasi, table: ResourceTable::new(), limits: Limits { max_memory, exceeded: false }, storage, mount }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for State {}
+
+fn check_key(key: &str) -> Result<(), storage::StorageError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(storage::StorageError::InvalidKey(format!("key longer than {MAX_KEY_LEN} bytes")));
+    }
+    if key.starts_with('/') || key.contains('\0') || key.split('/').any(|s| s == ".." || s == ".") {
+        return Err(storage::StorageError::InvalidKey("key must be relative and may not contain '.', '..' or NUL".into()));
+    }
+    Ok(())
+}
+
+fn storage_error(e: tresor_logical::StorageError) -> storage::StorageError {
+    match e {
+        tresor_logical::StorageError::InvalidKey(k) => storage::StorageError::InvalidKey(k),
+        // The detail may name host paths: log it, tell the guest only that storage failed.
+        other => {
+            tracing::warn!(error = %other, "plugin storage call failed");
+            storage::StorageError::Failed("storage unavailable".into())
+        }
+    }
+}
+
+impl storage::Host for State {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, storage::StorageError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.storage.get(&key).await.map_err(storage_error))
+    }
+
+    async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), storage::StorageError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        if key.is_empty() || key.ends_with('/') {
+            return Ok(Err(storage::StorageError::InvalidKey("cannot write to a folder".into())));
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return Ok(Err(storage::StorageError::TooLarge(MAX_VALUE_LEN as u64)));
+        }
+        Ok(self.storage.put(&key, &value).await.map_err(storage_error))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), storage::StorageError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.storage.delete(&key).await.map_err(storage_error))
+    }
+
+    async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, storage::StorageError>> {
+        if let Err(e) = check_key(&prefix) {
+            return Ok(Err(e));
+        }
+        Ok(self.storage.list(&prefix).await.map_err(storage_error))
+    }
+}
+
+impl system::Host for State {
+    async fn describe_mount(&mut self) -> wasmtime::Result<system::MountInfo> {
+        Ok(system::MountInfo {
+            path: self.mount.path.clone(),
+            kind: self.mount.kind.clone(),
+            options: self.mount.options.to_string(),
+        })
+    }
+
+    async fn default_lease_ttl(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.mount.default_lease_ttl)
+    }
+
+    async fn max_lease_ttl(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.mount.max_lease_ttl)
+    }
+
+    async fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok((d.as_secs() as i64, d.subsec_nanos()))
+    }
+}
+
+impl log::Host for State {
+    async fn emit(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let mut message = message;
+        if message.len() > MAX_LOG_LEN {
+            let mut cut = MAX_LOG_LEN;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let mount = self.mount.path.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(mount, "plugin: {message}"),
+            log::Level::Debug => tracing::debug!(mount, "plugin: {message}"),
+            log::Level::Info => tracing::info!(mount, "plugin: {message}"),
+            log::Level::Warn => tracing::warn!(mount, "plugin: {message}"),
+            log::Level::Error => tracing::error!(mount, "plugin: {message}"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_leave_the_view_are_refused() {
+        for bad in ["/etc/passwd", "../other", "a/../../b", "a/./b", "a\0b"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
+        for good in ["", "config", "data/1/app/db", "meta/a/"] {
+            assert!(check_key(good).is_ok(), "{good:?}");
+        }
+    }
+}
