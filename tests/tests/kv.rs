@@ -1,0 +1,179 @@
+//! The KV plugin (a real wasm component) through the real binary: Vault's HTTP shapes, the real
+//! `bao kv` CLI, and hvac's KV v1/v2 clients.
+
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use tresor_tests::{bao_bin, workspace_root, TestServer};
+
+fn bao(server: &TestServer, args: &[&str]) -> Output {
+    Command::new(bao_bin())
+        .args(args)
+        .env("BAO_ADDR", &server.addr)
+        .env("BAO_TOKEN", &server.root_token)
+        .env("HOME", server.dir.path())
+        .output()
+        .unwrap()
+}
+
+fn ok_json(out: Output) -> Value {
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn bao_kv_commands_work_against_the_kv_plugin() {
+    let server = TestServer::dev();
+    let put = ok_json(bao(&server, &["kv", "put", "-format=json", "secret/app", "user=alice", "pass=p1"]));
+    assert_eq!(put["data"]["version"], 1);
+    ok_json(bao(&server, &["kv", "put", "-format=json", "secret/app", "user=bob"]));
+    let got = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    assert_eq!(got["data"]["data"], json!({"user": "bob"}));
+    let v1 = ok_json(bao(&server, &["kv", "get", "-format=json", "-version=1", "secret/app"]));
+    assert_eq!(v1["data"]["data"], json!({"pass": "p1", "user": "alice"}));
+    ok_json(bao(&server, &["kv", "patch", "-format=json", "secret/app", "role=admin"]));
+    let got = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    assert_eq!(got["data"]["data"], json!({"role": "admin", "user": "bob"}));
+    let listed = ok_json(bao(&server, &["kv", "list", "-format=json", "secret/"]));
+    assert_eq!(listed, json!(["app"]));
+
+    assert!(bao(&server, &["kv", "delete", "secret/app"]).status.success());
+    // As real OpenBao: exit 0, `data` null, the deletion time in the metadata.
+    let deleted = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    assert_eq!(deleted["data"]["data"], Value::Null);
+    assert_ne!(deleted["data"]["metadata"]["deletion_time"], "");
+    assert!(bao(&server, &["kv", "undelete", "-versions=3", "secret/app"]).status.success());
+    assert_eq!(ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]))["data"]["data"]["role"], "admin");
+    assert!(bao(&server, &["kv", "destroy", "-versions=1", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &["kv", "metadata", "get", "-format=json", "secret/app"]));
+    assert_eq!(meta["data"]["versions"]["1"]["destroyed"], true);
+    assert_eq!(meta["data"]["current_version"], 3);
+    assert!(bao(&server, &["kv", "metadata", "put", "-max-versions=2", "-custom-metadata=owner=ops", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &["kv", "metadata", "get", "-format=json", "secret/app"]));
+    assert_eq!(meta["data"]["custom_metadata"], json!({"owner": "ops"}));
+    assert_eq!(meta["data"]["max_versions"], 2);
+    assert!(bao(&server, &["kv", "metadata", "delete", "secret/app"]).status.success());
+    assert!(!bao(&server, &["kv", "get", "secret/app"]).status.success());
+
+    // KV v1 through `bao secrets enable` and the same kv commands.
+    assert!(bao(&server, &["secrets", "enable", "-path=kv1", "-version=1", "kv"]).status.success());
+    assert!(bao(&server, &["kv", "put", "kv1/x", "a=b"]).status.success());
+    assert_eq!(ok_json(bao(&server, &["kv", "get", "-format=json", "kv1/x"]))["data"], json!({"a": "b"}));
+    let mounts = ok_json(bao(&server, &["secrets", "list", "-format=json"]));
+    assert_eq!(mounts["kv1/"]["options"]["version"], "1");
+    assert_eq!(mounts["secret/"]["options"]["version"], "2");
+}
+
+#[test]
+fn kv_v2_http_shapes_match_vault() {
+    let server = TestServer::dev();
+    let c = server.root();
+    assert_eq!(c.raw("POST", "sys/mounts/kv2", Some(br#"{"type":"kv-v2"}"#), Some("application/json")).status, 204);
+    let (s, b) = c.put("sys/mounts/kv2", json!({"type": "kv"}));
+    assert_eq!((s, b), (400, json!({"errors": ["path is already in use at kv2/"]})));
+    let (s, b) = c.put("sys/mounts/bogus", json!({"type": "nope"}));
+    assert_eq!((s, b), (400, json!({"errors": ["plugin not found in the catalog: nope"]})));
+
+    let (s, b) = c.put("kv2/data/app/db", json!({"data": {"user": "u", "pass": "p1"}}));
+    assert_eq!(s, 200);
+    assert_eq!(b["data"]["version"], 1);
+    assert_eq!(b["data"]["deletion_time"], "");
+    assert_eq!(b["data"]["custom_metadata"], Value::Null);
+    let (s, b) = c.put("kv2/data/app/db", json!({"options": {"cas": 0}, "data": {"x": "y"}}));
+    assert_eq!((s, b), (400, json!({"errors": ["check-and-set parameter did not match the current version"]})));
+    let (s, b) = c.put("kv2/data/s2", json!({"data": {"x": 1}, "options": {"cas": "abc"}}));
+    assert_eq!((s, b), (400, json!({"errors": ["error parsing check-and-set parameter"]})));
+    let (s, b) = c.put("kv2/data/app/db", json!({"user": "no-data-wrapper"}));
+    assert_eq!((s, b), (400, json!({"errors": ["no data provided"]})));
+
+    let r = c.raw("LIST", "kv2/data/app", None, None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json(), json!({"errors": ["1 error occurred:\n\t* unsupported operation\n\n"]}));
+    let (s, b) = c.get("kv2/app/db");
+    assert_eq!(s, 404);
+    assert!(b["warnings"][0].as_str().unwrap().starts_with("Invalid path for a versioned K/V secrets engine"));
+    assert_eq!(c.get("kv2/data/nope"), (404, json!({"errors": []})));
+
+    // The 404-with-body rule for a deleted version.
+    assert_eq!(c.delete("kv2/data/app/db").0, 204);
+    let (s, b) = c.get("kv2/data/app/db");
+    assert_eq!(s, 404);
+    assert_eq!(b["data"]["data"], Value::Null);
+    assert_ne!(b["data"]["metadata"]["deletion_time"], "");
+    assert_eq!(c.put("kv2/delete/app/db", json!({})), (400, json!({"errors": ["No version number provided"]})));
+
+    let r = c.raw("PATCH", "kv2/data/s3", Some(br#"{"data":{"a":"1"}}"#), Some("application/merge-patch+json"));
+    assert_eq!(r.status, 404, "patching a secret that does not exist");
+    assert_eq!(c.get("kv2/config").1["data"], json!({"cas_required": false, "delete_version_after": "0s", "max_versions": 0, "metadata_cas_required": false}));
+
+    let (s, ui) = c.get("sys/internal/ui/mounts/kv2/data/app/db");
+    assert_eq!(s, 200);
+    assert_eq!((ui["data"]["path"].clone(), ui["data"]["options"]["version"].clone()), (json!("kv2/"), json!("2")));
+}
+
+#[test]
+fn kv_v1_shapes_ttl_and_tune() {
+    let server = TestServer::dev();
+    let c = server.root();
+    assert_eq!(c.put("sys/mounts/kv1", json!({"type": "kv", "options": {"version": "1"}, "description": "kv v1"})).0, 204);
+    assert_eq!(c.raw("POST", "kv1/app/db", Some(br#"{"user":"u","pass":"p","ttl":"1h"}"#), Some("application/json")).status, 204);
+    let (s, b) = c.get("kv1/app/db");
+    assert_eq!(s, 200);
+    assert_eq!(b["lease_duration"], 3600);
+    assert_eq!(b["lease_id"], "");
+    assert_eq!(b["data"], json!({"pass": "p", "ttl": "1h", "user": "u"}));
+    assert_eq!(c.list("kv1/app").1["data"]["keys"], json!(["db"]));
+    assert_eq!(c.list("kv1/").1["data"]["keys"], json!(["app/"]));
+    assert_eq!(c.list("kv1/nothing"), (404, json!({"errors": []})));
+    assert_eq!(c.put("kv1/app/empty", json!({})), (400, json!({"errors": ["missing data fields"]})));
+
+    let (_, tune) = c.get("sys/mounts/kv1/tune");
+    assert_eq!(tune["data"]["default_lease_ttl"], 2_764_800);
+    assert_eq!(tune["data"]["description"], "kv v1");
+    assert_eq!(c.put("sys/mounts/kv1/tune", json!({"default_lease_ttl": "1h", "max_lease_ttl": "24h", "description": "tuned"})).0, 204);
+    let (_, tune) = c.get("sys/mounts/kv1/tune");
+    assert_eq!((tune["data"]["default_lease_ttl"].clone(), tune["data"]["max_lease_ttl"].clone()), (json!(3600), json!(86400)));
+    c.put("kv1/nottl", json!({"a": "b"}));
+    assert_eq!(c.get("kv1/nottl").1["lease_duration"], 3600, "mount default applies without a ttl key");
+    assert_eq!(c.get("kv1/app/db").1["data"]["user"], "u", "tuning kept the data");
+
+    assert_eq!(c.delete("sys/mounts/kv1").0, 204);
+    assert_eq!(c.get("kv1/app/db").0, 404);
+    assert_eq!(c.delete("sys/mounts/never-mounted").0, 204);
+    // Re-enabling at the same path starts empty: disabling deleted the storage.
+    assert_eq!(c.put("sys/mounts/kv1", json!({"type": "kv"})).0, 204);
+    assert_eq!(c.get("kv1/app/db").0, 404);
+}
+
+#[test]
+fn mounts_and_their_data_survive_restart_and_unseal() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert_eq!(c.put("sys/mounts/team", json!({"type": "kv-v2"})).0, 204);
+    assert_eq!(c.put("team/data/db", json!({"data": {"password": "hunter2-unique-9d1"}})).0, 200);
+    server.kill9();
+    let db = std::fs::read(server.db_path()).unwrap_or_default();
+    let wal = std::fs::read(format!("{}-wal", server.db_path().display())).unwrap_or_default();
+    assert!(![db, wal].concat().windows(18).any(|w| w == b"hunter2-unique-9d1"), "plugin data is encrypted at rest");
+    server.start();
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert_eq!(c.get("team/data/db").1["data"]["data"]["password"], "hunter2-unique-9d1");
+    assert_eq!(c.get("sys/mounts").1["data"]["team/"]["options"]["version"], "2");
+}
+
+#[test]
+fn hvac_kv_v1_and_v2_clients_work() {
+    let server = TestServer::dev();
+    let python = workspace_root().join("target/test-venv/bin/python");
+    let out = Command::new(&python)
+        .arg(workspace_root().join("tests/python/hvac_kv.py"))
+        .arg(&server.addr)
+        .arg(&server.root_token)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hvac ok"));
+}
