@@ -64,6 +64,14 @@ impl TestServer {
         Self::spawn(vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()], dir)
     }
 
+    /// `tresor server -dev` with extra arguments.
+    pub fn dev_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["server".to_string(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args, dir)
+    }
+
     /// `tresor server -dev -dev-db=<dir>/tresor.db`: dev mode on persistent SQLite storage.
     pub fn dev_db() -> Self {
         let dir = tempfile::tempdir().unwrap();

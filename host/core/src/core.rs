@@ -129,6 +129,8 @@ impl Core {
             options: Some(Default::default()),
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            running_sha256: String::new(),
+            running_version: String::new(),
             handler: Handler::Sys,
         });
         router.mount(MountEntry {
@@ -142,6 +144,8 @@ impl Core {
             options: Some(Default::default()),
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            running_sha256: String::new(),
+            running_version: String::new(),
             handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, "sys/cubbyhole/")))),
         });
         router.mount(MountEntry {
@@ -155,6 +159,8 @@ impl Core {
             options: None,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            running_sha256: String::new(),
+            running_version: String::new(),
             handler: Handler::Token,
         });
         let core = Arc::new(Self {

@@ -5,6 +5,7 @@
 //! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`) are methods called directly by the HTTP
 //! layer and work while sealed. This crate knows no HTTP and no WebAssembly.
 
+mod catalog;
 mod core;
 mod cubbyhole;
 mod mount;
@@ -15,7 +16,8 @@ mod token;
 mod util;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
-pub use crate::mount::{BackendFactory, MountSettings, MOUNTS_KEY};
+pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
+pub use crate::mount::{BackendFactory, Created, MountSettings, MOUNTS_KEY};
 pub use crate::router::MountEntry;
 pub use crate::seal::{InitParams, InitResult, SealStatus};
 pub use crate::token::TokenEntry;

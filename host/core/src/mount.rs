@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tresor_barrier::BarrierView;
 use tresor_logical::{Error, LogicalBackend, Map, Storage};
 
+use crate::catalog::CatalogEntry;
 use crate::core::Core;
 use crate::router::{Handler, MountEntry};
 
@@ -25,10 +26,27 @@ const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 /// Builds the backend of a mount (implemented by the plugin runtime).
 #[async_trait]
 pub trait BackendFactory: Send + Sync + std::fmt::Debug {
-    /// Whether `kind` (a mount type such as `kv`) can be served.
+    /// Whether `kind` (a mount type such as `kv`) is a built-in plugin.
     fn supports(&self, kind: &str) -> bool;
-    /// Build the backend for `mount` over its private `storage`.
-    async fn create(&self, mount: &MountSettings, storage: Arc<dyn Storage>) -> Result<Arc<dyn LogicalBackend>, Error>;
+    /// Names of the built-in plugins.
+    fn builtin_names(&self) -> Vec<String>;
+    /// Check a registration: the file exists in the plugin directory, matches its sha256 and is a
+    /// valid plugin component.
+    async fn verify(&self, entry: &CatalogEntry) -> Result<(), Error>;
+    /// Build the backend for `mount` over its private `storage`, from the registered `plugin` when
+    /// given (verified again: a file changed since registration is refused), else the built-in.
+    async fn create(&self, mount: &MountSettings, plugin: Option<&CatalogEntry>, storage: Arc<dyn Storage>) -> Result<Created, Error>;
+}
+
+/// A backend and what is running it.
+#[derive(Debug)]
+pub struct Created {
+    /// The backend.
+    pub backend: Arc<dyn LogicalBackend>,
+    /// sha256 of the running component (empty for built-ins, as Vault reports).
+    pub sha256: String,
+    /// Version of the running component.
+    pub version: String,
 }
 
 /// A mount as persisted.
@@ -109,7 +127,15 @@ impl Core {
             return Err(Error::invalid(format!("path is already in use at {r}")));
         }
         let kind = canonical_type(kind, &mut options);
-        let factory = self.factory().filter(|f| f.supports(&kind)).ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
+        let factory = self.factory().ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
+        let registered = if kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+            self.catalog_get("secret", &kind).await?
+        } else {
+            None
+        };
+        if registered.is_none() && !factory.supports(&kind) {
+            return Err(Error::invalid(format!("plugin not found in the catalog: {kind}")));
+        }
         {
             let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
             if let Some(existing) = router.conflicting(&path) {
@@ -127,11 +153,11 @@ impl Core {
             default_lease_ttl: ttl_field(config, "default_lease_ttl")?.unwrap_or(0),
             max_lease_ttl: ttl_field(config, "max_lease_ttl")?.unwrap_or(0),
         };
-        let backend = factory.create(&settings, self.mount_view(&settings.uuid)).await?;
+        let created = factory.create(&settings, registered.as_ref(), self.mount_view(&settings.uuid)).await?;
         let mut table = self.load_mount_table().await?;
         table.push(settings.clone());
         self.save_mount_table(&table).await?;
-        self.router_mount(settings, Handler::Plugin(backend))?;
+        self.router_mount(settings, Handler::Plugin(created.backend), created.sha256, created.version)?;
         Ok(())
     }
 
@@ -177,9 +203,28 @@ impl Core {
         }
         let updated = entry.clone();
         self.save_mount_table(&table).await?;
-        let backend = self.build_backend(&updated).await;
-        self.router_mount(updated, backend)?;
-        Ok(())
+        self.rebuild_mount(&updated, false).await
+    }
+
+    /// Persisted mounts served by plugin `name` (optionally only those at `only` paths).
+    pub(crate) async fn mounts_of(&self, name: &str, only: &[String]) -> Result<Vec<MountSettings>, Error> {
+        let only: Vec<String> = only.iter().map(|p| normalize(p)).collect::<Result<_, _>>()?;
+        Ok(self
+            .load_mount_table()
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == name && (only.is_empty() || only.contains(&m.path)))
+            .collect())
+    }
+
+    /// Build a fresh backend for `settings` and swap it into the router. With `strict`, a failure is
+    /// returned and the running backend keeps serving; otherwise the mount becomes unavailable.
+    pub(crate) async fn rebuild_mount(&self, settings: &MountSettings, strict: bool) -> Result<(), Error> {
+        match self.build_backend(settings).await {
+            Ok((handler, sha, version)) => self.router_mount(settings.clone(), handler, sha, version),
+            Err(e) if strict => Err(e),
+            Err(e) => self.router_mount(settings.clone(), Handler::Unavailable(e.to_string()), String::new(), String::new()),
+        }
     }
 
     /// Settings of the mount at `path`, if it is an operator mount.
@@ -192,20 +237,22 @@ impl Core {
         Arc::new(BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{uuid}/")))
     }
 
-    async fn build_backend(&self, settings: &MountSettings) -> Handler {
-        let Some(factory) = self.factory().filter(|f| f.supports(&settings.kind)) else {
-            return Handler::Unavailable(format!("no plugin available for mount type {:?}", settings.kind));
-        };
-        match factory.create(settings, self.mount_view(&settings.uuid)).await {
-            Ok(b) => Handler::Plugin(b),
+    async fn build_backend(&self, settings: &MountSettings) -> Result<(Handler, String, String), Error> {
+        let factory = self.factory().ok_or_else(|| Error::Unavailable(format!("no plugin runtime for mount {}", settings.path)))?;
+        let registered = self.catalog_get("secret", &settings.kind).await.ok().flatten();
+        if registered.is_none() && !factory.supports(&settings.kind) {
+            return Err(Error::Unavailable(format!("plugin {:?} for mount {} is not in the catalog", settings.kind, settings.path)));
+        }
+        match factory.create(settings, registered.as_ref(), self.mount_view(&settings.uuid)).await {
+            Ok(c) => Ok((Handler::Plugin(c.backend), c.sha256, c.version)),
             Err(e) => {
-                tracing::error!(mount = %settings.path, error = %e, "mount unavailable: its plugin could not be loaded");
-                Handler::Unavailable(format!("plugin for mount {} could not be loaded", settings.path))
+                tracing::error!(mount = %settings.path, error = %e, "plugin could not be loaded");
+                Err(Error::Unavailable(format!("plugin for mount {} could not be loaded: {e}", settings.path)))
             }
         }
     }
 
-    fn router_mount(&self, s: MountSettings, handler: Handler) -> Result<(), Error> {
+    fn router_mount(&self, s: MountSettings, handler: Handler, running_sha256: String, running_version: String) -> Result<(), Error> {
         let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.mount(MountEntry {
             path: s.path.clone(),
@@ -218,6 +265,8 @@ impl Core {
             options: Some(s.options.clone()),
             default_lease_ttl: s.default_lease_ttl,
             max_lease_ttl: s.max_lease_ttl,
+            running_sha256,
+            running_version,
             handler,
         });
         Ok(())
@@ -226,8 +275,8 @@ impl Core {
     /// Restore every persisted mount (after unseal). Never fails because of one bad plugin.
     pub(crate) async fn load_mounts(&self) -> Result<(), Error> {
         for settings in self.load_mount_table().await? {
-            let handler = self.build_backend(&settings).await;
-            self.router_mount(settings, handler)?;
+            // Never fails for one bad plugin: that mount answers 500 until fixed.
+            self.rebuild_mount(&settings, false).await?;
         }
         Ok(())
     }

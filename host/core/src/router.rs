@@ -44,6 +44,10 @@ pub struct MountEntry {
     pub default_lease_ttl: u64,
     /// Tuned max lease TTL (0 = system).
     pub max_lease_ttl: u64,
+    /// sha256 of the running plugin (empty for built-ins).
+    pub running_sha256: String,
+    /// Version of the running plugin (empty: the host's built-in version).
+    pub running_version: String,
     pub(crate) handler: Handler,
 }
 
@@ -59,8 +63,8 @@ impl MountEntry {
             "local": self.local,
             "options": match &self.options { Some(o) => Value::Object(o.clone()), None => Value::Null },
             "plugin_version": "",
-            "running_plugin_version": format!("v{}+builtin.tresor", crate::VERSION),
-            "running_sha256": "",
+            "running_plugin_version": if self.running_version.is_empty() { format!("v{}+builtin.tresor", crate::VERSION) } else { self.running_version.clone() },
+            "running_sha256": self.running_sha256,
             "seal_wrap": self.seal_wrap,
             "type": self.kind,
             "uuid": self.uuid,

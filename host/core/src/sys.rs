@@ -76,6 +76,61 @@ impl Core {
                 let target = p.trim_start_matches("internal/ui/mounts/");
                 self.ui_mount_json(target).map(|d| Some(Response::with_data(d)))
             }
+            ("plugins/catalog", Operation::Read) => Ok(Some(Response::with_data(self.catalog_json().await?))),
+            (p, op) if p.starts_with("plugins/catalog/") => {
+                let rest = p.trim_start_matches("plugins/catalog/");
+                match (rest.split_once('/'), op) {
+                    (None, Operation::List | Operation::Read) => {
+                        let mut keys = self.catalog_list(rest).await?;
+                        if rest == "secret" {
+                            keys.extend(self.config.backend_factory.as_ref().map(|f| f.builtin_names()).unwrap_or_default());
+                            keys.sort();
+                            keys.dedup();
+                        }
+                        Ok(Some(Response::list(keys)))
+                    }
+                    (Some((kind, name)), Operation::Read) => {
+                        let e = self.catalog_get(kind, name).await?.ok_or(Error::NotFound)?;
+                        Ok(Some(Response::with_data(crate::util::obj([
+                            ("args", json!([])),
+                            ("builtin", json!(false)),
+                            ("command", json!(e.command)),
+                            ("deprecation_status", json!("supported")),
+                            ("name", json!(e.name)),
+                            ("sha256", json!(e.sha256)),
+                            ("version", json!(e.version)),
+                        ]))))
+                    }
+                    (Some((kind, name)), Operation::Update | Operation::Create) => {
+                        self.catalog_register(kind, name, &request.data).await?;
+                        Ok(None)
+                    }
+                    (Some((kind, name)), Operation::Delete) => {
+                        self.catalog_delete(kind, name).await?;
+                        Ok(None)
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
+            ("plugins/reload/backend", Operation::Update | Operation::Create) => {
+                let plugin = request.get_str("plugin").unwrap_or("").to_string();
+                let mounts: Vec<String> = match request.data.get("mounts") {
+                    Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                    Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                    _ => Vec::new(),
+                };
+                if plugin.is_empty() && mounts.is_empty() {
+                    return Err(Error::invalid("plugin or mounts must be provided"));
+                }
+                let name = if plugin.is_empty() {
+                    let first = self.mount_settings(&mounts[0]).await?.ok_or_else(|| Error::invalid("no such mount"))?;
+                    first.kind
+                } else {
+                    plugin
+                };
+                let n = self.reload_plugin(&name, &mounts).await?;
+                Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(uuid::Uuid::new_v4().to_string())), ("reloaded_mounts", json!(n))]))))
+            }
             ("internal/ui/mounts", Operation::Read) => {
                 let mut data = Map::new();
                 data.insert("secret".into(), Value::Object(self.mounts_json(false)?));

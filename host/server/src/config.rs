@@ -56,10 +56,12 @@ pub struct Config {
     pub ui: bool,
     /// `trace|debug|info|warn|error`.
     pub log_level: Option<String>,
+    /// Where registered third-party plugin files live.
+    pub plugin_directory: Option<PathBuf>,
 }
 
 const IGNORED_TOP: &[&str] =
-    &["disable_mlock", "cluster_addr", "cluster_name", "plugin_directory", "disable_cache", "default_lease_ttl", "max_lease_ttl"];
+    &["disable_mlock", "cluster_addr", "cluster_name", "disable_cache", "default_lease_ttl", "max_lease_ttl"];
 
 impl Config {
     /// Load and validate a file.
@@ -73,12 +75,13 @@ impl Config {
         let body: Body = hcl::from_str(text).map_err(|e| anyhow!("invalid HCL: {e}"))?;
         let mut storage = None;
         let mut listeners = Vec::new();
-        let mut config = Config { storage: Storage::Inmem, listeners: Vec::new(), api_addr: None, ui: false, log_level: None };
+        let mut config = Config { storage: Storage::Inmem, listeners: Vec::new(), api_addr: None, ui: false, log_level: None, plugin_directory: None };
         for attr in body.attributes() {
             match attr.key() {
                 "api_addr" => config.api_addr = Some(string(attr)?),
                 "ui" => config.ui = boolean(attr)?,
                 "log_level" => config.log_level = Some(string(attr)?),
+                "plugin_directory" => config.plugin_directory = Some(PathBuf::from(string(attr)?)),
                 key if IGNORED_TOP.contains(&key) => tracing::debug!(key, "config key accepted and ignored"),
                 key => bail!("unknown configuration key {key:?}"),
             }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tresor_core::{BackendFactory, MountSettings};
-use tresor_logical::{Error, LogicalBackend, Storage};
+use tresor_core::{BackendFactory, CatalogEntry, Created, MountSettings};
+use tresor_logical::{Error, Storage};
 use tresor_runtime::{MountContext, Plugin, Runtime, RuntimeConfig, WasmBackend};
 
 mod builtin {
@@ -24,11 +24,13 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tresor/plugins"))
 }
 
-/// The factory: runtime + built-in catalog.
+/// The factory: runtime + built-in catalog + the operator's plugin directory.
 pub struct PluginFactory {
     runtime: Arc<Runtime>,
     builtin: HashMap<&'static str, &'static [u8]>,
+    /// Compiled plugins by sha256 (built-ins by kind), so many mounts share one compilation.
     loaded: Mutex<HashMap<String, Plugin>>,
+    plugin_directory: Option<PathBuf>,
     default_lease_ttl: u64,
     max_lease_ttl: u64,
 }
@@ -41,12 +43,18 @@ impl std::fmt::Debug for PluginFactory {
 
 impl PluginFactory {
     /// A factory over a new runtime.
-    pub fn new(cache_dir: Option<PathBuf>, default_lease_ttl: u64, max_lease_ttl: u64) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        plugin_directory: Option<PathBuf>,
+        default_lease_ttl: u64,
+        max_lease_ttl: u64,
+    ) -> anyhow::Result<Arc<Self>> {
         let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
         Ok(Arc::new(Self {
             runtime,
             builtin: builtin::BUILTIN.iter().copied().collect(),
             loaded: Mutex::new(HashMap::new()),
+            plugin_directory,
             default_lease_ttl,
             max_lease_ttl,
         }))
@@ -69,6 +77,34 @@ impl PluginFactory {
         }
         Ok(plugin)
     }
+
+    /// Read a registered plugin's file and verify it against the registration; compile once per sha.
+    async fn external(&self, entry: &CatalogEntry) -> Result<Plugin, Error> {
+        let dir = self.plugin_directory.as_ref().ok_or_else(|| Error::invalid("no plugin_directory is configured"))?;
+        // The command is a file name inside the directory, never a path out of it.
+        if entry.command.is_empty() || entry.command.contains('/') || entry.command.contains('\\') || entry.command.starts_with('.') {
+            return Err(Error::invalid(format!("invalid plugin command {:?}: must be a file name in plugin_directory", entry.command)));
+        }
+        let path = dir.join(&entry.command);
+        let bytes = tokio::fs::read(&path).await.map_err(|_| Error::invalid(format!("plugin file {:?} not found in plugin_directory", entry.command)))?;
+        let actual = tresor_runtime::sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(&entry.sha256) {
+            return Err(Error::invalid(format!("plugin {:?}: sha256 mismatch: the file does not match its registration", entry.name)));
+        }
+        if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(&actual).cloned()) {
+            return Ok(p);
+        }
+        let runtime = self.runtime.clone();
+        let expected = entry.sha256.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes, Some(&expected)))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::invalid(format!("plugin {:?} is not a valid Tresor plugin: {e}", entry.name)))?;
+        if let Ok(mut m) = self.loaded.lock() {
+            m.insert(actual, plugin.clone());
+        }
+        Ok(plugin)
+    }
 }
 
 #[async_trait]
@@ -77,14 +113,28 @@ impl BackendFactory for PluginFactory {
         self.builtin.contains_key(kind)
     }
 
-    async fn create(&self, mount: &MountSettings, storage: Arc<dyn Storage>) -> Result<Arc<dyn LogicalBackend>, Error> {
-        let plugin = self.plugin(&mount.kind).await?;
+    fn builtin_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.builtin.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    async fn verify(&self, entry: &CatalogEntry) -> Result<(), Error> {
+        self.external(entry).await.map(|_| ())
+    }
+
+    async fn create(&self, mount: &MountSettings, registered: Option<&CatalogEntry>, storage: Arc<dyn Storage>) -> Result<Created, Error> {
+        let (plugin, version) = match registered {
+            Some(entry) => (self.external(entry).await?, entry.version.clone()),
+            None => (self.plugin(&mount.kind).await?, String::new()),
+        };
+        let sha256 = if registered.is_some() { plugin.sha256.clone() } else { String::new() };
         let mut ctx = MountContext::new(mount.path.clone(), mount.kind.clone(), Value::Object(mount.options.clone()));
         ctx.default_lease_ttl = mount.effective_default_ttl(self.default_lease_ttl);
         ctx.max_lease_ttl = mount.effective_max_ttl(self.max_lease_ttl);
         let backend = WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
             .await
             .map_err(|e| Error::Unavailable(format!("plugin for mount {} failed to start: {e}", mount.path)))?;
-        Ok(Arc::new(backend))
+        Ok(Created { backend: Arc::new(backend), sha256, version })
     }
 }

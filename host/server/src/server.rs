@@ -25,7 +25,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
     let flags = Flags::parse(
         argv,
         &["dev", "dev-no-store-token"],
-        &["config", "dev-root-token-id", "dev-listen-address", "dev-db", "log-level"],
+        &["config", "dev-root-token-id", "dev-listen-address", "dev-db", "dev-plugin-dir", "log-level"],
     )?;
     if !flags.args.is_empty() {
         bail!("unexpected arguments: {:?}", flags.args);
@@ -47,6 +47,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
             api_addr: None,
             ui: false,
             log_level: None,
+            plugin_directory: flags.get("dev-plugin-dir").map(Into::into),
         },
         (false, Some(path)) => Config::load(Path::new(path))?,
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
@@ -118,6 +119,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     let defaults = CoreConfig::default();
     let factory = crate::plugins::PluginFactory::new(
         crate::plugins::default_cache_dir(),
+        config.plugin_directory.clone(),
         defaults.default_lease_ttl,
         defaults.max_lease_ttl,
     )?;
