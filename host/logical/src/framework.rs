@@ -132,14 +132,12 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
             return None;
         }
         // `metadata` against `metadata/{path*}`: an absent rest is an empty rest.
-        if tail.is_none() {
-            if let Some(next) = segments.peek() {
-                if let Some(name) = next.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
+        if tail.is_none()
+            && let Some(next) = segments.peek()
+                && let Some(name) = next.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
                     captures.push((name.to_string(), String::new()));
                     return Some(captures);
                 }
-            }
-        }
         match (is_last, tail) {
             (true, None) => return Some(captures),
             // A trailing slash after the last literal/segment is tolerated (`config/`).

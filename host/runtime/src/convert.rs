@@ -57,11 +57,10 @@ pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpe
     }
     let mut out = Vec::with_capacity(spec.paths.len());
     for p in spec.paths {
-        if let Some(pos) = p.pattern.find("*}") {
-            if pos + 2 != p.pattern.len() {
+        if let Some(pos) = p.pattern.find("*}")
+            && pos + 2 != p.pattern.len() {
                 return Err(crate::Error::Invalid(format!("pattern {:?}: a rest capture must be last", p.pattern)));
             }
-        }
         let mut fields = Vec::with_capacity(p.fields.len());
         for f in p.fields {
             let default = match f.default_value {

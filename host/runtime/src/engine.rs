@@ -117,11 +117,10 @@ impl Runtime {
     /// compilation) and pre-link.
     pub fn load(&self, bytes: &[u8], expected_sha256: Option<&str>) -> Result<Plugin, Error> {
         let sha256 = crate::sha256_hex(bytes);
-        if let Some(expected) = expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&sha256) {
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&sha256) {
                 return Err(Error::ChecksumMismatch { expected: expected.to_string(), actual: sha256 });
             }
-        }
         let component = self.compile_cached(bytes, &sha256)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| Error::Invalid(format!("{e:#}")))?;
         let pre = bindings::SecretsEnginePre::new(pre).map_err(|e| Error::Invalid(format!("{e:#}")))?;

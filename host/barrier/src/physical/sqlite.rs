@@ -36,11 +36,10 @@ fn restrict_permissions(path: &Path) {
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
-            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
-                if e.kind() != std::io::ErrorKind::NotFound {
+            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                && e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(error = %e, "could not restrict database file permissions");
                 }
-            }
         }
     }
     #[cfg(not(unix))]
