@@ -55,3 +55,45 @@ fn cli_operator_flow_and_generic_commands() {
     assert!(tresor(&server, Some(root), &["operator", "seal"]).status.success());
     assert_eq!(tresor(&server, None, &["status"]).status.code(), Some(2));
 }
+
+#[test]
+fn cli_secrets_kv_and_plugin_commands() {
+    let server = TestServer::dev();
+    let t = Some(server.root_token.as_str());
+    let o = tresor(&server, t, &["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = tresor(&server, t, &["secrets", "list"]);
+    assert!(out(&o).contains("kv1/") && out(&o).contains("secret/"), "{}", out(&o));
+    assert!(tresor(&server, t, &["secrets", "tune", "-default-lease-ttl=1h", "kv1"]).status.success());
+    assert!(tresor(&server, t, &["kv", "put", "kv1/a", "x=1"]).status.success());
+    assert_eq!(String::from_utf8_lossy(&tresor(&server, t, &["kv", "get", "-field=x", "kv1/a"]).stdout), "1\n");
+
+    // KV v2 through the same commands.
+    assert!(tresor(&server, t, &["kv", "put", "secret/app", "user=alice"]).status.success());
+    assert!(tresor(&server, t, &["kv", "put", "-cas=1", "secret/app", "user=bob"]).status.success());
+    let o = tresor(&server, t, &["kv", "put", "-cas=1", "secret/app", "user=eve"]);
+    assert!(!o.status.success() && out(&o).contains("check-and-set"), "{}", out(&o));
+    assert!(tresor(&server, t, &["kv", "patch", "secret/app", "role=admin"]).status.success());
+    assert_eq!(String::from_utf8_lossy(&tresor(&server, t, &["kv", "get", "-field=role", "secret/app"]).stdout), "admin\n");
+    let o = tresor(&server, t, &["kv", "get", "-format=json", "-version=1", "secret/app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["data"]["data"]["user"], "alice");
+    assert!(String::from_utf8_lossy(&tresor(&server, t, &["kv", "list", "secret/"]).stdout).contains("app"));
+    assert!(tresor(&server, t, &["kv", "delete", "secret/app"]).status.success());
+    assert!(tresor(&server, t, &["kv", "undelete", "-versions=3", "secret/app"]).status.success());
+    assert!(tresor(&server, t, &["kv", "destroy", "-versions=1", "secret/app"]).status.success());
+    assert!(tresor(&server, t, &["kv", "metadata", "put", "-max-versions=4", "secret/app"]).status.success());
+    let o = tresor(&server, t, &["kv", "metadata", "get", "-format=json", "secret/app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["data"]["max_versions"], 4);
+    assert_eq!(v["data"]["versions"]["1"]["destroyed"], true);
+    assert!(tresor(&server, t, &["kv", "metadata", "delete", "secret/app"]).status.success());
+    assert_eq!(tresor(&server, t, &["kv", "get", "secret/app"]).status.code(), Some(2));
+
+    // Catalog: built-ins are listed; registering a missing file is refused with a clear message.
+    let o = tresor(&server, t, &["plugin", "list"]);
+    assert!(out(&o).contains("kv"), "{}", out(&o));
+    let o = tresor(&server, t, &["plugin", "register", &format!("-sha256={}", "a".repeat(64)), "secret", "nothere"]);
+    assert!(!o.status.success() && out(&o).contains("Code: 400"), "{}", out(&o));
+    assert!(tresor(&server, t, &["secrets", "disable", "kv1"]).status.success());
+}

@@ -4,6 +4,7 @@
 //! Exit codes follow Vault: 0 success, 1 error, 2 usage error or (for `status`) sealed.
 
 mod client;
+mod engines;
 mod output;
 
 use std::io::{BufRead as _, Read as _};
@@ -28,6 +29,9 @@ pub fn run(command: &str, argv: &[String]) -> Result<ExitCode> {
         "delete" => delete(argv),
         "list" => list(argv),
         "login" => login(argv),
+        "secrets" => engines::secrets(argv),
+        "kv" => engines::kv(argv),
+        "plugin" => engines::plugin(argv),
         other => {
             eprintln!("Unknown command: {other}\n\nRun `tresor -help` for the list of commands.");
             Ok(ExitCode::from(127))
@@ -51,7 +55,7 @@ fn operator(argv: &[String]) -> Result<ExitCode> {
     }
 }
 
-fn flags(argv: &[String], bools: &[&str], valued: &[&str]) -> Result<Flags> {
+pub(super) fn flags(argv: &[String], bools: &[&str], valued: &[&str]) -> Result<Flags> {
     let valued: Vec<&str> = COMMON_VALUED.iter().chain(valued).copied().collect();
     Flags::parse(argv, bools, &valued)
 }
@@ -164,14 +168,14 @@ fn operator_seal(argv: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn path_arg(f: &Flags, usage: &str) -> Result<String> {
+pub(super) fn path_arg(f: &Flags, usage: &str) -> Result<String> {
     match f.args.first() {
         Some(p) => Ok(p.trim_start_matches('/').to_string()),
         None => bail!("Not enough arguments (expected 1, got 0)\n\nUsage: {usage}"),
     }
 }
 
-fn print_secret(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitCode> {
+pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitCode> {
     if let Some(field) = field {
         let v = resp["data"].get(field).or_else(|| resp.get(field));
         return match v {
@@ -230,7 +234,7 @@ fn read(argv: &[String]) -> Result<ExitCode> {
 }
 
 /// `k=v` pairs; `k=@file` reads a file, `k=-` reads stdin; a lone `-` reads a JSON object from stdin.
-fn parse_kv(args: &[String]) -> Result<Map<String, Value>> {
+pub(super) fn parse_kv(args: &[String]) -> Result<Map<String, Value>> {
     let mut data = Map::new();
     for arg in args {
         if arg == "-" {

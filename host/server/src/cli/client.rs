@@ -69,13 +69,18 @@ impl Client {
 
     /// Call `method /v1/path`; `Ok(None)` for 204.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        self.call_as(method, path, body, "application/json")
+    }
+
+    /// As [`Client::call`], with an explicit body content type (merge-patch for PATCH).
+    pub fn call_as(&self, method: &str, path: &str, body: Option<&Value>, content_type: &str) -> Result<Option<Value>> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
         let mut req = self.agent.request(method, &url).set("X-Vault-Request", "true");
         if let Some(token) = &self.token {
             req = req.set("X-Vault-Token", token);
         }
         let result = match body {
-            Some(b) => req.send_json(b),
+            Some(b) => req.set("Content-Type", content_type).send_string(&b.to_string()),
             None => req.call(),
         };
         let resp = match result {
