@@ -177,3 +177,18 @@ fn hvac_kv_v1_and_v2_clients_work() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("hvac ok"));
 }
+
+#[test]
+fn help_and_openapi_come_from_the_declared_spec() {
+    let server = TestServer::dev();
+    let c = server.root();
+    let (s, b) = c.get("secret/data/app?help=1");
+    assert_eq!(s, 200, "{b}");
+    assert!(b["data"]["openapi"]["paths"]["/secret/data/{path}"]["post"].is_object(), "{b}");
+    let (s, doc) = c.get("sys/internal/specs/openapi");
+    assert_eq!(s, 200);
+    let paths = doc["data"]["paths"].as_object().unwrap();
+    for p in ["/secret/config", "/secret/data/{path}", "/secret/metadata/{path}", "/secret/destroy/{path}"] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    }
+}

@@ -260,6 +260,9 @@ impl Core {
                 request.path = format!("{}/{}", entry.id_hash, request.path);
                 backend.handle(request).await?
             }
+            Handler::Plugin(backend) if request.operation == tresor_logical::Operation::Help => {
+                crate::sys::help_response(&mount.path, backend.as_ref(), &request.path)?
+            }
             Handler::Plugin(backend) => backend.handle(request).await?,
             Handler::Unavailable(why) => return Err(Error::Unavailable(why.clone())),
         };

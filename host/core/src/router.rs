@@ -120,6 +120,17 @@ impl Router {
         self.mounts.retain(|m| m.path != path);
     }
 
+    /// `(mount path, backend)` of every plugin mount.
+    pub(crate) fn plugin_backends(&self) -> Vec<(String, Arc<dyn LogicalBackend>)> {
+        self.mounts
+            .iter()
+            .filter_map(|m| match &m.handler {
+                Handler::Plugin(b) => Some((m.path.clone(), b.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Keep only the host's own mounts (sys/, cubbyhole/, auth/token/).
     pub(crate) fn retain_builtin(&mut self) {
         self.mounts.retain(|m| !matches!(m.handler, Handler::Plugin(_) | Handler::Unavailable(_)));

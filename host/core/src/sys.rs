@@ -131,6 +131,7 @@ impl Core {
                 let n = self.reload_plugin(&name, &mounts).await?;
                 Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(uuid::Uuid::new_v4().to_string())), ("reloaded_mounts", json!(n))]))))
             }
+            ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
                 let mut data = Map::new();
                 data.insert("secret".into(), Value::Object(self.mounts_json(false)?));
@@ -188,6 +189,23 @@ impl Core {
         ]))
     }
 
+    /// `sys/internal/specs/openapi`: every plugin mount's declared paths, from the host's copy of the spec.
+    fn openapi(&self) -> Result<Map, Error> {
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let mut paths = Map::new();
+        for (mount, backend) in router.plugin_backends() {
+            if let Some(spec) = backend.spec() {
+                paths.extend(tresor_logical::framework::openapi_paths(&mount, &spec));
+            }
+        }
+        Ok(crate::util::obj([
+            ("openapi", json!("3.0.2")),
+            ("info", json!({"title": "Tresor API", "description": "HTTP API of Tresor (Vault-compatible)", "version": crate::VERSION})),
+            ("paths", Value::Object(paths)),
+            ("components", json!({"schemas": {}})),
+        ]))
+    }
+
     fn mount_json(&self, path: &str) -> Result<Map, Error> {
         let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         match router.get(path).map(|m| m.to_json()) {
@@ -235,4 +253,17 @@ fn token_json(entry: &TokenEntry) -> Map {
         ("ttl", json!(remaining)),
         ("type", json!("service")),
     ])
+}
+
+/// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.
+pub(crate) fn help_response(mount: &str, backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
+    let spec = backend.spec().ok_or(Error::UnsupportedOperation)?;
+    let m = tresor_logical::framework::match_path(&spec, path).ok_or(Error::UnsupportedPath)?;
+    let matched = &spec[m.index];
+    let openapi = tresor_logical::framework::openapi_paths(mount, std::slice::from_ref(matched));
+    Ok(Some(Response::with_data(crate::util::obj([
+        ("help", json!(matched.help)),
+        ("openapi", json!({"openapi": "3.0.2", "paths": openapi})),
+        ("see_also", Value::Null),
+    ]))))
 }

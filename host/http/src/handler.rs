@@ -101,7 +101,9 @@ where
     }
 
     let list_query = query.get("list").and_then(Value::as_str).is_some_and(|v| matches!(v, "true" | "1" | "t"));
+    let help_query = query.get("help").and_then(Value::as_str).is_some_and(|v| matches!(v, "true" | "1" | "t"));
     let operation = match method.as_str() {
+        "GET" if help_query => Operation::Help,
         "GET" if list_query => Operation::List,
         "GET" => Operation::Read,
         "LIST" => Operation::List,
@@ -121,9 +123,10 @@ where
         }
     }
     let data = match operation {
-        Operation::Read | Operation::List => {
+        Operation::Read | Operation::List | Operation::Help => {
             let mut q = query;
             q.remove("list");
+            q.remove("help");
             q
         }
         _ => read_body(api, &parts.headers, body).await?,

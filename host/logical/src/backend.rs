@@ -18,4 +18,9 @@ pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
         let _ = request;
         Ok(None)
     }
+
+    /// The declared paths, for help and OpenAPI (served by the host, never by running backend code).
+    fn spec(&self) -> Option<std::sync::Arc<Vec<crate::framework::PathSpec>>> {
+        None
+    }
 }

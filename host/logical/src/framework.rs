@@ -242,6 +242,68 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
     })
 }
 
+fn kind_schema(kind: FieldKind) -> Value {
+    match kind {
+        FieldKind::Str => serde_json::json!({"type": "string"}),
+        FieldKind::Int => serde_json::json!({"type": "integer"}),
+        FieldKind::Bool => serde_json::json!({"type": "boolean"}),
+        FieldKind::Duration => serde_json::json!({"type": "string", "format": "duration"}),
+        FieldKind::StrList => serde_json::json!({"type": "array", "items": {"type": "string"}}),
+        FieldKind::StrMap => serde_json::json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        FieldKind::Json => serde_json::json!({"type": "object"}),
+    }
+}
+
+/// OpenAPI 3 path items for a mount's declared paths (`{name*}` becomes `{name}`).
+pub fn openapi_paths(mount: &str, paths: &[PathSpec]) -> Map {
+    let mut out = Map::new();
+    for p in paths {
+        let pattern = p.pattern.replace("*}", "}");
+        let mut item = Map::new();
+        item.insert("description".into(), Value::String(p.help.clone()));
+        let params: Vec<Value> = pattern
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            item.insert("parameters".into(), Value::Array(params));
+        }
+        let props: Map = p
+            .fields
+            .iter()
+            .map(|f| {
+                let mut schema = kind_schema(f.kind);
+                if let Value::Object(o) = &mut schema {
+                    o.insert("description".into(), Value::String(f.description.clone()));
+                    if let Some(d) = &f.default {
+                        o.insert("default".into(), d.clone());
+                    }
+                }
+                (f.name.clone(), schema)
+            })
+            .collect();
+        let required: Vec<&str> = p.fields.iter().filter(|f| f.required).map(|f| f.name.as_str()).collect();
+        for op in &p.operations {
+            let (verb, body) = match op {
+                Operation::Read => ("get", false),
+                Operation::List => ("list", false),
+                Operation::Create | Operation::Update => ("post", true),
+                Operation::Patch => ("patch", true),
+                Operation::Delete => ("delete", false),
+                Operation::Help => continue,
+            };
+            let mut o = serde_json::json!({"responses": {"200": {"description": "OK"}}});
+            if body {
+                o["requestBody"] = serde_json::json!({"content": {"application/json": {"schema": {"type": "object", "properties": props, "required": required}}}});
+            }
+            item.insert(verb.into(), o);
+        }
+        out.insert(format!("/{mount}{pattern}"), Value::Object(item));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +366,17 @@ mod tests {
         let missing: Map = Map::new();
         assert!(validate(&spec, Operation::Update, &missing).is_err());
         assert!(validate(&spec, Operation::Read, &missing).is_ok());
+    }
+
+    #[test]
+    fn openapi_lists_paths_parameters_and_fields() {
+        let mut p = path("roles/{name}", vec![FieldSpec { required: true, ..field("ttl", FieldKind::Duration) }]);
+        p.operations = vec![Operation::Read, Operation::Update];
+        let doc = openapi_paths("ssh/", &[p]);
+        let item = &doc["/ssh/roles/{name}"];
+        assert_eq!(item["parameters"][0]["name"], "name");
+        assert!(item.get("get").is_some());
+        assert_eq!(item["post"]["requestBody"]["content"]["application/json"]["schema"]["required"], json!(["ttl"]));
     }
 
     #[test]

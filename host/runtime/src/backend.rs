@@ -203,6 +203,10 @@ impl LogicalBackend for WasmBackend {
         }
     }
 
+    fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
+        Some(WasmBackend::spec(self))
+    }
+
     async fn exists(&self, request: &Request) -> Result<Option<bool>, Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let Some(m) = match_path(&loaded.spec, &request.path) else { return Ok(None) };
