@@ -8,6 +8,7 @@ Servers are started one at a time so they never compete for the 2 cores with eac
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 HEALTH_REQ = b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
@@ -53,6 +55,71 @@ def start(kind, binary, port, workdir):
     return proc, (time.perf_counter() - t0) * 1000.0
 
 
+def api(port, method, path, body=None, token="root"):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/{path}", data=data, method=method)
+    req.add_header("X-Vault-Token", token)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def start_durable(kind, binary, port, workdir):
+    """A non-dev server on durable storage (Tresor: SQLite; OpenBao: raft), initialised, unsealed,
+    with kv-v2 at secret/. Returns (proc, root token)."""
+    cfg = os.path.join(workdir, f"{kind}.hcl")
+    data = os.path.join(workdir, f"{kind}-data")
+    os.makedirs(data, exist_ok=True)
+    with open(cfg, "w") as f:
+        if kind == "tresor":
+            f.write(f'storage "sqlite" {{ path = "{data}/tresor.db" }}\n')
+        else:
+            f.write(f'storage "raft" {{ node_id = "n1"\n path = "{data}" }}\ncluster_addr = "http://127.0.0.1:{port + 1}"\n')
+        f.write(f'listener "tcp" {{ address = "127.0.0.1:{port}"\n tls_disable = 1 }}\napi_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n')
+    proc = subprocess.Popen([binary, "server", f"-config={cfg}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HOME=workdir), cwd=workdir)
+    for _ in range(600):
+        try:
+            api(port, "GET", "sys/seal-status")
+            break
+        except OSError:
+            time.sleep(0.05)
+    init = api(port, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
+    api(port, "PUT", "sys/unseal", {"key": init["keys_base64"][0]}, token="")
+    token = init["root_token"]
+    for _ in range(600):
+        try:
+            api(port, "POST", "sys/mounts/secret", {"type": "kv-v2"}, token=token)
+            break
+        except Exception:
+            time.sleep(0.1)
+    return proc, token
+
+
+def kv_load(port, token, connections, duration, threads, workdir):
+    """KV v2 read and write throughput/latency with wrk."""
+    api(port, "POST", "secret/data/bench", {"data": {"user": "alice", "password": "s3cret"}}, token=token)
+    script = os.path.join(workdir, "write.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = \'{"data":{"user":"alice","password":"s3cret"}}\'\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    out = {}
+    for c in (1, connections):
+        t = min(threads, c)
+        out[f"read{c}"] = wrk(port, "/v1/secret/data/bench", c, duration, t, token=token)
+        out[f"write{c}"] = wrk(port, "/v1/secret/data/wbench", c, duration, t, token=token, script=script)
+    return out
+
+
+def mounts_rss(port, token, pid, n=100):
+    for i in range(n):
+        api(port, "POST", f"sys/mounts/m{i}", {"type": "kv-v2"}, token=token)
+        api(port, "POST", f"m{i}/data/s", {"data": {"k": "v"}}, token=token)
+    time.sleep(1.0)
+    return rss_mib(pid)
+
+
 def stop(proc):
     proc.terminate()
     try:
@@ -70,10 +137,13 @@ def rss_mib(pid):
     return float("nan")
 
 
-def wrk(port, path, connections, duration, threads):
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-        check=True, capture_output=True, text=True).stdout
+def wrk(port, path, connections, duration, threads, token=None, script=None):
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if token:
+        args += ["-H", f"X-Vault-Token: {token}"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct in ("50", "99"):
@@ -120,10 +190,17 @@ def main():
             wrk(port, "/v1/sys/health", a.connections, 2, a.threads)  # warm-up
             health = wrk(port, "/v1/sys/health", a.connections, a.duration, a.threads)
             seal = wrk(port, "/v1/sys/seal-status", a.connections, a.duration, a.threads)
+            kv_mem = kv_load(port, "root", a.connections, a.duration, a.threads, work)
             rss_after = rss_mib(proc.pid)
+            rss_100 = mounts_rss(port, "root", proc.pid)
             stop(proc)
+            dport = free_port()
+            dproc, dtoken = start_durable(kind, binary, dport, work)
+            kv_durable = kv_load(dport, dtoken, a.connections, a.duration, a.threads, work)
+            stop(dproc)
         results[name] = {"version": version(kind, binary), "start_ms": statistics.median(starts),
-                         "start_min": min(starts), "rss": rss, "rss_after": rss_after, "health": health, "seal": seal}
+                         "start_min": min(starts), "rss": rss, "rss_after": rss_after, "health": health, "seal": seal,
+                         "kv": kv_mem, "kvd": kv_durable, "rss_100": rss_100}
         print(name, results[name], flush=True)
 
     def f(v, fmt="{:.0f}"):
@@ -161,13 +238,30 @@ def main():
             f"{results[n]['start_ms']:.1f} ({results[n]['start_min']:.1f})" for n, _, _ in servers) + " |",
         "| RSS 1 s after start, MiB | " + " | ".join(f"{results[n]['rss']:.1f}" for n, _, _ in servers) + " |",
         "| RSS after the load runs, MiB | " + " | ".join(f"{results[n]['rss_after']:.1f}" for n, _, _ in servers) + " |",
-        "| non-2xx responses / socket errors | " + " | ".join(
+    ]
+    c = a.connections
+    for label, key in (("dev, in-memory", "kv"), ("durable: Tresor SQLite / OpenBao raft", "kvd")):
+        for op in ("read", "write"):
+            for conns in (1, c):
+                cells = []
+                for n, _, _ in servers:
+                    r = results[n][key][f"{op}{conns}"]
+                    cells.append(f"{f(r['rps'])} req/s, p99 {f(r['p99'], '{:.2f}')} ms" + (f" ({r['non2xx']} non-2xx)" if r["non2xx"] else ""))
+                lines.append(f"| KV v2 {op}, {conns} conn, {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "| RSS with 100 KV v2 mounts (one secret each), MiB | " + " | ".join(f"{results[n]['rss_100']:.1f}" for n, _, _ in servers) + " |",
+        "| non-2xx responses / socket errors (sys) | " + " | ".join(
             f"{results[n]['health']['non2xx'] + results[n]['seal']['non2xx']} / {results[n]['health']['errors'] or 'none'}"
             for n, _, _ in servers) + " |",
         "",
         "Cold start is measured from `Popen` to the first `200` on `/v1/sys/health`, polling every 0.5 ms",
         "over fresh connections; for dev servers it includes initialisation (key generation, Shamir split,",
-        "root token) and unseal.",
+        "root token), unseal, and mounting `secret/` (Tresor: the built-in KV plugin, loaded from the",
+        "compiled-component cache after the first start).",
+        "",
+        "KV v2 rows: `GET /v1/secret/data/bench` and `POST /v1/secret/data/wbench` (every write is a new",
+        "version), with the root token. Tresor runs KV as a sandboxed wasm component (fresh instance per",
+        "request); OpenBao runs its built-in Go engine.",
         "",
     ]
     with open(a.out, "w") as fh:
