@@ -75,8 +75,8 @@ def start_durable(kind, binary, port, workdir):
         if kind == "tresor":
             f.write(f'storage "sqlite" {{ path = "{data}/tresor.db" }}\n')
         else:
-            f.write(f'storage "raft" {{ node_id = "n1"\n path = "{data}" }}\ncluster_addr = "http://127.0.0.1:{port + 1}"\n')
-        f.write(f'listener "tcp" {{ address = "127.0.0.1:{port}"\n tls_disable = 1 }}\napi_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n')
+            f.write(f'storage "raft" {{\n  node_id = "n1"\n  path = "{data}"\n}}\ncluster_addr = "http://127.0.0.1:{port + 1}"\n')
+        f.write(f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = 1\n}}\napi_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n')
     proc = subprocess.Popen([binary, "server", f"-config={cfg}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, HOME=workdir), cwd=workdir)
     for _ in range(600):

@@ -87,14 +87,24 @@ impl TestServer {
         Self::with_listener_extra("")
     }
 
+    /// As [`TestServer::sqlite`], with `plugin_directory` set.
+    pub fn sqlite_with_plugins(plugin_dir: &Path) -> Self {
+        Self::with_config_extra("", &format!("plugin_directory = \"{}\"\n", plugin_dir.display()))
+    }
+
     /// As [`TestServer::sqlite`], with extra lines inside the listener block.
     pub fn with_listener_extra(extra: &str) -> Self {
+        Self::with_config_extra(extra, "")
+    }
+
+    fn with_config_extra(listener_extra: &str, top_extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("tresor.hcl");
         std::fs::write(
             &config,
             format!(
-                "storage \"sqlite\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = 1\n{extra}\n}}\n",
+                // The one-line listener form of the brief's fixed interface (Vault's HCL1 accepts it).
+                "storage \"sqlite\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:0\"  tls_disable = 1 {listener_extra} }}\napi_addr = \"http://127.0.0.1:0\"\n{top_extra}",
                 dir.path().join("tresor.db").display()
             ),
         )
@@ -138,8 +148,9 @@ impl TestServer {
         while addr.is_none() || (dev && token.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not start: {:?}", child.try_wait()));
-            if let Some(a) = line.trim().strip_prefix("Api Address: ") {
-                addr = Some(a.to_string());
+            // The bound address (api_addr may be anything the config says).
+            if let Some(rest) = line.trim().strip_prefix("Listener 1: tcp (addr: \"") {
+                addr = rest.split('"').next().map(|a| format!("http://{a}"));
             }
             if let Some(t) = line.trim().strip_prefix("Root Token: ") {
                 token = Some(t.to_string());

@@ -127,3 +127,39 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     assert_eq!(s, 400);
     assert_eq!(c.get("my/info").1["data"]["version"], "0.2.0", "still serving the verified build");
 }
+
+#[test]
+fn a_missing_plugin_never_blocks_unseal_and_its_mount_answers_500_until_fixed() {
+    let work = tempfile::tempdir().unwrap();
+    let plugin_dir = work.path().join("plugins");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    let v1 = build_template(&work.path().join("src"), "0.1.0");
+    std::fs::write(plugin_dir.join("myplugin.wasm"), &v1).unwrap();
+
+    let mut server = TestServer::sqlite_with_plugins(&plugin_dir);
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert_eq!(c.put("sys/plugins/catalog/secret/myplugin", json!({"sha256": sha256(&v1), "command": "myplugin.wasm", "version": "v0.1.0"})).0, 204);
+    assert_eq!(c.put("sys/mounts/my", json!({"type": "myplugin"})).0, 204);
+    assert_eq!(c.put("sys/mounts/kv", json!({"type": "kv-v2"})).0, 204);
+    assert_eq!(c.put("my/items/a", json!({"value": "kept"})).0, 204);
+    assert!(server.terminate().success());
+
+    // The plugin file disappears while the server is down.
+    std::fs::remove_file(plugin_dir.join("myplugin.wasm")).unwrap();
+    server.start();
+    server.unseal(&keys); // asserts the unseal succeeded
+    let c = server.http(&root);
+    let (s, b) = c.get("my/info");
+    assert_eq!(s, 500, "{b}");
+    assert!(b["errors"][0].as_str().unwrap().contains("plugin for mount my/ could not be loaded"), "{b}");
+    assert_eq!(c.put("kv/data/x", json!({"data": {"a": "b"}})).0, 200, "other mounts are unaffected");
+
+    // Restored and reloaded: the mount works again, with its data.
+    std::fs::write(plugin_dir.join("myplugin.wasm"), &v1).unwrap();
+    let (s, b) = c.put("sys/plugins/reload/backend", json!({"plugin": "myplugin"}));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(c.get("my/info").1["data"]["version"], "0.1.0");
+    assert_eq!(c.get("my/items/a").1["data"]["value"], "kept");
+}

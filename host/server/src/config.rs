@@ -17,7 +17,37 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use hcl::{Attribute, Block, Body, Expression};
+
+mod hcl;
+
+use hcl::{Block, Item, Value};
+
+/// An attribute: its key and value.
+#[derive(Clone, Copy)]
+struct Attribute<'a> {
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl Attribute<'_> {
+    fn key(&self) -> &str {
+        self.key
+    }
+}
+
+fn attributes(items: &[Item]) -> impl Iterator<Item = Attribute<'_>> {
+    items.iter().filter_map(|i| match i {
+        Item::Attr(key, value) => Some(Attribute { key, value }),
+        Item::Block(_) => None,
+    })
+}
+
+fn blocks(items: &[Item]) -> impl Iterator<Item = &Block> {
+    items.iter().filter_map(|i| match i {
+        Item::Block(b) => Some(b),
+        Item::Attr(..) => None,
+    })
+}
 
 /// Where data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +102,11 @@ impl Config {
 
     /// Parse configuration text.
     pub fn parse(text: &str) -> Result<Self> {
-        let body: Body = hcl::from_str(text).map_err(|e| anyhow!("invalid HCL: {e}"))?;
+        let body = hcl::parse(text).map_err(|e| anyhow!("invalid HCL: {e}"))?;
         let mut storage = None;
         let mut listeners = Vec::new();
         let mut config = Config { storage: Storage::Inmem, listeners: Vec::new(), api_addr: None, ui: false, log_level: None, plugin_directory: None };
-        for attr in body.attributes() {
+        for attr in attributes(&body) {
             match attr.key() {
                 "api_addr" => config.api_addr = Some(string(attr)?),
                 "ui" => config.ui = boolean(attr)?,
@@ -86,8 +116,8 @@ impl Config {
                 key => bail!("unknown configuration key {key:?}"),
             }
         }
-        for block in body.blocks() {
-            match block.identifier() {
+        for block in blocks(&body) {
+            match block.ident.as_str() {
                 "storage" | "backend" => {
                     if storage.is_some() {
                         bail!("only one storage block is allowed");
@@ -96,7 +126,7 @@ impl Config {
                 }
                 "listener" => listeners.push(parse_listener(block)?),
                 "telemetry" | "seal" | "audit" => {
-                    bail!("{:?} blocks are not supported yet", block.identifier())
+                    bail!("{:?} blocks are not supported yet", block.ident)
                 }
                 other => bail!("unknown configuration block {other:?}"),
             }
@@ -111,7 +141,7 @@ impl Config {
 }
 
 fn label(block: &Block) -> Result<&str> {
-    block.labels().first().map(|l| l.as_str()).ok_or_else(|| anyhow!("{} block needs a type label", block.identifier()))
+    block.labels.first().map(String::as_str).ok_or_else(|| anyhow!("{} block needs a type label", block.ident))
 }
 
 fn parse_storage(block: &Block) -> Result<Storage> {
@@ -119,7 +149,7 @@ fn parse_storage(block: &Block) -> Result<Storage> {
         "inmem" => Ok(Storage::Inmem),
         "sqlite" => {
             let mut path = None;
-            for attr in block.body().attributes() {
+            for attr in attributes(&block.body) {
                 match attr.key() {
                     "path" => path = Some(PathBuf::from(string(attr)?)),
                     key => bail!("unknown sqlite storage key {key:?}"),
@@ -143,7 +173,7 @@ fn parse_listener(block: &Block) -> Result<Listener> {
         tls_key_file: None,
         max_request_size: tresor_http::DEFAULT_MAX_REQUEST_SIZE,
     };
-    for attr in block.body().attributes() {
+    for attr in attributes(&block.body) {
         match attr.key() {
             "address" => listener.address = string(attr)?,
             "tls_disable" => listener.tls_disable = boolean(attr)?,
@@ -168,27 +198,27 @@ fn parse_listener(block: &Block) -> Result<Listener> {
     Ok(listener)
 }
 
-fn string(attr: &Attribute) -> Result<String> {
-    match attr.expr() {
-        Expression::String(s) => Ok(s.clone()),
+fn string(attr: Attribute) -> Result<String> {
+    match attr.value {
+        Value::Str(s) => Ok(s.clone()),
         _ => bail!("{} must be a string", attr.key()),
     }
 }
 
-fn integer(attr: &Attribute) -> Result<i64> {
-    match attr.expr() {
-        Expression::Number(n) => n.as_i64().ok_or_else(|| anyhow!("{} must be an integer", attr.key())),
-        Expression::String(s) => s.parse().map_err(|_| anyhow!("{} must be an integer", attr.key())),
+fn integer(attr: Attribute) -> Result<i64> {
+    match attr.value {
+        Value::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(*n as i64),
+        Value::Str(s) => s.parse().map_err(|_| anyhow!("{} must be an integer", attr.key())),
         _ => bail!("{} must be an integer", attr.key()),
     }
 }
 
 /// Vault accepts `true`, `1`, `"true"`, `"1"` for booleans.
-fn boolean(attr: &Attribute) -> Result<bool> {
-    match attr.expr() {
-        Expression::Bool(b) => Ok(*b),
-        Expression::Number(n) => Ok(n.as_i64() != Some(0)),
-        Expression::String(s) => match s.as_str() {
+fn boolean(attr: Attribute) -> Result<bool> {
+    match attr.value {
+        Value::Bool(b) => Ok(*b),
+        Value::Num(n) => Ok(*n != 0.0),
+        Value::Str(s) => match s.as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" | "" => Ok(false),
             _ => bail!("{} must be a boolean", attr.key()),
@@ -221,6 +251,18 @@ mod tests {
         assert!(c.listeners[0].tls_disable);
         assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8299"));
         assert!(c.ui);
+    }
+
+    #[test]
+    fn accepts_the_one_line_listener_of_the_fixed_interface() {
+        let c = Config::parse(
+            "storage \"sqlite\" { path = \"/tmp/t.db\" }\nlistener \"tcp\" { address = \"127.0.0.1:8299\"  tls_disable = 1 }\napi_addr = \"http://127.0.0.1:8299\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listeners[0].address, "127.0.0.1:8299");
+        assert!(c.listeners[0].tls_disable);
+        let c = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\", tls_disable = \"true\" }").unwrap();
+        assert!(c.listeners[0].tls_disable);
     }
 
     #[test]
