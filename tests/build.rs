@@ -7,11 +7,13 @@ use std::process::Command;
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let plugins = dir.join("test-plugins");
-    for p in ["test-plugins/hostile/src", "test-plugins/Cargo.toml", "../sdk/plugin/src", "../wit/plugin"] {
+    for p in ["test-plugins/hostile/src", "test-plugins/Cargo.toml", "test-plugins/.cargo/config.toml", "../sdk/plugin/src", "../wit/plugin"] {
         println!("cargo:rerun-if-changed={}", dir.join(p).display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // Run from the plugins' directory so their .cargo/config.toml (guest stack size) applies.
+    cmd.current_dir(&plugins);
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")

@@ -15,7 +15,7 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest_dir.join("../..");
     let plugins = root.join("plugins");
-    for dir in ["plugins/secrets-kv/src", "plugins/Cargo.toml", "plugins/Cargo.lock", "sdk/plugin/src", "sdk/plugin/Cargo.toml", "wit/plugin"] {
+    for dir in ["plugins/secrets-kv/src", "plugins/Cargo.toml", "plugins/.cargo/config.toml", "plugins/Cargo.lock", "sdk/plugin/src", "sdk/plugin/Cargo.toml", "wit/plugin"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
@@ -23,6 +23,8 @@ fn main() {
     ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // Run from the plugins' directory so their .cargo/config.toml (guest stack size) applies.
+    cmd.current_dir(&plugins);
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")

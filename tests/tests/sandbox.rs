@@ -136,3 +136,16 @@ async fn undeclared_paths_and_bad_fields_never_reach_the_guest() {
     let err = call(&b, Operation::Read, "alloc", json!({"mib": "lots"})).await.unwrap_err();
     assert!(matches!(err, Error::InvalidRequest(ref m) if m.contains("\"mib\"")), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_request_that_traps_after_writing_leaves_no_partial_write() {
+    let f = fixture().await;
+    let b = f.mount("atomic/", "uuid-atomic", Duration::from_secs(5)).await;
+    let err = call(&b, Operation::Update, "write-then-trap", json!({"key": "half"})).await.unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert_eq!(call(&b, Operation::Read, "storage/get", json!({"key": "half"})).await.unwrap()["value"], Value::Null);
+    assert!(f.barrier.get("logical/uuid-atomic/half").await.unwrap().is_none());
+    // A successful request's writes land, and a request sees its own staged writes in `list`.
+    call(&b, Operation::Update, "storage/put", json!({"key": "dir/x", "value": "1"})).await.unwrap();
+    assert_eq!(call(&b, Operation::Read, "storage/list", json!({"prefix": "dir/"})).await.unwrap()["keys"], json!(["x"]));
+}

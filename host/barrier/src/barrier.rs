@@ -317,6 +317,31 @@ impl Storage for Barrier {
         self.current()?;
         Ok(self.physical.list(prefix).await?)
     }
+
+    /// Encrypt every value (each with its own path as associated data), then write them all in one
+    /// physical transaction: all or nothing, one fsync.
+    async fn transaction(&self, ops: Vec<tresor_logical::StorageOp>) -> StorageResult<()> {
+        let mut puts = 0u64;
+        let physical_ops = {
+            let state = self.current()?;
+            let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
+            ops.into_iter()
+                .map(|op| match op {
+                    tresor_logical::StorageOp::Put(k, v) => {
+                        puts += 1;
+                        let sealed = encrypt(cipher, state.active_term, &k, &v)?;
+                        Ok(crate::physical::TxnOp::Put(k, sealed))
+                    }
+                    tresor_logical::StorageOp::Delete(k) => Ok(crate::physical::TxnOp::Delete(k)),
+                })
+                .collect::<Result<Vec<_>, Error>>()?
+        };
+        self.physical.transaction(physical_ops).await?;
+        for _ in 0..puts {
+            self.count_encryption().await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! ciphertext (the barrier encrypts above it). Implementations: [`InmemBackend`] for dev mode and tests,
 //! [`SqliteBackend`] for the embedded durable default.
 
+mod cache;
 mod inmem;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use cache::{CachedBackend, DEFAULT_CACHE_ENTRIES};
 pub use inmem::InmemBackend;
 pub use sqlite::SqliteBackend;
 

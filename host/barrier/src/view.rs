@@ -74,6 +74,17 @@ impl Storage for BarrierView {
     async fn list(&self, prefix: &str) -> StorageResult<Vec<String>> {
         self.inner.list(&self.full(prefix)?).await
     }
+
+    async fn transaction(&self, ops: Vec<tresor_logical::StorageOp>) -> StorageResult<()> {
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                tresor_logical::StorageOp::Put(k, v) => Ok(tresor_logical::StorageOp::Put(self.full(&k)?, v)),
+                tresor_logical::StorageOp::Delete(k) => Ok(tresor_logical::StorageOp::Delete(self.full(&k)?)),
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        self.inner.transaction(ops).await
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +114,29 @@ mod tests {
         view.put("k", b"mine").await.unwrap();
         assert_eq!(b.get("logical/mine/k").await.unwrap().unwrap(), b"mine");
         assert_eq!(view.list("").await.unwrap(), vec!["k"]);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_is_scoped_encrypted_and_complete() {
+        let b = barrier().await;
+        let view = BarrierView::new(b.clone(), "logical/t/");
+        view.put("gone", b"x").await.unwrap();
+        let ops = vec![
+            tresor_logical::StorageOp::Put("a".into(), b"1".to_vec()),
+            tresor_logical::StorageOp::Put("d/b".into(), b"2".to_vec()),
+            tresor_logical::StorageOp::Delete("gone".into()),
+        ];
+        view.transaction(ops).await.unwrap();
+        assert_eq!(b.get("logical/t/a").await.unwrap().unwrap(), b"1");
+        assert_eq!(view.get("d/b").await.unwrap().unwrap(), b"2");
+        assert_eq!(view.get("gone").await.unwrap(), None);
+        // A bad key anywhere in the batch rejects the whole batch.
+        let bad = vec![
+            tresor_logical::StorageOp::Put("ok".into(), b"1".to_vec()),
+            tresor_logical::StorageOp::Put("../escape".into(), b"2".to_vec()),
+        ];
+        assert!(view.transaction(bad).await.is_err());
+        assert_eq!(view.get("ok").await.unwrap(), None);
     }
 
     #[tokio::test]

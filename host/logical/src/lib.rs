@@ -18,7 +18,7 @@ pub use duration::{parse_duration, DurationError};
 pub use error::Error;
 pub use request::{Operation, Request};
 pub use response::{Response, ResponseAuth};
-pub use storage::{Storage, StorageError, StorageResult};
+pub use storage::{Storage, StorageError, StorageOp, StorageResult};
 
 /// A JSON object, the shape of request and response `data` (keys sorted, as Vault emits them).
 pub type Map = serde_json::Map<String, serde_json::Value>;

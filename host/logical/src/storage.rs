@@ -20,6 +20,25 @@ pub enum StorageError {
     InvalidKey(String),
 }
 
+/// One write of an atomic batch.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageOp {
+    /// Store the value at the key.
+    Put(String, Vec<u8>),
+    /// Remove the key.
+    Delete(String),
+}
+
+impl std::fmt::Debug for StorageOp {
+    // Values may be secrets: only their size is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Put(k, v) => write!(f, "Put({k:?}, {} bytes)", v.len()),
+            Self::Delete(k) => write!(f, "Delete({k:?})"),
+        }
+    }
+}
+
 /// Result of a storage operation.
 pub type StorageResult<T> = Result<T, StorageError>;
 
@@ -34,4 +53,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// The direct children of `prefix`: leaf names, and folder names ending in `/`, sorted.
     async fn list(&self, prefix: &str) -> StorageResult<Vec<String>>;
+
+    /// Apply all `ops` or none. The default applies them one by one (not atomic); the barrier and
+    /// its views override it with one physical transaction.
+    async fn transaction(&self, ops: Vec<StorageOp>) -> StorageResult<()> {
+        for op in ops {
+            match op {
+                StorageOp::Put(k, v) => self.put(&k, &v).await?,
+                StorageOp::Delete(k) => self.delete(&k).await?,
+            }
+        }
+        Ok(())
+    }
 }

@@ -99,7 +99,12 @@ impl WasmBackend {
         let (auth, paths) = convert::spec_from_wit(spec)?;
         let (mut store, instance) = instantiate(runtime, &plugin, storage, mount).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         match instance.tresor_plugin_backend().call_initialize(&mut store).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                let ops = store.data_mut().take_staged();
+                if !ops.is_empty() {
+                    storage.transaction(ops).await.map_err(|e| crate::Error::Guest(format!("initialize: storage: {e}")))?;
+                }
+            }
             Ok(Err(e)) => return Err(crate::Error::Guest(format!("initialize failed: {}", convert::error_from_wit(e)))),
             Err(e) => return Err(crate::Error::Guest(classify(&e, &store).into())),
         }
@@ -197,7 +202,15 @@ impl LogicalBackend for WasmBackend {
             .await
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
         match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
-            Ok(Ok(resp)) => convert::response_from_wit(resp, self.mount.max_lease_ttl).map(Some),
+            Ok(Ok(resp)) => {
+                let response = convert::response_from_wit(resp, self.mount.max_lease_ttl)?;
+                // All of the request's writes, or none: one transaction, after the guest succeeded.
+                let ops = store.data_mut().take_staged();
+                if !ops.is_empty() {
+                    self.storage.transaction(ops).await?;
+                }
+                Ok(Some(response))
+            }
             Ok(Err(e)) => Err(convert::error_from_wit(e)),
             Err(e) => Err(self.guest_failure(&e, &store)),
         }

@@ -22,6 +22,10 @@ pub(crate) mod bindings {
 /// One epoch tick. Deadlines are whole ticks; a CPU budget of 5 s is 500 ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
+/// Linear memory kept mapped (and reset with memset) between instances of a pool slot, so a fresh
+/// instance does not page-fault its way back to the pages the previous one touched.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -86,7 +90,8 @@ impl Runtime {
             .max_memories_per_component(4)
             .max_memory_size(config.max_memory_ceiling)
             .max_component_instance_size(1 << 20)
-            .linear_memory_keep_resident(64 << 10);
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)

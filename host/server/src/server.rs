@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tresor_barrier::physical::{Backend, InmemBackend, SqliteBackend};
+use tresor_barrier::physical::{Backend, CachedBackend, InmemBackend, SqliteBackend, DEFAULT_CACHE_ENTRIES};
 use tresor_core::{Core, CoreConfig, InitParams};
 use tresor_http::{Api, ApiConfig};
 
@@ -97,7 +97,9 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
             let backend = Arc::new(
                 SqliteBackend::open(path).await.with_context(|| format!("opening SQLite storage at {}", path.display()))?,
             );
-            (backend.clone(), Some(backend))
+            // Reads of ciphertext are served from memory after the first; writes go to disk first.
+            let cached: Arc<dyn Backend> = Arc::new(CachedBackend::new(backend.clone(), DEFAULT_CACHE_ENTRIES));
+            (cached, Some(backend))
         }
     };
 

@@ -17,6 +17,7 @@ impl Backend for Hostile {
             .path(Path::new("storage/put").field(key()).field(Field::new("value", FieldKind::Str)).operations([Operation::Update]))
             .path(Path::new("storage/list").field(Field::new("prefix", FieldKind::Str)).operations([Operation::Read]))
             .path(Path::new("huge").operations([Operation::Read]))
+            .path(Path::new("write-then-trap").field(Field::new("key", FieldKind::Str)).operations([Operation::Update]))
     }
 
     fn handle(req: Request) -> Result<Response, Error> {
@@ -60,6 +61,16 @@ impl Backend for Hostile {
                     Ok(keys) => json!({"keys": keys}),
                     Err(e) => json!({"error": e.to_string()}),
                 }))
+            }
+            // Half a request: writes, then dies. The write must not survive.
+            "write-then-trap" => {
+                let key = req.str("key").unwrap_or("k");
+                storage::put(key, b"partial").map_err(|e| Error::internal(e))?;
+                assert!(storage::get(key).map_err(|e| Error::internal(e))?.is_some(), "read-your-writes");
+                #[allow(clippy::panic)]
+                {
+                    panic!("dying after a write")
+                }
             }
             // A response far over the host's size bound.
             "huge" => Ok(Response::data(json!({"blob": "x".repeat(20 << 20)}))),
