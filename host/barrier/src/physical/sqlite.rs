@@ -24,6 +24,64 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
     pool: SqlitePool,
+    /// Group commit: every write goes to one writer task (see [`writer`]).
+    writes: tokio::sync::mpsc::Sender<PendingWrite>,
+}
+
+/// A transaction waiting for the writer, and where to report its outcome.
+type PendingWrite = (Vec<TxnOp>, tokio::sync::oneshot::Sender<Result<(), Error>>);
+
+/// Most transactions committed together.
+const MAX_GROUP: usize = 256;
+
+/// The writer: takes every transaction queued right now, applies them in arrival order inside one
+/// SQLite transaction and commits once (one fsync for the group), then acknowledges each. Nothing is
+/// acknowledged before its commit, and a group is all-or-nothing, so each caller's batch stays atomic.
+/// If a group fails, its members are retried one by one so one bad write cannot fail the others.
+async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<PendingWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let all: Vec<&TxnOp> = group.iter().flat_map(|(ops, _)| ops.iter()).collect();
+        match apply(&pool, &all).await {
+            Ok(()) => {
+                for (_, done) in group {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(_) if group.len() > 1 => {
+                for (ops, done) in group {
+                    let result = apply(&pool, &ops.iter().collect::<Vec<_>>()).await;
+                    let _ = done.send(result);
+                }
+            }
+            Err(e) => {
+                for (_, done) in group {
+                    let _ = done.send(Err(Error::Physical(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn apply(pool: &SqlitePool, ops: &[&TxnOp]) -> Result<(), Error> {
+    let mut tx = pool.begin().await.map_err(Error::physical)?;
+    for op in ops {
+        match op {
+            TxnOp::Put(k, v) => {
+                sqlx::query(UPSERT).bind(k.as_str()).bind(v.as_slice()).execute(&mut *tx).await.map_err(Error::physical)?;
+            }
+            TxnOp::Delete(k) => {
+                sqlx::query("DELETE FROM tresor_kv WHERE key = ?1").bind(k.as_str()).execute(&mut *tx).await.map_err(Error::physical)?;
+            }
+        }
+    }
+    tx.commit().await.map_err(Error::physical)
 }
 
 /// The database holds only ciphertext, but its size and key paths are still metadata: owner-only
@@ -73,7 +131,20 @@ impl SqliteBackend {
             .await
             .map_err(Error::physical)?;
         Self::create_schema(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::with_writer(pool))
+    }
+
+    fn with_writer(pool: SqlitePool) -> Self {
+        let (writes, rx) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(writer(pool.clone(), rx));
+        Self { pool, writes }
+    }
+
+    /// Queue a transaction for the writer and wait for its commit.
+    async fn write(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.writes.send((ops, done)).await.map_err(|_| Error::Physical("storage writer stopped".into()))?;
+        result.await.map_err(|_| Error::Physical("storage writer stopped".into()))?
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self, Error> {
@@ -84,7 +155,7 @@ impl SqliteBackend {
             .await
             .map_err(Error::physical)?;
         Self::create_schema(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::with_writer(pool))
     }
 
     async fn create_schema(pool: &SqlitePool) -> Result<(), Error> {
@@ -123,17 +194,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        sqlx::query(UPSERT).bind(key).bind(value).execute(&self.pool).await.map_err(Error::physical)?;
-        Ok(())
+        self.write(vec![TxnOp::Put(key.to_string(), value.to_vec())]).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        sqlx::query("DELETE FROM tresor_kv WHERE key = ?1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::physical)?;
-        Ok(())
+        self.write(vec![TxnOp::Delete(key.to_string())]).await
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
@@ -147,22 +212,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await.map_err(Error::physical)?;
-        for op in ops {
-            match op {
-                TxnOp::Put(k, v) => {
-                    sqlx::query(UPSERT).bind(k).bind(v).execute(&mut *tx).await.map_err(Error::physical)?;
-                }
-                TxnOp::Delete(k) => {
-                    sqlx::query("DELETE FROM tresor_kv WHERE key = ?1")
-                        .bind(k)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(Error::physical)?;
-                }
-            }
-        }
-        tx.commit().await.map_err(Error::physical)
+        self.write(ops).await
     }
 
     fn kind(&self) -> &'static str {
@@ -179,6 +229,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = SqliteBackend::open(&dir.path().join("t.db")).await.unwrap();
         crate::physical::tests::conformance(&backend).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_are_group_committed_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = std::sync::Arc::new(SqliteBackend::open(&dir.path().join("t.db")).await.unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    b.transaction(vec![TxnOp::Put(format!("k/{i}"), vec![i as u8]), TxnOp::Put(format!("m/{i}"), vec![1])]).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(b.keys_with_prefix("k/").await.unwrap().len(), 64);
+        assert_eq!(b.get("k/7").await.unwrap(), Some(vec![7]));
     }
 
     #[tokio::test]
