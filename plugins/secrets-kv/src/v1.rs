@@ -44,11 +44,10 @@ pub(crate) fn handle(req: Request) -> Result<Response, Error> {
                 return Err(Error::invalid("missing data fields"));
             }
             let data: Map<String, Value> = req.data.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-            if let Some(ttl) = data.get("ttl") {
-                if ttl_seconds(ttl).is_none() {
+            if let Some(ttl) = data.get("ttl")
+                && ttl_seconds(ttl).is_none() {
                     return Err(Error::invalid("failed to parse ttl for entry"));
                 }
-            }
             storage::put_json(path, &data)?;
             Ok(Response::empty())
         }

@@ -340,12 +340,11 @@ fn delete_latest(req: &Request) -> Result<Response, Error> {
     let path = secret_path(req)?;
     let Some(mut meta) = load_meta(&path)? else { return Ok(Response::empty()) };
     let current = meta.current_version;
-    if let Some(v) = meta.versions.get_mut(&current) {
-        if v.deletion_time.is_empty() && !v.destroyed {
+    if let Some(v) = meta.versions.get_mut(&current)
+        && v.deletion_time.is_empty() && !v.destroyed {
             v.deletion_time = now();
             save_meta(&path, &meta)?;
         }
-    }
     Ok(Response::empty())
 }
 

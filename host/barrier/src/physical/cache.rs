@@ -68,8 +68,8 @@ impl Backend for CachedBackend {
             None => return self.inner.get(key).await,
         };
         let value = self.inner.get(key).await?;
-        if let Ok(mut s) = self.state.lock() {
-            if s.write_seq == seq {
+        if let Ok(mut s) = self.state.lock()
+            && s.write_seq == seq {
                 if s.entries.len() >= self.max_entries {
                     // Evict an arbitrary entry (HashMap order is randomised per process).
                     if let Some(victim) = s.entries.keys().next().cloned() {
@@ -78,7 +78,6 @@ impl Backend for CachedBackend {
                 }
                 s.entries.insert(key.to_string(), value.as_deref().map(Arc::from));
             }
-        }
         Ok(value)
     }
 

@@ -65,8 +65,8 @@ impl Backend for Hostile {
             // Half a request: writes, then dies. The write must not survive.
             "write-then-trap" => {
                 let key = req.str("key").unwrap_or("k");
-                storage::put(key, b"partial").map_err(|e| Error::internal(e))?;
-                assert!(storage::get(key).map_err(|e| Error::internal(e))?.is_some(), "read-your-writes");
+                storage::put(key, b"partial").map_err(Error::internal)?;
+                assert!(storage::get(key).map_err(Error::internal)?.is_some(), "read-your-writes");
                 #[allow(clippy::panic)]
                 {
                     panic!("dying after a write")
