@@ -192,3 +192,27 @@ fn help_and_openapi_come_from_the_declared_spec() {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn remount_moves_a_mount_with_its_data() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert_eq!(c.put("sys/mounts/kv1", json!({"type": "kv"})).0, 204);
+    assert_eq!(c.put("kv1/app", json!({"a": "b"})).0, 204);
+    let (s, b) = c.put("sys/remount", json!({"from": "kv1", "to": "kv1b"}));
+    assert_eq!(s, 200, "{b}");
+    let id = b["data"]["migration_id"].as_str().unwrap().to_string();
+    assert!(b["warnings"][0].as_str().unwrap().starts_with("Mount move has been queued"));
+    assert_eq!(c.get(&format!("sys/remount/status/{id}")).1["data"]["migration_info"]["status"], "success");
+    assert_eq!(c.get("kv1b/app").1["data"], json!({"a": "b"}));
+    assert_eq!(c.get("kv1/app").0, 404);
+    let (s, _) = c.put("sys/remount", json!({"from": "nope", "to": "x"}));
+    assert_eq!(s, 400);
+    // The move is persisted: it survives a restart.
+    assert!(server.terminate().success());
+    server.start();
+    server.unseal(&keys);
+    assert_eq!(server.http(&root).get("kv1b/app").1["data"], json!({"a": "b"}));
+}

@@ -109,6 +109,8 @@ pub struct Core {
     pub(crate) active_since: AtomicI64,
     /// Serialises mount table changes.
     pub(crate) mount_lock: tokio::sync::Mutex<()>,
+    /// Finished remounts by migration id (`sys/remount/status/:id`); moves are synchronous.
+    pub(crate) remounts: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl Core {
@@ -175,6 +177,7 @@ impl Core {
             cluster: RwLock::new(None),
             active_since: AtomicI64::new(0),
             mount_lock: tokio::sync::Mutex::new(()),
+            remounts: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         core.load_seal_config().await?;
         Ok(core)

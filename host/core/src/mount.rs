@@ -178,6 +178,30 @@ impl Core {
         Ok(())
     }
 
+    /// Move a mount to another path. Storage is keyed by the mount's uuid, so the data does not move:
+    /// only the table entry and the route change, atomically for new requests.
+    pub async fn remount(&self, from: &str, to: &str) -> Result<(), Error> {
+        let _guard = self.mount_lock.lock().await;
+        let from = normalize(from)?;
+        let to = normalize(to)?;
+        if let Some(r) = RESERVED.iter().find(|r| to.starts_with(*r) || r.starts_with(&to)) {
+            return Err(Error::invalid(format!("cannot remount to a reserved path ({r})")));
+        }
+        let mut table = self.load_mount_table().await?;
+        let pos = table.iter().position(|m| m.path == from).ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
+        {
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            if let Some(existing) = router.conflicting(&to).filter(|e| *e != from) {
+                return Err(Error::invalid(format!("path already in use at \"{existing}\"")));
+            }
+        }
+        table[pos].path = to.clone();
+        self.save_mount_table(&table).await?;
+        let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        router.rename(&from, &to);
+        Ok(())
+    }
+
     /// Tune a mount's TTLs, description and options.
     pub async fn tune_mount(&self, path: &str, data: &Map) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;

@@ -115,6 +115,16 @@ impl Router {
         self.mounts.iter().find(|m| path.starts_with(m.path.as_str()) || m.path.starts_with(path)).map(|m| m.path.clone())
     }
 
+    /// Move the mount at `from` to `to`, keeping its backend.
+    pub(crate) fn rename(&mut self, from: &str, to: &str) {
+        if let Some(pos) = self.mounts.iter().position(|m| m.path == from) {
+            let mut entry = (*self.mounts[pos]).clone();
+            entry.path = to.to_string();
+            self.mounts.remove(pos);
+            self.mount(entry);
+        }
+    }
+
     /// Remove the mount at exactly `path`.
     pub(crate) fn unmount(&mut self, path: &str) {
         self.mounts.retain(|m| m.path != path);

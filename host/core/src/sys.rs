@@ -131,6 +131,28 @@ impl Core {
                 let n = self.reload_plugin(&name, &mounts).await?;
                 Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(uuid::Uuid::new_v4().to_string())), ("reloaded_mounts", json!(n))]))))
             }
+            ("remount", Operation::Update | Operation::Create) => {
+                let from = request.get_str("from").ok_or_else(|| Error::invalid("missing 'from'"))?.to_string();
+                let to = request.get_str("to").ok_or_else(|| Error::invalid("missing 'to'"))?.to_string();
+                self.remount(&from, &to).await?;
+                let id = uuid::Uuid::new_v4().to_string();
+                if let Ok(mut done) = self.remounts.lock() {
+                    done.insert(id.clone(), (from.trim_matches('/').to_string() + "/", to.trim_matches('/').to_string() + "/"));
+                }
+                Ok(Some(
+                    Response::with_data(crate::util::obj([("migration_id", json!(id))]))
+                        .warn("Mount move has been queued. Progress will be reported in the server log, tagged with the returned migration_id"),
+                ))
+            }
+            (p, Operation::Read) if p.starts_with("remount/status/") => {
+                let id = p.trim_start_matches("remount/status/");
+                let entry = self.remounts.lock().ok().and_then(|m| m.get(id).cloned());
+                let (from, to) = entry.ok_or_else(|| Error::invalid(format!("Did not find migration info for migration ID {id:?}")))?;
+                Ok(Some(Response::with_data(crate::util::obj([
+                    ("migration_id", json!(id)),
+                    ("migration_info", json!({"source_mount": from, "target_mount": to, "status": "success"})),
+                ]))))
+            }
             ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
                 let mut data = Map::new();
