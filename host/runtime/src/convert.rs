@@ -103,7 +103,8 @@ pub(crate) fn value_to_wit(v: FieldValue) -> wit::FieldValue {
     }
 }
 
-fn bounded(mut s: String, max: usize) -> String {
+/// `s` cut to at most `max` bytes on a character boundary (guest strings are untrusted in size).
+pub(crate) fn bounded(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

@@ -206,14 +206,7 @@ impl system::Host for State {
 
 impl log::Host for State {
     async fn emit(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_LEN {
-            let mut cut = MAX_LOG_LEN;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
+        let message = crate::convert::bounded(message, MAX_LOG_LEN);
         let mount = self.mount.path.as_str();
         match level {
             log::Level::Trace => tracing::trace!(mount, "plugin: {message}"),

@@ -332,7 +332,7 @@ fn login(argv: &[String]) -> Result<ExitCode> {
         .unwrap_or(Value::Null);
     if !f.is_set("no-store") {
         let path = client::token_helper_path().ok_or_else(|| anyhow!("HOME is not set; cannot store the token"))?;
-        write_private(&path, token.as_bytes())?;
+        crate::write_private(&path, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("Success! You are now authenticated. The token information displayed below is already stored in the token helper.\n");
     let data = &lookup["data"];
@@ -344,21 +344,6 @@ fn login(argv: &[String]) -> Result<ExitCode> {
     ];
     print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Write a file readable only by its owner.
-fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut file = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents)?;
-    Ok(())
 }
 
 fn read_line() -> Result<String> {

@@ -202,7 +202,7 @@ async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) 
     let token = init.root_token.to_string();
     if let Some(file) = keys_file {
         let saved = zeroize::Zeroizing::new(serde_json::json!({"unseal_key": key, "root_token": token}).to_string());
-        write_private(&file, saved.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+        crate::write_private(&file, saved.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok((key, token))
 }
@@ -210,21 +210,9 @@ async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) 
 fn store_dev_token(token: &str) {
     let Some(home) = std::env::var_os("HOME") else { return };
     let path = std::path::PathBuf::from(home).join(".vault-token");
-    if let Err(e) = write_private(&path, token.as_bytes()) {
+    if let Err(e) = crate::write_private(&path, token.as_bytes()) {
         tracing::warn!(error = %e, "could not write the dev root token to the token helper file");
     }
-}
-
-/// Create or truncate a file readable only by its owner.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(contents)
 }
 
 async fn shutdown_signal() {
