@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
-use tresor_logical::{Storage, StorageResult};
+use tresor_logical::{Storage, StorageOp, StorageResult};
 use zeroize::Zeroizing;
 
 use crate::keyring::{Keyring, KEY_LEN};
@@ -320,19 +320,19 @@ impl Storage for Barrier {
 
     /// Encrypt every value (each with its own path as associated data), then write them all in one
     /// physical transaction: all or nothing, one fsync.
-    async fn transaction(&self, ops: Vec<tresor_logical::StorageOp>) -> StorageResult<()> {
+    async fn transaction(&self, ops: Vec<StorageOp>) -> StorageResult<()> {
         let mut puts = 0u64;
         let physical_ops = {
             let state = self.current()?;
             let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
             ops.into_iter()
                 .map(|op| match op {
-                    tresor_logical::StorageOp::Put(k, v) => {
+                    StorageOp::Put(k, v) => {
                         puts += 1;
                         let sealed = encrypt(cipher, state.active_term, &k, &v)?;
-                        Ok(crate::physical::TxnOp::Put(k, sealed))
+                        Ok(StorageOp::Put(k, sealed))
                     }
-                    tresor_logical::StorageOp::Delete(k) => Ok(crate::physical::TxnOp::Delete(k)),
+                    delete @ StorageOp::Delete(_) => Ok(delete),
                 })
                 .collect::<Result<Vec<_>, Error>>()?
         };

@@ -14,23 +14,9 @@ pub use sqlite::SqliteBackend;
 
 use crate::Error;
 
-/// One operation of an atomic batch.
-#[derive(Clone)]
-pub enum TxnOp {
-    /// Write `value` at the key.
-    Put(String, Vec<u8>),
-    /// Delete the key.
-    Delete(String),
-}
-
-impl std::fmt::Debug for TxnOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Put(k, v) => write!(f, "Put({k:?}, {} bytes)", v.len()),
-            Self::Delete(k) => write!(f, "Delete({k:?})"),
-        }
-    }
-}
+/// One operation of an atomic batch: the same type the logical layer batches with, so a batch
+/// passes down the layers without conversion (the barrier only encrypts the values).
+pub use tresor_logical::StorageOp;
 
 /// A physical storage backend.
 #[async_trait]
@@ -44,7 +30,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// All keys starting with `prefix` (full keys, sorted).
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
     /// Apply all operations or none.
-    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), Error>;
+    async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error>;
     /// A short name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
 
@@ -103,7 +89,7 @@ mod tests {
         backend.delete("never/there").await.ok();
         assert_eq!(backend.get("a/b").await.ok().flatten(), None);
         backend
-            .transaction(vec![TxnOp::Put("t/1".into(), b"x".to_vec()), TxnOp::Delete("a/c/d".into())])
+            .transaction(vec![StorageOp::Put("t/1".into(), b"x".to_vec()), StorageOp::Delete("a/c/d".into())])
             .await
             .ok();
         assert_eq!(backend.get("t/1").await.ok().flatten(), Some(b"x".to_vec()));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tresor_logical::{Storage, StorageError, StorageResult};
+use tresor_logical::{Storage, StorageError, StorageOp, StorageResult};
 
 /// Storage restricted to keys under `prefix`.
 #[derive(Debug, Clone)]
@@ -75,12 +75,12 @@ impl Storage for BarrierView {
         self.inner.list(&self.full(prefix)?).await
     }
 
-    async fn transaction(&self, ops: Vec<tresor_logical::StorageOp>) -> StorageResult<()> {
+    async fn transaction(&self, ops: Vec<StorageOp>) -> StorageResult<()> {
         let ops = ops
             .into_iter()
             .map(|op| match op {
-                tresor_logical::StorageOp::Put(k, v) => Ok(tresor_logical::StorageOp::Put(self.full(&k)?, v)),
-                tresor_logical::StorageOp::Delete(k) => Ok(tresor_logical::StorageOp::Delete(self.full(&k)?)),
+                StorageOp::Put(k, v) => Ok(StorageOp::Put(self.full(&k)?, v)),
+                StorageOp::Delete(k) => Ok(StorageOp::Delete(self.full(&k)?)),
             })
             .collect::<StorageResult<Vec<_>>>()?;
         self.inner.transaction(ops).await
@@ -122,9 +122,9 @@ mod tests {
         let view = BarrierView::new(b.clone(), "logical/t/");
         view.put("gone", b"x").await.unwrap();
         let ops = vec![
-            tresor_logical::StorageOp::Put("a".into(), b"1".to_vec()),
-            tresor_logical::StorageOp::Put("d/b".into(), b"2".to_vec()),
-            tresor_logical::StorageOp::Delete("gone".into()),
+            StorageOp::Put("a".into(), b"1".to_vec()),
+            StorageOp::Put("d/b".into(), b"2".to_vec()),
+            StorageOp::Delete("gone".into()),
         ];
         view.transaction(ops).await.unwrap();
         assert_eq!(b.get("logical/t/a").await.unwrap().unwrap(), b"1");
@@ -132,8 +132,8 @@ mod tests {
         assert_eq!(view.get("gone").await.unwrap(), None);
         // A bad key anywhere in the batch rejects the whole batch.
         let bad = vec![
-            tresor_logical::StorageOp::Put("ok".into(), b"1".to_vec()),
-            tresor_logical::StorageOp::Put("../escape".into(), b"2".to_vec()),
+            StorageOp::Put("ok".into(), b"1".to_vec()),
+            StorageOp::Put("../escape".into(), b"2".to_vec()),
         ];
         assert!(view.transaction(bad).await.is_err());
         assert_eq!(view.get("ok").await.unwrap(), None);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Backend, TxnOp};
+use super::{Backend, StorageOp};
 use crate::Error;
 
 /// Default number of cached keys.
@@ -97,11 +97,11 @@ impl Backend for CachedBackend {
         self.inner.keys_with_prefix(prefix).await
     }
 
-    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
+    async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let keys: Vec<String> = ops
             .iter()
             .map(|op| match op {
-                TxnOp::Put(k, _) | TxnOp::Delete(k) => k.clone(),
+                StorageOp::Put(k, _) | StorageOp::Delete(k) => k.clone(),
             })
             .collect();
         let result = self.inner.transaction(ops).await;
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(cached.get("k").await.unwrap(), Some(b"1".to_vec()));
         cached.put("k", b"2").await.unwrap();
         assert_eq!(cached.get("k").await.unwrap(), Some(b"2".to_vec()));
-        cached.transaction(vec![TxnOp::Delete("k".into())]).await.unwrap();
+        cached.transaction(vec![StorageOp::Delete("k".into())]).await.unwrap();
         assert_eq!(cached.get("k").await.unwrap(), None);
         for i in 0..10 {
             cached.get(&format!("x{i}")).await.unwrap();

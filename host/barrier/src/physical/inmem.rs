@@ -5,7 +5,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{Backend, TxnOp};
+use super::{Backend, StorageOp};
 use crate::Error;
 
 /// A `BTreeMap` behind a lock (never held across an await).
@@ -54,14 +54,14 @@ impl Backend for InmemBackend {
             .collect())
     }
 
-    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
+    async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let mut map = self.write()?;
         for op in ops {
             match op {
-                TxnOp::Put(k, v) => {
+                StorageOp::Put(k, v) => {
                     map.insert(k, v);
                 }
-                TxnOp::Delete(k) => {
+                StorageOp::Delete(k) => {
                     map.remove(&k);
                 }
             }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
 
-use super::{Backend, TxnOp};
+use super::{Backend, StorageOp};
 use crate::Error;
 
 /// Readers run in parallel under WAL; SQLite serialises writers itself (with `busy_timeout`).
@@ -29,7 +29,7 @@ pub struct SqliteBackend {
 }
 
 /// A transaction waiting for the writer, and where to report its outcome.
-type PendingWrite = (Vec<TxnOp>, tokio::sync::oneshot::Sender<Result<(), Error>>);
+type PendingWrite = (Vec<StorageOp>, tokio::sync::oneshot::Sender<Result<(), Error>>);
 
 /// Most transactions committed together.
 const MAX_GROUP: usize = 256;
@@ -47,7 +47,7 @@ async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<PendingWri
                 Err(_) => break,
             }
         }
-        let all: Vec<&TxnOp> = group.iter().flat_map(|(ops, _)| ops.iter()).collect();
+        let all: Vec<&StorageOp> = group.iter().flat_map(|(ops, _)| ops.iter()).collect();
         match apply(&pool, &all).await {
             Ok(()) => {
                 for (_, done) in group {
@@ -69,14 +69,14 @@ async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<PendingWri
     }
 }
 
-async fn apply(pool: &SqlitePool, ops: &[&TxnOp]) -> Result<(), Error> {
+async fn apply(pool: &SqlitePool, ops: &[&StorageOp]) -> Result<(), Error> {
     let mut tx = pool.begin().await.map_err(Error::physical)?;
     for op in ops {
         match op {
-            TxnOp::Put(k, v) => {
+            StorageOp::Put(k, v) => {
                 sqlx::query(UPSERT).bind(k.as_str()).bind(v.as_slice()).execute(&mut *tx).await.map_err(Error::physical)?;
             }
-            TxnOp::Delete(k) => {
+            StorageOp::Delete(k) => {
                 sqlx::query("DELETE FROM tresor_kv WHERE key = ?1").bind(k.as_str()).execute(&mut *tx).await.map_err(Error::physical)?;
             }
         }
@@ -141,7 +141,7 @@ impl SqliteBackend {
     }
 
     /// Queue a transaction for the writer and wait for its commit.
-    async fn write(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
+    async fn write(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let (done, result) = tokio::sync::oneshot::channel();
         self.writes.send((ops, done)).await.map_err(|_| Error::Physical("storage writer stopped".into()))?;
         result.await.map_err(|_| Error::Physical("storage writer stopped".into()))?
@@ -194,11 +194,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        self.write(vec![TxnOp::Put(key.to_string(), value.to_vec())]).await
+        self.write(vec![StorageOp::Put(key.to_string(), value.to_vec())]).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.write(vec![TxnOp::Delete(key.to_string())]).await
+        self.write(vec![StorageOp::Delete(key.to_string())]).await
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
@@ -211,7 +211,7 @@ impl Backend for SqliteBackend {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::physical)).collect()
     }
 
-    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), Error> {
+    async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         self.write(ops).await
     }
 
@@ -239,7 +239,7 @@ mod tests {
             .map(|i| {
                 let b = b.clone();
                 tokio::spawn(async move {
-                    b.transaction(vec![TxnOp::Put(format!("k/{i}"), vec![i as u8]), TxnOp::Put(format!("m/{i}"), vec![1])]).await
+                    b.transaction(vec![StorageOp::Put(format!("k/{i}"), vec![i as u8]), StorageOp::Put(format!("m/{i}"), vec![1])]).await
                 })
             })
             .collect();
