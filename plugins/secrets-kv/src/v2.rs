@@ -12,7 +12,8 @@ const DEFAULT_MAX_VERSIONS: u64 = 10;
 const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
 const INVALID_PATH_WARNING: &str = "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the OpenBao CLI, use 'bao kv get' for this operation.";
 
-/// Mount-wide settings (`config`).
+/// The settings a mount (`config`) and each secret (`metadata/<path>`) both carry; a secret's
+/// non-zero value overrides the mount's.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct Config {
     #[serde(default)]
@@ -21,6 +22,29 @@ pub(crate) struct Config {
     cas_required: bool,
     #[serde(default)]
     delete_version_after: u64,
+}
+
+impl Config {
+    /// The request fields that set these settings.
+    fn fields(path: Path) -> Path {
+        path.field(Field::new("max_versions", FieldKind::Int))
+            .field(Field::new("cas_required", FieldKind::Bool))
+            .field(Field::new("delete_version_after", FieldKind::Duration))
+    }
+
+    /// Apply the settings present in `req`.
+    fn update_from(&mut self, req: &Request) -> Result<(), Error> {
+        if let Some(n) = req.int("max_versions") {
+            self.max_versions = u64::try_from(n).map_err(|_| Error::invalid("max_versions must not be negative"))?;
+        }
+        if let Some(b) = req.bool("cas_required") {
+            self.cas_required = b;
+        }
+        if let Some(d) = req.duration("delete_version_after") {
+            self.delete_version_after = d;
+        }
+        Ok(())
+    }
 }
 
 /// One version's bookkeeping.
@@ -40,12 +64,9 @@ pub(crate) struct Metadata {
     updated_time: String,
     current_version: u64,
     oldest_version: u64,
-    #[serde(default)]
-    max_versions: u64,
-    #[serde(default)]
-    cas_required: bool,
-    #[serde(default)]
-    delete_version_after: u64,
+    /// Stored flat (`max_versions`, `cas_required`, `delete_version_after` beside the other keys).
+    #[serde(flatten)]
+    settings: Config,
     #[serde(default)]
     custom_metadata: Option<BTreeMap<String, String>>,
     versions: BTreeMap<u64, VersionMeta>,
@@ -56,10 +77,7 @@ pub(crate) fn spec() -> Spec {
     let versions = || Field::new("versions", FieldKind::Json).description("Versions to act on");
     Spec::secrets("KV version 2: versioned secrets.")
         .path(
-            p("config")
-                .field(Field::new("max_versions", FieldKind::Int))
-                .field(Field::new("cas_required", FieldKind::Bool))
-                .field(Field::new("delete_version_after", FieldKind::Duration))
+            Config::fields(p("config"))
                 .operations([Operation::Read, Operation::Update, Operation::Create]),
         )
         .path(
@@ -72,10 +90,7 @@ pub(crate) fn spec() -> Spec {
                 .allow_unknown_fields(),
         )
         .path(
-            p("metadata/{path*}")
-                .field(Field::new("max_versions", FieldKind::Int))
-                .field(Field::new("cas_required", FieldKind::Bool))
-                .field(Field::new("delete_version_after", FieldKind::Duration))
+            Config::fields(p("metadata/{path*}"))
                 .field(Field::new("custom_metadata", FieldKind::Json))
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete, Operation::List])
                 .existence_check(),
@@ -179,15 +194,7 @@ fn read_config() -> Result<Response, Error> {
 
 fn write_config(req: &Request) -> Result<Response, Error> {
     let mut c = load_config()?;
-    if let Some(n) = req.int("max_versions") {
-        c.max_versions = u64::try_from(n).map_err(|_| Error::invalid("max_versions must not be negative"))?;
-    }
-    if let Some(b) = req.bool("cas_required") {
-        c.cas_required = b;
-    }
-    if let Some(d) = req.duration("delete_version_after") {
-        c.delete_version_after = d;
-    }
+    c.update_from(req)?;
     storage::put_json("config", &c)?;
     Ok(Response::empty())
 }
@@ -204,7 +211,7 @@ fn version_json(meta: &Metadata, version: u64, v: &VersionMeta, dva: u64) -> Val
 }
 
 fn effective_dva(meta: &Metadata, config: &Config) -> u64 {
-    if meta.delete_version_after > 0 { meta.delete_version_after } else { config.delete_version_after }
+    if meta.settings.delete_version_after > 0 { meta.settings.delete_version_after } else { config.delete_version_after }
 }
 
 /// The deletion time, including an automatic one from `delete_version_after` once it has passed.
@@ -293,7 +300,7 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     let existing = load_meta(&path)?;
     let cas = cas_of(req)?;
     let current = existing.as_ref().map_or(0, |m| m.current_version);
-    let cas_required = config.cas_required || existing.as_ref().is_some_and(|m| m.cas_required);
+    let cas_required = config.cas_required || existing.as_ref().is_some_and(|m| m.settings.cas_required);
     match cas {
         Some(c) if c != current => return Err(Error::invalid(CAS_MISMATCH)),
         None if cas_required => return Err(Error::invalid("check-and-set parameter required for this call")),
@@ -326,7 +333,7 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
 
 /// Drop the oldest versions beyond `max_versions`.
 fn prune(path: &str, meta: &mut Metadata, config: &Config) -> Result<(), Error> {
-    let max = [meta.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
+    let max = [meta.settings.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
     while meta.versions.len() as u64 > max {
         let Some((&oldest, _)) = meta.versions.iter().next() else { break };
         meta.versions.remove(&oldest);
@@ -416,13 +423,13 @@ fn read_metadata(req: &Request) -> Result<Response, Error> {
         })
         .collect();
     Ok(Response::data(json!({
-        "cas_required": meta.cas_required,
+        "cas_required": meta.settings.cas_required,
         "created_time": meta.created_time,
         "current_metadata_version": 0,
         "current_version": meta.current_version,
         "custom_metadata": meta.custom_metadata,
-        "delete_version_after": fmt_duration(meta.delete_version_after),
-        "max_versions": meta.max_versions,
+        "delete_version_after": fmt_duration(meta.settings.delete_version_after),
+        "max_versions": meta.settings.max_versions,
         "metadata_cas_required": false,
         "oldest_version": meta.oldest_version,
         "updated_time": meta.updated_time,
@@ -452,15 +459,7 @@ fn write_metadata(req: &Request) -> Result<Response, Error> {
     }
     let now = now();
     let mut meta = existing.unwrap_or_else(|| Metadata { created_time: now.clone(), ..Metadata::default() });
-    if let Some(n) = req.int("max_versions") {
-        meta.max_versions = u64::try_from(n).map_err(|_| Error::invalid("max_versions must not be negative"))?;
-    }
-    if let Some(b) = req.bool("cas_required") {
-        meta.cas_required = b;
-    }
-    if let Some(d) = req.duration("delete_version_after") {
-        meta.delete_version_after = d;
-    }
+    meta.settings.update_from(req)?;
     if let Some(cm) = req.json("custom_metadata") {
         let incoming = custom_metadata_of(cm)?;
         if req.operation == Operation::Patch {
