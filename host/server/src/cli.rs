@@ -287,8 +287,12 @@ fn list(argv: &[String]) -> Result<ExitCode> {
     let f = flags(argv, &[], &[])?;
     let path = path_arg(&f, "tresor list [options] PATH")?;
     let client = Client::from_env(f.get("address"));
-    let format = Format::parse(f.get("format"))?;
-    match client.call("LIST", &path, None) {
+    print_list(&client, &path, Format::parse(f.get("format"))?)
+}
+
+/// `LIST path` and print its keys; a 404 is "No value found" with exit code 2, as the Vault CLI.
+pub(super) fn print_list(client: &Client, path: &str, format: Format) -> Result<ExitCode> {
+    match client.call("LIST", path, None) {
         Ok(Some(resp)) => {
             let keys = resp["data"]["keys"].as_array().cloned().unwrap_or_default();
             match format {

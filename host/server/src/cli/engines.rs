@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{api_status, Client};
 use super::output::{self, cell, table, Format};
-use super::{flags, parse_kv, path_arg, print_secret};
+use super::{flags, parse_kv, path_arg, print_list, print_secret};
 
 fn usage(text: &str) -> Result<ExitCode> {
     eprintln!("Usage: {text}");
@@ -186,28 +186,7 @@ pub fn kv(argv: &[String]) -> Result<ExitCode> {
             println!("Success! Data {}d at: {path}", if sub == "destroy" { "destroye" } else { sub });
             Ok(ExitCode::SUCCESS)
         }
-        "list" => {
-            let p = kv_path(&mount, v2, "metadata", &path);
-            match client.call("LIST", &p, None) {
-                Ok(Some(resp)) => {
-                    let keys = resp["data"]["keys"].as_array().cloned().unwrap_or_default();
-                    match format {
-                        Format::Json => print!("{}", output::json(&Value::Array(keys))),
-                        Format::Table => {
-                            println!("Keys\n----");
-                            keys.iter().for_each(|k| println!("{}", cell(k)));
-                        }
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(None) => Ok(ExitCode::SUCCESS),
-                Err(e) if api_status(&e) == Some(404) => {
-                    eprintln!("No value found at {p}");
-                    Ok(ExitCode::from(2))
-                }
-                Err(e) => Err(e),
-            }
-        }
+        "list" => print_list(&client, &kv_path(&mount, v2, "metadata", &path), format),
         other => bail!("unknown kv subcommand {other:?}"),
     }
 }
