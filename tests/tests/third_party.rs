@@ -3,7 +3,6 @@
 //! (no failed request), and refuse a file changed after registration.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,20 +23,11 @@ fn build_template(dir: &Path, version: &str) -> Vec<u8> {
     std::fs::copy(template.join("src/lib.rs"), dir.join("src/lib.rs")).unwrap();
     // Share the test plugins' target directory so dependencies compile once per machine.
     let target = workspace_root().join("tests/test-plugins/target");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" {
-            cmd.env_remove(&key);
-        }
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    build_wasm_workspace(dir, &target).unwrap_or_else(|e| panic!("building the template failed:\n{e}"));
     std::fs::read(target.join("wasm32-wasip2/release/myplugin.wasm")).unwrap()
 }
+
+include!("../../build-support/wasm_build.rs");
 
 fn sha256(bytes: &[u8]) -> String {
     tresor_runtime::sha256_hex(bytes)
