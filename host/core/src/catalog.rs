@@ -91,24 +91,29 @@ impl Core {
 
     /// `GET sys/plugins/catalog`.
     pub(crate) async fn catalog_json(&self) -> Result<Map, Error> {
-        let mut secret: Vec<String> = self.config.backend_factory.as_ref().map(|f| f.builtin_names()).unwrap_or_default();
+        let builtin = |auth: bool| self.config.backend_factory.as_ref().map(|f| f.builtin_names(auth)).unwrap_or_default();
+        let mut secret: Vec<String> = builtin(false);
+        let mut auth: Vec<String> = builtin(true);
         let mut detailed = Vec::new();
-        for name in &secret {
-            detailed.push(json!({"builtin": true, "deprecation_status": "supported", "name": name, "type": "secret",
-                "version": format!("v{}+builtin.tresor", crate::VERSION)}));
+        for (kind, names) in [("secret", &secret), ("auth", &auth)] {
+            for name in names {
+                detailed.push(json!({"builtin": true, "deprecation_status": "supported", "name": name, "type": kind,
+                    "version": format!("v{}+builtin.tresor", crate::VERSION)}));
+            }
         }
         for (kind, names) in [("secret", self.catalog_list("secret").await?), ("auth", self.catalog_list("auth").await?)] {
             for name in names {
                 if let Some(e) = self.catalog_get(kind, &name).await? {
                     detailed.push(json!({"builtin": false, "name": e.name, "sha256": e.sha256, "type": kind, "version": e.version}));
-                    if kind == "secret" && !secret.contains(&name) {
-                        secret.push(name);
+                    let list = if kind == "secret" { &mut secret } else { &mut auth };
+                    if !list.contains(&name) {
+                        list.push(name);
                     }
                 }
             }
         }
         secret.sort();
-        let auth = self.catalog_list("auth").await?;
+        auth.sort();
         Ok(crate::util::obj([
             ("auth", json!(auth)),
             ("database", json!([])),

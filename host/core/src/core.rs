@@ -9,9 +9,12 @@ use tresor_barrier::{Barrier, BarrierView};
 use tresor_logical::{Error, Request, Response};
 
 use crate::cubbyhole::Cubbyhole;
+use crate::policy_store::PolicyStore;
 use crate::router::{Handler, MountEntry, Router};
 use crate::seal::UnsealProgress;
-use crate::token::{TokenEntry, TokenStore};
+use crate::token::{LoginSource, NewToken, TokenStore};
+use crate::token_api::{auth_block, Caller};
+use tresor_logical::{Login, Operation};
 
 /// Static configuration of the core.
 #[derive(Debug, Clone)]
@@ -99,6 +102,7 @@ pub struct Core {
     pub(crate) config: CoreConfig,
     pub(crate) barrier: Arc<Barrier>,
     pub(crate) tokens: TokenStore,
+    pub(crate) policies: PolicyStore,
     pub(crate) router: RwLock<Router>,
     pub(crate) progress: tokio::sync::Mutex<UnsealProgress>,
     /// Serialises init / unseal / seal transitions.
@@ -119,6 +123,7 @@ impl Core {
         let barrier = Arc::new(Barrier::with_rotation_threshold(physical, config.rotation_threshold));
         let storage: Arc<dyn tresor_logical::Storage> = barrier.clone();
         let tokens = TokenStore::new(BarrierView::new(storage.clone(), "sys/token/"));
+        let policies = PolicyStore::new(BarrierView::new(storage.clone(), "sys/policy/"));
         let mut router = Router::default();
         router.mount(MountEntry {
             path: "sys/".into(),
@@ -169,6 +174,7 @@ impl Core {
             config,
             barrier,
             tokens,
+            policies,
             router: RwLock::new(router),
             progress: tokio::sync::Mutex::new(UnsealProgress::default()),
             transition: tokio::sync::Mutex::new(()),
@@ -180,6 +186,7 @@ impl Core {
             remounts: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         core.load_seal_config().await?;
+        spawn_token_sweeper(Arc::downgrade(&core));
         Ok(core)
     }
 
@@ -238,7 +245,9 @@ impl Core {
         }
     }
 
-    /// Run one authenticated request through the pipeline.
+    /// Run one request through the pipeline (DESIGN.md §2): sealed → route → login path or token →
+    /// create/update by existence check → ACL (+ sudo paths, parameters, wrapping TTL) → use count →
+    /// dispatch with the token stripped → a login result becomes a token minted here.
     #[tracing::instrument(skip_all, fields(op = %request.operation, path = %request.path))]
     pub async fn handle_request(&self, mut request: Request) -> Result<Response, Error> {
         if self.is_sealed() {
@@ -250,15 +259,68 @@ impl Core {
             (mount, rel.to_string())
         };
         let token = request.client_token.take();
-        let entry = match token.as_deref() {
-            Some(t) => self.tokens.lookup(t).await?.ok_or(Error::PermissionDenied)?,
-            None => return Err(Error::PermissionDenied),
-        };
-        self.authorize(&entry, &mount, &request)?;
-        request.path = relative;
+        let remote = request.remote_addr.take();
+
+        // An auth method's login path: no token; the plugin sees the caller's address and may return a
+        // login, which only the host turns into a token.
+        if let Handler::Plugin(backend) = &mount.handler
+            && mount.is_auth()
+            && request.operation != Operation::Help
+            && backend.unauthenticated(&relative)
+        {
+            let full_path = std::mem::replace(&mut request.path, relative);
+            request.remote_addr = remote;
+            let mut response = backend.handle(request).await?.unwrap_or_default();
+            if let Some(login) = response.login.take() {
+                response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
+            }
+            return Ok(response);
+        }
+
+        let token = token.ok_or(Error::PermissionDenied)?;
+        let entry = self.tokens.lookup(&token).await?.ok_or(Error::PermissionDenied)?;
+        if !entry.bound_cidrs.is_empty() && !remote.is_some_and(|a| crate::util::cidrs_contain(&entry.bound_cidrs, a.ip())) {
+            return Err(Error::PermissionDenied);
+        }
+        let acl = self.policies.acl(&entry.policies).await?;
+        if request.operation == Operation::Update
+            && !acl.create_update_indifferent(&request.path)
+            && let Handler::Plugin(backend) = &mount.handler
+        {
+            let mut probe = request.clone();
+            probe.path.clone_from(&relative);
+            if backend.exists(&probe).await? == Some(false) {
+                request.operation = Operation::Create;
+            }
+        }
+        let decision = acl.check(&request.path, request.operation, &request.data, request.wrap_ttl);
+        if !decision.allowed || (requires_sudo(&mount, &relative) && !decision.sudo) {
+            return Err(Error::Forbidden);
+        }
+        let (usable, last_use) = self.tokens.use_token(&entry).await?;
+        if !usable {
+            return Err(Error::PermissionDenied);
+        }
+        let full_path = std::mem::replace(&mut request.path, relative);
+        let result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
+        if last_use {
+            self.revoke_token_tree(&entry.id_hash).await?;
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        mount: &MountEntry,
+        entry: &crate::token::TokenEntry,
+        token: &str,
+        sudo: bool,
+        full_path: &str,
+        mut request: Request,
+    ) -> Result<Response, Error> {
         let response = match &mount.handler {
-            Handler::Sys => self.handle_sys(&entry, request).await?,
-            Handler::Token => self.handle_token(&entry, request).await?,
+            Handler::Sys => self.handle_sys(entry, request).await?,
+            Handler::Token => self.handle_token(&Caller { entry, token, sudo }, request).await?,
             Handler::PerToken(backend) => {
                 request.path = format!("{}/{}", entry.id_hash, request.path);
                 backend.handle(request).await?
@@ -269,16 +331,118 @@ impl Core {
             Handler::Plugin(backend) => backend.handle(request).await?,
             Handler::Unavailable(why) => return Err(Error::Unavailable(why.clone())),
         };
-        Ok(response.unwrap_or_default())
+        let response = response.unwrap_or_default();
+        if response.login.is_some() {
+            tracing::error!(path = %full_path, "backend returned a login from a path that is not a login path; refused");
+            return Err(Error::Internal("backend returned a login from a path that is not a login path".into()));
+        }
+        Ok(response)
     }
 
-    /// Authorisation. Until ACL policies exist (tokens issue), only root tokens exist and they may do
-    /// anything; any other token is denied, which fails closed.
-    fn authorize(&self, entry: &TokenEntry, _mount: &MountEntry, _request: &Request) -> Result<(), Error> {
-        if entry.is_root() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden)
+    /// Mint the token for a successful login at `path` of auth mount `mount`.
+    async fn mint_login_token(&self, mount: &MountEntry, path: &str, login: Login) -> Result<tresor_logical::ResponseAuth, Error> {
+        let mut policies: Vec<String> = login.policies.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+        if policies.iter().any(|p| p == "root") {
+            return Err(Error::invalid("auth methods cannot create root tokens"));
         }
+        if !login.no_default_policy {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+        let mount_default = if mount.default_lease_ttl > 0 { mount.default_lease_ttl } else { self.config.default_lease_ttl };
+        let mut max_ttl = if mount.max_lease_ttl > 0 { mount.max_lease_ttl } else { self.config.max_lease_ttl };
+        if login.max_ttl > 0 {
+            max_ttl = max_ttl.min(login.max_ttl);
+        }
+        let mut ttl = if login.period > 0 {
+            login.period
+        } else if login.ttl > 0 {
+            login.ttl.min(max_ttl)
+        } else {
+            mount_default.min(max_ttl)
+        };
+        if login.explicit_max_ttl > 0 {
+            ttl = ttl.min(login.explicit_max_ttl);
+        }
+        let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
+        let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
+        let (token, entry) = self
+            .tokens
+            .create(NewToken {
+                id: None,
+                policies,
+                path: path.to_string(),
+                display_name,
+                meta: login.metadata.clone(),
+                ttl,
+                max_ttl: if login.period > 0 { 0 } else { max_ttl },
+                explicit_max_ttl: login.explicit_max_ttl,
+                period: login.period,
+                renewable: login.renewable,
+                num_uses: login.num_uses,
+                parent: None,
+                bound_cidrs: login.bound_cidrs.clone(),
+                role: None,
+                login: Some(LoginSource { mount_accessor: mount.accessor.clone(), login }),
+            })
+            .await?;
+        Ok(auth_block(&entry, &token))
     }
+
+    /// Destroy the cubbyholes of revoked tokens.
+    pub(crate) async fn cubbyhole_destroy(&self, id_hashes: &[String]) -> Result<(), Error> {
+        let storage: Arc<dyn tresor_logical::Storage> = self.barrier.clone();
+        for hash in id_hashes {
+            BarrierView::new(storage.clone(), format!("sys/cubbyhole/{hash}/")).clear().await?;
+        }
+        Ok(())
+    }
+
+    /// Revoke tokens whose TTL has run out (with their children).
+    pub(crate) async fn sweep_expired_tokens(&self) -> Result<usize, Error> {
+        if self.is_sealed() {
+            return Ok(0);
+        }
+        let expired = self.tokens.expired(crate::util::now_unix()).await?;
+        for hash in &expired {
+            self.revoke_token_tree(hash).await?;
+        }
+        Ok(expired.len())
+    }
+}
+
+/// Paths that need `sudo` on top of the operation's capability (Vault's root-protected paths).
+fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
+    const SYS: &[&str] = &[
+        "auth/*", "remount", "audit", "audit/*", "raw", "raw/*", "rotate", "rotate/*", "seal", "step-down", "config/cors",
+        "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*", "revoke-prefix/*", "revoke-force/*",
+        "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "internal/inspect/*",
+    ];
+    const TOKEN: &[&str] = &["revoke-orphan/*", "accessors*"];
+    let list = match mount.handler {
+        Handler::Sys => SYS,
+        Handler::Token => TOKEN,
+        _ => return false,
+    };
+    list.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => relative.starts_with(prefix),
+        None => relative == *p,
+    })
+}
+
+/// Revoke expired tokens once a second for as long as the core lives.
+fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(core) = core.upgrade() else { return };
+            if let Err(e) = core.sweep_expired_tokens().await {
+                tracing::warn!(error = %e, "token expiry sweep failed");
+            }
+        }
+    });
 }

@@ -5,22 +5,27 @@
 //! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`) are methods called directly by the HTTP
 //! layer and work while sealed. This crate knows no HTTP and no WebAssembly.
 
+pub mod acl;
 mod catalog;
 mod core;
 mod cubbyhole;
+pub mod hcl;
 mod mount;
+pub mod policy;
+mod policy_store;
 mod router;
 mod seal;
 mod sys;
 mod token;
+mod token_api;
 mod util;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
-pub use crate::mount::{BackendFactory, Created, MountSettings, MOUNTS_KEY};
+pub use crate::mount::{BackendFactory, Created, MountSettings, AUTH_KEY, MOUNTS_KEY};
 pub use crate::router::MountEntry;
 pub use crate::seal::{InitParams, InitResult, SealStatus};
-pub use crate::token::TokenEntry;
+pub use crate::token::{TokenEntry, TokenRole};
 pub use tresor_logical::Error;
 
 /// The version reported by `sys/seal-status`, `sys/health` and the CLI.

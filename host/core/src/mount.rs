@@ -18,6 +18,8 @@ use crate::router::{Handler, MountEntry};
 
 /// Barrier key of the persisted mount table.
 pub const MOUNTS_KEY: &str = "core/mounts";
+/// Barrier key of the persisted auth mount table.
+pub const AUTH_KEY: &str = "core/auth";
 /// Prefix of every mount's storage view.
 const LOGICAL_PREFIX: &str = "logical/";
 /// Mount points owned by the host.
@@ -26,10 +28,10 @@ const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 /// Builds the backend of a mount (implemented by the plugin runtime).
 #[async_trait]
 pub trait BackendFactory: Send + Sync + std::fmt::Debug {
-    /// Whether `kind` (a mount type such as `kv`) is a built-in plugin.
-    fn supports(&self, kind: &str) -> bool;
-    /// Names of the built-in plugins.
-    fn builtin_names(&self) -> Vec<String>;
+    /// Whether `kind` (a mount type such as `kv`, or `userpass` with `auth`) is a built-in plugin.
+    fn supports(&self, kind: &str, auth: bool) -> bool;
+    /// Names of the built-in secrets engines (or auth methods with `auth`).
+    fn builtin_names(&self, auth: bool) -> Vec<String>;
     /// Check a registration: the file exists in the plugin directory, matches its sha256 and is a
     /// valid plugin component.
     async fn verify(&self, entry: &CatalogEntry) -> Result<(), Error>;
@@ -68,9 +70,17 @@ pub struct MountSettings {
     pub default_lease_ttl: u64,
     /// Tuned max lease TTL (0 = system max).
     pub max_lease_ttl: u64,
+    /// An auth method (mounted under `auth/`), not a secrets engine.
+    #[serde(default)]
+    pub auth: bool,
 }
 
 impl MountSettings {
+    /// Where the router serves it (`secret/`, `auth/userpass/`).
+    pub fn router_path(&self) -> String {
+        if self.auth { format!("auth/{}", self.path) } else { self.path.clone() }
+    }
+
     /// The mount's effective default TTL given the system values.
     pub fn effective_default_ttl(&self, system_default: u64) -> u64 {
         if self.default_lease_ttl > 0 { self.default_lease_ttl } else { system_default }
@@ -79,6 +89,11 @@ impl MountSettings {
     pub fn effective_max_ttl(&self, system_max: u64) -> u64 {
         if self.max_lease_ttl > 0 { self.max_lease_ttl } else { system_max }
     }
+}
+
+/// The catalog type serving a table.
+fn catalog_type(auth: bool) -> &'static str {
+    if auth { "auth" } else { "secret" }
 }
 
 /// Normalise a mount point: no leading slash, exactly one trailing slash.
@@ -119,32 +134,35 @@ impl Core {
         self.config.backend_factory.as_ref()
     }
 
-    /// Enable a secrets engine at `path`.
-    pub async fn enable_mount(&self, path: &str, kind: &str, description: &str, mut options: Map, config: &Map) -> Result<(), Error> {
+    /// Enable a secrets engine (or, with `auth`, an auth method under `auth/`) at `path`.
+    pub async fn enable_mount(&self, auth: bool, path: &str, kind: &str, description: &str, mut options: Map, config: &Map) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
-        if let Some(r) = RESERVED.iter().find(|r| path.starts_with(*r) || r.starts_with(&path)) {
-            return Err(Error::invalid(format!("path is already in use at {r}")));
+        let reserved: &[&str] = if auth { &["token/"] } else { RESERVED };
+        if let Some(r) = reserved.iter().find(|r| path.starts_with(*r) || r.starts_with(&path)) {
+            return Err(Error::invalid(format!("path is already in use at {}{r}", if auth { "auth/" } else { "" })));
         }
-        let kind = canonical_type(kind, &mut options);
+        let kind = if auth { kind.to_string() } else { canonical_type(kind, &mut options) };
         let factory = self.factory().ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
         let registered = if kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-            self.catalog_get("secret", &kind).await?
+            self.catalog_get(catalog_type(auth), &kind).await?
         } else {
             None
         };
-        if registered.is_none() && !factory.supports(&kind) {
+        if registered.is_none() && !factory.supports(&kind, auth) {
             return Err(Error::invalid(format!("plugin not found in the catalog: {kind}")));
         }
+        let router_path = if auth { format!("auth/{path}") } else { path.clone() };
         {
             let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
-            if let Some(existing) = router.conflicting(&path) {
+            if let Some(existing) = router.conflicting(&router_path) {
                 return Err(Error::invalid(format!("path is already in use at {existing}")));
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();
         let settings = MountSettings {
-            accessor: format!("{kind}_{}", &uuid.replace('-', "")[..8]),
+            auth,
+            accessor: format!("{}{kind}_{}", if auth { "auth_" } else { "" }, &uuid.replace('-', "")[..8]),
             path,
             kind,
             description: description.to_string(),
@@ -154,25 +172,25 @@ impl Core {
             max_lease_ttl: ttl_field(config, "max_lease_ttl")?.unwrap_or(0),
         };
         let created = factory.create(&settings, registered.as_ref(), self.mount_view(&settings.uuid)).await?;
-        let mut table = self.load_mount_table().await?;
+        let mut table = self.load_mount_table(auth).await?;
         table.push(settings.clone());
-        self.save_mount_table(&table).await?;
+        self.save_mount_table(auth, &table).await?;
         self.router_mount(settings, Handler::Plugin(created.backend), created.sha256, created.version)?;
         Ok(())
     }
 
     /// Disable the mount at `path` and delete its storage. Unknown paths succeed, as in Vault.
-    pub async fn disable_mount(&self, path: &str) -> Result<(), Error> {
+    pub async fn disable_mount(&self, auth: bool, path: &str) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
-        let mut table = self.load_mount_table().await?;
+        let mut table = self.load_mount_table(auth).await?;
         let Some(pos) = table.iter().position(|m| m.path == path) else { return Ok(()) };
         let removed = table.remove(pos);
         {
             let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
-            router.unmount(&path);
+            router.unmount(&removed.router_path());
         }
-        self.save_mount_table(&table).await?;
+        self.save_mount_table(auth, &table).await?;
         let view = BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{}/", removed.uuid));
         view.clear().await?;
         Ok(())
@@ -187,7 +205,7 @@ impl Core {
         if let Some(r) = RESERVED.iter().find(|r| to.starts_with(*r) || r.starts_with(&to)) {
             return Err(Error::invalid(format!("cannot remount to a reserved path ({r})")));
         }
-        let mut table = self.load_mount_table().await?;
+        let mut table = self.load_mount_table(false).await?;
         let pos = table.iter().position(|m| m.path == from).ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
         {
             let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
@@ -196,17 +214,17 @@ impl Core {
             }
         }
         table[pos].path = to.clone();
-        self.save_mount_table(&table).await?;
+        self.save_mount_table(false, &table).await?;
         let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.rename(&from, &to);
         Ok(())
     }
 
     /// Tune a mount's TTLs, description and options.
-    pub async fn tune_mount(&self, path: &str, data: &Map) -> Result<(), Error> {
+    pub async fn tune_mount(&self, auth: bool, path: &str, data: &Map) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
-        let mut table = self.load_mount_table().await?;
+        let mut table = self.load_mount_table(auth).await?;
         let entry = table.iter_mut().find(|m| m.path == path).ok_or_else(|| Error::invalid(format!("no mount entry found at {path}")))?;
         if let Some(t) = ttl_field(data, "default_lease_ttl")? {
             entry.default_lease_ttl = t;
@@ -226,18 +244,18 @@ impl Core {
             }
         }
         let updated = entry.clone();
-        self.save_mount_table(&table).await?;
+        self.save_mount_table(auth, &table).await?;
         self.rebuild_mount(&updated, false).await
     }
 
     /// Persisted mounts served by plugin `name` (optionally only those at `only` paths).
     pub(crate) async fn mounts_of(&self, name: &str, only: &[String]) -> Result<Vec<MountSettings>, Error> {
         let only: Vec<String> = only.iter().map(|p| normalize(p)).collect::<Result<_, _>>()?;
-        Ok(self
-            .load_mount_table()
-            .await?
+        let mut all = self.load_mount_table(false).await?;
+        all.extend(self.load_mount_table(true).await?);
+        Ok(all
             .into_iter()
-            .filter(|m| m.kind == name && (only.is_empty() || only.contains(&m.path)))
+            .filter(|m| m.kind == name && (only.is_empty() || only.contains(&m.path) || only.contains(&m.router_path())))
             .collect())
     }
 
@@ -251,10 +269,10 @@ impl Core {
         }
     }
 
-    /// Settings of the mount at `path`, if it is an operator mount.
-    pub async fn mount_settings(&self, path: &str) -> Result<Option<MountSettings>, Error> {
+    /// Settings of the mount at `path` (relative to `auth/` with `auth`), if it is an operator mount.
+    pub async fn mount_settings(&self, auth: bool, path: &str) -> Result<Option<MountSettings>, Error> {
         let path = normalize(path)?;
-        Ok(self.load_mount_table().await?.into_iter().find(|m| m.path == path))
+        Ok(self.load_mount_table(auth).await?.into_iter().find(|m| m.path == path))
     }
 
     fn mount_view(&self, uuid: &str) -> Arc<dyn Storage> {
@@ -263,8 +281,8 @@ impl Core {
 
     async fn build_backend(&self, settings: &MountSettings) -> Result<(Handler, String, String), Error> {
         let factory = self.factory().ok_or_else(|| Error::Unavailable(format!("no plugin runtime for mount {}", settings.path)))?;
-        let registered = self.catalog_get("secret", &settings.kind).await.ok().flatten();
-        if registered.is_none() && !factory.supports(&settings.kind) {
+        let registered = self.catalog_get(catalog_type(settings.auth), &settings.kind).await.ok().flatten();
+        if registered.is_none() && !factory.supports(&settings.kind, settings.auth) {
             return Err(Error::Unavailable(format!("plugin {:?} for mount {} is not in the catalog", settings.kind, settings.path)));
         }
         match factory.create(settings, registered.as_ref(), self.mount_view(&settings.uuid)).await {
@@ -279,7 +297,7 @@ impl Core {
     fn router_mount(&self, s: MountSettings, handler: Handler, running_sha256: String, running_version: String) -> Result<(), Error> {
         let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.mount(MountEntry {
-            path: s.path.clone(),
+            path: s.router_path(),
             kind: s.kind.clone(),
             description: s.description.clone(),
             uuid: s.uuid.clone(),
@@ -298,9 +316,11 @@ impl Core {
 
     /// Restore every persisted mount (after unseal). Never fails because of one bad plugin.
     pub(crate) async fn load_mounts(&self) -> Result<(), Error> {
-        for settings in self.load_mount_table().await? {
-            // Never fails for one bad plugin: that mount answers 500 until fixed.
-            self.rebuild_mount(&settings, false).await?;
+        for auth in [false, true] {
+            for settings in self.load_mount_table(auth).await? {
+                // Never fails for one bad plugin: that mount answers 500 until fixed.
+                self.rebuild_mount(&settings, false).await?;
+            }
         }
         Ok(())
     }
@@ -312,16 +332,25 @@ impl Core {
         }
     }
 
-    async fn load_mount_table(&self) -> Result<Vec<MountSettings>, Error> {
-        match self.barrier.get_value(MOUNTS_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
+    async fn load_mount_table(&self, auth: bool) -> Result<Vec<MountSettings>, Error> {
+        let key = if auth { AUTH_KEY } else { MOUNTS_KEY };
+        match self.barrier.get_value(key).await.map_err(|e| Error::Internal(e.to_string()))? {
             None => Ok(Vec::new()),
-            Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt mount table: {e}"))),
+            Some(raw) => {
+                let mut table: Vec<MountSettings> =
+                    serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?;
+                for m in &mut table {
+                    m.auth = auth;
+                }
+                Ok(table)
+            }
         }
     }
 
-    async fn save_mount_table(&self, table: &[MountSettings]) -> Result<(), Error> {
+    async fn save_mount_table(&self, auth: bool, table: &[MountSettings]) -> Result<(), Error> {
+        let key = if auth { AUTH_KEY } else { MOUNTS_KEY };
         let raw = serde_json::to_vec(table).map_err(|e| Error::Internal(e.to_string()))?;
-        self.barrier.put_value(MOUNTS_KEY, &raw).await.map_err(|e| Error::Internal(e.to_string()))
+        self.barrier.put_value(key, &raw).await.map_err(|e| Error::Internal(e.to_string()))
     }
 }
 

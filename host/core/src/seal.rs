@@ -196,8 +196,16 @@ impl Core {
         let cluster_json = serde_json::to_vec(&cluster).map_err(|e| Error::Internal(e.to_string()))?;
         self.barrier.put_value(CLUSTER_KEY, &cluster_json).await.map_err(internal)?;
         self.post_unseal().await?;
-        let (root_token, _) =
-            self.tokens.create(params.root_token_id.as_deref(), vec!["root".into()], "auth/token/root", "root", 0).await?;
+        let (root_token, _) = self
+            .tokens
+            .create(crate::token::NewToken {
+                id: params.root_token_id.as_deref().map(|s| Zeroizing::new(s.to_string())),
+                policies: vec!["root".into()],
+                path: "auth/token/root".into(),
+                display_name: "root".into(),
+                ..Default::default()
+            })
+            .await?;
 
         let config = SealConfig {
             kind: "shamir".into(),
@@ -270,6 +278,7 @@ impl Core {
     /// Everything that must be loaded after the barrier opens.
     async fn post_unseal(&self) -> Result<(), Error> {
         self.tokens.setup().await?;
+        self.policies.setup().await?;
         let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
             Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?,
             None => ClusterInfo { name: format!("vault-cluster-{}", random_base62(8)), id: uuid::Uuid::new_v4().to_string() },
@@ -293,6 +302,7 @@ impl Core {
     async fn seal_inner(&self) {
         self.unload_mounts();
         self.tokens.teardown();
+        self.policies.invalidate();
         if let Ok(mut guard) = self.cluster.write() {
             *guard = None;
         }

@@ -10,10 +10,10 @@ use tresor_logical::{Error, Map, Operation, Request, Response};
 
 use crate::core::Core;
 use crate::token::TokenEntry;
-use crate::util::{obj, rfc3339};
+use crate::util::{field, obj, rfc3339};
 
 impl Core {
-    pub(crate) async fn handle_sys(&self, _entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
+    pub(crate) async fn handle_sys(&self, entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
         let op = request.operation;
         let path = request.path.trim_end_matches('/');
         match (path, op) {
@@ -35,21 +35,26 @@ impl Core {
             }
             ("mounts", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(false)?))),
             ("auth", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(true)?))),
-            (p, op) if p.starts_with("mounts/") && p.ends_with("/tune") => {
-                let mount = &p["mounts/".len()..p.len() - "/tune".len()];
+            (p, op) if (p.starts_with("mounts/") || p.starts_with("auth/")) && p.ends_with("/tune") => {
+                let auth = p.starts_with("auth/");
+                let mount = &p[p.find('/').map_or(0, |i| i + 1)..p.len() - "/tune".len()];
                 match op {
-                    Operation::Read => self.tune_json(mount).await.map(|d| Some(Response::with_data(d))),
+                    Operation::Read => self.tune_json(auth, mount).await.map(|d| Some(Response::with_data(d))),
                     Operation::Update | Operation::Create => {
-                        self.tune_mount(mount, &request.data).await?;
+                        self.tune_mount(auth, mount, &request.data).await?;
                         Ok(None)
                     }
                     _ => Err(Error::UnsupportedOperation),
                 }
             }
-            (p, op) if p.starts_with("mounts/") => {
-                let mount = p.trim_start_matches("mounts/");
+            (p, op) if p.starts_with("mounts/") || p.starts_with("auth/") => {
+                let auth = p.starts_with("auth/");
+                let mount = &p[p.find('/').map_or(0, |i| i + 1)..];
                 match op {
-                    Operation::Read => self.mount_json(&format!("{}/", mount.trim_end_matches('/'))).map(|d| Some(Response::with_data(d))),
+                    Operation::Read => {
+                        let full = format!("{}{}/", if auth { "auth/" } else { "" }, mount.trim_end_matches('/'));
+                        self.mount_json(&full).map(|d| Some(Response::with_data(d)))
+                    }
                     Operation::Update | Operation::Create => {
                         let kind = request.get_str("type").ok_or_else(|| Error::invalid("missing mount type"))?;
                         let description = request.get_str("description").unwrap_or("");
@@ -62,15 +67,78 @@ impl Core {
                             Some(Value::Object(c)) => c.clone(),
                             _ => Map::new(),
                         };
-                        self.enable_mount(mount, kind, description, options, &config).await?;
+                        self.enable_mount(auth, mount, kind, description, options, &config).await?;
                         Ok(None)
                     }
                     Operation::Delete => {
-                        self.disable_mount(mount).await?;
+                        self.disable_mount(auth, mount).await?;
                         Ok(None)
                     }
                     _ => Err(Error::UnsupportedOperation),
                 }
+            }
+            ("policy" | "policies/acl", Operation::Read | Operation::List) => {
+                let keys = self.policies.names().await?;
+                let mut data = Map::new();
+                if path == "policy" {
+                    data.insert("policies".into(), json!(keys));
+                }
+                data.insert("keys".into(), json!(keys));
+                Ok(Some(Response::with_data(data)))
+            }
+            (p, op) if p.starts_with("policy/") || p.starts_with("policies/acl/") => {
+                let legacy = p.starts_with("policy/");
+                let name = &p[if legacy { "policy/".len() } else { "policies/acl/".len() }..];
+                match op {
+                    Operation::Read => Ok(Some(Response::with_data(self.policies.read_json(name, legacy).await?.ok_or(Error::NotFound)?))),
+                    Operation::Update | Operation::Create => {
+                        let text = field::str(&request.data, "policy")?.or(field::str(&request.data, "rules")?).unwrap_or("");
+                        if text.trim().is_empty() {
+                            return Err(Error::invalid("'policy' parameter not supplied or empty"));
+                        }
+                        let cas = match request.data.get("cas") {
+                            None | Some(Value::Null) => None,
+                            Some(v) => Some(v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| Error::invalid("cas must be a non-negative integer"))?),
+                        };
+                        self.policies.put(name, text, cas).await?;
+                        Ok(None)
+                    }
+                    Operation::Delete => {
+                        self.policies.delete(name).await?;
+                        Ok(None)
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
+            ("capabilities" | "capabilities-self" | "capabilities-accessor", Operation::Update | Operation::Create) => {
+                let acl = match path {
+                    "capabilities-self" => self.policies.acl(&entry.policies).await?,
+                    "capabilities" => {
+                        let token = field::str(&request.data, "token")?.unwrap_or("");
+                        let target = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid("invalid token"))?;
+                        self.policies.acl(&target.policies).await?
+                    }
+                    _ => {
+                        let accessor = field::str(&request.data, "accessor")?.unwrap_or("");
+                        let target = self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::Unavailable("invalid accessor".into()))?;
+                        self.policies.acl(&target.policies).await?
+                    }
+                };
+                let mut paths = field::str_list(&request.data, "paths")?.unwrap_or_default();
+                if let Some(p) = field::str(&request.data, "path")? {
+                    paths.push(p.to_string());
+                }
+                if paths.is_empty() {
+                    return Err(Error::invalid("missing paths"));
+                }
+                let mut data = Map::new();
+                for p in &paths {
+                    data.insert(p.clone(), json!(acl.capability_names(p.trim_start_matches('/'))));
+                }
+                if paths.len() == 1 {
+                    data.insert("capabilities".into(), json!(acl.capability_names(paths[0].trim_start_matches('/'))));
+                }
+                Ok(Some(Response::with_data(data)))
             }
             (p, Operation::Read) if p.starts_with("internal/ui/mounts/") => {
                 let target = p.trim_start_matches("internal/ui/mounts/");
@@ -82,8 +150,8 @@ impl Core {
                 match (rest.split_once('/'), op) {
                     (None, Operation::List | Operation::Read) => {
                         let mut keys = self.catalog_list(rest).await?;
-                        if rest == "secret" {
-                            keys.extend(self.config.backend_factory.as_ref().map(|f| f.builtin_names()).unwrap_or_default());
+                        if rest == "secret" || rest == "auth" {
+                            keys.extend(self.config.backend_factory.as_ref().map(|f| f.builtin_names(rest == "auth")).unwrap_or_default());
                             keys.sort();
                             keys.dedup();
                         }
@@ -123,7 +191,13 @@ impl Core {
                     return Err(Error::invalid("plugin or mounts must be provided"));
                 }
                 let name = if plugin.is_empty() {
-                    let first = self.mount_settings(&mounts[0]).await?.ok_or_else(|| Error::invalid("no such mount"))?;
+                    let first = match self.mount_settings(false, &mounts[0]).await? {
+                        Some(m) => m,
+                        None => self
+                            .mount_settings(true, mounts[0].trim_start_matches("auth/"))
+                            .await?
+                            .ok_or_else(|| Error::invalid("no such mount"))?,
+                    };
                     first.kind
                 } else {
                     plugin
@@ -161,7 +235,9 @@ impl Core {
                 Ok(Some(Response::with_data(data)))
             }
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
-            | "mounts" | "auth", _) => Err(Error::UnsupportedOperation),
+            | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
+                Err(Error::UnsupportedOperation)
+            }
             _ => Err(Error::UnsupportedPath),
         }
     }
@@ -186,9 +262,9 @@ impl Core {
         }
     }
 
-    async fn tune_json(&self, path: &str) -> Result<Map, Error> {
+    async fn tune_json(&self, auth: bool, path: &str) -> Result<Map, Error> {
         let mount = format!("{}/", path.trim_matches('/'));
-        let (description, options, default_ttl, max_ttl) = match self.mount_settings(&mount).await? {
+        let (description, options, default_ttl, max_ttl) = match self.mount_settings(auth, &mount).await? {
             Some(s) => (
                 s.description.clone(),
                 Value::Object(s.options.clone()),
@@ -197,7 +273,8 @@ impl Core {
             ),
             None => {
                 let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
-                let m = router.get(&mount).ok_or_else(|| Error::invalid(format!("cannot fetch sysview for path {mount:?}")))?;
+                let full = if auth { format!("auth/{mount}") } else { mount.clone() };
+                let m = router.get(&full).ok_or_else(|| Error::invalid(format!("cannot fetch sysview for path {mount:?}")))?;
                 let options = m.options.clone().map(Value::Object).unwrap_or(Value::Null);
                 (m.description.clone(), options, self.config.default_lease_ttl, self.config.max_lease_ttl)
             }
@@ -235,46 +312,6 @@ impl Core {
             _ => Err(Error::invalid(format!("no matching mount at {path:?}"))),
         }
     }
-
-    /// `auth/token/*`: only `lookup-self` until the token store issue.
-    pub(crate) async fn handle_token(&self, entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
-        match (request.path.trim_end_matches('/'), request.operation) {
-            ("lookup-self", Operation::Read | Operation::Update | Operation::Create) => {
-                Ok(Some(Response::with_data(token_json(entry))))
-            }
-            ("lookup-self", _) => Err(Error::UnsupportedOperation),
-            _ => Err(Error::UnsupportedPath),
-        }
-    }
-}
-
-/// The lookup shape of API.md §5.2. The token id is not stored, so `id` is never echoed back.
-fn token_json(entry: &TokenEntry) -> Map {
-    let expire = (entry.ttl > 0).then(|| rfc3339(entry.creation_time + entry.ttl as i64));
-    let remaining = if entry.ttl == 0 {
-        0
-    } else {
-        (entry.creation_time + entry.ttl as i64 - crate::util::now_unix()).max(0)
-    };
-    obj([
-        ("accessor", json!(entry.accessor)),
-        ("creation_time", json!(entry.creation_time)),
-        ("creation_ttl", json!(entry.ttl)),
-        ("display_name", json!(entry.display_name)),
-        ("entity_id", json!("")),
-        ("expire_time", json!(expire)),
-        ("explicit_max_ttl", json!(entry.explicit_max_ttl)),
-        ("id", json!("")),
-        ("issue_time", json!(rfc3339(entry.creation_time))),
-        ("meta", if entry.meta.is_empty() { Value::Null } else { json!(entry.meta) }),
-        ("num_uses", json!(entry.num_uses)),
-        ("orphan", json!(entry.parent.is_none())),
-        ("path", json!(entry.path)),
-        ("policies", json!(entry.policies)),
-        ("renewable", json!(false)),
-        ("ttl", json!(remaining)),
-        ("type", json!("service")),
-    ])
 }
 
 /// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.

@@ -1,19 +1,27 @@
-//! The token store — for now the minimal slice init needs: create the root token, look tokens up.
+//! The token store: creation, lookup, renewal, revocation (with the child tree), accessors and roles.
 //!
 //! Tokens are `s.` + 33 base62 characters (≥ 196 random bits). Only a salted hash is stored:
 //! `HMAC-SHA256(salt, token)`, with a random per-cluster salt kept inside the barrier; the stored hash is
 //! compared with the computed one in constant time. Storage layout under the token view (`sys/token/`):
-//! `salt`, `id/<hash>` → entry (JSON, never the token itself), `accessor/<hash of accessor>` → id hash.
+//!
+//! * `salt`
+//! * `id/<hash>` → [`TokenEntry`] (JSON, never the token itself)
+//! * `accessor/<hash of accessor>` → [`AccessorEntry`]
+//! * `parent/<parent hash>/<child hash>` → empty (the child index used by tree revocation)
+//! * `roles/<name>` → [`TokenRole`]
+//!
+//! Expiry: a token is invalid from its `expire_time` on (checked at every lookup); a sweeper revokes
+//! expired tokens and their children in the background ([`TokenStore::expired`]).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tresor_barrier::BarrierView;
-use tresor_logical::{Error, Storage};
+use tresor_logical::{Error, Login, Storage, StorageOp};
 use zeroize::Zeroizing;
 
 use crate::util::{now_unix, random_base62};
@@ -22,9 +30,22 @@ use crate::util::{now_unix, random_base62};
 const SALT_KEY: &str = "salt";
 const ID_PREFIX: &str = "id/";
 const ACCESSOR_PREFIX: &str = "accessor/";
+const PARENT_PREFIX: &str = "parent/";
+const ROLE_PREFIX: &str = "roles/";
 /// Random characters after `s.`: 33 base62 characters carry more than 192 bits.
 const TOKEN_CHARS: usize = 33;
 const ACCESSOR_CHARS: usize = 24;
+/// `num_uses` of a token whose last use has been consumed: invalid from then on.
+pub(crate) const USES_EXHAUSTED: i64 = -1;
+
+/// Where a login token came from, for renewals through its auth method.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoginSource {
+    /// Mount accessor of the auth method.
+    pub mount_accessor: String,
+    /// What the auth method returned (policies, internal data, limits).
+    pub login: Login,
+}
 
 /// A stored token. Holds the hash of the token, never the token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,17 +65,41 @@ pub struct TokenEntry {
     pub meta: BTreeMap<String, String>,
     /// Unix time of creation.
     pub creation_time: i64,
-    /// TTL in seconds, 0 = never expires.
+    /// TTL at creation in seconds, 0 = never expires.
     pub ttl: u64,
-    /// Hard cap in seconds, 0 = none.
+    /// Unix time the token stops working, 0 = never.
+    #[serde(default)]
+    pub expire_time: i64,
+    /// Hard cap in seconds from creation, 0 = none.
     #[serde(default)]
     pub explicit_max_ttl: u64,
-    /// Remaining uses, 0 = unlimited.
+    /// Max TTL from creation that renewals may reach (mount/system max), 0 = none.
     #[serde(default)]
-    pub num_uses: u64,
+    pub max_ttl: u64,
+    /// Periodic token: every renewal resets the TTL to this.
+    #[serde(default)]
+    pub period: u64,
+    /// Whether renewals are allowed.
+    #[serde(default)]
+    pub renewable: bool,
+    /// Remaining uses, 0 = unlimited, -1 = used up.
+    #[serde(default)]
+    pub num_uses: i64,
     /// Hash of the parent token, if any.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Unix time of the last renewal.
+    #[serde(default)]
+    pub last_renewal_time: Option<i64>,
+    /// CIDR blocks the token may be used from (empty: anywhere).
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
+    /// Token role it was created through.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The auth method login that created it.
+    #[serde(default)]
+    pub login: Option<LoginSource>,
 }
 
 impl TokenEntry {
@@ -63,10 +108,79 @@ impl TokenEntry {
         self.policies.iter().any(|p| p == "root")
     }
 
-    /// Whether the TTL has run out at `now`.
-    pub fn expired_at(&self, now: i64) -> bool {
-        self.ttl > 0 && now >= self.creation_time.saturating_add(self.ttl as i64)
+    /// Whether the token is no longer valid at `now` (expired or used up).
+    pub fn invalid_at(&self, now: i64) -> bool {
+        self.num_uses == USES_EXHAUSTED || (self.expire_time > 0 && now >= self.expire_time)
     }
+
+    /// Seconds left, 0 for tokens that never expire.
+    pub fn remaining(&self, now: i64) -> u64 {
+        if self.expire_time == 0 { 0 } else { (self.expire_time - now).max(0) as u64 }
+    }
+}
+
+/// `accessor/<hash>` → which token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccessorEntry {
+    pub accessor: String,
+    pub id_hash: String,
+}
+
+/// A token role (`auth/token/roles/:name`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct TokenRole {
+    /// Role name.
+    pub name: String,
+    /// Policies a token of this role may carry (empty: a subset of the parent's).
+    pub allowed_policies: Vec<String>,
+    /// Policies it may never carry.
+    pub disallowed_policies: Vec<String>,
+    /// Glob patterns of allowed policies.
+    pub allowed_policies_glob: Vec<String>,
+    /// Glob patterns of disallowed policies.
+    pub disallowed_policies_glob: Vec<String>,
+    /// Tokens have no parent.
+    pub orphan: bool,
+    /// Tokens may be renewed.
+    pub renewable: bool,
+    /// Appended to the token path.
+    pub path_suffix: String,
+    /// Periodic tokens with this period.
+    pub token_period: u64,
+    /// Hard cap.
+    pub token_explicit_max_ttl: u64,
+    /// Default TTL of the role's tokens.
+    pub token_ttl: u64,
+    /// Max TTL of the role's tokens.
+    pub token_max_ttl: u64,
+    /// Do not attach `default`.
+    pub token_no_default_policy: bool,
+    /// Uses per token.
+    pub token_num_uses: u64,
+    /// CIDR binding.
+    pub token_bound_cidrs: Vec<String>,
+    /// `service` (batch tokens are not supported).
+    pub token_type: String,
+}
+
+/// Everything a new token is made of (TTLs already computed).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewToken {
+    pub id: Option<Zeroizing<String>>,
+    pub policies: Vec<String>,
+    pub path: String,
+    pub display_name: String,
+    pub meta: BTreeMap<String, String>,
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub renewable: bool,
+    pub num_uses: u64,
+    pub parent: Option<String>,
+    pub bound_cidrs: Vec<String>,
+    pub role: Option<String>,
+    pub login: Option<LoginSource>,
 }
 
 /// The token store, over its own barrier view.
@@ -74,14 +188,22 @@ impl TokenEntry {
 pub(crate) struct TokenStore {
     view: BarrierView,
     salt: RwLock<Option<Arc<Zeroizing<Vec<u8>>>>>,
+    /// (expire time, id hash) of tokens that expire; stale pairs are re-checked when due.
+    expiry: Mutex<BTreeSet<(i64, String)>>,
+    /// Serialises read-modify-write of entries (use counts, renewals, revocation).
+    write: tokio::sync::Mutex<()>,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 impl TokenStore {
     pub(crate) fn new(view: BarrierView) -> Self {
-        Self { view, salt: RwLock::new(None) }
+        Self { view, salt: RwLock::new(None), expiry: Mutex::new(BTreeSet::new()), write: tokio::sync::Mutex::new(()) }
     }
 
-    /// Load (or create) the salt; called after every unseal.
+    /// Load (or create) the salt and index expiring tokens; called after every unseal.
     pub(crate) async fn setup(&self) -> Result<(), Error> {
         let salt = match self.view.get(SALT_KEY).await? {
             Some(s) => Zeroizing::new(s),
@@ -95,6 +217,17 @@ impl TokenStore {
         if let Ok(mut guard) = self.salt.write() {
             *guard = Some(Arc::new(salt));
         }
+        let mut index = BTreeSet::new();
+        for key in self.view.list(ID_PREFIX).await? {
+            if let Some(e) = self.get_by_hash(&key).await?
+                && e.expire_time > 0
+            {
+                index.insert((e.expire_time, e.id_hash));
+            }
+        }
+        if let Ok(mut guard) = self.expiry.lock() {
+            *guard = index;
+        }
         Ok(())
     }
 
@@ -102,6 +235,9 @@ impl TokenStore {
     pub(crate) fn teardown(&self) {
         if let Ok(mut guard) = self.salt.write() {
             *guard = None;
+        }
+        if let Ok(mut guard) = self.expiry.lock() {
+            guard.clear();
         }
     }
 
@@ -112,52 +248,245 @@ impl TokenStore {
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// Create a token with the given properties. `id` forces the token value (dev root token).
-    pub(crate) async fn create(
-        &self,
-        id: Option<&str>,
-        policies: Vec<String>,
-        path: &str,
-        display_name: &str,
-        ttl: u64,
-    ) -> Result<(Zeroizing<String>, TokenEntry), Error> {
-        let token = Zeroizing::new(match id {
-            Some(id) if !id.is_empty() => id.to_string(),
-            _ => format!("s.{}", random_base62(TOKEN_CHARS)),
-        });
-        let accessor = random_base62(ACCESSOR_CHARS);
-        let entry = TokenEntry {
-            id_hash: self.hash(&token)?,
-            accessor: accessor.clone(),
-            policies,
-            path: path.to_string(),
-            display_name: display_name.to_string(),
-            meta: BTreeMap::new(),
-            creation_time: now_unix(),
-            ttl,
-            explicit_max_ttl: 0,
-            num_uses: 0,
-            parent: None,
+    fn track_expiry(&self, entry: &TokenEntry) {
+        if entry.expire_time > 0
+            && let Ok(mut guard) = self.expiry.lock()
+        {
+            guard.insert((entry.expire_time, entry.id_hash.clone()));
+        }
+    }
+
+    async fn save(&self, entry: &TokenEntry) -> Result<(), Error> {
+        self.view.put(&format!("{ID_PREFIX}{}", entry.id_hash), &to_json(entry)?).await?;
+        self.track_expiry(entry);
+        Ok(())
+    }
+
+    /// Create a token.
+    pub(crate) async fn create(&self, new: NewToken) -> Result<(Zeroizing<String>, TokenEntry), Error> {
+        let token = match new.id {
+            Some(id) if !id.is_empty() => id,
+            _ => Zeroizing::new(format!("s.{}", random_base62(TOKEN_CHARS))),
         };
-        let json = serde_json::to_vec(&entry).map_err(|e| Error::Internal(e.to_string()))?;
-        self.view.put(&format!("{ID_PREFIX}{}", entry.id_hash), &json).await?;
-        self.view.put(&format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)?), entry.id_hash.as_bytes()).await?;
+        let id_hash = self.hash(&token)?;
+        if self.view.get(&format!("{ID_PREFIX}{id_hash}")).await?.is_some() {
+            return Err(Error::invalid("cannot create a token with a duplicate ID"));
+        }
+        let accessor = random_base62(ACCESSOR_CHARS);
+        let now = now_unix();
+        let entry = TokenEntry {
+            id_hash: id_hash.clone(),
+            accessor: accessor.clone(),
+            policies: new.policies,
+            path: new.path,
+            display_name: new.display_name,
+            meta: new.meta,
+            creation_time: now,
+            ttl: new.ttl,
+            expire_time: if new.ttl > 0 { now.saturating_add(new.ttl as i64) } else { 0 },
+            explicit_max_ttl: new.explicit_max_ttl,
+            max_ttl: new.max_ttl,
+            period: new.period,
+            renewable: new.renewable,
+            num_uses: i64::try_from(new.num_uses).map_err(|_| Error::invalid("num_uses is too large"))?,
+            parent: new.parent,
+            last_renewal_time: None,
+            bound_cidrs: new.bound_cidrs,
+            role: new.role,
+            login: new.login,
+        };
+        let mut ops = vec![
+            StorageOp::Put(format!("{ID_PREFIX}{id_hash}"), to_json(&entry)?),
+            StorageOp::Put(
+                format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)?),
+                to_json(&AccessorEntry { accessor, id_hash: id_hash.clone() })?,
+            ),
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(StorageOp::Put(format!("{PARENT_PREFIX}{parent}/{id_hash}"), Vec::new()));
+        }
+        self.view.transaction(ops).await?;
+        self.track_expiry(&entry);
         Ok((token, entry))
     }
 
-    /// Look a token up; `None` for unknown or expired tokens.
+    async fn get_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {
+        let Some(raw) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else { return Ok(None) };
+        serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token entry: {e}")))
+    }
+
+    /// Look a token up; `None` for unknown, expired or used-up tokens.
     pub(crate) async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>, Error> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
         let hash = self.hash(token)?;
-        let Some(raw) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else { return Ok(None) };
-        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?;
+        let Some(entry) = self.get_by_hash(&hash).await? else { return Ok(None) };
         // The storage key already matched; compare again in constant time so no code path ever compares
         // token material with a short-circuiting equality.
-        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) || entry.expired_at(now_unix()) {
+        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) || entry.invalid_at(now_unix()) {
             return Ok(None);
         }
         Ok(Some(entry))
+    }
+
+    /// A valid token by its stored hash.
+    pub(crate) async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {
+        Ok(self.get_by_hash(hash).await?.filter(|e| !e.invalid_at(now_unix())))
+    }
+
+    /// A valid token by accessor.
+    pub(crate) async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>, Error> {
+        if accessor.is_empty() || accessor.len() > 256 {
+            return Ok(None);
+        }
+        let Some(raw) = self.view.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)?)).await? else { return Ok(None) };
+        let a: AccessorEntry = serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt accessor entry: {e}")))?;
+        if !bool::from(a.accessor.as_bytes().ct_eq(accessor.as_bytes())) {
+            return Ok(None);
+        }
+        self.lookup_hash(&a.id_hash).await
+    }
+
+    /// Every accessor.
+    pub(crate) async fn accessors(&self) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for key in self.view.list(ACCESSOR_PREFIX).await? {
+            if let Some(raw) = self.view.get(&format!("{ACCESSOR_PREFIX}{key}")).await?
+                && let Ok(a) = serde_json::from_slice::<AccessorEntry>(&raw)
+            {
+                out.push(a.accessor);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Count one use of a limited-use token. Returns `false` if the token has no use left (the request
+    /// must be refused) and whether this was the last use (the token must be revoked after the request).
+    pub(crate) async fn use_token(&self, entry: &TokenEntry) -> Result<(bool, bool), Error> {
+        if entry.num_uses == 0 {
+            return Ok((true, false));
+        }
+        let _guard = self.write.lock().await;
+        let Some(mut current) = self.get_by_hash(&entry.id_hash).await? else { return Ok((false, false)) };
+        if current.num_uses <= 0 {
+            return Ok((current.num_uses == 0, false));
+        }
+        current.num_uses -= 1;
+        let last = current.num_uses == 0;
+        if last {
+            current.num_uses = USES_EXHAUSTED;
+        }
+        self.save(&current).await?;
+        Ok((true, last))
+    }
+
+    /// Extend a token. `increment` 0 means "by its original TTL".
+    pub(crate) async fn renew(&self, entry: &TokenEntry, increment: u64) -> Result<TokenEntry, Error> {
+        let _guard = self.write.lock().await;
+        let mut e = self.lookup_hash(&entry.id_hash).await?.ok_or(Error::PermissionDenied)?;
+        if !e.renewable {
+            return Err(Error::invalid("lease is not renewable"));
+        }
+        if e.expire_time == 0 {
+            return Ok(e);
+        }
+        let now = now_unix();
+        let want = if e.period > 0 { e.period } else if increment > 0 { increment } else { e.ttl };
+        let mut expire = now.saturating_add(want as i64);
+        if e.period == 0 && e.max_ttl > 0 {
+            expire = expire.min(e.creation_time.saturating_add(e.max_ttl as i64));
+        }
+        if e.explicit_max_ttl > 0 {
+            expire = expire.min(e.creation_time.saturating_add(e.explicit_max_ttl as i64));
+        }
+        e.expire_time = expire.max(now);
+        e.last_renewal_time = Some(now);
+        self.save(&e).await?;
+        Ok(e)
+    }
+
+    /// Revoke a token and all its descendants. Returns the id hashes revoked (for cubbyhole cleanup).
+    pub(crate) async fn revoke_tree(&self, id_hash: &str) -> Result<Vec<String>, Error> {
+        let _guard = self.write.lock().await;
+        let mut revoked = Vec::new();
+        let mut stack = vec![id_hash.to_string()];
+        while let Some(hash) = stack.pop() {
+            for child in self.view.list(&format!("{PARENT_PREFIX}{hash}/")).await? {
+                stack.push(child.trim_end_matches('/').to_string());
+            }
+            self.remove(&hash).await?;
+            revoked.push(hash);
+        }
+        Ok(revoked)
+    }
+
+    /// Revoke only this token; its children become orphans.
+    pub(crate) async fn revoke_orphan(&self, id_hash: &str) -> Result<(), Error> {
+        let _guard = self.write.lock().await;
+        for child in self.view.list(&format!("{PARENT_PREFIX}{id_hash}/")).await? {
+            if let Some(mut c) = self.get_by_hash(child.trim_end_matches('/')).await? {
+                c.parent = None;
+                self.save(&c).await?;
+            }
+        }
+        self.remove(id_hash).await
+    }
+
+    /// Delete one token's entries (not its children).
+    async fn remove(&self, hash: &str) -> Result<(), Error> {
+        let mut ops = Vec::new();
+        if let Some(e) = self.get_by_hash(hash).await? {
+            ops.push(StorageOp::Delete(format!("{ACCESSOR_PREFIX}{}", self.hash(&e.accessor)?)));
+            if let Some(parent) = &e.parent {
+                ops.push(StorageOp::Delete(format!("{PARENT_PREFIX}{parent}/{hash}")));
+            }
+        }
+        for child in self.view.list(&format!("{PARENT_PREFIX}{hash}/")).await? {
+            ops.push(StorageOp::Delete(format!("{PARENT_PREFIX}{hash}/{}", child.trim_end_matches('/'))));
+        }
+        ops.push(StorageOp::Delete(format!("{ID_PREFIX}{hash}")));
+        self.view.transaction(ops).await.map_err(Error::from)
+    }
+
+    /// Tokens whose expiry time has passed (taken out of the index; the caller revokes them).
+    pub(crate) async fn expired(&self, now: i64) -> Result<Vec<String>, Error> {
+        let due: Vec<(i64, String)> = match self.expiry.lock() {
+            Ok(mut index) => {
+                let later = index.split_off(&(now.saturating_add(1), String::new()));
+                std::mem::replace(&mut *index, later).into_iter().collect()
+            }
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for (_, hash) in due {
+            // The index may be stale (renewed since): re-check the entry.
+            if let Some(e) = self.get_by_hash(&hash).await? {
+                if e.expire_time > 0 && e.expire_time <= now {
+                    out.push(hash);
+                } else {
+                    self.track_expiry(&e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn role(&self, name: &str) -> Result<Option<TokenRole>, Error> {
+        let Some(raw) = self.view.get(&format!("{ROLE_PREFIX}{name}")).await? else { return Ok(None) };
+        serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token role: {e}")))
+    }
+
+    pub(crate) async fn put_role(&self, role: &TokenRole) -> Result<(), Error> {
+        self.view.put(&format!("{ROLE_PREFIX}{}", role.name), &to_json(role)?).await.map_err(Error::from)
+    }
+
+    pub(crate) async fn delete_role(&self, name: &str) -> Result<(), Error> {
+        self.view.delete(&format!("{ROLE_PREFIX}{name}")).await.map_err(Error::from)
+    }
+
+    pub(crate) async fn roles(&self) -> Result<Vec<String>, Error> {
+        self.view.list(ROLE_PREFIX).await.map_err(Error::from)
     }
 }

@@ -18,6 +18,19 @@ pub(crate) fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
+/// Now, as Unix nanoseconds.
+pub(crate) fn now_unix_nanos() -> i128 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos()
+}
+
+/// Unix nanoseconds as RFC 3339 with fractional seconds (UTC).
+pub(crate) fn rfc3339_nanos(nanos: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A random base62 string of `len` characters (≈5.95 bits each), from the thread CSPRNG.
@@ -41,8 +54,129 @@ pub(crate) fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Map {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// Typed access to request fields, with Vault's lenient coercions and clear 400s.
+pub(crate) mod field {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+    use tresor_logical::{parse_duration, Error, Map};
+
+    /// A string field (numbers and booleans as their text).
+    pub(crate) fn str<'a>(data: &'a Map, key: &str) -> Result<Option<&'a str>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a string"))),
+        }
+    }
+
+    /// A boolean field (`"true"`, `1`...).
+    pub(crate) fn bool(data: &Map, key: &str) -> Result<Option<bool>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => match s.as_str() {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
+                "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
+                _ => Err(Error::invalid(format!("field {key:?} must be a boolean"))),
+            },
+            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a boolean"))),
+        }
+    }
+
+    /// A duration field in seconds (integers or Go duration strings).
+    pub(crate) fn duration(data: &Map, key: &str) -> Result<Option<u64>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(Some(0)),
+            Some(v) => parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("field {key:?} is not a valid duration"))),
+        }
+    }
+
+    /// A non-negative integer field.
+    pub(crate) fn uint(data: &Map, key: &str) -> Result<Option<u64>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(format!("field {key:?} must be a non-negative integer"))),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(format!("field {key:?} must be a non-negative integer"))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a non-negative integer"))),
+        }
+    }
+
+    /// A list of strings (a comma-separated string is split).
+    pub(crate) fn str_list(data: &Map, key: &str) -> Result<Option<Vec<String>>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(|s| s.trim().to_string()).ok_or_else(|| Error::invalid(format!("field {key:?} must be a list of strings"))))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| Some(v.into_iter().filter(|s| !s.is_empty()).collect())),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a list of strings"))),
+        }
+    }
+
+    /// A map of strings.
+    pub(crate) fn str_map(data: &Map, key: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                    _ => Err(Error::invalid(format!("field {key:?} must be a map of strings"))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a map of strings"))),
+        }
+    }
+}
+
+/// Whether `addr` lies in any of `cidrs` (`10.0.0.0/8`, `::1/128`, or a bare address). Malformed
+/// blocks match nothing, so a typo fails closed.
+pub(crate) fn cidrs_contain(cidrs: &[String], addr: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    cidrs.iter().any(|c| {
+        let (ip, bits) = match c.split_once('/') {
+            Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
+            None => (c.as_str(), None),
+        };
+        let Ok(net) = ip.trim().parse::<IpAddr>() else { return false };
+        match (net, addr) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let bits = bits.unwrap_or(32);
+                bits <= 32 && (bits == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - bits) == 0)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let bits = bits.unwrap_or(128);
+                bits <= 128 && (bits == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - bits) == 0)
+            }
+            (IpAddr::V4(n), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|a| {
+                let bits = bits.unwrap_or(32);
+                bits <= 32 && (bits == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - bits) == 0)
+            }),
+            _ => false,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cidr_matching() {
+        let c = vec!["10.0.0.0/8".to_string(), "127.0.0.1".to_string(), "::1/128".to_string()];
+        assert!(cidrs_contain(&c, "10.2.3.4".parse().unwrap()));
+        assert!(cidrs_contain(&c, "127.0.0.1".parse().unwrap()));
+        assert!(cidrs_contain(&c, "::1".parse().unwrap()));
+        assert!(!cidrs_contain(&c, "11.0.0.1".parse().unwrap()));
+        assert!(!cidrs_contain(&["garbage".into()], "10.0.0.1".parse().unwrap()));
+        assert!(cidrs_contain(&["0.0.0.0/0".into()], "8.8.8.8".parse().unwrap()));
+    }
+
     use super::*;
 
     #[test]

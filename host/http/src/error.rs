@@ -32,7 +32,7 @@ pub(crate) fn multierror(msg: &str) -> String {
 pub(crate) fn status_of(err: &Error) -> StatusCode {
     match err {
         Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-        Error::PermissionDenied | Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::PermissionDenied | Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
         Error::NotFound | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
@@ -45,6 +45,7 @@ pub(crate) fn messages_of(err: &Error, request_id: &str) -> Vec<String> {
     match err {
         Error::InvalidRequest(msg) => vec![msg.clone()],
         Error::PermissionDenied => vec!["permission denied".into()],
+        Error::Denied(msg) => vec![msg.clone()],
         Error::Forbidden => vec![multierror("permission denied")],
         Error::NotFound => vec![],
         Error::NoRoute(path) => vec![format!("no handler for route {path:?}. route entry not found.")],

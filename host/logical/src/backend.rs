@@ -19,6 +19,12 @@ pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Whether `path` is reachable without a token (an auth method's login paths).
+    fn unauthenticated(&self, path: &str) -> bool {
+        let _ = path;
+        false
+    }
+
     /// The declared paths, for help and OpenAPI (served by the host, never by running backend code).
     fn spec(&self) -> Option<std::sync::Arc<Vec<crate::framework::PathSpec>>> {
         None

@@ -13,6 +13,9 @@ pub enum Error {
     /// Valid token, but the ACL denies the request (403, multierror-wrapped as Vault does).
     #[error("permission denied")]
     Forbidden,
+    /// 403 with this message, not multierror-wrapped (`bad token` for a token lookup).
+    #[error("{0}")]
+    Denied(String),
     /// Nothing stored at the path (404 with an empty error list).
     #[error("not found")]
     NotFound,

@@ -39,6 +39,48 @@ impl fmt::Debug for ResponseAuth {
     }
 }
 
+/// What an auth method returns from a login path: who logged in and what token they should get.
+/// Only the host mints tokens; a backend can merely ask, and only from a path declared unauthenticated.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    /// Policies for the token (the host adds `default` unless `no_default_policy`).
+    pub policies: Vec<String>,
+    /// Token metadata (`username`, `role_name`).
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Display name without the mount prefix (`alice`).
+    pub display_name: String,
+    /// Stable principal name (entity alias).
+    pub alias_name: String,
+    /// Plugin state kept host-side and given back on renewal (JSON text).
+    pub internal_data: String,
+    /// Token TTL in seconds (0 = the mount default).
+    pub ttl: u64,
+    /// Max TTL in seconds (0 = the mount max).
+    pub max_ttl: u64,
+    /// Whether the token may be renewed.
+    pub renewable: bool,
+    /// Uses, 0 = unlimited.
+    pub num_uses: u64,
+    /// Periodic token: every renewal resets the TTL to this.
+    pub period: u64,
+    /// Hard cap regardless of renewals (0 = none).
+    pub explicit_max_ttl: u64,
+    /// Do not attach the `default` policy.
+    pub no_default_policy: bool,
+    /// The token only works from these CIDR blocks.
+    pub bound_cidrs: Vec<String>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A successful response. `None` data and no auth renders as `204 No Content`.
 #[derive(Clone, Default)]
 pub struct Response {
@@ -48,6 +90,8 @@ pub struct Response {
     pub warnings: Vec<String>,
     /// `auth` of the envelope.
     pub auth: Option<ResponseAuth>,
+    /// A login result from an auth method, turned into `auth` by the host (never rendered as such).
+    pub login: Option<Login>,
     /// `lease_id` of the envelope (empty when there is no lease).
     pub lease_id: String,
     /// `lease_duration` in seconds.
@@ -95,6 +139,7 @@ impl fmt::Debug for Response {
             .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
             .field("warnings", &self.warnings)
             .field("auth", &self.auth)
+            .field("login", &self.login)
             .field("lease_id", &self.lease_id)
             .field("status", &self.status)
             .finish()

@@ -144,8 +144,11 @@ impl WasmBackend {
         let matched = match_path(spec, &request.path).ok_or(Error::UnsupportedPath)?;
         let path = &spec[matched.index];
         let mut operation = request.operation;
+        // Create and update share a handler when a path declares only one of them.
         if operation == Operation::Update && !path.operations.contains(&Operation::Update) && path.operations.contains(&Operation::Create) {
             operation = Operation::Create;
+        } else if operation == Operation::Create && !path.operations.contains(&Operation::Create) && path.operations.contains(&Operation::Update) {
+            operation = Operation::Update;
         }
         if !path.operations.contains(&operation) {
             return Err(Error::UnsupportedOperation);
@@ -159,6 +162,8 @@ impl WasmBackend {
             captures: matched.captures,
             data: fields.into_iter().map(|(k, v)| (k, convert::value_to_wit(v))).collect(),
             raw_body: (operation == Operation::Patch).then(|| Value::Object(request.data.clone()).to_string()),
+            // The core strips the address except on login paths; check again here.
+            remote_addr: request.remote_addr.filter(|_| path.unauthenticated).map(|a| a.ip().to_string()),
         })
     }
 
@@ -203,7 +208,8 @@ impl LogicalBackend for WasmBackend {
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
         match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
             Ok(Ok(resp)) => {
-                let response = convert::response_from_wit(resp, self.mount.max_lease_ttl)?;
+                let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
+                let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
                 // All of the request's writes, or none: one transaction, after the guest succeeded.
                 let ops = store.data_mut().take_staged();
                 if !ops.is_empty() {
@@ -218,6 +224,10 @@ impl LogicalBackend for WasmBackend {
 
     fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
         Some(WasmBackend::spec(self))
+    }
+
+    fn unauthenticated(&self, path: &str) -> bool {
+        self.current().is_some_and(|l| l.auth && match_path(&l.spec, path).is_some_and(|m| l.spec[m.index].unauthenticated))
     }
 
     async fn exists(&self, request: &Request) -> Result<Option<bool>, Error> {

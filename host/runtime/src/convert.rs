@@ -131,7 +131,37 @@ fn allowed_status(s: u16) -> bool {
     matches!(s, 200 | 202 | 204 | 400 | 404)
 }
 
-pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64) -> Result<tresor_logical::Response, Error> {
+/// Most policies / metadata pairs / CIDRs a login may carry.
+const MAX_LOGIN_ITEMS: usize = 256;
+
+fn login_from_wit(a: wit::Auth) -> Result<tresor_logical::Login, Error> {
+    if a.policies.len() > MAX_LOGIN_ITEMS || a.metadata.len() > MAX_LOGIN_ITEMS || a.bound_cidrs.len() > MAX_LOGIN_ITEMS {
+        return Err(Error::Internal("plugin login carries too many policies, metadata or CIDRs".into()));
+    }
+    if a.internal_data.len() > MAX_RESPONSE_LEN {
+        return Err(Error::Internal("plugin login internal data too large".into()));
+    }
+    let small = |s: String| bounded(s, MAX_ERROR_LEN);
+    Ok(tresor_logical::Login {
+        policies: a.policies.into_iter().map(small).collect(),
+        metadata: a.metadata.into_iter().map(|(k, v)| (small(k), small(v))).collect(),
+        display_name: small(a.display_name),
+        alias_name: small(a.alias_name),
+        internal_data: a.internal_data,
+        ttl: a.lease.ttl_seconds,
+        max_ttl: a.lease.max_ttl_seconds,
+        renewable: a.lease.renewable,
+        num_uses: u64::from(a.num_uses),
+        period: a.period_seconds,
+        explicit_max_ttl: a.explicit_max_ttl_seconds,
+        no_default_policy: a.no_default_policy,
+        bound_cidrs: a.bound_cidrs.into_iter().map(small).collect(),
+    })
+}
+
+/// A guest response as a host response. `login_allowed`: the request hit an auth method's login path,
+/// the only place an `auth` result is accepted.
+pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allowed: bool) -> Result<tresor_logical::Response, Error> {
     let data = match r.data {
         None => None,
         Some(text) if text.len() > MAX_RESPONSE_LEN => {
@@ -143,10 +173,17 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64) -> Result<
             Ok(_) | Err(_) => return Err(Error::Internal("plugin returned data that is not a JSON object".into())),
         },
     };
-    if r.secret.is_some() || r.auth.is_some() {
-        // Leases and plugin logins arrive with the leases and auth issues; until then fail closed.
-        return Err(Error::Internal("plugin returned a lease or login, which this host does not support yet".into()));
+    if r.secret.is_some() {
+        // Leases arrive with the leases issue; until then fail closed.
+        return Err(Error::Internal("plugin returned a lease, which this host does not support yet".into()));
     }
+    let login = match r.auth {
+        None => None,
+        Some(_) if !login_allowed => {
+            return Err(Error::Internal("plugin returned a login from a path that is not a login path; refused".into()));
+        }
+        Some(a) => Some(login_from_wit(a)?),
+    };
     let status = match r.status {
         None => None,
         Some(s) if allowed_status(s) => Some(s),
@@ -158,6 +195,7 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64) -> Result<
         data: data.map(|m: Map| m),
         warnings,
         auth: None,
+        login,
         lease_id: String::new(),
         lease_duration,
         renewable: false,

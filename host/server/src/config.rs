@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-mod hcl;
 
-use hcl::{Block, Item, Value};
+
+use tresor_core::hcl::{self, Block, Item, Value};
 
 /// An attribute: its key and value.
 #[derive(Clone, Copy)]

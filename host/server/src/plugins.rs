@@ -27,7 +27,8 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// The factory: runtime + built-in catalog + the operator's plugin directory.
 pub struct PluginFactory {
     runtime: Arc<Runtime>,
-    builtin: HashMap<&'static str, &'static [u8]>,
+    /// Built-in components by mount type, with whether each is an auth method.
+    builtin: HashMap<&'static str, (bool, &'static [u8])>,
     /// Compiled plugins by sha256 (built-ins by kind), so many mounts share one compilation.
     loaded: Mutex<HashMap<String, Plugin>>,
     plugin_directory: Option<PathBuf>,
@@ -52,7 +53,7 @@ impl PluginFactory {
         let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
         Ok(Arc::new(Self {
             runtime,
-            builtin: builtin::BUILTIN.iter().copied().collect(),
+            builtin: builtin::BUILTIN.iter().map(|(kind, auth, bytes)| (*kind, (*auth, *bytes))).collect(),
             loaded: Mutex::new(HashMap::new()),
             plugin_directory,
             default_lease_ttl,
@@ -65,7 +66,7 @@ impl PluginFactory {
         if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(kind).cloned()) {
             return Ok(p);
         }
-        let bytes = *self.builtin.get(kind).ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?;
+        let (_, bytes) = *self.builtin.get(kind).ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?;
         let runtime = self.runtime.clone();
         // Compiling is CPU-bound (tens of ms): keep it off the async workers.
         let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes, None))
@@ -109,12 +110,12 @@ impl PluginFactory {
 
 #[async_trait]
 impl BackendFactory for PluginFactory {
-    fn supports(&self, kind: &str) -> bool {
-        self.builtin.contains_key(kind)
+    fn supports(&self, kind: &str, auth: bool) -> bool {
+        self.builtin.get(kind).is_some_and(|(a, _)| *a == auth)
     }
 
-    fn builtin_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.builtin.keys().map(|k| k.to_string()).collect();
+    fn builtin_names(&self, auth: bool) -> Vec<String> {
+        let mut names: Vec<String> = self.builtin.iter().filter(|(_, (a, _))| *a == auth).map(|(k, _)| k.to_string()).collect();
         names.sort();
         names
     }
@@ -129,12 +130,16 @@ impl BackendFactory for PluginFactory {
             None => (self.plugin(&mount.kind).await?, String::new()),
         };
         let sha256 = if registered.is_some() { plugin.sha256.clone() } else { String::new() };
-        let mut ctx = MountContext::new(mount.path.clone(), mount.kind.clone(), Value::Object(mount.options.clone()));
+        let mut ctx = MountContext::new(mount.router_path(), mount.kind.clone(), Value::Object(mount.options.clone()));
         ctx.default_lease_ttl = mount.effective_default_ttl(self.default_lease_ttl);
         ctx.max_lease_ttl = mount.effective_max_ttl(self.max_lease_ttl);
         let backend = WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
             .await
             .map_err(|e| Error::Unavailable(format!("plugin for mount {} failed to start: {e}", mount.path)))?;
+        if backend.is_auth() != mount.auth {
+            let what = if backend.is_auth() { "an auth method, not a secrets engine" } else { "a secrets engine, not an auth method" };
+            return Err(Error::invalid(format!("plugin {:?} is {what}", mount.kind)));
+        }
         Ok(Created { backend: Arc::new(backend), sha256, version })
     }
 }

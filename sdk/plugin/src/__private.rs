@@ -80,6 +80,7 @@ fn request_from_wit(r: wit::Request) -> Request {
         captures: r.captures.into_iter().collect(),
         data: r.data.into_iter().map(|(k, v)| (k, value_from_wit(v))).collect(),
         raw_body: r.raw_body,
+        remote_addr: r.remote_addr,
     }
 }
 
@@ -100,6 +101,10 @@ fn auth_to_wit(a: Auth) -> wit::Auth {
         internal_data: a.internal.to_string(),
         lease: lease_to_wit(a.lease),
         num_uses: a.num_uses,
+        period_seconds: a.period,
+        explicit_max_ttl_seconds: a.explicit_max_ttl,
+        no_default_policy: a.no_default_policy,
+        bound_cidrs: a.bound_cidrs,
     }
 }
 
@@ -112,6 +117,10 @@ fn auth_from_wit(a: wit::Auth) -> Auth {
         internal: serde_json::from_str(&a.internal_data).unwrap_or_default(),
         lease: lease_from_wit(a.lease),
         num_uses: a.num_uses,
+        period: a.period_seconds,
+        explicit_max_ttl: a.explicit_max_ttl_seconds,
+        no_default_policy: a.no_default_policy,
+        bound_cidrs: a.bound_cidrs,
     }
 }
 

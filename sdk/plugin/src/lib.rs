@@ -37,6 +37,7 @@ mod response;
 mod spec;
 pub mod storage;
 pub mod system;
+pub mod token;
 
 #[doc(hidden)]
 pub mod __private;

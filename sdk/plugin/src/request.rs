@@ -60,12 +60,14 @@ pub struct Request {
     pub data: BTreeMap<String, Value>,
     /// The raw JSON body, for merge-patch handlers.
     pub raw_body: Option<String>,
+    /// The caller's IP address: given only on unauthenticated (login) paths, for CIDR bindings.
+    pub remote_addr: Option<String>,
 }
 
 impl Request {
     /// A request (for tests).
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
-        Self { operation, path: path.into(), path_index: 0, captures: BTreeMap::new(), data: BTreeMap::new(), raw_body: None }
+        Self { operation, path: path.into(), path_index: 0, captures: BTreeMap::new(), data: BTreeMap::new(), raw_body: None, remote_addr: None }
     }
     /// Builder: add a field (for tests).
     pub fn with(mut self, name: impl Into<String>, value: Value) -> Self {

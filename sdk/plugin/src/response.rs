@@ -20,8 +20,9 @@ pub struct Secret {
     pub lease: LeaseOptions,
 }
 
-/// A successful login; the host mints the token.
-#[derive(Debug, Clone, PartialEq)]
+/// A successful login; the host mints the token. Return it only from a path declared
+/// [`unauthenticated`](crate::Path::unauthenticated): the host refuses it anywhere else.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Auth {
     /// Policies for the token.
     pub policies: Vec<String>,
@@ -37,6 +38,14 @@ pub struct Auth {
     pub lease: LeaseOptions,
     /// Uses (0 = unlimited).
     pub num_uses: u32,
+    /// Periodic token: each renewal resets the TTL to this (0 = not periodic).
+    pub period: u64,
+    /// Hard cap on the token's life (0 = none).
+    pub explicit_max_ttl: u64,
+    /// Do not attach the `default` policy.
+    pub no_default_policy: bool,
+    /// CIDR blocks the token may be used from.
+    pub bound_cidrs: Vec<String>,
 }
 
 /// A successful response.

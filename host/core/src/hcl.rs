@@ -1,4 +1,4 @@
-//! A small HCL parser for configuration files, lenient the way Vault's HCL1 parser is: attributes may
+//! A small HCL parser (configuration files and ACL policies), lenient the way Vault's HCL1 parser is: attributes may
 //! share a line (`{ address = "127.0.0.1:8200"  tls_disable = 1 }`), commas between items are optional,
 //! `#`, `//` and `/* */` comments are skipped. Values: strings (with `\"`, `\\`, `\n`, `\t` escapes),
 //! numbers, booleans, lists and objects. Heredocs and interpolation are not supported (rejected).

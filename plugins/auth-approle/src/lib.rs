@@ -1,0 +1,572 @@
+//! The AppRole auth method (API.md §14): a machine logs in with a role ID and (usually) a secret ID.
+//!
+//! Secret IDs are never stored: only `HMAC-SHA256(mount salt, secret_id)` names their entry, so a copy of
+//! the storage does not reveal a usable credential. Storage layout inside the mount's view:
+//!
+//! * `salt` → 32 random bytes (created at first use)
+//! * `role/<name>` → [`Role`]
+//! * `role_id/<hmac(role_id)>` → role name
+//! * `secret_id/<role>/<hmac(secret_id)>` → [`SecretId`]
+//! * `accessor/<role>/<accessor>` → hmac(secret_id)
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+use sha2::Sha256;
+use tresor_sdk::token::{cidrs_allow, valid_cidr, TokenParams};
+use tresor_sdk::{storage, system, Backend, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
+
+const BAD_LOGIN: &str = "invalid role or secret ID";
+
+/// A role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Role {
+    /// The role ID (not secret; identifies the role at login).
+    pub role_id: String,
+    /// Whether login needs a secret ID.
+    pub bind_secret_id: bool,
+    /// Logins must come from these blocks.
+    pub secret_id_bound_cidrs: Vec<String>,
+    /// Uses per secret ID (0 = unlimited).
+    pub secret_id_num_uses: u64,
+    /// Lifetime of secret IDs (0 = forever).
+    pub secret_id_ttl: u64,
+    /// Reported only.
+    pub local_secret_ids: bool,
+    /// Token settings.
+    pub token: TokenParams,
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Self {
+            role_id: String::new(),
+            bind_secret_id: true,
+            secret_id_bound_cidrs: Vec::new(),
+            secret_id_num_uses: 0,
+            secret_id_ttl: 0,
+            local_secret_ids: false,
+            token: TokenParams::default(),
+        }
+    }
+}
+
+/// A secret ID's entry (the secret itself is not stored).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretId {
+    /// Non-secret handle.
+    pub accessor: String,
+    /// Metadata merged into token metadata.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Logins must come from these blocks.
+    pub cidr_list: Vec<String>,
+    /// Tokens are bound to these blocks.
+    pub token_bound_cidrs: Vec<String>,
+    /// Remaining uses (0 = unlimited).
+    pub num_uses: u64,
+    /// TTL at creation.
+    pub ttl: u64,
+    /// Unix seconds.
+    pub creation_time: i64,
+    /// Unix seconds, 0 = never.
+    pub expiration_time: i64,
+    /// Unix seconds.
+    pub last_updated_time: i64,
+}
+
+/// The AppRole backend.
+pub struct AppRole;
+
+fn now() -> i64 {
+    system::now().0
+}
+
+fn time(t: i64) -> String {
+    system::rfc3339(t, 0)
+}
+
+/// A random UUID-shaped identifier (122 random bits).
+fn uuid() -> Result<String, Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+}
+
+fn salt() -> Result<Vec<u8>, Error> {
+    if let Some(s) = storage::get("salt")? {
+        return Ok(s);
+    }
+    let mut s = vec![0u8; 32];
+    getrandom::fill(&mut s).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    storage::put("salt", &s)?;
+    Ok(s)
+}
+
+fn hmac(value: &str) -> Result<String, Error> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&salt()?).map_err(|e| Error::Internal(e.to_string()))?;
+    mac.update(value.as_bytes());
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+fn role_name(req: &Request) -> Result<String, Error> {
+    let n = req.captured("role_name").unwrap_or("").trim().to_lowercase();
+    if n.is_empty() {
+        return Err(Error::InvalidRequest("missing role_name".into()));
+    }
+    Ok(n)
+}
+
+fn load_role(name: &str) -> Result<Option<Role>, Error> {
+    storage::get_json(&format!("role/{name}"))
+}
+
+fn need_role(name: &str) -> Result<Role, Error> {
+    load_role(name)?.ok_or_else(|| Error::InvalidRequest(format!("role {name:?} does not exist")))
+}
+
+fn cidrs(req: &Request, key: &str) -> Result<Option<Vec<String>>, Error> {
+    match req.str_list(key) {
+        None => Ok(None),
+        Some(list) => {
+            if let Some(bad) = list.iter().find(|c| !valid_cidr(c)) {
+                return Err(Error::InvalidRequest(format!("invalid CIDR block {bad:?}")));
+            }
+            Ok(Some(list.to_vec()))
+        }
+    }
+}
+
+fn role_path(suffix: &str) -> Path {
+    Path::new(format!("role/{{role_name}}{suffix}")).field(Field::new("role_name", FieldKind::Str).description("Name of the role"))
+}
+
+fn secret_id_fields(p: Path) -> Path {
+    p.field(Field::new("metadata", FieldKind::Str).description("JSON object of string metadata, attached to tokens"))
+        .field(Field::new("cidr_list", FieldKind::StrList).description("CIDR blocks logins with this secret ID must come from"))
+        .field(Field::new("token_bound_cidrs", FieldKind::StrList).description("CIDR blocks tokens are bound to"))
+        .field(Field::new("ttl", FieldKind::Duration).description("TTL of this secret ID (at most the role's)"))
+        .field(Field::new("num_uses", FieldKind::Int).description("Uses of this secret ID (at most the role's)"))
+}
+
+impl Backend for AppRole {
+    fn spec() -> Spec {
+        let mut role = role_path("")
+            .field(Field::new("bind_secret_id", FieldKind::Bool).description("Require a secret ID at login"))
+            .field(Field::new("secret_id_bound_cidrs", FieldKind::StrList).description("CIDR blocks logins must come from"))
+            .field(Field::new("secret_id_num_uses", FieldKind::Int).description("Uses per secret ID"))
+            .field(Field::new("secret_id_ttl", FieldKind::Duration).description("Lifetime of secret IDs"))
+            .field(Field::new("local_secret_ids", FieldKind::Bool))
+            .field(Field::new("role_id", FieldKind::Str).description("Custom role ID"))
+            .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete])
+            .existence_check()
+            .help("Manage AppRole roles.");
+        for f in TokenParams::fields() {
+            role = role.field(f);
+        }
+        Spec::auth("Machines authenticate with a role ID and a secret ID.")
+            .path(Path::new("role").operations([Operation::List]).help("List roles."))
+            .path(Path::new("role/").operations([Operation::List]).help("List roles."))
+            .path(role)
+            .path(role_path("/role-id").field(Field::new("role_id", FieldKind::Str)).operations([Operation::Read, Operation::Update]).help("The role's role ID."))
+            .path(secret_id_fields(role_path("/secret-id")).operations([Operation::Update, Operation::List]).help("Generate a secret ID; list accessors."))
+            .path(
+                secret_id_fields(role_path("/custom-secret-id"))
+                    .field(Field::new("secret_id", FieldKind::Str).sensitive().required())
+                    .operations([Operation::Update])
+                    .help("Register a caller-chosen secret ID."),
+            )
+            .path(role_path("/secret-id/lookup").field(Field::new("secret_id", FieldKind::Str).sensitive().required()).operations([Operation::Update]))
+            .path(
+                role_path("/secret-id/destroy")
+                    .field(Field::new("secret_id", FieldKind::Str).sensitive().required())
+                    .operations([Operation::Update, Operation::Delete]),
+            )
+            .path(role_path("/secret-id-accessor/lookup").field(Field::new("secret_id_accessor", FieldKind::Str).required()).operations([Operation::Update]))
+            .path(
+                role_path("/secret-id-accessor/destroy")
+                    .field(Field::new("secret_id_accessor", FieldKind::Str).required())
+                    .operations([Operation::Update, Operation::Delete]),
+            )
+            .path(
+                Path::new("login")
+                    .field(Field::new("role_id", FieldKind::Str).required())
+                    .field(Field::new("secret_id", FieldKind::Str).sensitive())
+                    .operations([Operation::Update])
+                    .unauthenticated()
+                    .help("Log in with a role ID and secret ID."),
+            )
+            .path(Path::new("tidy/secret-id").operations([Operation::Update]).help("Delete expired secret IDs."))
+    }
+
+    fn handle(req: Request) -> Result<Response, Error> {
+        match req.path_index {
+            0 | 1 => Response::list(storage::list("role/")?.into_iter().filter(|k| !k.ends_with('/')).collect()),
+            2 => role(req),
+            3 => role_id(req),
+            4 if req.operation == Operation::List => {
+                let name = role_name(&req)?;
+                need_role(&name)?;
+                Response::list(storage::list(&format!("accessor/{name}/"))?)
+            }
+            4 => {
+                let id = uuid()?;
+                issue_secret_id(&req, id)
+            }
+            5 => {
+                let id = req.str("secret_id").unwrap_or("").to_string();
+                if id.is_empty() {
+                    return Err(Error::InvalidRequest("missing secret_id".into()));
+                }
+                issue_secret_id(&req, id)
+            }
+            6 | 7 => {
+                let name = role_name(&req)?;
+                need_role(&name)?;
+                let h = hmac(req.str("secret_id").unwrap_or(""))?;
+                secret_id_op(&name, &h, req.path_index == 7)
+            }
+            8 | 9 => {
+                let name = role_name(&req)?;
+                need_role(&name)?;
+                let accessor = req.str("secret_id_accessor").unwrap_or("");
+                let h: Option<String> = if accessor.is_empty() || accessor.contains('/') {
+                    None
+                } else {
+                    storage::get(&format!("accessor/{name}/{accessor}"))?.map(|b| String::from_utf8_lossy(&b).into_owned())
+                };
+                let h = h.ok_or_else(|| Error::Internal(format!("failed to find accessor entry for secret_id_accessor: {accessor:?}")))?;
+                secret_id_op(&name, &h, req.path_index == 9)
+            }
+            10 => login(&req),
+            11 => {
+                let removed = tidy()?;
+                Ok(Response::data(json!({"removed": removed}))
+                    .warn("Tidy operation successfully started. Any information from the operation will be printed to the server logs.")
+                    .status(202))
+            }
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    fn exists(req: Request) -> Result<bool, Error> {
+        Ok(load_role(&role_name(&req)?)?.is_some())
+    }
+}
+
+fn role(req: Request) -> Result<Response, Error> {
+    let name = role_name(&req)?;
+    match req.operation {
+        Operation::Read => {
+            let r = load_role(&name)?.ok_or(Error::NotFound)?;
+            let mut data = serde_json::Map::new();
+            r.token.write_json(&mut data);
+            data.insert("bind_secret_id".into(), json!(r.bind_secret_id));
+            data.insert("local_secret_ids".into(), json!(r.local_secret_ids));
+            data.insert(
+                "secret_id_bound_cidrs".into(),
+                if r.secret_id_bound_cidrs.is_empty() { Json::Null } else { json!(r.secret_id_bound_cidrs) },
+            );
+            data.insert("secret_id_num_uses".into(), json!(r.secret_id_num_uses));
+            data.insert("secret_id_ttl".into(), json!(r.secret_id_ttl));
+            Ok(Response::data(Json::Object(data)))
+        }
+        Operation::Delete => {
+            if let Some(r) = load_role(&name)? {
+                storage::delete(&format!("role_id/{}", hmac(&r.role_id)?))?;
+                storage::delete_prefix(&format!("secret_id/{name}/"))?;
+                storage::delete_prefix(&format!("accessor/{name}/"))?;
+                storage::delete(&format!("role/{name}"))?;
+            }
+            Ok(Response::empty())
+        }
+        Operation::Create | Operation::Update => {
+            let existing = load_role(&name)?;
+            let mut r = existing.clone().unwrap_or_default();
+            if let Some(v) = req.bool("bind_secret_id") {
+                r.bind_secret_id = v;
+            }
+            if let Some(v) = cidrs(&req, "secret_id_bound_cidrs")? {
+                r.secret_id_bound_cidrs = v;
+            }
+            if let Some(v) = req.int("secret_id_num_uses") {
+                r.secret_id_num_uses = u64::try_from(v).map_err(|_| Error::InvalidRequest("secret_id_num_uses cannot be negative".into()))?;
+            }
+            if let Some(v) = req.duration("secret_id_ttl") {
+                r.secret_id_ttl = v;
+            }
+            if let Some(v) = req.bool("local_secret_ids") {
+                r.local_secret_ids = v;
+            }
+            r.token.update(&req)?;
+            if !r.bind_secret_id && r.secret_id_bound_cidrs.is_empty() && r.token.bound_cidrs.is_empty() {
+                return Err(Error::InvalidRequest(
+                    "at least one constraint should be enabled on the role (bind_secret_id, secret_id_bound_cidrs, token_bound_cidrs)".into(),
+                ));
+            }
+            let new_id = match req.str("role_id").filter(|s| !s.is_empty()) {
+                Some(id) => id.to_string(),
+                None if r.role_id.is_empty() => uuid()?,
+                None => r.role_id.clone(),
+            };
+            set_role_id(&name, &mut r, new_id)?;
+            storage::put_json(&format!("role/{name}"), &r)?;
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// Point the role at `id`, keeping the `role_id/` index unique.
+fn set_role_id(name: &str, r: &mut Role, id: String) -> Result<(), Error> {
+    let key = format!("role_id/{}", hmac(&id)?);
+    if let Some(owner) = storage::get(&key)?
+        && owner != name.as_bytes()
+    {
+        return Err(Error::InvalidRequest("role_id already in use".into()));
+    }
+    if !r.role_id.is_empty() && r.role_id != id {
+        storage::delete(&format!("role_id/{}", hmac(&r.role_id)?))?;
+    }
+    storage::put(&key, name.as_bytes())?;
+    r.role_id = id;
+    Ok(())
+}
+
+fn role_id(req: Request) -> Result<Response, Error> {
+    let name = role_name(&req)?;
+    let mut r = load_role(&name)?.ok_or(Error::NotFound)?;
+    match req.operation {
+        Operation::Read => Ok(Response::data(json!({"role_id": r.role_id}))),
+        _ => {
+            let id = req.str("role_id").unwrap_or("").to_string();
+            if id.is_empty() {
+                return Err(Error::InvalidRequest("missing role_id".into()));
+            }
+            set_role_id(&name, &mut r, id)?;
+            storage::put_json(&format!("role/{name}"), &r)?;
+            Ok(Response::empty())
+        }
+    }
+}
+
+fn issue_secret_id(req: &Request, secret_id: String) -> Result<Response, Error> {
+    let name = role_name(req)?;
+    let role = need_role(&name)?;
+    let metadata = match req.str("metadata").filter(|s| !s.is_empty()) {
+        None => Default::default(),
+        Some(text) => serde_json::from_str::<std::collections::BTreeMap<String, String>>(text)
+            .map_err(|_| Error::InvalidRequest("failed to parse metadata: must be a JSON object of strings".into()))?,
+    };
+    let mut ttl = role.secret_id_ttl;
+    if let Some(t) = req.duration("ttl").filter(|t| *t > 0) {
+        if ttl > 0 && t > ttl {
+            return Err(Error::InvalidRequest("ttl cannot be longer than the role's secret_id_ttl".into()));
+        }
+        ttl = t;
+    }
+    let mut num_uses = role.secret_id_num_uses;
+    if let Some(n) = req.int("num_uses").filter(|n| *n > 0) {
+        let n = n as u64;
+        if num_uses > 0 && n > num_uses {
+            return Err(Error::InvalidRequest("num_uses cannot be higher than the role's secret_id_num_uses".into()));
+        }
+        num_uses = n;
+    }
+    let h = hmac(&secret_id)?;
+    let key = format!("secret_id/{name}/{h}");
+    if storage::get(&key)?.is_some() {
+        return Err(Error::InvalidRequest("secret_id is already registered".into()));
+    }
+    let now = now();
+    let entry = SecretId {
+        accessor: uuid()?,
+        metadata,
+        cidr_list: cidrs(req, "cidr_list")?.unwrap_or_default(),
+        token_bound_cidrs: cidrs(req, "token_bound_cidrs")?.unwrap_or_default(),
+        num_uses,
+        ttl,
+        creation_time: now,
+        expiration_time: if ttl > 0 { now + ttl as i64 } else { 0 },
+        last_updated_time: now,
+    };
+    storage::put_json(&key, &entry)?;
+    storage::put(&format!("accessor/{name}/{}", entry.accessor), h.as_bytes())?;
+    Ok(Response::data(json!({
+        "secret_id": secret_id,
+        "secret_id_accessor": entry.accessor,
+        "secret_id_num_uses": entry.num_uses,
+        "secret_id_ttl": entry.ttl,
+    })))
+}
+
+fn lookup_json(e: &SecretId) -> Json {
+    json!({
+        "cidr_list": e.cidr_list,
+        "creation_time": time(e.creation_time),
+        "expiration_time": if e.expiration_time > 0 { time(e.expiration_time) } else { "0001-01-01T00:00:00Z".into() },
+        "last_updated_time": time(e.last_updated_time),
+        "metadata": e.metadata,
+        "secret_id_accessor": e.accessor,
+        "secret_id_num_uses": e.num_uses,
+        "secret_id_ttl": e.ttl,
+        "token_bound_cidrs": e.token_bound_cidrs,
+    })
+}
+
+/// Look up (or, with `destroy`, delete) the secret ID whose HMAC is `h`.
+fn secret_id_op(role: &str, h: &str, destroy: bool) -> Result<Response, Error> {
+    let key = format!("secret_id/{role}/{h}");
+    let Some(entry) = storage::get_json::<SecretId>(&key)? else { return Ok(Response::empty()) };
+    if destroy {
+        storage::delete(&key)?;
+        storage::delete(&format!("accessor/{role}/{}", entry.accessor))?;
+        return Ok(Response::empty());
+    }
+    if entry.expiration_time > 0 && now() >= entry.expiration_time {
+        return Ok(Response::empty());
+    }
+    Ok(Response::data(lookup_json(&entry)))
+}
+
+fn login(req: &Request) -> Result<Response, Error> {
+    let bad = || Error::InvalidRequest(BAD_LOGIN.into());
+    let role_id = req.str("role_id").unwrap_or("");
+    let owner = storage::get(&format!("role_id/{}", hmac(role_id)?))?.ok_or_else(bad)?;
+    let name = String::from_utf8(owner).map_err(|_| bad())?;
+    let role = load_role(&name)?.ok_or_else(bad)?;
+    let remote = req.remote_addr.as_deref();
+    if !cidrs_allow(&role.secret_id_bound_cidrs, remote) {
+        return Err(Error::InvalidRequest("source address unauthorized through CIDR restrictions on the role".into()));
+    }
+    let mut metadata: Vec<(String, String)> = Vec::new();
+    let mut token_cidrs = role.token.bound_cidrs.clone();
+    if role.bind_secret_id {
+        let secret_id = req.str("secret_id").unwrap_or("");
+        if secret_id.is_empty() {
+            return Err(Error::InvalidRequest("missing secret_id".into()));
+        }
+        let key = format!("secret_id/{name}/{}", hmac(secret_id)?);
+        let mut entry: SecretId = storage::get_json(&key)?.ok_or_else(bad)?;
+        let now = now();
+        if entry.expiration_time > 0 && now >= entry.expiration_time {
+            storage::delete(&key)?;
+            storage::delete(&format!("accessor/{name}/{}", entry.accessor))?;
+            return Err(bad());
+        }
+        if !cidrs_allow(&entry.cidr_list, remote) {
+            return Err(Error::InvalidRequest("source address unauthorized through CIDR restrictions on the secret ID".into()));
+        }
+        match entry.num_uses {
+            0 => {}
+            1 => {
+                storage::delete(&key)?;
+                storage::delete(&format!("accessor/{name}/{}", entry.accessor))?;
+            }
+            n => {
+                entry.num_uses = n - 1;
+                entry.last_updated_time = now;
+                storage::put_json(&key, &entry)?;
+            }
+        }
+        metadata.extend(entry.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if !entry.token_bound_cidrs.is_empty() {
+            token_cidrs = entry.token_bound_cidrs.clone();
+        }
+    }
+    metadata.retain(|(k, _)| k != "role_name");
+    metadata.push(("role_name".into(), name.clone()));
+    metadata.sort();
+    let mut auth = role.token.auth("", &role.role_id, metadata);
+    auth.bound_cidrs = token_cidrs;
+    auth.internal = json!({"role_name": name});
+    Ok(Response { auth: Some(auth), ..Response::default() })
+}
+
+/// Delete expired secret IDs; returns how many.
+fn tidy() -> Result<usize, Error> {
+    let now = now();
+    let mut removed = 0;
+    for role in storage::list("secret_id/")? {
+        let role = role.trim_end_matches('/');
+        for h in storage::list(&format!("secret_id/{role}/"))? {
+            let key = format!("secret_id/{role}/{h}");
+            if let Some(e) = storage::get_json::<SecretId>(&key)?
+                && e.expiration_time > 0
+                && now >= e.expiration_time
+            {
+                storage::delete(&key)?;
+                storage::delete(&format!("accessor/{role}/{}", e.accessor))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+tresor_sdk::export!(AppRole);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_sdk::Value;
+
+    fn req(op: Operation, index: usize, role: &str) -> Request {
+        let mut r = Request::new(op, "x").capture("role_name", role);
+        r.path_index = index;
+        r
+    }
+
+    #[test]
+    fn role_secret_id_login_and_use_counting() {
+        storage::reset_mock();
+        system::set_mock_now(1_000, 0);
+        AppRole::handle(
+            req(Operation::Create, 2, "ci")
+                .with("token_policies", Value::StrList(vec!["app".into()]))
+                .with("secret_id_num_uses", Value::Int(2))
+                .with("secret_id_ttl", Value::Duration(600)),
+        )
+        .unwrap();
+        let role_id = AppRole::handle(req(Operation::Read, 3, "ci")).unwrap().data.unwrap()["role_id"].as_str().unwrap().to_string();
+        let sid = AppRole::handle(req(Operation::Update, 4, "ci").with("metadata", Value::Str(r#"{"env":"ci"}"#.into()))).unwrap().data.unwrap();
+        let secret_id = sid["secret_id"].as_str().unwrap().to_string();
+        assert_eq!(sid["secret_id_num_uses"], 2);
+        // The secret is not in storage, only its HMAC.
+        for key in storage::list("secret_id/ci/").unwrap() {
+            assert!(!key.contains(&secret_id));
+        }
+        let login = |sid: &str| {
+            let mut r = Request::new(Operation::Update, "login")
+                .with("role_id", Value::Str(role_id.clone()))
+                .with("secret_id", Value::Str(sid.into()));
+            r.path_index = 10;
+            AppRole::handle(r)
+        };
+        let auth = login(&secret_id).unwrap().auth.unwrap();
+        assert_eq!(auth.policies, vec!["app".to_string()]);
+        assert!(auth.metadata.contains(&("env".into(), "ci".into())) && auth.metadata.contains(&("role_name".into(), "ci".into())));
+        assert!(login(&secret_id).is_ok());
+        assert_eq!(login(&secret_id).unwrap_err(), Error::InvalidRequest(BAD_LOGIN.into()), "used up after 2 uses");
+        assert_eq!(login("bogus").unwrap_err(), Error::InvalidRequest(BAD_LOGIN.into()));
+    }
+
+    #[test]
+    fn expired_secret_ids_fail_and_tidy_removes_them() {
+        storage::reset_mock();
+        system::set_mock_now(1_000, 0);
+        AppRole::handle(req(Operation::Create, 2, "r").with("secret_id_ttl", Value::Duration(60))).unwrap();
+        AppRole::handle(req(Operation::Update, 4, "r")).unwrap();
+        assert_eq!(storage::list("accessor/r/").unwrap().len(), 1);
+        system::set_mock_now(2_000, 0);
+        let mut t = Request::new(Operation::Update, "tidy/secret-id");
+        t.path_index = 11;
+        let r = AppRole::handle(t).unwrap();
+        assert_eq!(r.status, Some(202));
+        assert!(storage::list("accessor/r/").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! The `token_*` parameter family every Vault auth method shares (`token_ttl`, `token_max_ttl`,
+//! `token_policies`, `token_bound_cidrs`, `token_explicit_max_ttl`, `token_no_default_policy`,
+//! `token_num_uses`, `token_period`, `token_type`), with the legacy `policies`/`ttl`/`max_ttl`/`period`
+//! aliases. Declare the fields with [`TokenParams::fields`], apply a write with
+//! [`TokenParams::update`], render reads with [`TokenParams::write_json`] and build the login with
+//! [`TokenParams::auth`].
+//!
+//! ```
+//! use tresor_sdk::token::TokenParams;
+//! use tresor_sdk::{Operation, Request, Value};
+//! let mut p = TokenParams::default();
+//! let req = Request::new(Operation::Update, "users/alice")
+//!     .with("token_policies", Value::StrList(vec!["app".into()]))
+//!     .with("token_ttl", Value::Duration(3600));
+//! p.update(&req).unwrap();
+//! let auth = p.auth("alice", "alice", vec![("username".into(), "alice".into())]);
+//! assert_eq!(auth.policies, vec!["app".to_string()]);
+//! assert_eq!(auth.lease.ttl, 3600);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Auth, Error, Field, FieldKind, LeaseOptions, Request};
+
+/// Token settings of a user or role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenParams {
+    /// `token_ttl` (0 = the mount default).
+    pub ttl: u64,
+    /// `token_max_ttl` (0 = the mount max).
+    pub max_ttl: u64,
+    /// `token_policies`.
+    pub policies: Vec<String>,
+    /// `token_bound_cidrs`.
+    pub bound_cidrs: Vec<String>,
+    /// `token_explicit_max_ttl`.
+    pub explicit_max_ttl: u64,
+    /// `token_no_default_policy`.
+    pub no_default_policy: bool,
+    /// `token_num_uses`.
+    pub num_uses: u64,
+    /// `token_period`.
+    pub period: u64,
+    /// `token_type` (`default`, `service`; batch tokens are not supported).
+    pub token_type: String,
+}
+
+impl TokenParams {
+    /// The field declarations (add them to every path that writes token settings).
+    pub fn fields() -> Vec<Field> {
+        vec![
+            Field::new("token_ttl", FieldKind::Duration).description("Default TTL of generated tokens"),
+            Field::new("token_max_ttl", FieldKind::Duration).description("Maximum TTL of generated tokens"),
+            Field::new("token_policies", FieldKind::StrList).description("Policies of generated tokens"),
+            Field::new("token_bound_cidrs", FieldKind::StrList).description("CIDR blocks generated tokens are bound to"),
+            Field::new("token_explicit_max_ttl", FieldKind::Duration).description("Hard cap on generated tokens"),
+            Field::new("token_no_default_policy", FieldKind::Bool).description("Do not add the default policy"),
+            Field::new("token_num_uses", FieldKind::Int).description("Uses per generated token (0 = unlimited)"),
+            Field::new("token_period", FieldKind::Duration).description("Period of generated periodic tokens"),
+            Field::new("token_type", FieldKind::Str).description("Token type: default or service"),
+            Field::new("policies", FieldKind::StrList).description("Deprecated: use token_policies"),
+            Field::new("ttl", FieldKind::Duration).description("Deprecated: use token_ttl"),
+            Field::new("max_ttl", FieldKind::Duration).description("Deprecated: use token_max_ttl"),
+            Field::new("period", FieldKind::Duration).description("Deprecated: use token_period"),
+            Field::new("bound_cidrs", FieldKind::StrList).description("Deprecated: use token_bound_cidrs"),
+        ]
+    }
+
+    /// Apply the fields present in `req`.
+    pub fn update(&mut self, req: &Request) -> Result<(), Error> {
+        if let Some(v) = req.duration("token_ttl").or(req.duration("ttl")) {
+            self.ttl = v;
+        }
+        if let Some(v) = req.duration("token_max_ttl").or(req.duration("max_ttl")) {
+            self.max_ttl = v;
+        }
+        if let Some(v) = req.str_list("token_policies").or(req.str_list("policies")) {
+            let mut p: Vec<String> = v.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
+            p.sort();
+            p.dedup();
+            self.policies = p;
+        }
+        if let Some(v) = req.str_list("token_bound_cidrs").or(req.str_list("bound_cidrs")) {
+            for c in v {
+                if !valid_cidr(c) {
+                    return Err(Error::InvalidRequest(format!("invalid CIDR block {c:?}")));
+                }
+            }
+            self.bound_cidrs = v.to_vec();
+        }
+        if let Some(v) = req.duration("token_explicit_max_ttl") {
+            self.explicit_max_ttl = v;
+        }
+        if let Some(v) = req.bool("token_no_default_policy") {
+            self.no_default_policy = v;
+        }
+        if let Some(v) = req.int("token_num_uses") {
+            self.num_uses = u64::try_from(v).map_err(|_| Error::InvalidRequest("token_num_uses cannot be negative".into()))?;
+        }
+        if let Some(v) = req.duration("token_period").or(req.duration("period")) {
+            self.period = v;
+        }
+        if let Some(v) = req.str("token_type") {
+            match v {
+                "" | "default" | "service" | "default-service" => self.token_type = v.to_string(),
+                other => return Err(Error::InvalidRequest(format!("unsupported token_type {other:?}: only service tokens are supported"))),
+            }
+        }
+        if self.max_ttl > 0 && self.ttl > self.max_ttl {
+            return Err(Error::InvalidRequest("\"token_ttl\" cannot be greater than \"token_max_ttl\"".into()));
+        }
+        Ok(())
+    }
+
+    /// Add the `token_*` keys to a read response.
+    pub fn write_json(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        use serde_json::json;
+        out.insert("token_ttl".into(), json!(self.ttl));
+        out.insert("token_max_ttl".into(), json!(self.max_ttl));
+        out.insert("token_policies".into(), json!(self.policies));
+        out.insert("token_bound_cidrs".into(), json!(self.bound_cidrs));
+        out.insert("token_explicit_max_ttl".into(), json!(self.explicit_max_ttl));
+        out.insert("token_no_default_policy".into(), json!(self.no_default_policy));
+        out.insert("token_num_uses".into(), json!(self.num_uses));
+        out.insert("token_period".into(), json!(self.period));
+        out.insert("token_strictly_bind_ip".into(), json!(false));
+        out.insert("token_type".into(), json!(if self.token_type.is_empty() { "default" } else { &self.token_type }));
+    }
+
+    /// The login result for a principal with these settings.
+    pub fn auth(&self, display_name: &str, alias_name: &str, metadata: Vec<(String, String)>) -> Auth {
+        Auth {
+            policies: self.policies.clone(),
+            metadata,
+            display_name: display_name.to_string(),
+            alias_name: alias_name.to_string(),
+            internal: serde_json::Value::Null,
+            lease: LeaseOptions { ttl: self.ttl, max_ttl: self.max_ttl, renewable: true },
+            num_uses: u32::try_from(self.num_uses).unwrap_or(u32::MAX),
+            period: self.period,
+            explicit_max_ttl: self.explicit_max_ttl,
+            no_default_policy: self.no_default_policy,
+            bound_cidrs: self.bound_cidrs.clone(),
+        }
+    }
+}
+
+/// Whether `c` is an IPv4/IPv6 address or CIDR block.
+pub fn valid_cidr(c: &str) -> bool {
+    let (ip, bits) = match c.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (c, None),
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits.is_none_or(|b| b.parse::<u8>().is_ok_and(|b| b <= 32)),
+        Ok(std::net::IpAddr::V6(_)) => bits.is_none_or(|b| b.parse::<u8>().is_ok_and(|b| b <= 128)),
+        Err(_) => false,
+    }
+}
+
+/// Whether `addr` lies in one of `cidrs` (empty list: anywhere). Unparseable input matches nothing.
+pub fn cidrs_allow(cidrs: &[String], addr: Option<&str>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(Ok(addr)) = addr.map(|a| a.parse::<std::net::IpAddr>()) else { return false };
+    cidrs.iter().any(|c| {
+        let (ip, bits) = match c.split_once('/') {
+            Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
+            None => (c.as_str(), None),
+        };
+        match (ip.parse::<std::net::IpAddr>(), addr) {
+            (Ok(std::net::IpAddr::V4(n)), std::net::IpAddr::V4(a)) => {
+                let b = bits.unwrap_or(32);
+                b <= 32 && (b == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - b) == 0)
+            }
+            (Ok(std::net::IpAddr::V6(n)), std::net::IpAddr::V6(a)) => {
+                let b = bits.unwrap_or(128);
+                b <= 128 && (b == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - b) == 0)
+            }
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert!(valid_cidr("10.0.0.0/8") && valid_cidr("::1") && !valid_cidr("10.0.0.0/33") && !valid_cidr("x"));
+        let c = vec!["127.0.0.0/8".to_string()];
+        assert!(cidrs_allow(&c, Some("127.0.0.1")));
+        assert!(!cidrs_allow(&c, Some("10.0.0.1")));
+        assert!(!cidrs_allow(&c, None));
+        assert!(cidrs_allow(&[], None));
+    }
+}
