@@ -294,6 +294,21 @@ impl Acl {
         Decision { allowed: true, sudo, capabilities: caps }
     }
 
+    /// Whether any rule grants something (not `deny`) inside the mount at `mount_path` (`secret/`):
+    /// what `sys/internal/ui/mounts` needs before it describes a mount to a token.
+    pub fn has_mount_access(&self, mount_path: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |p: &Permissions| p.capabilities & cap::DENY == 0 && p.capabilities != 0;
+        let literal = |pattern: &str| pattern.split(['*', '+']).next().unwrap_or("").to_string();
+        self.exact.iter().any(|(k, p)| grants(p) && (k.starts_with(mount_path) || format!("{k}/") == mount_path))
+            || self.wildcard.iter().any(|(pat, p)| {
+                let lit = literal(&pat.raw);
+                grants(p) && (lit.starts_with(mount_path) || mount_path.starts_with(&lit))
+            })
+    }
+
     /// Whether `op` could be allowed here with *some* choice between create and update: true when the
     /// governing rule grants both or neither, so an existence check cannot change the outcome.
     pub fn create_update_indifferent(&self, path: &str) -> bool {

@@ -293,9 +293,17 @@ impl Core {
                 request.operation = Operation::Create;
             }
         }
-        let decision = acl.check(&request.path, request.operation, &request.data, request.wrap_ttl);
+        let mut decision = acl.check(&request.path, request.operation, &request.data, request.wrap_ttl);
+        // Any valid token may ask which mounts it can see (the handler filters by its ACL), as in Vault.
+        if matches!(mount.handler, Handler::Sys) && request.operation == Operation::Read && (relative == "internal/ui/mounts" || relative.starts_with("internal/ui/mounts/")) {
+            decision.allowed = true;
+        }
         if !decision.allowed || (requires_sudo(&mount, &relative) && !decision.sudo) {
             return Err(Error::Forbidden);
+        }
+        if request.wrap_ttl.is_some() {
+            // Never answer a wrap request in the clear; response wrapping arrives with cubbyhole wrapping.
+            return Err(Error::invalid("response wrapping is not supported by this server yet"));
         }
         let (usable, last_use) = self.tokens.use_token(&entry).await?;
         if !usable {

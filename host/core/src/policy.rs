@@ -344,8 +344,9 @@ mod tests {
             "kv1/params":{"capabilities":["create","update"],"allowed_parameters":{"foo":[],"Bar":["a","b"]},
             "denied_parameters":{"secret":[]},"required_parameters":["must"],"min_wrapping_ttl":"1m","max_wrapping_ttl":"10m"}}}"#;
         let a = Policy::parse("P", hcl).unwrap();
-        let b = Policy::parse("p", json).unwrap();
+        let mut b = Policy::parse("p", json).unwrap();
         assert_eq!(a.name, "p");
+        b.rules.sort_by(|x, y| y.pattern.cmp(&x.pattern));
         assert_eq!(a.rules, b.rules);
         assert_eq!(a.rules[1].pattern, "kv1/params");
         let p = &a.rules[1].permissions;

@@ -142,7 +142,8 @@ impl Core {
             }
             (p, Operation::Read) if p.starts_with("internal/ui/mounts/") => {
                 let target = p.trim_start_matches("internal/ui/mounts/");
-                self.ui_mount_json(target).map(|d| Some(Response::with_data(d)))
+                let acl = self.policies.acl(&entry.policies).await?;
+                self.ui_mount_json(target, &acl).map(|d| Some(Response::with_data(d)))
             }
             ("plugins/catalog", Operation::Read) => Ok(Some(Response::with_data(self.catalog_json().await?))),
             (p, op) if p.starts_with("plugins/catalog/") => {
@@ -229,9 +230,11 @@ impl Core {
             }
             ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
+                let acl = self.policies.acl(&entry.policies).await?;
+                let visible = |m: Map, prefix: &str| -> Map { m.into_iter().filter(|(k, _)| acl.has_mount_access(&format!("{prefix}{k}"))).collect() };
                 let mut data = Map::new();
-                data.insert("secret".into(), Value::Object(self.mounts_json(false)?));
-                data.insert("auth".into(), Value::Object(self.mounts_json(true)?));
+                data.insert("secret".into(), Value::Object(visible(self.mounts_json(false)?, "")));
+                data.insert("auth".into(), Value::Object(visible(self.mounts_json(true)?, "auth/")));
                 Ok(Some(Response::with_data(data)))
             }
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
@@ -249,10 +252,14 @@ impl Core {
 
     /// `sys/internal/ui/mounts/<path>`: the mount serving `path`, with its `path` (used by `bao kv` to
     /// find the KV version and mount point).
-    fn ui_mount_json(&self, target: &str) -> Result<Map, Error> {
+    fn ui_mount_json(&self, target: &str, acl: &crate::acl::Acl) -> Result<Map, Error> {
         let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         let probe = if target.ends_with('/') { target.to_string() } else { format!("{target}/") };
-        let (mount, _) = router.route(&probe).ok_or_else(|| Error::invalid(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\"")))?;
+        let preflight = || Error::invalid(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""));
+        let (mount, _) = router.route(&probe).ok_or_else(preflight)?;
+        if !acl.has_mount_access(&mount.path) {
+            return Err(preflight());
+        }
         match mount.to_json() {
             Value::Object(mut map) => {
                 map.insert("path".into(), json!(mount.path));
