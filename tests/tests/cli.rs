@@ -97,3 +97,50 @@ fn cli_secrets_kv_and_plugin_commands() {
     assert!(!o.status.success() && out(&o).contains("Code: 400"), "{}", out(&o));
     assert!(tresor(&server, t, &["secrets", "disable", "kv1"]).status.success());
 }
+
+fn ok_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", out(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn cli_policy_auth_login_and_token_commands() {
+    let server = TestServer::dev();
+    let root = Some(server.root_token.as_str());
+    let file = server.dir.path().join("app.hcl");
+    std::fs::write(&file, r#"path "secret/*" { capabilities = ["read","list"] }"#).unwrap();
+    let o = tresor(&server, None, &["policy", "fmt", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n");
+    assert!(tresor(&server, root, &["policy", "write", "app", file.to_str().unwrap()]).status.success());
+    assert_eq!(ok_json(&tresor(&server, root, &["policy", "list", "-format=json"])), serde_json::json!(["app", "default", "root"]));
+    assert!(out(&tresor(&server, root, &["policy", "read", "app"])).contains("capabilities"));
+
+    assert!(tresor(&server, root, &["auth", "enable", "userpass"]).status.success());
+    assert_eq!(ok_json(&tresor(&server, root, &["auth", "list", "-format=json"]))["userpass/"]["type"], "userpass");
+    assert!(tresor(&server, root, &["write", "auth/userpass/users/bob", "password=pw", "token_policies=app"]).status.success());
+    let o = tresor(&server, None, &["login", "-method=userpass", "username=bob", "password=pw"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let stored = std::fs::read_to_string(server.dir.path().join(".vault-token")).unwrap();
+    assert!(stored.starts_with("s."));
+    // The stored login token is used by later commands.
+    let me = ok_json(&tresor(&server, None, &["token", "lookup", "-format=json"]));
+    assert_eq!(me["data"]["display_name"], "userpass-bob");
+    assert!(!tresor(&server, None, &["login", "-method=userpass", "username=bob", "password=bad"]).status.success());
+
+    assert!(tresor(&server, root, &["auth", "enable", "approle"]).status.success());
+    assert!(tresor(&server, root, &["write", "auth/approle/role/r", "token_policies=app"]).status.success());
+    let role_id = String::from_utf8(tresor(&server, root, &["read", "-field=role_id", "auth/approle/role/r/role-id"]).stdout).unwrap();
+    let secret_id = String::from_utf8(tresor(&server, root, &["write", "-f", "-field=secret_id", "auth/approle/role/r/secret-id"]).stdout).unwrap();
+    let login = ok_json(&tresor(&server, None, &["login", "-no-store", "-format=json", "-method=approle", &format!("role_id={}", role_id.trim()), &format!("secret_id={}", secret_id.trim())]));
+    assert_eq!(login["auth"]["metadata"]["role_name"], "r");
+
+    let created = ok_json(&tresor(&server, root, &["token", "create", "-format=json", "-policy=app", "-ttl=1h", "-metadata=team=x"]));
+    let tok = created["auth"]["client_token"].as_str().unwrap();
+    assert_eq!(created["auth"]["lease_duration"], 3600);
+    assert_eq!(created["auth"]["metadata"]["team"], "x");
+    let renewed = ok_json(&tresor(&server, Some(tok), &["token", "renew", "-format=json", "-increment=30m"]));
+    assert_eq!(renewed["auth"]["lease_duration"], 1800);
+    assert!(tresor(&server, root, &["token", "revoke", tok]).status.success());
+    assert!(!tresor(&server, Some(tok), &["token", "lookup"]).status.success());
+}

@@ -172,6 +172,49 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Canonical HCL for the rules (`tresor policy fmt`): one block per rule, two-space indent.
+    pub fn to_hcl(&self) -> String {
+        const ORDER: [&str; 9] = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe"];
+        let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        let params = |m: &BTreeMap<String, Vec<Value>>| {
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{} = [{}]", quote(k), v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")))
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        };
+        let mut out = String::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let p = &rule.permissions;
+            out.push_str(&format!("path {} {{\n", quote(&rule.pattern)));
+            let caps: Vec<String> = ORDER.iter().filter(|n| cap::parse(n).is_some_and(|b| p.capabilities & b != 0)).map(|n| quote(n)).collect();
+            out.push_str(&format!("  capabilities = [{}]\n", caps.join(", ")));
+            if let Some(a) = &p.allowed_parameters {
+                out.push_str(&format!("  allowed_parameters = {}\n", params(a)));
+            }
+            if let Some(d) = &p.denied_parameters {
+                out.push_str(&format!("  denied_parameters = {}\n", params(d)));
+            }
+            if !p.required_parameters.is_empty() {
+                let r: Vec<String> = p.required_parameters.iter().map(|s| quote(s)).collect();
+                out.push_str(&format!("  required_parameters = [{}]\n", r.join(", ")));
+            }
+            if p.min_wrapping_ttl > 0 {
+                out.push_str(&format!("  min_wrapping_ttl = \"{}s\"\n", p.min_wrapping_ttl));
+            }
+            if p.max_wrapping_ttl > 0 {
+                out.push_str(&format!("  max_wrapping_ttl = \"{}s\"\n", p.max_wrapping_ttl));
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+}
+
 fn parse_rule(pattern: &str, body: Node) -> Result<PathRule, PolicyError> {
     let ctx = |m: String| err(format!("path {pattern:?}: {m}"));
     let Node::Map(items) = body else { return Err(ctx("expected an object".into())) };
@@ -363,6 +406,15 @@ mod tests {
         assert!(Policy::parse("x", r#"path "x" { capabilities = ["read"] wat = 1 }"#).is_err());
         assert!(Policy::parse("x", r#"{"path": 1}"#).is_err());
         assert!(Policy::parse("x", r#"nope "x" {}"#).is_err());
+    }
+
+    #[test]
+    fn fmt_round_trips() {
+        let src = r#"path "a/*" { capabilities = ["list","read"] allowed_parameters = { "x" = ["1"] } }  path "b" { policy = "write" }"#;
+        let p = Policy::parse("p", src).unwrap();
+        let text = p.to_hcl();
+        assert!(text.starts_with("path \"a/*\" {\n  capabilities = [\"read\", \"list\"]\n"), "{text}");
+        assert_eq!(Policy::parse("p", &text).unwrap().rules, p.rules);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! Exit codes follow Vault: 0 success, 1 error, 2 usage error or (for `status`) sealed.
 
+mod access;
 mod client;
 mod engines;
 mod output;
@@ -28,8 +29,11 @@ pub fn run(command: &str, argv: &[String]) -> Result<ExitCode> {
         "write" => write(argv),
         "delete" => delete(argv),
         "list" => list(argv),
-        "login" => login(argv),
-        "secrets" => engines::secrets(argv),
+        "login" => access::login(argv),
+        "token" => access::token(argv),
+        "policy" => access::policy(argv),
+        "auth" => engines::secrets(argv, true),
+        "secrets" => engines::secrets(argv, false),
         "kv" => engines::kv(argv),
         "plugin" => engines::plugin(argv),
         other => {
@@ -260,7 +264,7 @@ pub(super) fn parse_kv(args: &[String]) -> Result<Map<String, Value>> {
 }
 
 fn write(argv: &[String]) -> Result<ExitCode> {
-    let f = flags(argv, &["force"], &[])?;
+    let f = flags(argv, &["force", "f"], &[])?;
     let path = path_arg(&f, "tresor write [options] PATH [DATA K=V...]")?;
     let data = parse_kv(&f.args[1..])?;
     let client = Client::from_env(f.get("address"));
@@ -315,42 +319,7 @@ pub(super) fn print_list(client: &Client, path: &str, format: Format) -> Result<
     }
 }
 
-fn login(argv: &[String]) -> Result<ExitCode> {
-    let f = flags(argv, &["no-store"], &["method"])?;
-    if let Some(method) = f.get("method").filter(|m| *m != "token") {
-        bail!("login method {method:?} is not supported yet; use a token");
-    }
-    let token = match f.args.first() {
-        Some(t) if t != "-" => t.clone(),
-        _ => {
-            eprint!("Token (will be hidden): ");
-            read_line()?
-        }
-    };
-    let token = zeroize::Zeroizing::new(token.trim().to_string());
-    let mut client = Client::from_env(f.get("address"));
-    client.set_token(&token);
-    let lookup = client
-        .call("GET", "auth/token/lookup-self", None)
-        .map_err(|e| e.context("Error authenticating"))?
-        .unwrap_or(Value::Null);
-    if !f.is_set("no-store") {
-        let path = client::token_helper_path().ok_or_else(|| anyhow!("HOME is not set; cannot store the token"))?;
-        crate::write_private(&path, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    }
-    println!("Success! You are now authenticated. The token information displayed below is already stored in the token helper.\n");
-    let data = &lookup["data"];
-    let rows = vec![
-        ("token".to_string(), token.to_string()),
-        ("token_accessor".into(), cell(&data["accessor"])),
-        ("token_duration".into(), if data["ttl"].as_u64() == Some(0) { "∞".into() } else { format!("{}s", data["ttl"]) }),
-        ("token_policies".into(), cell(&data["policies"])),
-    ];
-    print!("{}", table(&rows));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn read_line() -> Result<String> {
+pub(super) fn read_line() -> Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().to_string())

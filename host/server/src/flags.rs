@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 /// Parsed flags and the remaining positional arguments.
 #[derive(Debug, Default)]
 pub struct Flags {
-    values: BTreeMap<String, String>,
+    values: BTreeMap<String, Vec<String>>,
     /// Positional arguments, in order.
     pub args: Vec<String>,
 }
@@ -37,7 +37,7 @@ impl Flags {
                 if !matches!(value.as_str(), "true" | "false" | "1" | "0" | "t" | "f") {
                     bail!("invalid boolean value {value:?} for -{name}");
                 }
-                flags.values.insert(name.to_string(), value);
+                flags.values.insert(name.to_string(), vec![value]);
             } else if valued.contains(&name) {
                 let value = match inline {
                     Some(v) => v,
@@ -49,7 +49,7 @@ impl Flags {
                         }
                     }
                 };
-                flags.values.insert(name.to_string(), value);
+                flags.values.entry(name.to_string()).or_default().push(value);
             } else {
                 bail!("flag provided but not defined: -{name}");
             }
@@ -58,9 +58,14 @@ impl Flags {
         Ok(flags)
     }
 
-    /// A valued flag.
+    /// A valued flag (the last occurrence).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every occurrence of a repeatable flag (`-policy=a -policy=b`).
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.values.get(name).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// A boolean flag (absent = false).

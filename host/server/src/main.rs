@@ -25,7 +25,13 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    auth        Interact with auth methods (enable, disable, list, tune)
+    kv          Interact with Tresor's Key-Value storage
     operator    Perform operator-specific tasks (init, unseal, seal)
+    plugin      Interact with the plugin catalog
+    policy      Interact with policies (write, read, list, delete, fmt)
+    secrets     Interact with secrets engines
+    token       Interact with tokens (create, lookup, renew, revoke)
     version     Print the version
 ";
 

@@ -15,15 +15,16 @@ fn usage(text: &str) -> Result<ExitCode> {
     Ok(ExitCode::from(2))
 }
 
-/// `tresor secrets enable|disable|list|tune`.
-pub fn secrets(argv: &[String]) -> Result<ExitCode> {
+/// `tresor secrets enable|disable|list|tune` (and, with `auth`, `tresor auth ...` over `sys/auth`).
+pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
+    let (noun, what, table_path) = if auth { ("auth", "auth method", "sys/auth") } else { ("secrets", "secrets engine", "sys/mounts") };
     let Some((sub, rest)) = argv.split_first() else {
-        return usage("tresor secrets <enable|disable|list|tune> [options]");
+        return usage(&format!("tresor {noun} <enable|disable|list|tune> [options]"));
     };
     match sub.as_str() {
         "enable" => {
             let f = flags(rest, &[], &["path", "version", "description", "default-lease-ttl", "max-lease-ttl"])?;
-            let kind = f.args.first().ok_or_else(|| anyhow!("missing secrets engine type"))?;
+            let kind = f.args.first().ok_or_else(|| anyhow!("missing {what} type"))?;
             let path = f.get("path").map(str::to_owned).unwrap_or_else(|| kind.clone());
             let mut body = json!({"type": kind, "description": f.get("description").unwrap_or("")});
             if let Some(v) = f.get("version") {
@@ -37,18 +38,18 @@ pub fn secrets(argv: &[String]) -> Result<ExitCode> {
             }
             body["config"] = Value::Object(config);
             let client = Client::from_env(f.get("address"));
-            client.call("POST", &format!("sys/mounts/{}", path.trim_matches('/')), Some(&body))?;
-            println!("Success! Enabled the {kind} secrets engine at: {}/", path.trim_matches('/'));
+            client.call("POST", &format!("{table_path}/{}", path.trim_matches('/')), Some(&body))?;
+            println!("Success! Enabled the {kind} {what} at: {}/", path.trim_matches('/'));
         }
         "disable" => {
             let f = flags(rest, &[], &[])?;
-            let path = path_arg(&f, "tresor secrets disable PATH")?;
-            Client::from_env(f.get("address")).call("DELETE", &format!("sys/mounts/{}", path.trim_matches('/')), None)?;
-            println!("Success! Disabled the secrets engine (if it existed) at: {}/", path.trim_matches('/'));
+            let path = path_arg(&f, &format!("tresor {noun} disable PATH"))?;
+            Client::from_env(f.get("address")).call("DELETE", &format!("{table_path}/{}", path.trim_matches('/')), None)?;
+            println!("Success! Disabled the {what} (if it existed) at: {}/", path.trim_matches('/'));
         }
         "list" => {
             let f = flags(rest, &[], &[])?;
-            let resp = Client::from_env(f.get("address")).call("GET", "sys/mounts", None)?.unwrap_or(Value::Null);
+            let resp = Client::from_env(f.get("address")).call("GET", table_path, None)?.unwrap_or(Value::Null);
             let data = resp["data"].as_object().cloned().unwrap_or_default();
             match Format::parse(f.get("format"))? {
                 Format::Json => print!("{}", output::json(&Value::Object(data))),
@@ -62,17 +63,17 @@ pub fn secrets(argv: &[String]) -> Result<ExitCode> {
         }
         "tune" => {
             let f = flags(rest, &[], &["description", "default-lease-ttl", "max-lease-ttl"])?;
-            let path = path_arg(&f, "tresor secrets tune [options] PATH")?;
+            let path = path_arg(&f, &format!("tresor {noun} tune [options] PATH"))?;
             let mut body = Map::new();
             for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl"), ("description", "description")] {
                 if let Some(v) = f.get(flag) {
                     body.insert(key.into(), json!(v));
                 }
             }
-            Client::from_env(f.get("address")).call("POST", &format!("sys/mounts/{}/tune", path.trim_matches('/')), Some(&Value::Object(body)))?;
-            println!("Success! Tuned the secrets engine at: {}/", path.trim_matches('/'));
+            Client::from_env(f.get("address")).call("POST", &format!("{table_path}/{}/tune", path.trim_matches('/')), Some(&Value::Object(body)))?;
+            println!("Success! Tuned the {what} at: {}/", path.trim_matches('/'));
         }
-        other => bail!("unknown secrets subcommand {other:?}"),
+        other => bail!("unknown {noun} subcommand {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
 }
