@@ -112,6 +112,38 @@ def kv_load(port, token, connections, duration, threads, workdir):
     return out
 
 
+def auth_load(port, token, connections, duration, threads, workdir):
+    """Token create, lookup-self, a KV read under a 100-policy token, and userpass login (bcrypt cost 10
+    on both servers), with wrk."""
+    out = {}
+    create = os.path.join(workdir, "create.lua")
+    with open(create, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = \'{"policies":["default"],"ttl":"1h"}\'\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    t = min(threads, connections)
+    out["create"] = wrk(port, "/v1/auth/token/create", connections, duration, t, token=token, script=create)
+    child = api(port, "POST", "auth/token/create", {"policies": ["default"], "ttl": "1h"}, token=token)["auth"]["client_token"]
+    out["lookup"] = wrk(port, "/v1/auth/token/lookup-self", connections, duration, t, token=child)
+    names = []
+    for i in range(100):
+        name = f"bp{i}"
+        names.append(name)
+        api(port, "PUT", f"sys/policies/acl/{name}", {"policy":
+            f'path "secret/data/team{i}/*" {{ capabilities = ["read"] }}\n'
+            f'path "secret/data/+/app{i}" {{ capabilities = ["read"] }}\n'
+            f'path "secret/data/bench" {{ capabilities = ["read"] }}\n'}, token=token)
+    many = api(port, "POST", "auth/token/create", {"policies": names, "ttl": "1h"}, token=token)["auth"]["client_token"]
+    out["read100"] = wrk(port, "/v1/secret/data/bench", connections, duration, t, token=many)
+    api(port, "POST", "sys/auth/userpass", {"type": "userpass"}, token=token)
+    api(port, "POST", "auth/userpass/users/alice", {"password": "s3cret", "token_policies": ["default"]}, token=token)
+    login = os.path.join(workdir, "login.lua")
+    with open(login, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = \'{"password":"s3cret"}\'\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    out["login"] = wrk(port, "/v1/auth/userpass/login/alice", connections, duration, t, script=login)
+    return out
+
+
 def mounts_rss(port, token, pid, n=100):
     for i in range(n):
         api(port, "POST", f"sys/mounts/m{i}", {"type": "kv-v2"}, token=token)
@@ -191,6 +223,7 @@ def main():
             health = wrk(port, "/v1/sys/health", a.connections, a.duration, a.threads)
             seal = wrk(port, "/v1/sys/seal-status", a.connections, a.duration, a.threads)
             kv_mem = kv_load(port, "root", a.connections, a.duration, a.threads, work)
+            auth = auth_load(port, "root", a.connections, a.duration, a.threads, work)
             rss_after = rss_mib(proc.pid)
             rss_100 = mounts_rss(port, "root", proc.pid)
             stop(proc)
@@ -200,7 +233,7 @@ def main():
             stop(dproc)
         results[name] = {"version": version(kind, binary), "start_ms": statistics.median(starts),
                          "start_min": min(starts), "rss": rss, "rss_after": rss_after, "health": health, "seal": seal,
-                         "kv": kv_mem, "kvd": kv_durable, "rss_100": rss_100}
+                         "kv": kv_mem, "kvd": kv_durable, "rss_100": rss_100, "auth": auth}
         print(name, results[name], flush=True)
 
     def f(v, fmt="{:.0f}"):
@@ -248,6 +281,13 @@ def main():
                     r = results[n][key][f"{op}{conns}"]
                     cells.append(f"{f(r['rps'])} req/s, p99 {f(r['p99'], '{:.2f}')} ms" + (f" ({r['non2xx']} non-2xx)" if r["non2xx"] else ""))
                 lines.append(f"| KV v2 {op}, {conns} conn, {label} | " + " | ".join(cells) + " |")
+    for label, key in (("`POST auth/token/create`", "create"), ("`GET auth/token/lookup-self` (default-policy token)", "lookup"),
+                       ("KV v2 read with a 100-policy token", "read100"), ("userpass login (bcrypt cost 10)", "login")):
+        cells = []
+        for n, _, _ in servers:
+            r = results[n]["auth"][key]
+            cells.append(f"{f(r['rps'])} req/s, p99 {f(r['p99'], '{:.2f}')} ms" + (f" ({r['non2xx']} non-2xx)" if r["non2xx"] else ""))
+        lines.append(f"| {label}, {c} conn | " + " | ".join(cells) + " |")
     lines += [
         "| RSS with 100 KV v2 mounts (one secret each), MiB | " + " | ".join(f"{results[n]['rss_100']:.1f}" for n, _, _ in servers) + " |",
         "| non-2xx responses / socket errors (sys) | " + " | ".join(
