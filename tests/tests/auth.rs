@@ -69,6 +69,7 @@ fn bao_cli_policy_userpass_login_allowed_and_denied() {
 
     ok(&bao(&server, &root, &["auth", "disable", "userpass"]));
     assert!(ok(&bao(&server, &root, &["auth", "list", "-format=json"])).get("userpass/").is_none());
+    assert!(!bao(&server, &token, &["token", "lookup"]).status.success(), "tokens of a disabled auth method are revoked");
 }
 
 #[test]

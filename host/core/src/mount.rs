@@ -191,6 +191,12 @@ impl Core {
             router.unmount(&removed.router_path());
         }
         self.save_mount_table(auth, &table).await?;
+        if auth {
+            // Tokens minted through this auth method die with it, as in Vault.
+            for hash in self.tokens.issued_by_mount(&removed.accessor).await? {
+                self.revoke_token_tree(&hash).await?;
+            }
+        }
         let view = BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{}/", removed.uuid));
         view.clear().await?;
         Ok(())

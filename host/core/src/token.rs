@@ -473,6 +473,19 @@ impl TokenStore {
         Ok(out)
     }
 
+    /// Hashes of the tokens minted by logins through the auth mount with `accessor`.
+    pub(crate) async fn issued_by_mount(&self, accessor: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for key in self.view.list(ID_PREFIX).await? {
+            if let Some(e) = self.get_by_hash(&key).await?
+                && e.login.as_ref().is_some_and(|l| l.mount_accessor == accessor)
+            {
+                out.push(e.id_hash);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn role(&self, name: &str) -> Result<Option<TokenRole>, Error> {
         let Some(raw) = self.view.get(&format!("{ROLE_PREFIX}{name}")).await? else { return Ok(None) };
         serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token role: {e}")))

@@ -88,10 +88,14 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Where registered third-party plugin files live.
     pub plugin_directory: Option<PathBuf>,
+    /// System default lease/token TTL in seconds (Vault: `default_lease_ttl`, default 768h).
+    pub default_lease_ttl: Option<u64>,
+    /// System max lease/token TTL in seconds (Vault: `max_lease_ttl`, default 768h).
+    pub max_lease_ttl: Option<u64>,
 }
 
 const IGNORED_TOP: &[&str] =
-    &["disable_mlock", "cluster_addr", "cluster_name", "disable_cache", "default_lease_ttl", "max_lease_ttl"];
+    &["disable_mlock", "cluster_addr", "cluster_name", "disable_cache"];
 
 impl Config {
     /// Load and validate a file.
@@ -105,13 +109,24 @@ impl Config {
         let body = hcl::parse(text).map_err(|e| anyhow!("invalid HCL: {e}"))?;
         let mut storage = None;
         let mut listeners = Vec::new();
-        let mut config = Config { storage: Storage::Inmem, listeners: Vec::new(), api_addr: None, ui: false, log_level: None, plugin_directory: None };
+        let mut config = Config {
+            storage: Storage::Inmem,
+            listeners: Vec::new(),
+            api_addr: None,
+            ui: false,
+            log_level: None,
+            plugin_directory: None,
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+        };
         for attr in attributes(&body) {
             match attr.key() {
                 "api_addr" => config.api_addr = Some(string(attr)?),
                 "ui" => config.ui = boolean(attr)?,
                 "log_level" => config.log_level = Some(string(attr)?),
                 "plugin_directory" => config.plugin_directory = Some(PathBuf::from(string(attr)?)),
+                "default_lease_ttl" => config.default_lease_ttl = Some(duration(attr)?),
+                "max_lease_ttl" => config.max_lease_ttl = Some(duration(attr)?),
                 key if IGNORED_TOP.contains(&key) => tracing::debug!(key, "config key accepted and ignored"),
                 key => bail!("unknown configuration key {key:?}"),
             }
@@ -205,6 +220,16 @@ fn string(attr: Attribute) -> Result<String> {
     }
 }
 
+/// Seconds, or a Go duration string (`"768h"`).
+fn duration(attr: Attribute) -> Result<u64> {
+    let v = match attr.value {
+        Value::Str(s) => serde_json::Value::String(s.clone()),
+        Value::Num(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 9.0e15 => serde_json::Value::from(*n as u64),
+        _ => bail!("{} must be a duration", attr.key()),
+    };
+    tresor_logical::parse_duration(&v).map_err(|_| anyhow!("{} must be a duration", attr.key()))
+}
+
 fn integer(attr: Attribute) -> Result<i64> {
     match attr.value {
         Value::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(*n as i64),
@@ -250,6 +275,9 @@ mod tests {
         assert_eq!(c.listeners[0].address, "127.0.0.1:8299");
         assert!(c.listeners[0].tls_disable);
         assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8299"));
+        assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (None, None));
+        let t = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n").unwrap();
+        assert_eq!((t.default_lease_ttl, t.max_lease_ttl), (Some(3600), Some(7200)));
         assert!(c.ui);
     }
 

@@ -48,6 +48,8 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
             ui: false,
             log_level: None,
             plugin_directory: flags.get("dev-plugin-dir").map(Into::into),
+            default_lease_ttl: None,
+            max_lease_ttl: None,
         },
         (false, Some(path)) => Config::load(Path::new(path))?,
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
@@ -118,7 +120,16 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     let scheme = if first.3.is_some() { "https" } else { "http" };
     let api_addr = config.api_addr.clone().unwrap_or_else(|| format!("{scheme}://{}", first.2));
 
-    let defaults = CoreConfig::default();
+    let mut defaults = CoreConfig::default();
+    if let Some(t) = config.default_lease_ttl.filter(|t| *t > 0) {
+        defaults.default_lease_ttl = t;
+    }
+    if let Some(t) = config.max_lease_ttl.filter(|t| *t > 0) {
+        defaults.max_lease_ttl = t;
+    }
+    if defaults.default_lease_ttl > defaults.max_lease_ttl {
+        bail!("default_lease_ttl cannot be greater than max_lease_ttl");
+    }
     let factory = crate::plugins::PluginFactory::new(
         crate::plugins::default_cache_dir(),
         config.plugin_directory.clone(),
