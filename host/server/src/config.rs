@@ -276,7 +276,7 @@ mod tests {
         assert!(c.listeners[0].tls_disable);
         assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8299"));
         assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (None, None));
-        let t = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n").unwrap();
+        let t = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\"  tls_disable = 1 }\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n").unwrap();
         assert_eq!((t.default_lease_ttl, t.max_lease_ttl), (Some(3600), Some(7200)));
         assert!(c.ui);
     }
