@@ -45,6 +45,20 @@ pub fn bao_bin() -> PathBuf {
     on_path.unwrap_or_else(|| panic!("the OpenBao `bao` CLI is required: run scripts/test-deps.sh"))
 }
 
+/// Run the real `bao` CLI against `server` with `token` (empty: none), isolated from the caller's
+/// environment (`HOME` is the server's private directory, `VAULT_*` unset).
+pub fn bao(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bao_bin())
+        .args(args)
+        .env("BAO_ADDR", &server.addr)
+        .env("BAO_TOKEN", token)
+        .env("HOME", server.dir.path())
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .expect("running bao")
+}
+
 /// A running `tresor server`. Killed on drop.
 pub struct TestServer {
     child: Option<Child>,

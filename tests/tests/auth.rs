@@ -5,17 +5,7 @@
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use tresor_tests::{bao_bin, workspace_root, TestServer};
-
-fn bao(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    Command::new(bao_bin())
-        .args(args)
-        .env("BAO_ADDR", &server.addr)
-        .env("BAO_TOKEN", token)
-        .env("HOME", server.dir.path())
-        .output()
-        .unwrap()
-}
+use tresor_tests::{TestServer, bao, workspace_root};
 
 fn ok(out: &Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

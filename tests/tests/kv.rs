@@ -4,17 +4,7 @@
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use tresor_tests::{bao_bin, workspace_root, TestServer};
-
-fn bao(server: &TestServer, args: &[&str]) -> Output {
-    Command::new(bao_bin())
-        .args(args)
-        .env("BAO_ADDR", &server.addr)
-        .env("BAO_TOKEN", &server.root_token)
-        .env("HOME", server.dir.path())
-        .output()
-        .unwrap()
-}
+use tresor_tests::{TestServer, bao, workspace_root};
 
 fn ok_json(out: Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -24,42 +14,42 @@ fn ok_json(out: Output) -> Value {
 #[test]
 fn bao_kv_commands_work_against_the_kv_plugin() {
     let server = TestServer::dev();
-    let put = ok_json(bao(&server, &["kv", "put", "-format=json", "secret/app", "user=alice", "pass=p1"]));
+    let put = ok_json(bao(&server, &server.root_token, &["kv", "put", "-format=json", "secret/app", "user=alice", "pass=p1"]));
     assert_eq!(put["data"]["version"], 1);
-    ok_json(bao(&server, &["kv", "put", "-format=json", "secret/app", "user=bob"]));
-    let got = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    ok_json(bao(&server, &server.root_token, &["kv", "put", "-format=json", "secret/app", "user=bob"]));
+    let got = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(got["data"]["data"], json!({"user": "bob"}));
-    let v1 = ok_json(bao(&server, &["kv", "get", "-format=json", "-version=1", "secret/app"]));
+    let v1 = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "-version=1", "secret/app"]));
     assert_eq!(v1["data"]["data"], json!({"pass": "p1", "user": "alice"}));
-    ok_json(bao(&server, &["kv", "patch", "-format=json", "secret/app", "role=admin"]));
-    let got = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    ok_json(bao(&server, &server.root_token, &["kv", "patch", "-format=json", "secret/app", "role=admin"]));
+    let got = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(got["data"]["data"], json!({"role": "admin", "user": "bob"}));
-    let listed = ok_json(bao(&server, &["kv", "list", "-format=json", "secret/"]));
+    let listed = ok_json(bao(&server, &server.root_token, &["kv", "list", "-format=json", "secret/"]));
     assert_eq!(listed, json!(["app"]));
 
-    assert!(bao(&server, &["kv", "delete", "secret/app"]).status.success());
+    assert!(bao(&server, &server.root_token, &["kv", "delete", "secret/app"]).status.success());
     // As real OpenBao: exit 0, `data` null, the deletion time in the metadata.
-    let deleted = ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]));
+    let deleted = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(deleted["data"]["data"], Value::Null);
     assert_ne!(deleted["data"]["metadata"]["deletion_time"], "");
-    assert!(bao(&server, &["kv", "undelete", "-versions=3", "secret/app"]).status.success());
-    assert_eq!(ok_json(bao(&server, &["kv", "get", "-format=json", "secret/app"]))["data"]["data"]["role"], "admin");
-    assert!(bao(&server, &["kv", "destroy", "-versions=1", "secret/app"]).status.success());
-    let meta = ok_json(bao(&server, &["kv", "metadata", "get", "-format=json", "secret/app"]));
+    assert!(bao(&server, &server.root_token, &["kv", "undelete", "-versions=3", "secret/app"]).status.success());
+    assert_eq!(ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]))["data"]["data"]["role"], "admin");
+    assert!(bao(&server, &server.root_token, &["kv", "destroy", "-versions=1", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
     assert_eq!(meta["data"]["versions"]["1"]["destroyed"], true);
     assert_eq!(meta["data"]["current_version"], 3);
-    assert!(bao(&server, &["kv", "metadata", "put", "-max-versions=2", "-custom-metadata=owner=ops", "secret/app"]).status.success());
-    let meta = ok_json(bao(&server, &["kv", "metadata", "get", "-format=json", "secret/app"]));
+    assert!(bao(&server, &server.root_token, &["kv", "metadata", "put", "-max-versions=2", "-custom-metadata=owner=ops", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
     assert_eq!(meta["data"]["custom_metadata"], json!({"owner": "ops"}));
     assert_eq!(meta["data"]["max_versions"], 2);
-    assert!(bao(&server, &["kv", "metadata", "delete", "secret/app"]).status.success());
-    assert!(!bao(&server, &["kv", "get", "secret/app"]).status.success());
+    assert!(bao(&server, &server.root_token, &["kv", "metadata", "delete", "secret/app"]).status.success());
+    assert!(!bao(&server, &server.root_token, &["kv", "get", "secret/app"]).status.success());
 
     // KV v1 through `bao secrets enable` and the same kv commands.
-    assert!(bao(&server, &["secrets", "enable", "-path=kv1", "-version=1", "kv"]).status.success());
-    assert!(bao(&server, &["kv", "put", "kv1/x", "a=b"]).status.success());
-    assert_eq!(ok_json(bao(&server, &["kv", "get", "-format=json", "kv1/x"]))["data"], json!({"a": "b"}));
-    let mounts = ok_json(bao(&server, &["secrets", "list", "-format=json"]));
+    assert!(bao(&server, &server.root_token, &["secrets", "enable", "-path=kv1", "-version=1", "kv"]).status.success());
+    assert!(bao(&server, &server.root_token, &["kv", "put", "kv1/x", "a=b"]).status.success());
+    assert_eq!(ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "kv1/x"]))["data"], json!({"a": "b"}));
+    let mounts = ok_json(bao(&server, &server.root_token, &["secrets", "list", "-format=json"]));
     assert_eq!(mounts["kv1/"]["options"]["version"], "1");
     assert_eq!(mounts["secret/"]["options"]["version"], "2");
 }
