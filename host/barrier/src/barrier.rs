@@ -284,6 +284,20 @@ impl Barrier {
         self.count_encryption().await
     }
 
+    /// Load and decrypt every entry under `prefix` in one physical scan (sorted by key).
+    pub async fn scan_values(&self, prefix: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, Error> {
+        let rows = self.physical.scan_prefix(prefix).await?;
+        let state = self.current()?;
+        rows.into_iter()
+            .map(|(key, stored)| {
+                let (term, nonce, ct) = parse(&stored)?;
+                let cipher = state.ciphers.get(&term).ok_or(Error::Corrupt("unknown key term"))?;
+                let plain = decrypt(cipher, &key, nonce, ct)?;
+                Ok((key, plain))
+            })
+            .collect()
+    }
+
     /// Load and decrypt.
     pub async fn get_value(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let state = self.current()?;

@@ -34,6 +34,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A short name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
 
+    /// Every `(key, value)` under `prefix`, sorted by key (restoring leases at unseal reads them all).
+    /// The default reads key by key; backends override it with one scan.
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        for key in self.keys_with_prefix(prefix).await? {
+            if let Some(v) = self.get(&key).await? {
+                out.push((key, v));
+            }
+        }
+        Ok(out)
+    }
+
     /// The direct children of `prefix`: leaf names and folder names with a trailing `/`, sorted and
     /// without duplicates (Vault's list semantics).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
@@ -94,5 +106,10 @@ mod tests {
             .ok();
         assert_eq!(backend.get("t/1").await.ok().flatten(), Some(b"x".to_vec()));
         assert_eq!(backend.get("a/c/d").await.ok().flatten(), None);
+        assert_eq!(
+            backend.scan_prefix("a/").await.ok(),
+            Some(vec![("a/c/e".to_string(), b"3".to_vec())]),
+            "scan returns keys and values under the prefix only"
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct CoreConfig {
     pub api_addr: String,
     /// Builds backends for operator mounts (the plugin runtime). `None`: only host backends.
     pub backend_factory: Option<std::sync::Arc<dyn crate::mount::BackendFactory>>,
+    /// Wall clock for leases (injected so tests control time).
+    pub clock: Arc<dyn crate::expiration::Clock>,
 }
 
 impl Default for CoreConfig {
@@ -39,6 +41,7 @@ impl Default for CoreConfig {
             rotation_threshold: tresor_barrier::DEFAULT_ROTATION_THRESHOLD,
             api_addr: String::new(),
             backend_factory: None,
+            clock: Arc::new(crate::expiration::SystemClock),
         }
     }
 }
@@ -103,6 +106,7 @@ pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
+    pub(crate) leases: crate::expiration::Leases,
     pub(crate) router: RwLock<Router>,
     pub(crate) progress: tokio::sync::Mutex<UnsealProgress>,
     /// Serialises init / unseal / seal transitions.
@@ -124,6 +128,7 @@ impl Core {
         let storage: Arc<dyn tresor_logical::Storage> = barrier.clone();
         let tokens = TokenStore::new(BarrierView::new(storage.clone(), "sys/token/"));
         let policies = PolicyStore::new(BarrierView::new(storage.clone(), "sys/policy/"));
+        let leases = crate::expiration::Leases::new(BarrierView::new(storage.clone(), crate::expiration::LEASE_PREFIX), config.clock.clone());
         let mut router = Router::default();
         router.mount(MountEntry {
             path: "sys/".into(),
@@ -175,6 +180,7 @@ impl Core {
             barrier,
             tokens,
             policies,
+            leases,
             router: RwLock::new(router),
             progress: tokio::sync::Mutex::new(UnsealProgress::default()),
             transition: tokio::sync::Mutex::new(()),
@@ -187,6 +193,7 @@ impl Core {
         });
         core.load_seal_config().await?;
         spawn_token_sweeper(Arc::downgrade(&core));
+        crate::expiration::spawn_lease_timer(Arc::downgrade(&core));
         Ok(core)
     }
 
@@ -271,6 +278,9 @@ impl Core {
             let full_path = std::mem::replace(&mut request.path, relative);
             request.remote_addr = remote;
             let mut response = backend.handle(request).await?.unwrap_or_default();
+            if response.secret.is_some() {
+                return Err(Error::Internal("an auth method's login path returned a lease; refused".into()));
+            }
             if let Some(login) = response.login.take() {
                 response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
             }
@@ -310,7 +320,16 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         let full_path = std::mem::replace(&mut request.path, relative);
-        let result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
+        let mut result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
+        if let Ok(response) = &mut result
+            && let Some(secret) = response.secret.take()
+        {
+            if let Err(e) = self.register_lease(&mount, &full_path, &entry.id_hash, secret, response).await {
+                // The backend created something it can no longer be told to revoke: say so loudly.
+                tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
+                result = Err(e);
+            }
+        }
         if last_use {
             self.revoke_token_tree(&entry.id_hash).await?;
         }

@@ -9,6 +9,7 @@ pub mod acl;
 mod catalog;
 mod core;
 mod cubbyhole;
+mod expiration;
 pub mod hcl;
 mod mount;
 pub mod policy;
@@ -21,6 +22,7 @@ mod token_api;
 mod util;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::expiration::{Clock, ManualClock, SystemClock};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
 pub use crate::mount::{BackendFactory, Created, MountSettings, AUTH_KEY, MOUNTS_KEY};
 pub use crate::router::MountEntry;

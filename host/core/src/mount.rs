@@ -185,6 +185,10 @@ impl Core {
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
         let Some(pos) = table.iter().position(|m| m.path == path) else { return Ok(()) };
+        // Its leases are revoked first (through the still-mounted backend); if any cannot be, the
+        // mount stays, as in Vault.
+        let lease_prefix = if auth { format!("auth/{path}") } else { path.clone() };
+        self.lease_revoke_prefix(&lease_prefix, false).await?;
         let removed = table.remove(pos);
         {
             let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;

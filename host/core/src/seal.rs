@@ -287,6 +287,7 @@ impl Core {
             *guard = Some(cluster);
         }
         self.load_mounts().await?;
+        self.restore_leases().await?;
         self.active_since.store(now_unix(), Ordering::Relaxed);
         Ok(())
     }
@@ -301,6 +302,7 @@ impl Core {
 
     async fn seal_inner(&self) {
         self.unload_mounts();
+        self.leases.teardown();
         self.tokens.teardown();
         self.policies.invalidate();
         if let Ok(mut guard) = self.cluster.write() {

@@ -15,6 +15,9 @@ use crate::util::{field, obj, rfc3339};
 impl Core {
     pub(crate) async fn handle_sys(&self, entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
         let op = request.operation;
+        if let Some(result) = self.handle_lease_path(&request.path, op, &request.data).await {
+            return result;
+        }
         let path = request.path.trim_end_matches('/');
         match (path, op) {
             ("key-status", Operation::Read) => {

@@ -246,6 +246,7 @@ impl Core {
     /// Revoke a token with its children, and destroy their cubbyholes.
     pub(crate) async fn revoke_token_tree(&self, id_hash: &str) -> Result<(), Error> {
         let revoked = self.tokens.revoke_tree(id_hash).await?;
+        self.revoke_token_leases(&revoked).await?;
         self.cubbyhole_destroy(&revoked).await
     }
 

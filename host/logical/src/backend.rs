@@ -25,6 +25,19 @@ pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Extend a lease this backend issued. `secret.ttl` carries the requested increment; the answer is
+    /// the lease the backend grants (the host clamps it). Default: not renewable.
+    async fn renew_secret(&self, secret: &crate::LeaseSecret) -> Result<crate::LeaseSecret, Error> {
+        let _ = secret;
+        Err(Error::invalid("lease is not renewable"))
+    }
+
+    /// Revoke a lease this backend issued (drop the user, delete the key). Default: nothing to undo.
+    async fn revoke_secret(&self, secret: &crate::LeaseSecret) -> Result<(), Error> {
+        let _ = secret;
+        Ok(())
+    }
+
     /// The declared paths, for help and OpenAPI (served by the host, never by running backend code).
     fn spec(&self) -> Option<std::sync::Arc<Vec<crate::framework::PathSpec>>> {
         None

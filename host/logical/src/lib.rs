@@ -17,7 +17,7 @@ pub use backend::LogicalBackend;
 pub use duration::{parse_duration, DurationError};
 pub use error::Error;
 pub use request::{Operation, Request};
-pub use response::{Login, Response, ResponseAuth};
+pub use response::{LeaseSecret, Login, Response, ResponseAuth, WrapInfo};
 pub use storage::{Storage, StorageError, StorageOp, StorageResult};
 
 /// A JSON object, the shape of request and response `data` (keys sorted, as Vault emits them).

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::Map;
 
 /// The `auth` block of a response (logins, token creation).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResponseAuth {
     /// The new token.
     pub client_token: String,
@@ -81,8 +81,56 @@ impl fmt::Debug for Login {
     }
 }
 
+/// A lease a backend asks for with its response (dynamic credentials). The host registers it with the
+/// expiration manager and hands `internal_data` back on renew and revoke; the client never sees it.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseSecret {
+    /// JSON object text kept host-side (e.g. the database user to drop).
+    pub internal_data: String,
+    /// TTL in seconds (0 = the mount default).
+    pub ttl: u64,
+    /// Max TTL in seconds from issue (0 = the mount max).
+    pub max_ttl: u64,
+    /// Whether the lease may be renewed.
+    pub renewable: bool,
+}
+
+impl fmt::Debug for LeaseSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseSecret")
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `wrap_info` of a wrapped response (API.md §9).
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WrapInfo {
+    /// The single-use wrapping token.
+    pub token: String,
+    /// Its accessor.
+    pub accessor: String,
+    /// Seconds until it expires.
+    pub ttl: u64,
+    /// RFC 3339 creation time.
+    pub creation_time: String,
+    /// The path whose response is wrapped.
+    pub creation_path: String,
+    /// The accessor of the token a wrapped login or token creation minted.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub wrapped_accessor: String,
+}
+
+impl fmt::Debug for WrapInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrapInfo").field("creation_path", &self.creation_path).field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
 /// A successful response. `None` data and no auth renders as `204 No Content`.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Response {
     /// `data` of the envelope.
     pub data: Option<Map>,
@@ -91,7 +139,14 @@ pub struct Response {
     /// `auth` of the envelope.
     pub auth: Option<ResponseAuth>,
     /// A login result from an auth method, turned into `auth` by the host (never rendered as such).
+    #[serde(skip)]
     pub login: Option<Login>,
+    /// A lease the backend asks for; the host registers it and fills `lease_id` (never rendered).
+    #[serde(skip)]
+    pub secret: Option<LeaseSecret>,
+    /// Set when the response was wrapped: the envelope then carries only this.
+    #[serde(skip)]
+    pub wrap_info: Option<WrapInfo>,
     /// `lease_id` of the envelope (empty when there is no lease).
     pub lease_id: String,
     /// `lease_duration` in seconds.
@@ -128,7 +183,7 @@ impl Response {
 
     /// Whether this response renders as `204 No Content`.
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease_id.is_empty()
+        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease_id.is_empty() && self.wrap_info.is_none()
     }
 }
 
@@ -141,6 +196,8 @@ impl fmt::Debug for Response {
             .field("auth", &self.auth)
             .field("login", &self.login)
             .field("lease_id", &self.lease_id)
+            .field("secret", &self.secret)
+            .field("wrap_info", &self.wrap_info)
             .field("status", &self.status)
             .finish()
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tresor_logical::framework::{match_path, validate, PathSpec};
-use tresor_logical::{Error, LogicalBackend, Operation, Request, Response, Storage};
+use tresor_logical::{Error, LeaseSecret, LogicalBackend, Operation, Request, Response, Storage};
 use wasmtime::Store;
 
 use crate::convert;
@@ -224,6 +224,47 @@ impl LogicalBackend for WasmBackend {
 
     fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
         Some(WasmBackend::spec(self))
+    }
+
+    async fn renew_secret(&self, secret: &LeaseSecret) -> Result<LeaseSecret, Error> {
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
+            .await
+            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
+        match instance.tresor_plugin_backend().call_renew_secret(&mut store, &convert::secret_to_wit(secret)).await {
+            Ok(Ok(lease)) => {
+                let ops = store.data_mut().take_staged();
+                if !ops.is_empty() {
+                    self.storage.transaction(ops).await?;
+                }
+                Ok(LeaseSecret {
+                    internal_data: secret.internal_data.clone(),
+                    ttl: lease.ttl_seconds,
+                    max_ttl: lease.max_ttl_seconds,
+                    renewable: lease.renewable,
+                })
+            }
+            Ok(Err(e)) => Err(convert::error_from_wit(e)),
+            Err(e) => Err(self.guest_failure(&e, &store)),
+        }
+    }
+
+    async fn revoke_secret(&self, secret: &LeaseSecret) -> Result<(), Error> {
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
+            .await
+            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
+        match instance.tresor_plugin_backend().call_revoke_secret(&mut store, &convert::secret_to_wit(secret)).await {
+            Ok(Ok(())) => {
+                let ops = store.data_mut().take_staged();
+                if !ops.is_empty() {
+                    self.storage.transaction(ops).await?;
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(convert::error_from_wit(e)),
+            Err(e) => Err(self.guest_failure(&e, &store)),
+        }
     }
 
     fn unauthenticated(&self, path: &str) -> bool {

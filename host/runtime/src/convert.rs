@@ -173,10 +173,10 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allo
             Ok(_) | Err(_) => return Err(Error::Internal("plugin returned data that is not a JSON object".into())),
         },
     };
-    if r.secret.is_some() {
-        // Leases arrive with the leases issue; until then fail closed.
-        return Err(Error::Internal("plugin returned a lease, which this host does not support yet".into()));
-    }
+    let secret = match r.secret {
+        None => None,
+        Some(s) => Some(secret_from_wit(s)?),
+    };
     let login = match r.auth {
         None => None,
         Some(_) if !login_allowed => {
@@ -200,5 +200,28 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allo
         lease_duration,
         renewable: false,
         status,
+        secret,
+        wrap_info: None,
     })
+}
+
+/// A guest's lease request: internal data must be a JSON object of bounded size (TTLs are clamped by
+/// the expiration manager, which knows the mount).
+pub(crate) fn secret_from_wit(s: wit::Secret) -> Result<tresor_logical::LeaseSecret, Error> {
+    if s.internal_data.len() > MAX_RESPONSE_LEN {
+        return Err(Error::Internal("plugin lease internal data too large".into()));
+    }
+    let internal_data = if s.internal_data.is_empty() { "{}".to_string() } else { s.internal_data };
+    if !matches!(serde_json::from_str::<Value>(&internal_data), Ok(Value::Object(_))) {
+        return Err(Error::Internal("plugin lease internal data is not a JSON object".into()));
+    }
+    Ok(tresor_logical::LeaseSecret { internal_data, ttl: s.lease.ttl_seconds, max_ttl: s.lease.max_ttl_seconds, renewable: s.lease.renewable })
+}
+
+/// A host lease as the guest sees it.
+pub(crate) fn secret_to_wit(s: &tresor_logical::LeaseSecret) -> wit::Secret {
+    wit::Secret {
+        internal_data: s.internal_data.clone(),
+        lease: wit::LeaseOptions { ttl_seconds: s.ttl, max_ttl_seconds: s.max_ttl, renewable: s.renewable },
+    }
 }

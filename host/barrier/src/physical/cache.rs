@@ -97,6 +97,10 @@ impl Backend for CachedBackend {
         self.inner.keys_with_prefix(prefix).await
     }
 
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        self.inner.scan_prefix(prefix).await
+    }
+
     async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let keys: Vec<String> = ops
             .iter()

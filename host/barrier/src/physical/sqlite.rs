@@ -211,6 +211,18 @@ impl Backend for SqliteBackend {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::physical)).collect()
     }
 
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let rows = sqlx::query("SELECT key, value FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .bind(prefix)
+            .bind(upper_bound(prefix))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::physical)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0).map_err(Error::physical)?, r.try_get::<Vec<u8>, _>(1).map_err(Error::physical)?)))
+            .collect()
+    }
+
     async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         self.write(ops).await
     }
