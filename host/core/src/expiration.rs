@@ -37,6 +37,12 @@ const MAX_ERROR_LEN: usize = 512;
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, Unix milliseconds.
     fn now_ms(&self) -> i64;
+
+    /// Whether the background timer should follow this clock. A manual clock is driven by its test,
+    /// which calls the expiry pass itself.
+    fn runs_timer(&self) -> bool {
+        true
+    }
 }
 
 /// The system clock.
@@ -68,6 +74,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn runs_timer(&self) -> bool {
+        false
     }
 }
 
@@ -695,6 +705,9 @@ fn strip_any<'a>(path: &'a str, bases: &[&str]) -> Option<&'a str> {
 /// so clock jumps are noticed), or until a new lease wakes the loop.
 pub(crate) fn spawn_lease_timer(core: std::sync::Weak<Core>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if core.upgrade().is_none_or(|c| !c.leases.clock.runs_timer()) {
+        return;
+    }
     handle.spawn(async move {
         loop {
             let wait = {
@@ -717,6 +730,129 @@ pub(crate) fn spawn_lease_timer(core: std::sync::Weak<Core>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mount::{BackendFactory, Created, MountSettings};
+    use crate::seal::InitParams;
+    use crate::CatalogEntry;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tresor_logical::{LogicalBackend, Operation, Request};
+
+    /// A native backend that issues a lease per write and counts revocations (failing on demand).
+    #[derive(Debug, Default)]
+    struct Counting {
+        revoked: AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl LogicalBackend for Counting {
+        async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
+            let ttl = request.data.get("ttl").and_then(Value::as_u64).unwrap_or(0);
+            Ok(Some(Response {
+                data: Some(Map::new()),
+                secret: Some(LeaseSecret { internal_data: "{}".into(), ttl, max_ttl: 0, renewable: true }),
+                ..Response::default()
+            }))
+        }
+        async fn revoke_secret(&self, _secret: &LeaseSecret) -> Result<(), Error> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(Error::Internal("refused".into()));
+            }
+            self.revoked.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Factory(Arc<Counting>);
+
+    #[async_trait::async_trait]
+    impl BackendFactory for Factory {
+        fn supports(&self, kind: &str, auth: bool) -> bool {
+            kind == "counting" && !auth
+        }
+        fn builtin_names(&self, _auth: bool) -> Vec<String> {
+            vec!["counting".into()]
+        }
+        async fn verify(&self, _entry: &CatalogEntry) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn create(&self, _mount: &MountSettings, _plugin: Option<&CatalogEntry>, _storage: Arc<dyn Storage>) -> Result<Created, Error> {
+            Ok(Created { backend: self.0.clone(), sha256: String::new(), version: String::new() })
+        }
+    }
+
+    async fn core_with_clock(clock: Arc<ManualClock>, counting: Arc<Counting>) -> (Arc<Core>, String) {
+        let physical = Arc::new(tresor_barrier::physical::InmemBackend::new());
+        let config = crate::CoreConfig { clock, backend_factory: Some(Arc::new(Factory(counting))), ..Default::default() };
+        let core = Core::new(physical, config).await.unwrap();
+        let init = core.init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: None, stay_unsealed: true }).await.unwrap();
+        core.enable_mount(false, "c", "counting", "", Map::new(), &Map::new()).await.unwrap();
+        (core, init.root_token.to_string())
+    }
+
+    fn issue(ttl: u64, token: &str) -> Request {
+        let mut data = Map::new();
+        data.insert("ttl".into(), json!(ttl));
+        Request::new(Operation::Update, "c/creds/x").with_data(data).with_token(token)
+    }
+
+    /// Time only moves when the test moves it: nothing is revoked early, everything on time.
+    #[tokio::test]
+    async fn leases_expire_exactly_when_the_injected_clock_says_so() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let counting = Arc::new(Counting::default());
+        let (core, root) = core_with_clock(clock.clone(), counting.clone()).await;
+        let short = core.handle_request(issue(10, &root)).await.unwrap();
+        assert_eq!(short.lease_duration, 10);
+        assert!(short.lease_id.starts_with("c/creds/x/"));
+        core.handle_request(issue(20, &root)).await.unwrap();
+        assert_eq!(core.leases.count(), 2);
+
+        clock.advance(9_999);
+        assert_eq!(core.expire_due_leases().await.unwrap(), 0);
+        clock.advance(1);
+        assert_eq!(core.expire_due_leases().await.unwrap(), 1);
+        assert_eq!(counting.revoked.load(Ordering::SeqCst), 1);
+        assert_eq!(core.leases.count(), 1);
+
+        // A failure is retried after the backoff, not before; the lease is kept meanwhile.
+        counting.failing.store(true, Ordering::SeqCst);
+        clock.advance(10_000);
+        assert_eq!(core.expire_due_leases().await.unwrap(), 1);
+        assert_eq!(core.leases.count(), 1);
+        counting.failing.store(false, Ordering::SeqCst);
+        clock.advance(999);
+        assert_eq!(core.expire_due_leases().await.unwrap(), 0, "backoff of 1 s not over");
+        clock.advance(1);
+        assert_eq!(core.expire_due_leases().await.unwrap(), 1);
+        assert_eq!(counting.revoked.load(Ordering::SeqCst), 2);
+        assert_eq!(core.leases.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn after_the_retry_budget_a_lease_is_irrevocable_and_reported_until_forced() {
+        let clock = Arc::new(ManualClock::new(5_000_000));
+        let counting = Arc::new(Counting::default());
+        let (core, root) = core_with_clock(clock.clone(), counting.clone()).await;
+        counting.failing.store(true, Ordering::SeqCst);
+        let lease = core.handle_request(issue(1, &root)).await.unwrap().lease_id;
+        clock.advance(1_000);
+        for _ in 0..MAX_REVOKE_ATTEMPTS {
+            assert_eq!(core.expire_due_leases().await.unwrap(), 1);
+            clock.advance(60_000);
+        }
+        assert_eq!(core.expire_due_leases().await.unwrap(), 0, "no more automatic attempts");
+        let look = core.lease_lookup(&lease).await.unwrap().data.unwrap();
+        assert_eq!(look["irrevocable"], true);
+        assert_eq!(look["revoke_attempts"], MAX_REVOKE_ATTEMPTS);
+        assert!(look["revoke_error"].as_str().unwrap().contains("refused"));
+        // Survives a seal/unseal (restored from storage, still reported).
+        assert_eq!(core.restore_leases().await.unwrap(), 1);
+        assert_eq!(core.leases.next_due(), None);
+        core.lease_revoke_prefix("c/", true).await.unwrap();
+        assert_eq!(core.leases.count(), 0);
+        assert_eq!(counting.revoked.load(Ordering::SeqCst), 0, "forced: forgotten without the backend");
+    }
 
     #[test]
     fn index_orders_timers_and_tracks_tokens() {
