@@ -106,6 +106,11 @@ impl TestServer {
         Self::with_config_extra("", &format!("plugin_directory = \"{}\"\n", plugin_dir.display()))
     }
 
+    /// As [`TestServer::sqlite`], with extra top-level configuration (e.g. `audit` blocks).
+    pub fn sqlite_with_config(top_extra: &str) -> Self {
+        Self::with_config_extra("", top_extra)
+    }
+
     /// As [`TestServer::sqlite`], with extra lines inside the listener block.
     pub fn with_listener_extra(extra: &str) -> Self {
         Self::with_config_extra(extra, "")
@@ -185,6 +190,18 @@ impl TestServer {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// Send a signal (`HUP`, ...) to the running server.
+    pub fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("server not running");
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// The server's log (its stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit status.

@@ -31,6 +31,8 @@ pub struct CoreConfig {
     pub backend_factory: Option<std::sync::Arc<dyn crate::mount::BackendFactory>>,
     /// Wall clock for leases (injected so tests control time).
     pub clock: Arc<dyn crate::expiration::Clock>,
+    /// Audit devices declared in the server configuration (enabled at every unseal).
+    pub audit_devices: Vec<crate::audit::AuditDeviceConfig>,
 }
 
 impl Default for CoreConfig {
@@ -42,6 +44,7 @@ impl Default for CoreConfig {
             api_addr: String::new(),
             backend_factory: None,
             clock: Arc::new(crate::expiration::SystemClock),
+            audit_devices: Vec::new(),
         }
     }
 }
@@ -107,6 +110,7 @@ pub struct Core {
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
     pub(crate) leases: crate::expiration::Leases,
+    pub(crate) audit: crate::audit::AuditBroker,
     pub(crate) router: RwLock<Router>,
     pub(crate) progress: tokio::sync::Mutex<UnsealProgress>,
     /// Serialises init / unseal / seal transitions.
@@ -181,6 +185,7 @@ impl Core {
             tokens,
             policies,
             leases,
+            audit: crate::audit::AuditBroker::default(),
             router: RwLock::new(router),
             progress: tokio::sync::Mutex::new(UnsealProgress::default()),
             transition: tokio::sync::Mutex::new(()),
@@ -255,8 +260,23 @@ impl Core {
     /// Run one request through the pipeline (DESIGN.md §2): sealed → route → login path or token →
     /// create/update by existence check → ACL (+ sudo paths, parameters, wrapping TTL) → use count →
     /// dispatch with the token stripped → a login result becomes a token minted here.
+    ///
+    /// With audit devices enabled, the request line is written before the handler runs and the
+    /// response line after; if no device can write either, the request fails closed.
     #[tracing::instrument(skip_all, fields(op = %request.operation, path = %request.path))]
-    pub async fn handle_request(&self, mut request: Request) -> Result<Response, Error> {
+    pub async fn handle_request(&self, request: Request) -> Result<Response, Error> {
+        let mut audit = if self.is_sealed() { None } else { self.audit_ctx(&request) };
+        let result = self.handle_inner(request, &mut audit).await;
+        let Some(mut ctx) = audit else { return result };
+        if !ctx.request_logged {
+            // Refused before any handler ran: the request line carries the error.
+            self.audit_log_request(&mut ctx, result.as_ref().err()).await?;
+        }
+        self.audit_log_response(&ctx, &result).await?;
+        result
+    }
+
+    async fn handle_inner(&self, mut request: Request, audit: &mut Option<crate::audit::AuditCtx>) -> Result<Response, Error> {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
@@ -277,6 +297,13 @@ impl Core {
         {
             let full_path = std::mem::replace(&mut request.path, relative);
             request.remote_addr = remote;
+            let wrap_ttl = self.wrap_ttl(&request);
+            if let Some(ctx) = audit.as_mut() {
+                ctx.mount = Some(mount.clone());
+                ctx.allowed = true;
+                ctx.sensitive = crate::audit::sensitive_fields(&mount, &request.path);
+                self.audit_log_request(ctx, None).await?;
+            }
             let mut response = backend.handle(request).await?.unwrap_or_default();
             if response.secret.is_some() {
                 return Err(Error::Internal("an auth method's login path returned a lease; refused".into()));
@@ -284,11 +311,31 @@ impl Core {
             if let Some(login) = response.login.take() {
                 response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
             }
-            return Ok(response);
+            return match wrap_ttl {
+                Some(ttl) if !response.is_empty() => self.wrap_response(response, ttl, &full_path).await,
+                _ => Ok(response),
+            };
         }
 
-        let token = token.ok_or(Error::PermissionDenied)?;
-        let entry = self.tokens.lookup(&token).await?.ok_or(Error::PermissionDenied)?;
+        // The wrapping token is its own credential for a lookup, which must not use it up.
+        if matches!(mount.handler, Handler::Sys)
+            && relative.trim_end_matches('/') == "wrapping/lookup"
+            && matches!(request.operation, Operation::Update | Operation::Create)
+        {
+            return self.wrapping_lookup(&request.data, token.as_deref().map(String::as_str)).await;
+        }
+
+        // Unwrapping with a used-up or unknown wrapping token is a 400, as in Vault, not a 403.
+        let unwrap_by_header = matches!(mount.handler, Handler::Sys)
+            && relative.trim_end_matches('/') == "wrapping/unwrap"
+            && request.data.get("token").and_then(|t| t.as_str()).is_none_or(str::is_empty);
+        let denied = || if unwrap_by_header { Error::invalid(crate::wrapping::INVALID) } else { Error::PermissionDenied };
+        let token = token.ok_or_else(denied)?;
+        let entry = self.tokens.lookup(&token).await?.ok_or_else(denied)?;
+        if let Some(ctx) = audit.as_mut() {
+            ctx.entry = Some(entry.clone());
+            ctx.mount = Some(mount.clone());
+        }
         if !entry.bound_cidrs.is_empty() && !remote.is_some_and(|a| crate::util::cidrs_contain(&entry.bound_cidrs, a.ip())) {
             return Err(Error::PermissionDenied);
         }
@@ -311,9 +358,12 @@ impl Core {
         if !decision.allowed || (requires_sudo(&mount, &relative) && !decision.sudo) {
             return Err(Error::Forbidden);
         }
-        if request.wrap_ttl.is_some() {
-            // Never answer a wrap request in the clear; response wrapping arrives with cubbyhole wrapping.
-            return Err(Error::invalid("response wrapping is not supported by this server yet"));
+        let wrap_ttl = self.wrap_ttl(&request);
+        if let Some(ctx) = audit.as_mut() {
+            ctx.allowed = true;
+            ctx.operation = Some(request.operation);
+            ctx.sensitive = crate::audit::sensitive_fields(&mount, &relative);
+            self.audit_log_request(ctx, None).await?;
         }
         let (usable, last_use) = self.tokens.use_token(&entry).await?;
         if !usable {
@@ -330,10 +380,20 @@ impl Core {
                 result = Err(e);
             }
         }
+        if let (Some(ttl), Ok(response)) = (wrap_ttl, &mut result)
+            && !response.is_empty()
+        {
+            result = self.wrap_response(std::mem::take(response), ttl, &full_path).await;
+        }
         if last_use {
             self.revoke_token_tree(&entry.id_hash).await?;
         }
         result
+    }
+
+    /// The wrapping TTL a request asked for (0 = none), capped at the system maximum.
+    fn wrap_ttl(&self, request: &Request) -> Option<u64> {
+        request.wrap_ttl.filter(|t| *t > 0).map(|t| t.min(self.config.max_lease_ttl))
     }
 
     async fn dispatch(

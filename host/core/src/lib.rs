@@ -6,6 +6,7 @@
 //! layer and work while sealed. This crate knows no HTTP and no WebAssembly.
 
 pub mod acl;
+mod audit;
 mod catalog;
 mod core;
 mod cubbyhole;
@@ -20,8 +21,10 @@ mod sys;
 mod token;
 mod token_api;
 mod util;
+mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::audit::{AuditDeviceConfig, AUDIT_TABLE_KEY};
 pub use crate::expiration::{Clock, ManualClock, SystemClock};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
 pub use crate::mount::{BackendFactory, Created, MountSettings, AUTH_KEY, MOUNTS_KEY};

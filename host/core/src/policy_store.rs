@@ -86,6 +86,9 @@ impl PolicyStore {
         if let Some(hit) = self.parsed.read().ok().and_then(|p| p.get(name).cloned()) {
             return Ok(hit);
         }
+        if name == crate::wrapping::WRAPPING_POLICY_NAME {
+            return Policy::parse(name, crate::wrapping::WRAPPING_POLICY).map(|p| Some(Arc::new(p))).map_err(|e| Error::Internal(e.to_string()));
+        }
         let parsed = match self.load(name).await? {
             None => None,
             Some(s) => Some(Arc::new(Policy::parse(name, &s.policy).map_err(|e| Error::Internal(format!("stored policy {name:?}: {e}")))?)),
@@ -131,6 +134,9 @@ impl PolicyStore {
         let name = check_name(name)?;
         if name == "root" {
             return Err(Error::invalid("cannot update \"root\" policy"));
+        }
+        if name == crate::wrapping::WRAPPING_POLICY_NAME {
+            return Err(Error::invalid(format!("cannot update {name:?} policy")));
         }
         Policy::parse(&name, text).map_err(|e| Error::invalid(e.to_string()))?;
         let _guard = self.write.lock().await;

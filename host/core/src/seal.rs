@@ -288,6 +288,7 @@ impl Core {
         }
         self.load_mounts().await?;
         self.restore_leases().await?;
+        self.setup_audit().await?;
         self.active_since.store(now_unix(), Ordering::Relaxed);
         Ok(())
     }
@@ -303,6 +304,7 @@ impl Core {
     async fn seal_inner(&self) {
         self.unload_mounts();
         self.leases.teardown();
+        self.teardown_audit();
         self.tokens.teardown();
         self.policies.invalidate();
         if let Ok(mut guard) = self.cluster.write() {

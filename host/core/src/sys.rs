@@ -19,7 +19,29 @@ impl Core {
             return result;
         }
         let path = request.path.trim_end_matches('/');
+        if let Some(action) = path.strip_prefix("wrapping/")
+            && matches!(op, Operation::Update | Operation::Create)
+        {
+            return self.handle_wrapping(entry, action, &request.data, request.wrap_ttl).await;
+        }
         match (path, op) {
+            ("audit", Operation::Read) => Ok(Some(Response::with_data(self.audit_json()))),
+            (p, Operation::Update | Operation::Create) if p.starts_with("audit-hash/") => {
+                let input = field::str(&request.data, "input")?.unwrap_or("");
+                let hash = self.audit_hash(&p["audit-hash/".len()..], input)?;
+                Ok(Some(Response::with_data(obj([("hash", json!(hash))]))))
+            }
+            (p, op) if p.starts_with("audit/") => match op {
+                Operation::Update | Operation::Create => {
+                    self.enable_audit(&p["audit/".len()..], &request.data).await?;
+                    Ok(None)
+                }
+                Operation::Delete => {
+                    self.disable_audit(&p["audit/".len()..]).await?;
+                    Ok(None)
+                }
+                _ => Err(Error::UnsupportedOperation),
+            },
             ("key-status", Operation::Read) => {
                 let status = self.barrier.key_status().map_err(|_| Error::Sealed)?;
                 Ok(Some(Response::with_data(obj([

@@ -68,7 +68,7 @@ pub(crate) fn render(response: &Response, request_id: &str, legacy_copy: bool) -
         renewable: response.renewable,
         lease_duration: response.lease_duration,
         data: response.data.as_ref(),
-        wrap_info: None,
+        wrap_info: response.wrap_info.as_ref().and_then(|w| serde_json::to_value(w).ok()),
         warnings: (!response.warnings.is_empty()).then_some(response.warnings.as_slice()),
         auth: response.auth.as_ref().map(Auth::from),
     })

@@ -138,7 +138,8 @@ where
     request.remote_addr = remote;
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
-    let legacy_copy = request.path.starts_with("sys/");
+    // An unwrapped response is returned as it was produced, without the sys/ legacy copy.
+    let legacy_copy = request.path.starts_with("sys/") && !request.path.starts_with("sys/wrapping/");
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
@@ -148,7 +149,9 @@ where
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
-    let body = envelope::render(&response, request_id, legacy_copy).map_err(|e| Error::Internal(e.to_string()))?;
+    // A wrapped response carries no request id (as Vault): the id belongs to the wrapped one.
+    let rid = if response.wrap_info.is_some() { "" } else { request_id };
+    let body = envelope::render(&response, rid, legacy_copy).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(json_response(status, Bytes::from(body)))
 }
 

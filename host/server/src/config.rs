@@ -92,6 +92,8 @@ pub struct Config {
     pub default_lease_ttl: Option<u64>,
     /// System max lease/token TTL in seconds (Vault: `max_lease_ttl`, default 768h).
     pub max_lease_ttl: Option<u64>,
+    /// Declarative audit devices (`audit "file" "path" { options { file_path = ... } }`).
+    pub audit: Vec<tresor_core::AuditDeviceConfig>,
 }
 
 const IGNORED_TOP: &[&str] =
@@ -118,6 +120,7 @@ impl Config {
             plugin_directory: None,
             default_lease_ttl: None,
             max_lease_ttl: None,
+            audit: Vec::new(),
         };
         for attr in attributes(&body) {
             match attr.key() {
@@ -140,7 +143,14 @@ impl Config {
                     storage = Some(parse_storage(block)?);
                 }
                 "listener" => listeners.push(parse_listener(block)?),
-                "telemetry" | "seal" | "audit" => {
+                "audit" => {
+                    let device = parse_audit(block)?;
+                    if config.audit.iter().any(|d| d.path == device.path) {
+                        bail!("two audit blocks share the path {:?}", device.path);
+                    }
+                    config.audit.push(device);
+                }
+                "telemetry" | "seal" => {
                     bail!("{:?} blocks are not supported yet", block.ident)
                 }
                 other => bail!("unknown configuration block {other:?}"),
@@ -153,6 +163,52 @@ impl Config {
         config.listeners = listeners;
         Ok(config)
     }
+}
+
+/// `audit "<type>" "<path>" { description = "...", local = false, options { key = "value" } }` (OpenBao's
+/// declarative form). The path defaults to the type.
+fn parse_audit(block: &Block) -> Result<tresor_core::AuditDeviceConfig> {
+    let kind = label(block)?.to_string();
+    let path = block.labels.get(1).cloned().unwrap_or_else(|| kind.clone());
+    let mut device = tresor_core::AuditDeviceConfig {
+        path: format!("{}/", path.trim_matches('/')),
+        kind,
+        description: String::new(),
+        options: Default::default(),
+        local: false,
+        declarative: true,
+    };
+    let scalar = |key: &str, v: &Value| -> Result<String> {
+        Ok(match v {
+            Value::Str(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Num(n) if n.fract() == 0.0 => format!("{}", *n as i64),
+            _ => bail!("audit option {key} must be a string"),
+        })
+    };
+    let mut take_options = |items: &[Item]| -> Result<()> {
+        for attr in attributes(items) {
+            device.options.insert(attr.key().to_string(), scalar(attr.key(), attr.value)?);
+        }
+        Ok(())
+    };
+    for item in &block.body {
+        match item {
+            Item::Block(b) if b.ident == "options" => take_options(&b.body)?,
+            Item::Block(b) => bail!("unknown block {:?} in audit block", b.ident),
+            Item::Attr(key, Value::Object(items)) if key == "options" => take_options(items)?,
+            Item::Attr(..) => {}
+        }
+    }
+    for attr in attributes(&block.body) {
+        match attr.key() {
+            "description" => device.description = string(attr)?,
+            "local" => device.local = boolean(attr)?,
+            "options" => {}
+            key => bail!("unknown audit key {key:?}"),
+        }
+    }
+    Ok(device)
 }
 
 fn label(block: &Block) -> Result<&str> {
@@ -279,6 +335,25 @@ mod tests {
         let t = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\"  tls_disable = 1 }\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n").unwrap();
         assert_eq!((t.default_lease_ttl, t.max_lease_ttl), (Some(3600), Some(7200)));
         assert!(c.ui);
+    }
+
+    #[test]
+    fn parses_declarative_audit_blocks() {
+        let c = Config::parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\"  tls_disable = 1 }\n\
+             audit \"file\" \"to-file\" {\n  description = \"d\"\n  options {\n    file_path = \"/tmp/a.log\"\n    log_raw = \"true\"\n  }\n}\n\
+             audit \"socket\" { options = { address = \"127.0.0.1:9\", socket_type = \"tcp\" } }\n",
+        )
+        .unwrap();
+        assert_eq!(c.audit.len(), 2);
+        assert_eq!(c.audit[0].path, "to-file/");
+        assert_eq!(c.audit[0].kind, "file");
+        assert_eq!(c.audit[0].description, "d");
+        assert_eq!(c.audit[0].options["file_path"], "/tmp/a.log");
+        assert_eq!(c.audit[0].options["log_raw"], "true");
+        assert_eq!(c.audit[1].path, "socket/");
+        assert_eq!(c.audit[1].options["socket_type"], "tcp");
+        assert!(Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\"  tls_disable = 1 }\naudit \"file\" {}\naudit \"file\" {}\n").is_err());
     }
 
     #[test]

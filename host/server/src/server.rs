@@ -50,6 +50,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
             plugin_directory: flags.get("dev-plugin-dir").map(Into::into),
             default_lease_ttl: None,
             max_lease_ttl: None,
+            audit: Vec::new(),
         },
         (false, Some(path)) => Config::load(Path::new(path))?,
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
@@ -136,7 +137,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
         defaults.default_lease_ttl,
         defaults.max_lease_ttl,
     )?;
-    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), backend_factory: Some(factory), ..defaults })
+    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), backend_factory: Some(factory), audit_devices: config.audit.clone(), ..defaults })
         .await
         .map_err(|e| anyhow!("starting the core: {e}"))?;
 
@@ -162,6 +163,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
             tresor_http::serve(tcp, tls, api, stop).await
         });
     }
+    spawn_sighup_handler(core.clone());
     shutdown_signal().await;
     tracing::info!("shutdown requested; draining connections");
     let _ = tx.send(true);
@@ -224,6 +226,27 @@ fn store_dev_token(token: &str) {
     if let Err(e) = crate::write_private(&path, token.as_bytes()) {
         tracing::warn!(error = %e, "could not write the dev root token to the token helper file");
     }
+}
+
+/// SIGHUP reopens the audit files (log rotation), as Vault does.
+fn spawn_sighup_handler(core: std::sync::Arc<Core>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reopening audit devices");
+                        core.reopen_audit_devices();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; audit files will not be reopened"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = core;
 }
 
 async fn shutdown_signal() {
