@@ -222,3 +222,32 @@ fn ten_thousand_leases_survive_kill_9_and_are_each_revoked_once_at_their_time() 
     assert!(stats["max_late_ms"].as_i64().unwrap() < 10_000, "{stats}");
     assert_eq!(c.list("sys/leases/lookup/probe/").0, 404, "no lease left");
 }
+
+#[test]
+fn the_real_bao_cli_looks_up_renews_and_revokes_leases_by_prefix() {
+    let (server, _keys, root, _work) = server_with_probe(&["probe", "other"]);
+    let c = server.http(&root);
+    let ids: Vec<String> = ["a", "b"].iter().map(|n| c.put(&format!("probe/creds/{n}"), json!({"ttl": "1h"})).1["lease_id"].as_str().unwrap().to_string()).collect();
+    let keep = c.put("other/creds/k", json!({"ttl": "1h"})).1["lease_id"].as_str().unwrap().to_string();
+
+    let out = tresor_tests::bao(&server, &root, &["lease", "lookup", "-format=json", &ids[0]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let look: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(look["data"]["id"], ids[0].as_str());
+
+    let out = tresor_tests::bao(&server, &root, &["lease", "renew", "-increment=30m", "-format=json", &ids[0]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let renewed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(renewed["lease_duration"], 1800);
+
+    let out = tresor_tests::bao(&server, &root, &["lease", "revoke", "-prefix", "probe/creds"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for n in ["a", "b"] {
+        assert_eq!(revoked(&c, "probe", n).unwrap()["count"], 1);
+    }
+    assert!(revoked(&c, "other", "k").is_none());
+    assert_eq!(c.put("sys/leases/lookup", json!({"lease_id": keep})).0, 200);
+    let out = tresor_tests::bao(&server, &root, &["lease", "revoke", &keep]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(revoked(&c, "other", "k").unwrap()["count"], 1);
+}
