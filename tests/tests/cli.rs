@@ -144,3 +144,39 @@ fn cli_policy_auth_login_and_token_commands() {
     assert!(tresor(&server, root, &["token", "revoke", tok]).status.success());
     assert!(!tresor(&server, Some(tok), &["token", "lookup"]).status.success());
 }
+
+#[test]
+fn cli_audit_wrap_unwrap_and_lease_commands() {
+    let server = TestServer::dev();
+    let root = server.root_token.clone();
+    let r = Some(root.as_str());
+    let audit_file = server.dir.path().join("cli-audit.log");
+    let o = tresor(&server, r, &["audit", "enable", "file", &format!("file_path={}", audit_file.display())]);
+    assert!(out(&o).contains("Success! Enabled the file audit device at: file/"), "{}", out(&o));
+    let o = tresor(&server, r, &["audit", "list", "-detailed"]);
+    assert!(out(&o).contains("file/") && out(&o).contains(&format!("file_path={}", audit_file.display())), "{}", out(&o));
+
+    assert!(tresor(&server, r, &["write", "cubbyhole/w", "pw=cli-wrapped"]).status.success());
+    let o = tresor(&server, r, &["read", "-wrap-ttl=2m", "-field=wrapping_token", "cubbyhole/w"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let wrapping = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(wrapping.starts_with("s."), "{wrapping}");
+    let o = tresor(&server, None, &["unwrap", "-field=pw", &wrapping]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "cli-wrapped", "{}", out(&o));
+    let o = tresor(&server, None, &["unwrap", &wrapping]);
+    assert!(!o.status.success() && out(&o).contains("wrapping token is not valid or does not exist"), "{}", out(&o));
+    let o = tresor(&server, r, &["write", "-wrap-ttl=1m", "sys/wrapping/wrap", "a=b"]);
+    assert!(out(&o).contains("wrapping_token:") && out(&o).contains("sys/wrapping/wrap"), "{}", out(&o));
+
+    let o = tresor(&server, r, &["lease", "lookup", "nope/creds/x/abc"]);
+    assert!(!o.status.success() && out(&o).contains("invalid lease"), "{}", out(&o));
+    let o = tresor(&server, r, &["lease", "revoke", "-prefix", "nope/"]);
+    assert!(out(&o).contains("Success! Revoked any leases with prefix: nope/"), "{}", out(&o));
+    let o = tresor(&server, r, &["lease", "revoke", "-force", "x"]);
+    assert!(!o.status.success(), "-force needs -prefix");
+
+    let o = tresor(&server, r, &["audit", "disable", "file"]);
+    assert!(out(&o).contains("Success! Disabled audit device"), "{}", out(&o));
+    assert!(out(&tresor(&server, r, &["audit", "list"])).contains("No audit devices are enabled."));
+    assert!(!std::fs::read_to_string(&audit_file).unwrap().contains("cli-wrapped"));
+}

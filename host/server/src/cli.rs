@@ -6,6 +6,7 @@
 mod access;
 mod client;
 mod engines;
+mod ops;
 mod output;
 
 use std::io::{BufRead as _, Read as _};
@@ -36,6 +37,9 @@ pub fn run(command: &str, argv: &[String]) -> Result<ExitCode> {
         "secrets" => engines::secrets(argv, false),
         "kv" => engines::kv(argv),
         "plugin" => engines::plugin(argv),
+        "lease" => ops::lease(argv),
+        "audit" => ops::audit(argv),
+        "unwrap" => ops::unwrap(argv),
         other => {
             eprintln!("Unknown command: {other}\n\nRun `tresor -help` for the list of commands.");
             Ok(ExitCode::from(127))
@@ -180,6 +184,27 @@ pub(super) fn path_arg(f: &Flags, usage: &str) -> Result<String> {
 }
 
 pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitCode> {
+    if let Some(info) = resp["wrap_info"].as_object() {
+        if let Some(field) = field {
+            let key = field.trim_start_matches("wrapping_");
+            let key = if key == "token_ttl" { "ttl" } else { key };
+            return match info.get(key) {
+                Some(v) => {
+                    println!("{}", cell(v));
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("Field \"{field}\" not present in secret");
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
+        match format {
+            Format::Json => print!("{}", output::json(resp)),
+            Format::Table => print!("{}", ops::wrap_rows(info)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(field) = field {
         let v = resp["data"].get(field).or_else(|| resp.get(field));
         return match v {
@@ -222,9 +247,10 @@ pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) ->
 }
 
 fn read(argv: &[String]) -> Result<ExitCode> {
-    let f = flags(argv, &[], &[])?;
+    let f = flags(argv, &[], &["wrap-ttl"])?;
     let path = path_arg(&f, "tresor read [options] PATH")?;
-    let client = Client::from_env(f.get("address"));
+    let mut client = Client::from_env(f.get("address"));
+    client.set_wrap_ttl(f.get("wrap-ttl"));
     let format = Format::parse(f.get("format"))?;
     match client.call("GET", &path, None) {
         Ok(Some(resp)) => print_secret(&resp, format, f.get("field")),
@@ -264,10 +290,11 @@ pub(super) fn parse_kv(args: &[String]) -> Result<Map<String, Value>> {
 }
 
 fn write(argv: &[String]) -> Result<ExitCode> {
-    let f = flags(argv, &["force", "f"], &[])?;
+    let f = flags(argv, &["force", "f"], &["wrap-ttl"])?;
     let path = path_arg(&f, "tresor write [options] PATH [DATA K=V...]")?;
     let data = parse_kv(&f.args[1..])?;
-    let client = Client::from_env(f.get("address"));
+    let mut client = Client::from_env(f.get("address"));
+    client.set_wrap_ttl(f.get("wrap-ttl"));
     let format = Format::parse(f.get("format"))?;
     match client.call("PUT", &path, Some(&Value::Object(data))).map_err(|e| e.context(format!("Error writing data to {path}")))? {
         None => {

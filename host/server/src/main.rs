@@ -25,13 +25,16 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    audit       Interact with audit devices (enable, disable, list)
     auth        Interact with auth methods (enable, disable, list, tune)
     kv          Interact with Tresor's Key-Value storage
+    lease       Interact with leases (lookup, renew, revoke [-prefix])
     operator    Perform operator-specific tasks (init, unseal, seal)
     plugin      Interact with the plugin catalog
     policy      Interact with policies (write, read, list, delete, fmt)
     secrets     Interact with secrets engines
     token       Interact with tokens (create, lookup, renew, revoke)
+    unwrap      Unwrap a wrapped secret
     version     Print the version
 ";
 

@@ -15,6 +15,7 @@ pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
 pub struct Client {
     addr: String,
     token: Option<Zeroizing<String>>,
+    wrap_ttl: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -59,12 +60,17 @@ impl Client {
             .map(|t| Zeroizing::new(t.trim().to_string()))
             .filter(|t| !t.is_empty());
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
-        Self { addr: addr.trim_end_matches('/').to_string(), token, agent }
+        Self { addr: addr.trim_end_matches('/').to_string(), token, wrap_ttl: None, agent }
     }
 
     /// Replace the token.
     pub fn set_token(&mut self, token: &str) {
         self.token = Some(Zeroizing::new(token.to_string()));
+    }
+
+    /// Ask for response wrapping (`X-Vault-Wrap-TTL`) on every call.
+    pub fn set_wrap_ttl(&mut self, ttl: Option<&str>) {
+        self.wrap_ttl = ttl.filter(|t| !t.is_empty()).map(str::to_owned);
     }
 
     /// Call `method /v1/path`; `Ok(None)` for 204.
@@ -78,6 +84,9 @@ impl Client {
         let mut req = self.agent.request(method, &url).set("X-Vault-Request", "true");
         if let Some(token) = &self.token {
             req = req.set("X-Vault-Token", token);
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            req = req.set("X-Vault-Wrap-TTL", ttl);
         }
         let result = match body {
             Some(b) => req.set("Content-Type", content_type).send_string(&b.to_string()),
