@@ -134,15 +134,21 @@ fn the_38_verified_policy_cases() {
     assert_eq!(root.get("kv1/c/new").1["data"], json!({"a": "1"}));
 }
 
-/// Case 23 is the one allowed wrapped read: the ACL lets it through, and (until response wrapping
-/// lands) the server refuses to answer a wrap request in the clear rather than ignore the header.
+/// Case 23 is the one allowed wrapped read: the ACL lets it through and the answer is a wrapping
+/// token, never the secret itself; unwrapping it yields the secret once.
 #[test]
-fn case_23_passes_the_acl_and_is_never_answered_unwrapped() {
+fn case_23_passes_the_acl_and_is_answered_wrapped() {
     let (server, root) = setup();
     let client = token(&server, &root, &["pa"]);
     let r = client.raw_headers("GET", "kv1/wrapped", None, None, &[("X-Vault-Wrap-TTL", "5m")]);
-    assert_ne!(r.status, 403, "{}", r.body);
-    assert!(!r.body.contains("wrapped\""), "secret answered in the clear: {}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["data"], serde_json::Value::Null, "secret answered in the clear: {}", r.body);
+    assert_eq!(body["wrap_info"]["creation_path"], "kv1/wrapped");
+    let wrapping = body["wrap_info"]["token"].as_str().unwrap();
+    let (s, un) = server.http(wrapping).put("sys/wrapping/unwrap", json!({}));
+    assert_eq!(s, 200, "{un}");
+    assert_eq!(un["data"], root.get("kv1/wrapped").1["data"]);
 }
 
 #[test]
