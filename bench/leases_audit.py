@@ -87,16 +87,24 @@ local done = 0
 local thread_id = 0
 local created = 0
 function setup(thread) thread:set("tid", created); created = created + 1 end
+function init(args)
+  hdrs = {{}}
+  for k, v in pairs(wrk.headers) do hdrs[k] = v end
+  hdrs["Content-Type"] = "application/json"
+end
 function request()
   counter = counter + 1
-  return wrk.format("POST", "{path_prefix}" .. tid .. "x" .. counter, {{["Content-Type"]="application/json"}}, '{json.dumps(body)}')
+  return wrk.format("POST", "{path_prefix}" .. tid .. "x" .. counter, hdrs, '{json.dumps(body)}')
 end
 function response(status)
   done = done + 1
   if done >= {per} then wrk.thread:stop() end
 end
 ''')
-    return wrk(port, "/", conns, 600, threads, token=token, script=script)
+    result = wrk(port, "/", conns, 600, threads, token=token, script=script)
+    if result["non2xx"]:
+        raise RuntimeError(f"lease creation failed: {result}")
+    return result
 
 
 def leases(kind, binary, n, work, plugin_wasm, threads, conns):

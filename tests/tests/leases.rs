@@ -251,3 +251,26 @@ fn the_real_bao_cli_looks_up_renews_and_revokes_leases_by_prefix() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(revoked(&c, "other", "k").unwrap()["count"], 1);
 }
+
+#[test]
+fn tokens_with_a_ttl_are_leases_under_their_creation_path() {
+    let server = TestServer::dev();
+    let c = server.root();
+    let t = c.put("auth/token/create", json!({"policies": ["default"], "ttl": "1h"})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    let (s, l) = c.list("sys/leases/lookup/auth/token/create/");
+    assert_eq!(s, 200, "{l}");
+    let keys = l["data"]["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1, "the root token never expires and has no lease: {keys:?}");
+    let id = format!("auth/token/create/{}", keys[0].as_str().unwrap());
+    assert!(keys[0].as_str().unwrap().starts_with('h'));
+    let (s, look) = c.put("sys/leases/lookup", json!({"lease_id": id}));
+    assert_eq!(s, 200, "{look}");
+    assert!(look["data"]["ttl"].as_u64().unwrap() > 3500);
+    let (s, r) = c.put("sys/leases/renew", json!({"lease_id": id, "increment": "2h"}));
+    assert_eq!(s, 200, "{r}");
+    assert!(r["lease_duration"].as_u64().unwrap() > 7000, "{r}");
+    assert_eq!(c.put("sys/leases/revoke-prefix/auth/token/create", json!({})).0, 204);
+    assert_eq!(server.http(&t).get("auth/token/lookup-self").0, 403, "revoking the lease revoked the token");
+    assert_eq!(c.get("auth/token/lookup-self").0, 200, "the root token has no lease and survives");
+    assert_eq!(c.list("sys/leases/lookup/auth/token/create/").0, 404);
+}

@@ -222,8 +222,16 @@ impl Leases {
     async fn save(&self, entry: &LeaseEntry) -> Result<(), Error> {
         self.persist(entry).await?;
         let due = entry.due(self.now());
-        self.index()?.upsert(&entry.id, due, &entry.token);
-        self.wake.notify_one();
+        let earlier = {
+            let mut index = self.index()?;
+            let first = index.timers.first().map(|(t, _)| *t);
+            index.upsert(&entry.id, due, &entry.token);
+            due.is_some_and(|d| first.is_none_or(|f| d < f))
+        };
+        // The timer only needs waking when this lease is now the first due.
+        if earlier {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -333,7 +341,24 @@ fn backoff_ms(attempt: u32) -> i64 {
     1000_i64.saturating_mul(1_i64 << attempt.saturating_sub(1).min(6)).min(60_000)
 }
 
+/// A token's lease id, as Vault shapes it: the path it was created at, then `h` + its storage hash.
+pub(crate) fn token_lease_id(e: &crate::token::TokenEntry) -> String {
+    format!("{}/h{}", e.path.trim_end_matches('/'), e.id_hash)
+}
+
 impl Core {
+    /// The token behind a token lease id (`auth/.../h<hash>`), if it is one and still valid.
+    async fn token_of_lease(&self, id: &str) -> Result<Option<crate::token::TokenEntry>, Error> {
+        if !id.starts_with("auth/") {
+            return Ok(None);
+        }
+        let Some(hash) = id.rsplit('/').next().and_then(|l| l.strip_prefix('h')) else { return Ok(None) };
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        Ok(self.tokens.lookup_hash(hash).await?.filter(|e| e.expire_time > 0 && token_lease_id(e) == id))
+    }
+
     /// The lease `id` as read and shown by the API.
     fn mount_of_lease(&self, id: &str) -> Option<Arc<MountEntry>> {
         let router = self.router.read().ok()?;
@@ -374,7 +399,17 @@ impl Core {
 
     /// `sys/leases/lookup`.
     pub(crate) async fn lease_lookup(&self, id: &str) -> Result<Response, Error> {
-        let entry = self.leases.load(id).await?.ok_or_else(|| Error::invalid("invalid lease"))?;
+        let Some(entry) = self.leases.load(id).await? else {
+            let token = self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("invalid lease"))?;
+            let mut data = Map::new();
+            data.insert("id".into(), json!(id));
+            data.insert("issue_time".into(), json!(crate::util::rfc3339(token.creation_time)));
+            data.insert("expire_time".into(), json!(crate::util::rfc3339(token.expire_time)));
+            data.insert("last_renewal".into(), Value::Null);
+            data.insert("renewable".into(), json!(token.renewable));
+            data.insert("ttl".into(), json!(token.remaining(crate::util::now_unix())));
+            return Ok(Response::with_data(data));
+        };
         let now = self.leases.now();
         let mut data = Map::new();
         data.insert("id".into(), json!(entry.id));
@@ -392,11 +427,14 @@ impl Core {
     }
 
     /// `LIST sys/leases/lookup/<prefix>`: the next path segments of live lease ids under `prefix`.
-    pub(crate) fn lease_list(&self, prefix: &str) -> Result<Response, Error> {
+    pub(crate) async fn lease_list(&self, prefix: &str) -> Result<Response, Error> {
         let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
-        let mut keys: Vec<String> = self
-            .leases
-            .ids_with_prefix(&prefix)?
+        let mut ids = self.leases.ids_with_prefix(&prefix)?;
+        if prefix.is_empty() || prefix.starts_with("auth/") {
+            ids.extend(self.tokens.expiring_under(&prefix).await?.iter().map(token_lease_id));
+            ids.sort();
+        }
+        let mut keys: Vec<String> = ids
             .iter()
             .map(|id| {
                 let rest = &id[prefix.len()..];
@@ -415,7 +453,18 @@ impl Core {
 
     /// `sys/leases/renew`: ask the backend, then cap at the lease's max TTL (with Vault's warning).
     pub(crate) async fn lease_renew(&self, id: &str, increment: Option<u64>) -> Result<Response, Error> {
-        let mut entry = self.leases.load(id).await?.ok_or_else(|| Error::invalid("lease not found"))?;
+        let Some(mut entry) = self.leases.load(id).await? else {
+            let token = self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("lease not found"))?;
+            if !token.renewable {
+                return Err(Error::invalid("lease is not renewable"));
+            }
+            let renewed = self.tokens.renew(&token, increment.unwrap_or(0)).await?;
+            let mut response = Response::default();
+            response.lease_id = id.to_string();
+            response.lease_duration = renewed.remaining(crate::util::now_unix());
+            response.renewable = renewed.renewable;
+            return Ok(response);
+        };
         if !entry.secret.renewable {
             return Err(Error::invalid("lease is not renewable"));
         }
@@ -469,6 +518,10 @@ impl Core {
     async fn revoke_claimed(&self, id: &str, force: bool) -> Result<(), Error> {
         let Some(mut entry) = self.leases.load(id).await? else {
             self.leases.index()?.remove(id);
+            if let Some(token) = self.token_of_lease(id).await? {
+                // Boxed: revoking a token revokes its leases, which lands here again.
+                Box::pin(self.revoke_token_tree(&token.id_hash)).await?;
+            }
             return Ok(());
         };
         let outcome = match self.mount_of_lease(id) {
@@ -510,7 +563,10 @@ impl Core {
         // As Vault: a prefix is a path, so `p1` never reaches `p1x/`.
         let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
         let prefix = prefix.as_str();
-        let ids = self.leases.ids_with_prefix(prefix)?;
+        let mut ids = self.leases.ids_with_prefix(prefix)?;
+        if prefix.is_empty() || prefix.starts_with("auth/") {
+            ids.extend(self.tokens.expiring_under(prefix).await?.iter().map(token_lease_id));
+        }
         let mut failed = 0usize;
         for id in &ids {
             if self.lease_revoke(id, force).await.is_err() {
@@ -614,13 +670,13 @@ impl Core {
         };
         let r = if let Some(prefix) = path.strip_prefix("leases/lookup/") {
             match op {
-                List => self.lease_list(prefix).map(Some),
+                List => self.lease_list(prefix).await.map(Some),
                 _ if write && prefix.is_empty() => self.lookup_op(data).await,
                 _ => Err(Error::UnsupportedOperation),
             }
         } else if path == "leases/lookup" || path == "leases/lookup/" {
             match op {
-                List => self.lease_list("").map(Some),
+                List => self.lease_list("").await.map(Some),
                 _ if write => self.lookup_op(data).await,
                 _ => Err(Error::UnsupportedOperation),
             }

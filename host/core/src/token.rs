@@ -473,6 +473,22 @@ impl TokenStore {
         Ok(out)
     }
 
+    /// Valid tokens that expire and whose lease id lies under `prefix` (token leases).
+    pub(crate) async fn expiring_under(&self, prefix: &str) -> Result<Vec<TokenEntry>, Error> {
+        let now = now_unix();
+        let mut out = Vec::new();
+        for key in self.view.list(ID_PREFIX).await? {
+            if let Some(e) = self.get_by_hash(&key).await?
+                && e.expire_time > 0
+                && !e.invalid_at(now)
+                && crate::expiration::token_lease_id(&e).starts_with(prefix)
+            {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
     /// Hashes of the tokens minted by logins through the auth mount with `accessor`.
     pub(crate) async fn issued_by_mount(&self, accessor: &str) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
