@@ -373,12 +373,11 @@ impl Core {
         let mut result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
         if let Ok(response) = &mut result
             && let Some(secret) = response.secret.take()
+            && let Err(e) = self.register_lease(&mount, &full_path, &entry.id_hash, secret, response).await
         {
-            if let Err(e) = self.register_lease(&mount, &full_path, &entry.id_hash, secret, response).await {
-                // The backend created something it can no longer be told to revoke: say so loudly.
-                tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
-                result = Err(e);
-            }
+            // The backend created something it can no longer be told to revoke: say so loudly.
+            tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
+            result = Err(e);
         }
         if let (Some(ttl), Ok(response)) = (wrap_ttl, &mut result)
             && !response.is_empty()

@@ -459,11 +459,12 @@ impl Core {
                 return Err(Error::invalid("lease is not renewable"));
             }
             let renewed = self.tokens.renew(&token, increment.unwrap_or(0)).await?;
-            let mut response = Response::default();
-            response.lease_id = id.to_string();
-            response.lease_duration = renewed.remaining(crate::util::now_unix());
-            response.renewable = renewed.renewable;
-            return Ok(response);
+            return Ok(Response {
+                lease_id: id.to_string(),
+                lease_duration: renewed.remaining(crate::util::now_unix()),
+                renewable: renewed.renewable,
+                ..Response::default()
+            });
         };
         if !entry.secret.renewable {
             return Err(Error::invalid("lease is not renewable"));
