@@ -320,6 +320,25 @@ pub(crate) fn sensitive_fields(mount: &MountEntry, relative: &str) -> Vec<String
     }
 }
 
+/// Write one line; a failure is logged (never with the line) and reported as `false`.
+async fn write_line(device: &Device, line: &Value, what: &str) -> bool {
+    match device.write(line).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(device = %device.config.path, error = %e, "audit device failed to log the {what}");
+            false
+        }
+    }
+}
+
+/// Fail closed: devices exist and none of them wrote the line.
+fn all_failed(ok: usize, devices: usize, what: &str) -> Result<(), Error> {
+    if ok == 0 && devices > 0 {
+        return Err(Error::Internal(format!("no audit device could record the {what}")));
+    }
+    Ok(())
+}
+
 impl Core {
     /// Start the audit context of a request (only when devices are enabled).
     pub(crate) fn audit_ctx(&self, request: &tresor_logical::Request) -> Option<AuditCtx> {
@@ -398,15 +417,9 @@ impl Core {
             if let Some(e) = error {
                 line["error"] = json!(e.to_string());
             }
-            match device.write(&line).await {
-                Ok(()) => ok += 1,
-                Err(e) => tracing::error!(device = %device.config.path, error = %e, "audit device failed to log the request"),
-            }
+            ok += usize::from(write_line(device, &line, "request").await);
         }
-        if ok == 0 && !devices.is_empty() {
-            return Err(Error::Internal("no audit device could record the request".into()));
-        }
-        Ok(())
+        all_failed(ok, devices.len(), "request")
     }
 
     /// Write the response line on every device; `Err` when devices exist and none succeeded.
@@ -480,15 +493,9 @@ impl Core {
                 }
             }
             line["response"] = Value::Object(response);
-            match device.write(&line).await {
-                Ok(()) => ok += 1,
-                Err(e) => tracing::error!(device = %device.config.path, error = %e, "audit device failed to log the response"),
-            }
+            ok += usize::from(write_line(device, &line, "response").await);
         }
-        if ok == 0 && !devices.is_empty() {
-            return Err(Error::Internal("no audit device could record the response".into()));
-        }
-        Ok(())
+        all_failed(ok, devices.len(), "response")
     }
 
     async fn audit_salt(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, Error> {

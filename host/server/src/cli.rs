@@ -183,21 +183,26 @@ pub(super) fn path_arg(f: &Flags, usage: &str) -> Result<String> {
     }
 }
 
+/// `-field=NAME`: print the value alone, or say it is missing (exit 1), as the Vault CLI.
+fn print_field(field: &str, value: Option<&Value>) -> ExitCode {
+    match value {
+        Some(v) => {
+            println!("{}", cell(v));
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("Field \"{field}\" not present in secret");
+            ExitCode::from(1)
+        }
+    }
+}
+
 pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitCode> {
     if let Some(info) = resp["wrap_info"].as_object() {
         if let Some(field) = field {
             let key = field.trim_start_matches("wrapping_");
             let key = if key == "token_ttl" { "ttl" } else { key };
-            return match info.get(key) {
-                Some(v) => {
-                    println!("{}", cell(v));
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!("Field \"{field}\" not present in secret");
-                    Ok(ExitCode::from(1))
-                }
-            };
+            return Ok(print_field(field, info.get(key)));
         }
         match format {
             Format::Json => print!("{}", output::json(resp)),
@@ -206,17 +211,7 @@ pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) ->
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(field) = field {
-        let v = resp["data"].get(field).or_else(|| resp.get(field));
-        return match v {
-            Some(v) => {
-                println!("{}", cell(v));
-                Ok(ExitCode::SUCCESS)
-            }
-            None => {
-                eprintln!("Field \"{field}\" not present in secret");
-                Ok(ExitCode::from(1))
-            }
-        };
+        return Ok(print_field(field, resp["data"].get(field).or_else(|| resp.get(field))));
     }
     match format {
         Format::Json => print!("{}", output::json(resp)),
