@@ -301,13 +301,21 @@ pub(crate) struct AuditCtx {
     /// Field names the matched plugin path declares sensitive.
     pub(crate) sensitive: Vec<String>,
     pub(crate) allowed: bool,
-    /// The rendered `request` object per device (reused in the response line).
+    /// The devices enabled when the request arrived: both lines go to exactly these.
+    devices: Arc<Vec<Arc<Device>>>,
+    /// The rendered `auth` and `request` objects per device (reused in the response line).
     rendered: Vec<(Value, Value)>,
     pub(crate) request_logged: bool,
 }
 
-fn mount_class(mount: &MountEntry) -> &'static str {
-    if mount.is_auth() { "auth" } else { "secret" }
+/// The mount fields both audit lines carry.
+fn mount_fields(m: &MountEntry) -> Map {
+    let mut fields = Map::new();
+    fields.insert("mount_point".into(), json!(m.path));
+    fields.insert("mount_type".into(), json!(m.kind));
+    fields.insert("mount_accessor".into(), json!(m.accessor));
+    fields.insert("mount_class".into(), json!(if m.is_auth() { "auth" } else { "secret" }));
+    fields
 }
 
 /// Sensitive field names declared by the plugin path `relative` of `mount`.
@@ -342,10 +350,12 @@ fn all_failed(ok: usize, devices: usize, what: &str) -> Result<(), Error> {
 impl Core {
     /// Start the audit context of a request (only when devices are enabled).
     pub(crate) fn audit_ctx(&self, request: &tresor_logical::Request) -> Option<AuditCtx> {
-        if self.audit.devices().is_empty() {
+        let devices = self.audit.devices();
+        if devices.is_empty() {
             return None;
         }
         Some(AuditCtx {
+            devices,
             id: request.id.clone(),
             operation: Some(request.operation),
             path: request.path.clone(),
@@ -392,12 +402,12 @@ impl Core {
             r["client_token"] = json!(device.token(ctx.token.as_deref().map_or("", String::as_str)));
             r["client_token_accessor"] = json!(device.accessor(&e.accessor));
         }
-        if let Some(m) = &ctx.mount {
-            r["mount_point"] = json!(m.path);
-            r["mount_type"] = json!(m.kind);
-            r["mount_accessor"] = json!(m.accessor);
-            r["mount_running_version"] = json!(if m.running_version.is_empty() { format!("v{}+builtin.tresor", crate::VERSION) } else { m.running_version.clone() });
-            r["mount_class"] = json!(mount_class(m));
+        if let (Some(m), Value::Object(obj)) = (&ctx.mount, &mut r) {
+            obj.extend(mount_fields(m));
+            obj.insert(
+                "mount_running_version".into(),
+                json!(if m.running_version.is_empty() { format!("v{}+builtin.tresor", crate::VERSION) } else { m.running_version.clone() }),
+            );
         }
         if let Some(t) = ctx.wrap_ttl {
             r["wrap_ttl"] = json!(t);
@@ -407,7 +417,7 @@ impl Core {
 
     /// Write the request line on every device; `Err` when devices exist and none succeeded.
     pub(crate) async fn audit_log_request(&self, ctx: &mut AuditCtx, error: Option<&Error>) -> Result<(), Error> {
-        let devices = self.audit.devices();
+        let devices = ctx.devices.clone();
         ctx.rendered = devices.iter().map(|d| (self.audit_auth(d, ctx), self.audit_request_object(d, ctx))).collect();
         ctx.request_logged = true;
         let time = rfc3339_nanos(now_unix_nanos());
@@ -424,22 +434,12 @@ impl Core {
 
     /// Write the response line on every device; `Err` when devices exist and none succeeded.
     pub(crate) async fn audit_log_response(&self, ctx: &AuditCtx, result: &Result<Response, Error>) -> Result<(), Error> {
-        let devices = self.audit.devices();
         let time = rfc3339_nanos(now_unix_nanos());
         let mut ok = 0usize;
-        for (i, device) in devices.iter().enumerate() {
-            let (auth, req) = match ctx.rendered.get(i) {
-                Some((a, r)) => (a.clone(), r.clone()),
-                None => (self.audit_auth(device, ctx), self.audit_request_object(device, ctx)),
-            };
+        // The request line (always written first) rendered one (auth, request) pair per device.
+        for (device, (auth, req)) in ctx.devices.iter().zip(&ctx.rendered) {
             let mut line = json!({"time": time, "type": "response", "auth": auth, "request": req});
-            let mut response = Map::new();
-            if let Some(m) = &ctx.mount {
-                response.insert("mount_point".into(), json!(m.path));
-                response.insert("mount_type".into(), json!(m.kind));
-                response.insert("mount_accessor".into(), json!(m.accessor));
-                response.insert("mount_class".into(), json!(mount_class(m)));
-            }
+            let mut response = ctx.mount.as_deref().map(mount_fields).unwrap_or_default();
             match result {
                 Ok(r) => {
                     if let Some(d) = &r.data {
@@ -495,7 +495,7 @@ impl Core {
             line["response"] = Value::Object(response);
             ok += usize::from(write_line(device, &line, "response").await);
         }
-        all_failed(ok, devices.len(), "response")
+        all_failed(ok, ctx.devices.len(), "response")
     }
 
     async fn audit_salt(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
