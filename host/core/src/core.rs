@@ -16,6 +16,9 @@ use crate::token::{LoginSource, NewToken, TokenStore};
 use crate::token_api::{auth_block, Caller};
 use tresor_logical::{Login, Operation};
 
+/// Barrier prefix of the per-token cubbyholes.
+const CUBBYHOLE_PREFIX: &str = "sys/cubbyhole/";
+
 /// Static configuration of the core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -162,7 +165,7 @@ impl Core {
             max_lease_ttl: 0,
             running_sha256: String::new(),
             running_version: String::new(),
-            handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, "sys/cubbyhole/")))),
+            handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, CUBBYHOLE_PREFIX)))),
         });
         router.mount(MountEntry {
             path: "auth/token/".into(),
@@ -476,11 +479,16 @@ impl Core {
         Ok(auth_block(&entry, &token))
     }
 
+    /// The cubbyhole of the token stored as `id_hash` (what the cubbyhole backend sees under
+    /// `<id_hash>/`, and where wrapped responses live).
+    pub(crate) fn cubbyhole_of(&self, id_hash: &str) -> BarrierView {
+        BarrierView::new(self.barrier.clone() as Arc<dyn tresor_logical::Storage>, format!("{CUBBYHOLE_PREFIX}{id_hash}/"))
+    }
+
     /// Destroy the cubbyholes of revoked tokens.
     pub(crate) async fn cubbyhole_destroy(&self, id_hashes: &[String]) -> Result<(), Error> {
-        let storage: Arc<dyn tresor_logical::Storage> = self.barrier.clone();
         for hash in id_hashes {
-            BarrierView::new(storage.clone(), format!("sys/cubbyhole/{hash}/")).clear().await?;
+            self.cubbyhole_of(hash).clear().await?;
         }
         Ok(())
     }

@@ -659,92 +659,81 @@ impl Core {
     /// The `sys/leases/*` family (and the legacy `sys/renew`, `sys/revoke*`). `path` is relative to
     /// `sys/`, untrimmed. `None`: not a lease path.
     pub(crate) async fn handle_lease_path(&self, path: &str, op: tresor_logical::Operation, data: &Map) -> Option<Result<Option<Response>, Error>> {
+        let action = if let Some(prefix) = strip_any(path, &["leases/lookup"]) {
+            LeaseAction::Lookup(prefix)
+        } else if let Some(id) = strip_any(path, &["leases/renew", "renew"]) {
+            LeaseAction::Renew(id)
+        } else if let Some(prefix) = strip_any(path, &["leases/revoke-prefix", "revoke-prefix"]) {
+            LeaseAction::RevokePrefix(prefix, false)
+        } else if let Some(prefix) = strip_any(path, &["leases/revoke-force", "revoke-force"]) {
+            LeaseAction::RevokePrefix(prefix, true)
+        } else if let Some(id) = strip_any(path, &["leases/revoke", "revoke"]) {
+            LeaseAction::Revoke(id)
+        } else if path == "leases/tidy" {
+            LeaseAction::Tidy
+        } else {
+            return None;
+        };
+        Some(self.lease_action(action, op, data).await)
+    }
+
+    async fn lease_action(&self, action: LeaseAction<'_>, op: tresor_logical::Operation, data: &Map) -> Result<Option<Response>, Error> {
         use tresor_logical::Operation::{Create, List, Update};
-        let write = matches!(op, Update | Create);
+        if let LeaseAction::Lookup(prefix) = action
+            && op == List
+        {
+            return self.lease_list(prefix).await.map(Some);
+        }
+        if !matches!(op, Update | Create) {
+            return Err(Error::UnsupportedOperation);
+        }
+        // The lease id from the path, else from the body.
         let lease_id = |suffix: &str| -> Result<String, Error> {
-            let from_body = field::str(data, "lease_id")?.unwrap_or("");
-            let id = if suffix.is_empty() { from_body } else { suffix };
+            let id = if suffix.is_empty() { field::str(data, "lease_id")?.unwrap_or("") } else { suffix };
             if id.is_empty() {
                 return Err(Error::invalid("lease_id must be specified"));
             }
             Ok(id.to_string())
         };
-        let r = if let Some(prefix) = path.strip_prefix("leases/lookup/") {
-            match op {
-                List => self.lease_list(prefix).await.map(Some),
-                _ if write && prefix.is_empty() => self.lookup_op(data).await,
-                _ => Err(Error::UnsupportedOperation),
+        match action {
+            LeaseAction::Lookup("") => self.lease_lookup(&lease_id("")?).await.map(Some),
+            LeaseAction::Lookup(_) => Err(Error::UnsupportedOperation),
+            LeaseAction::Renew(id) => {
+                let id = lease_id(id)?;
+                let increment = field::duration(data, "increment")?;
+                self.lease_renew(&id, increment).await.map(Some)
             }
-        } else if path == "leases/lookup" || path == "leases/lookup/" {
-            match op {
-                List => self.lease_list("").await.map(Some),
-                _ if write => self.lookup_op(data).await,
-                _ => Err(Error::UnsupportedOperation),
-            }
-        } else if let Some(rest) = strip_any(path, &["leases/renew", "renew"]) {
-            if !write {
-                return Some(Err(Error::UnsupportedOperation));
-            }
-            match (lease_id(rest), field::duration(data, "increment")) {
-                (Ok(id), Ok(inc)) => self.lease_renew(&id, inc).await.map(Some),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        } else if let Some(rest) = strip_any(path, &["leases/revoke-prefix", "revoke-prefix"]) {
-            if !write {
-                return Some(Err(Error::UnsupportedOperation));
-            }
-            self.lease_revoke_prefix(rest, false).await.map(|_| None)
-        } else if let Some(rest) = strip_any(path, &["leases/revoke-force", "revoke-force"]) {
-            if !write {
-                return Some(Err(Error::UnsupportedOperation));
-            }
-            self.lease_revoke_prefix(rest, true).await.map(|_| None)
-        } else if let Some(rest) = strip_any(path, &["leases/revoke", "revoke"]) {
-            if !write {
-                return Some(Err(Error::UnsupportedOperation));
-            }
-            match lease_id(rest) {
-                Ok(id) => {
-                    let sync = field::bool(data, "sync").ok().flatten().unwrap_or(true);
-                    if sync {
-                        self.lease_revoke(&id, false).await.map(|()| None)
-                    } else {
-                        // Asynchronous: queue it on the timer (failures are retried as for expiry).
-                        let now = self.leases.now();
-                        if let Ok(mut index) = self.leases.index() {
-                            index.reschedule(&id, Some(now));
-                        }
-                        self.leases.wake.notify_one();
-                        Ok(None)
-                    }
+            LeaseAction::RevokePrefix(prefix, force) => self.lease_revoke_prefix(prefix, force).await.map(|_| None),
+            LeaseAction::Revoke(id) => {
+                let id = lease_id(id)?;
+                if field::bool(data, "sync").ok().flatten().unwrap_or(true) {
+                    return self.lease_revoke(&id, false).await.map(|()| None);
                 }
-                Err(e) => Err(e),
-            }
-        } else if path == "leases/tidy" {
-            if !write {
-                return Some(Err(Error::UnsupportedOperation));
-            }
-            match self.lease_tidy().await {
-                Ok(()) => {
-                    let mut r = Response::default().warn("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs.");
-                    r.status = Some(202);
-                    Ok(Some(r))
+                // Asynchronous: queue it on the timer (failures are retried as for expiry).
+                let now = self.leases.now();
+                if let Ok(mut index) = self.leases.index() {
+                    index.reschedule(&id, Some(now));
                 }
-                Err(e) => Err(e),
+                self.leases.wake.notify_one();
+                Ok(None)
             }
-        } else {
-            return None;
-        };
-        Some(r)
-    }
-
-    async fn lookup_op(&self, data: &Map) -> Result<Option<Response>, Error> {
-        let id = field::str(data, "lease_id")?.unwrap_or("");
-        if id.is_empty() {
-            return Err(Error::invalid("lease_id must be specified"));
+            LeaseAction::Tidy => {
+                self.lease_tidy().await?;
+                let mut r = Response::default().warn("Tidy operation successfully started. Any information from the operation will be printed to OpenBao's server logs.");
+                r.status = Some(202);
+                Ok(Some(r))
+            }
         }
-        self.lease_lookup(id).await.map(Some)
     }
+}
+
+/// What a `sys/leases/*` path asks for, with the id or prefix from the path ("" when absent).
+enum LeaseAction<'a> {
+    Lookup(&'a str),
+    Renew(&'a str),
+    RevokePrefix(&'a str, bool),
+    Revoke(&'a str),
+    Tidy,
 }
 
 /// `base` or `base/<rest>` → `rest` ("" for `base`).

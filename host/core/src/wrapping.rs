@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tresor_barrier::BarrierView;
 use tresor_logical::{Error, Map, Response, Storage, WrapInfo};
 
 use crate::core::Core;
@@ -43,11 +42,12 @@ struct Wrapped {
     creation_ttl: u64,
 }
 
-impl Core {
-    fn cubbyhole_of(&self, id_hash: &str) -> BarrierView {
-        BarrierView::new(self.barrier.clone() as std::sync::Arc<dyn Storage>, format!("sys/cubbyhole/{id_hash}/"))
-    }
+/// A token minted by [`Core::wrap_response`]: exactly the `response-wrapping` policy.
+fn is_wrapping_token(entry: &TokenEntry) -> bool {
+    entry.policies.len() == 1 && entry.policies[0] == WRAPPING_POLICY_NAME
+}
 
+impl Core {
     /// Replace `response` by a wrapping token valid for `ttl` seconds.
     pub(crate) async fn wrap_response(&self, response: Response, ttl: u64, creation_path: &str) -> Result<Response, Error> {
         let creation_time = rfc3339_nanos(now_unix_nanos());
@@ -89,7 +89,7 @@ impl Core {
     }
 
     async fn read_wrapped(&self, entry: &TokenEntry) -> Result<Wrapped, Error> {
-        if entry.policies.len() != 1 || entry.policies[0] != WRAPPING_POLICY_NAME {
+        if !is_wrapping_token(entry) {
             return Err(Error::invalid(INVALID));
         }
         let raw = self.cubbyhole_of(&entry.id_hash).get(RESPONSE_KEY).await?.ok_or_else(|| Error::invalid(INVALID))?;
@@ -99,7 +99,8 @@ impl Core {
     /// Use up the wrapping token named in a request body and return what it wrapped.
     async fn consume(&self, token: &str) -> Result<Wrapped, Error> {
         let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid(INVALID))?;
-        if entry.policies.len() != 1 || entry.policies[0] != WRAPPING_POLICY_NAME {
+        // Checked before using the token up: a normal token named here is left alone.
+        if !is_wrapping_token(&entry) {
             return Err(Error::invalid(INVALID));
         }
         let (usable, _last) = self.tokens.use_token(&entry).await?;
