@@ -45,6 +45,20 @@ pub fn bao_bin() -> PathBuf {
     on_path.unwrap_or_else(|| panic!("the OpenBao `bao` CLI is required: run scripts/test-deps.sh"))
 }
 
+/// Run `tests/python/<script>` (hvac) with the project venv's Python against `server` as root;
+/// assert it exits 0 and prints `expect`.
+pub fn hvac(server: &TestServer, script: &str, expect: &str) {
+    let python = workspace_root().join("target/test-venv/bin/python");
+    let out = Command::new(&python)
+        .arg(workspace_root().join("tests/python").join(script))
+        .arg(&server.addr)
+        .arg(&server.root_token)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(expect));
+}
+
 /// Run the real `bao` CLI against `server` with `token` (empty: none), isolated from the caller's
 /// environment (`HOME` is the server's private directory, `VAULT_*` unset).
 pub fn bao(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {

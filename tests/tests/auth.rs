@@ -2,10 +2,10 @@
 //! AppRole, `sys/auth` shapes, and the host's guarantees checked with a probe plugin (no token ever
 //! reaches a plugin; the caller's address only on login paths; a login from a non-login path refused).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{TestServer, bao, workspace_root};
+use tresor_tests::{TestServer, bao};
 
 fn ok(out: &Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -65,15 +65,7 @@ fn bao_cli_policy_userpass_login_allowed_and_denied() {
 #[test]
 fn hvac_approle_userpass_and_tokens() {
     let server = TestServer::dev();
-    let python = workspace_root().join("target/test-venv/bin/python");
-    let out = Command::new(&python)
-        .arg(workspace_root().join("tests/python/hvac_auth.py"))
-        .arg(&server.addr)
-        .arg(&server.root_token)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hvac auth ok"));
+    tresor_tests::hvac(&server, "hvac_auth.py", "hvac auth ok");
 }
 
 #[test]

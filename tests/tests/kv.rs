@@ -1,10 +1,10 @@
 //! The KV plugin (a real wasm component) through the real binary: Vault's HTTP shapes, the real
 //! `bao kv` CLI, and hvac's KV v1/v2 clients.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{TestServer, bao, workspace_root};
+use tresor_tests::{TestServer, bao};
 
 fn ok_json(out: Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -157,15 +157,7 @@ fn mounts_and_their_data_survive_restart_and_unseal() {
 #[test]
 fn hvac_kv_v1_and_v2_clients_work() {
     let server = TestServer::dev();
-    let python = workspace_root().join("target/test-venv/bin/python");
-    let out = Command::new(&python)
-        .arg(workspace_root().join("tests/python/hvac_kv.py"))
-        .arg(&server.addr)
-        .arg(&server.root_token)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hvac ok"));
+    tresor_tests::hvac(&server, "hvac_kv.py", "hvac ok");
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! Response wrapping over raw HTTP, the real `bao` CLI and hvac: wrap, lookup, unwrap once, rewrap,
 //! wrapping TTL bounds from policy.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
-use tresor_tests::{bao, workspace_root, TestServer};
+use tresor_tests::{bao, TestServer};
 
 #[test]
 fn wrap_lookup_unwrap_once_and_rewrap_over_http() {
@@ -100,13 +98,5 @@ fn the_real_bao_cli_wraps_and_unwraps_once() {
 #[test]
 fn hvac_wraps_and_unwraps() {
     let server = TestServer::dev();
-    let python = workspace_root().join("target/test-venv/bin/python");
-    let out = Command::new(&python)
-        .arg(workspace_root().join("tests/python/hvac_wrap.py"))
-        .arg(&server.addr)
-        .arg(&server.root_token)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hvac wrap ok"));
+    tresor_tests::hvac(&server, "hvac_wrap.py", "hvac wrap ok");
 }
