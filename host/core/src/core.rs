@@ -314,10 +314,7 @@ impl Core {
             if let Some(login) = response.login.take() {
                 response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
             }
-            return match wrap_ttl {
-                Some(ttl) if !response.is_empty() => self.wrap_response(response, ttl, &full_path).await,
-                _ => Ok(response),
-            };
+            return self.wrap_if_asked(response, wrap_ttl, &full_path).await;
         }
 
         // The wrapping token is its own credential for a lookup, which must not use it up.
@@ -382,15 +379,23 @@ impl Core {
             tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
             result = Err(e);
         }
-        if let (Some(ttl), Ok(response)) = (wrap_ttl, &mut result)
-            && !response.is_empty()
-        {
-            result = self.wrap_response(std::mem::take(response), ttl, &full_path).await;
-        }
+        let result = match result {
+            Ok(response) => self.wrap_if_asked(response, wrap_ttl, &full_path).await,
+            Err(e) => Err(e),
+        };
         if last_use {
             self.revoke_token_tree(&entry.id_hash).await?;
         }
         result
+    }
+
+    /// Answer with a wrapping token instead of `response` when the request asked for one (an empty
+    /// response has nothing to wrap and stays a 204).
+    async fn wrap_if_asked(&self, response: Response, wrap_ttl: Option<u64>, path: &str) -> Result<Response, Error> {
+        match wrap_ttl {
+            Some(ttl) if !response.is_empty() => self.wrap_response(response, ttl, path).await,
+            _ => Ok(response),
+        }
     }
 
     /// The wrapping TTL a request asked for (0 = none), capped at the system maximum.

@@ -318,6 +318,11 @@ fn short_duration(secs: u64) -> String {
     }
 }
 
+/// Seconds as milliseconds, saturating (a TTL never overflows a due time).
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).map_or(i64::MAX, |s| s.saturating_mul(1000))
+}
+
 fn ms_to_nanos(ms: i64) -> i128 {
     i128::from(ms) * 1_000_000
 }
@@ -376,15 +381,14 @@ impl Core {
         let ttl = if secret.ttl > 0 { secret.ttl.min(max) } else { default.min(max) };
         let now = self.leases.now();
         let id = format!("{}/{}", request_path.trim_end_matches('/'), random_base62(24));
-        let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / 2000).saturating_mul(1000);
         let entry = LeaseEntry {
             id: id.clone(),
             path: request_path.to_string(),
             secret: LeaseSecret { ttl, max_ttl: max, ..secret },
             token: token_hash.to_string(),
             issue_ms: now,
-            expire_ms: now.saturating_add(secs(ttl)),
-            max_expire_ms: now.saturating_add(secs(max)),
+            expire_ms: now.saturating_add(secs_to_ms(ttl)),
+            max_expire_ms: now.saturating_add(secs_to_ms(max)),
             last_renewal_ms: None,
             revoke_attempts: 0,
             revoke_error: String::new(),
@@ -495,7 +499,7 @@ impl Core {
         }
         entry.secret.ttl = ttl;
         entry.secret.renewable = granted.renewable || entry.secret.renewable;
-        entry.expire_ms = now.saturating_add(i64::try_from(ttl).unwrap_or(0).saturating_mul(1000));
+        entry.expire_ms = now.saturating_add(secs_to_ms(ttl));
         entry.last_renewal_ms = Some(now);
         self.leases.save(&entry).await?;
         response.lease_id = entry.id;
