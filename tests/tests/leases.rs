@@ -247,8 +247,10 @@ fn the_real_bao_cli_looks_up_renews_and_revokes_leases_by_prefix() {
     }
     assert!(revoked(&c, "other", "k").is_none());
     assert_eq!(c.put("sys/leases/lookup", json!({"lease_id": keep})).0, 200);
+    // `bao lease revoke` sends `sync: false`: the revocation is queued, so wait for it.
     let out = tresor_tests::bao(&server, &root, &["lease", "revoke", &keep]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the queued revocation", Duration::from_secs(10), || revoked(&c, "other", "k").is_some());
     assert_eq!(revoked(&c, "other", "k").unwrap()["count"], 1);
 }
 
@@ -269,6 +271,11 @@ fn tokens_with_a_ttl_are_leases_under_their_creation_path() {
     let (s, r) = c.put("sys/leases/renew", json!({"lease_id": id, "increment": "2h"}));
     assert_eq!(s, 200, "{r}");
     assert!(r["lease_duration"].as_u64().unwrap() > 7000, "{r}");
+    // An asynchronous revoke of a token lease is not lost (token leases are not on the timer).
+    let t2 = c.put("auth/token/create", json!({"policies": ["default"], "ttl": "1h"})).1["auth"]["accessor"].as_str().unwrap().to_string();
+    let t2_hash = c.list("sys/leases/lookup/auth/token/create/").1["data"]["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).find(|k| *k != keys[0].as_str().unwrap()).unwrap();
+    assert_eq!(c.put("sys/leases/revoke", json!({"lease_id": format!("auth/token/create/{t2_hash}"), "sync": false})).0, 204);
+    assert_eq!(c.put("auth/token/lookup-accessor", json!({"accessor": t2})).0, 400, "revoked at once");
     assert_eq!(c.put("sys/leases/revoke-prefix/auth/token/create", json!({})).0, 204);
     assert_eq!(server.http(&t).get("auth/token/lookup-self").0, 403, "revoking the lease revoked the token");
     assert_eq!(c.get("auth/token/lookup-self").0, 200, "the root token has no lease and survives");

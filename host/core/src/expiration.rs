@@ -168,8 +168,9 @@ impl Index {
         }
     }
 
-    fn reschedule(&mut self, id: &str, due: Option<i64>) {
-        let Some((key, slot)) = self.by_id.get_key_value(id) else { return };
+    /// Move a lease's timer; `false` if the index does not hold the lease.
+    fn reschedule(&mut self, id: &str, due: Option<i64>) -> bool {
+        let Some((key, slot)) = self.by_id.get_key_value(id) else { return false };
         let key = key.clone();
         if let Some(d) = slot.due {
             self.timers.remove(&(d, key.clone()));
@@ -180,6 +181,7 @@ impl Index {
         if let Some(slot) = self.by_id.get_mut(id) {
             slot.due = due;
         }
+        true
     }
 }
 
@@ -555,7 +557,7 @@ impl Core {
                 }
                 self.leases.persist(&entry).await?;
                 let due = (!entry.irrevocable).then(|| now.saturating_add(backoff_ms(entry.revoke_attempts)));
-                self.leases.index()?.reschedule(id, due);
+                let _ = self.leases.index()?.reschedule(id, due);
                 self.leases.wake.notify_one();
                 Err(Error::invalid(format!("failed to revoke lease {id}: {}", entry.revoke_error)))
             }
@@ -710,13 +712,12 @@ impl Core {
             LeaseAction::RevokePrefix(prefix, force) => self.lease_revoke_prefix(prefix, force).await.map(|_| None),
             LeaseAction::Revoke(id) => {
                 let id = lease_id(id)?;
-                if field::bool(data, "sync").ok().flatten().unwrap_or(true) {
+                // `sync: false` (the `bao lease revoke` default) queues an indexed lease on the timer
+                // (failures are retried as for expiry); anything else (token leases, unknown ids) is
+                // revoked here and now.
+                let queued = !field::bool(data, "sync").ok().flatten().unwrap_or(true) && self.leases.index()?.reschedule(&id, Some(self.leases.now()));
+                if !queued {
                     return self.lease_revoke(&id, false).await.map(|()| None);
-                }
-                // Asynchronous: queue it on the timer (failures are retried as for expiry).
-                let now = self.leases.now();
-                if let Ok(mut index) = self.leases.index() {
-                    index.reschedule(&id, Some(now));
                 }
                 self.leases.wake.notify_one();
                 Ok(None)
