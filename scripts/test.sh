@@ -10,3 +10,8 @@ bash scripts/test-deps.sh
 # The system tests start the real binary: build it first, in the same (test) profile.
 cargo build --locked -p tresor
 cargo test --locked --workspace "$@"
+# The built-in plugins' own unit tests (known-answer vectors, handlers on the SDK's mock host) run
+# natively in their workspace; skipped when arguments select something else.
+if [ "$#" -eq 0 ]; then
+    cargo test --locked --manifest-path plugins/Cargo.toml --target-dir plugins/target
+fi

@@ -36,6 +36,8 @@ pub struct CoreConfig {
     pub clock: Arc<dyn crate::expiration::Clock>,
     /// Audit devices declared in the server configuration (enabled at every unseal).
     pub audit_devices: Vec<crate::audit::AuditDeviceConfig>,
+    /// How often plugins' periodic functions run (Vault: once a minute). Zero: never.
+    pub periodic_interval: std::time::Duration,
 }
 
 impl Default for CoreConfig {
@@ -48,6 +50,7 @@ impl Default for CoreConfig {
             backend_factory: None,
             clock: Arc::new(crate::expiration::SystemClock),
             audit_devices: Vec::new(),
+            periodic_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -202,6 +205,7 @@ impl Core {
         core.load_seal_config().await?;
         spawn_token_sweeper(Arc::downgrade(&core));
         crate::expiration::spawn_lease_timer(Arc::downgrade(&core));
+        spawn_periodic(Arc::downgrade(&core));
         Ok(core)
     }
 
@@ -541,6 +545,30 @@ fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
             let Some(core) = core.upgrade() else { return };
             if let Err(e) = core.sweep_expired_tokens().await {
                 tracing::warn!(error = %e, "token expiry sweep failed");
+            }
+        }
+    });
+}
+
+/// Run every plugin mount's periodic function each `periodic_interval` while unsealed, one mount
+/// after another (a failure is logged and does not stop the others).
+fn spawn_periodic(core: std::sync::Weak<Core>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    let Some(interval) = core.upgrade().map(|c| c.config.periodic_interval).filter(|i| !i.is_zero()) else { return };
+    handle.spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(core) = core.upgrade() else { return };
+            if core.is_sealed() {
+                continue;
+            }
+            let backends = core.router.read().map(|r| r.plugin_backends()).unwrap_or_default();
+            for (path, backend) in backends {
+                if let Err(e) = backend.periodic().await {
+                    tracing::warn!(mount = %path, error = %e, "periodic function failed");
+                }
             }
         }
     });

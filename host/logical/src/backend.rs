@@ -42,4 +42,9 @@ pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
     fn spec(&self) -> Option<std::sync::Arc<Vec<crate::framework::PathSpec>>> {
         None
     }
+
+    /// Background work the core runs about once a minute while unsealed (Vault's periodic function).
+    async fn periodic(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

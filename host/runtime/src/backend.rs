@@ -174,12 +174,8 @@ impl WasmBackend {
     }
 }
 
-async fn instantiate(
-    runtime: &Runtime,
-    plugin: &Plugin,
-    storage: &Arc<dyn Storage>,
-    mount: &Arc<MountContext>,
-) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
+/// A fresh store for one call: the mount's storage view, memory cap and CPU deadline.
+fn new_store(runtime: &Runtime, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>) -> Store<State> {
     let mut store = Store::new(&runtime.engine, State::new(storage.clone(), mount.clone()));
     store.limiter(|s| &mut s.limits);
     let budget = (mount.cpu_budget.as_millis() / TICK.as_millis()).max(1) as u64;
@@ -194,6 +190,16 @@ async fn instantiate(
             Ok(wasmtime::UpdateDeadline::Yield(1))
         }
     });
+    store
+}
+
+async fn instantiate(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    storage: &Arc<dyn Storage>,
+    mount: &Arc<MountContext>,
+) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
+    let mut store = new_store(runtime, storage, mount);
     let instance = plugin.pre.instantiate_async(&mut store).await?;
     Ok((store, instance))
 }
@@ -263,6 +269,31 @@ impl LogicalBackend for WasmBackend {
                 Ok(())
             }
             Ok(Err(e)) => Err(convert::error_from_wit(e)),
+            Err(e) => Err(self.guest_failure(&e, &store)),
+        }
+    }
+
+    async fn periodic(&self) -> Result<(), Error> {
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let Some(index) = loaded.plugin.periodic else { return Ok(()) };
+        let mut store = new_store(&self.runtime, &self.storage, &self.mount);
+        // The bindings' instance hides the raw one, which the optional export is looked up on.
+        let instance = match loaded.plugin.pre.instance_pre().instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) => return Err(Error::Internal(format!("instantiating plugin: {e}"))),
+        };
+        let run = instance
+            .get_typed_func::<(), (Result<(), wit::Error>,)>(&mut store, index)
+            .map_err(|e| Error::Internal(format!("plugin periodic export has the wrong type: {e}")))?;
+        match run.call_async(&mut store, ()).await {
+            Ok((Ok(()),)) => {
+                let ops = store.data_mut().take_staged();
+                if !ops.is_empty() {
+                    self.storage.transaction(ops).await?;
+                }
+                Ok(())
+            }
+            Ok((Err(e),)) => Err(convert::error_from_wit(e)),
             Err(e) => Err(self.guest_failure(&e, &store)),
         }
     }

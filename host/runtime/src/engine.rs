@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::host::State;
@@ -18,6 +18,9 @@ pub(crate) mod bindings {
         exports: { default: async },
     });
 }
+
+/// The optional periodic interface's export name.
+const PERIODIC_INTERFACE: &str = "tresor:plugin/periodic@0.2.0";
 
 /// One epoch tick. Deadlines are whole ticks; a CPU budget of 5 s is 500 ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
@@ -67,6 +70,8 @@ pub struct Plugin {
     /// Hex sha256 of the component bytes.
     pub sha256: String,
     pub(crate) pre: bindings::SecretsEnginePre<State>,
+    /// `tresor:plugin/periodic#run`, when the plugin exports it (optional, see `wit/plugin`).
+    pub(crate) periodic: Option<ComponentExportIndex>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -127,9 +132,12 @@ impl Runtime {
                 return Err(Error::ChecksumMismatch { expected: expected.to_string(), actual: sha256 });
             }
         let component = self.compile_cached(bytes, &sha256)?;
+        let periodic = component
+            .get_export_index(None, PERIODIC_INTERFACE)
+            .and_then(|interface| component.get_export_index(Some(&interface), "run"));
         let pre = self.linker.instantiate_pre(&component).map_err(|e| Error::Invalid(format!("{e:#}")))?;
         let pre = bindings::SecretsEnginePre::new(pre).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        Ok(Plugin { sha256, pre })
+        Ok(Plugin { sha256, pre, periodic })
     }
 
     fn compile_cached(&self, bytes: &[u8], sha256: &str) -> Result<Component, Error> {

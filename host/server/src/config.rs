@@ -94,6 +94,9 @@ pub struct Config {
     pub max_lease_ttl: Option<u64>,
     /// Declarative audit devices (`audit "file" "path" { options { file_path = ... } }`).
     pub audit: Vec<tresor_core::AuditDeviceConfig>,
+    /// How often plugins' periodic functions run, seconds (Tresor extension; default 60, as Vault's
+    /// rollback/periodic manager).
+    pub plugin_periodic_interval: Option<u64>,
 }
 
 const IGNORED_TOP: &[&str] =
@@ -121,6 +124,7 @@ impl Config {
             default_lease_ttl: None,
             max_lease_ttl: None,
             audit: Vec::new(),
+            plugin_periodic_interval: None,
         };
         for attr in attributes(&body) {
             match attr.key() {
@@ -130,6 +134,7 @@ impl Config {
                 "plugin_directory" => config.plugin_directory = Some(PathBuf::from(string(attr)?)),
                 "default_lease_ttl" => config.default_lease_ttl = Some(duration(attr)?),
                 "max_lease_ttl" => config.max_lease_ttl = Some(duration(attr)?),
+                "plugin_periodic_interval" => config.plugin_periodic_interval = Some(duration(attr)?),
                 key if IGNORED_TOP.contains(&key) => tracing::debug!(key, "config key accepted and ignored"),
                 key => bail!("unknown configuration key {key:?}"),
             }

@@ -12,6 +12,11 @@ use tresor_core::{BackendFactory, CatalogEntry, Created, MountSettings};
 use tresor_logical::{Error, Storage};
 use tresor_runtime::{MountContext, Plugin, Runtime, RuntimeConfig, WasmBackend};
 
+/// Built-in plugins whose legitimate work exceeds the default 5 s per-call CPU budget: Transit's
+/// RSA-4096 key generation takes 2-17 s inside wasm here (random prime search), so Transit mounts
+/// get 60 s. Every other call of theirs is milliseconds; the budget is still a hard stop.
+const BUILTIN_CPU_BUDGETS: &[(&str, u64)] = &[("transit", 60)];
+
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 }
@@ -133,6 +138,11 @@ impl BackendFactory for PluginFactory {
         let mut ctx = MountContext::new(mount.router_path(), mount.kind.clone(), Value::Object(mount.options.clone()));
         ctx.default_lease_ttl = mount.effective_default_ttl(self.default_lease_ttl);
         ctx.max_lease_ttl = mount.effective_max_ttl(self.max_lease_ttl);
+        if registered.is_none()
+            && let Some((_, secs)) = BUILTIN_CPU_BUDGETS.iter().find(|(kind, _)| *kind == mount.kind)
+        {
+            ctx.cpu_budget = std::time::Duration::from_secs(*secs);
+        }
         let backend = WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
             .await
             .map_err(|e| Error::Unavailable(format!("plugin for mount {} failed to start: {e}", mount.path)))?;

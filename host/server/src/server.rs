@@ -51,6 +51,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
             default_lease_ttl: None,
             max_lease_ttl: None,
             audit: Vec::new(),
+            plugin_periodic_interval: None,
         },
         (false, Some(path)) => Config::load(Path::new(path))?,
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
@@ -127,6 +128,9 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     }
     if let Some(t) = config.max_lease_ttl.filter(|t| *t > 0) {
         defaults.max_lease_ttl = t;
+    }
+    if let Some(secs) = config.plugin_periodic_interval.filter(|s| *s > 0) {
+        defaults.periodic_interval = std::time::Duration::from_secs(secs);
     }
     if defaults.default_lease_ttl > defaults.max_lease_ttl {
         bail!("default_lease_ttl cannot be greater than max_lease_ttl");

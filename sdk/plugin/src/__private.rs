@@ -4,6 +4,7 @@ use crate::bindings::tresor::plugin::types as wit;
 use crate::{Auth, Backend, Error, FieldKind, LeaseOptions, Operation, Request, Response, Secret, Value};
 
 pub use crate::bindings::exports::tresor::plugin::backend::Guest;
+pub use crate::bindings::exports::tresor::plugin::periodic::Guest as PeriodicGuest;
 pub use wit::{Auth as WitAuth, BackendSpec as WitSpec, Error as WitError, LeaseOptions as WitLease};
 pub use wit::{Request as WitRequest, Response as WitResponse, Secret as WitSecret};
 
@@ -189,4 +190,8 @@ pub fn revoke_secret<B: Backend>(s: wit::Secret) -> Result<(), wit::Error> {
 
 pub fn renew_auth<B: Backend>(a: wit::Auth) -> Result<wit::LeaseOptions, wit::Error> {
     B::renew_auth(auth_from_wit(a)).map(lease_to_wit).map_err(error_to_wit)
+}
+
+pub fn periodic<B: Backend>() -> Result<(), wit::Error> {
+    B::periodic().map_err(error_to_wit)
 }

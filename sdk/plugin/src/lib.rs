@@ -47,7 +47,7 @@ pub mod __private;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/plugin",
-        world: "secrets-engine",
+        world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_tresor_backend",
         default_bindings_module: "tresor_sdk::bindings",
@@ -100,6 +100,25 @@ pub trait Backend {
     fn invalidate(key: &str) {
         let _ = key;
     }
+
+    /// Background work the host runs about once a minute while the mount is unsealed (auto-rotation,
+    /// tidying). Storage writes are committed when it returns `Ok`. Default: nothing.
+    ///
+    /// ```no_run
+    /// # use tresor_sdk::{Backend, Error, Request, Response, Spec};
+    /// struct Tidy;
+    /// impl Backend for Tidy {
+    ///     fn spec() -> Spec { Spec::secrets("tidies") }
+    ///     fn handle(_: Request) -> Result<Response, Error> { Ok(Response::empty()) }
+    ///     fn periodic() -> Result<(), Error> {
+    ///         tresor_sdk::storage::delete("expired")?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn periodic() -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Export a [`Backend`] implementation as the component's `tresor:plugin/backend`.
@@ -149,6 +168,12 @@ macro_rules! export {
             }
             fn invalidate(key: ::std::string::String) {
                 <$backend as $crate::Backend>::invalidate(&key)
+            }
+        }
+
+        impl $crate::__private::PeriodicGuest for __TresorGuest {
+            fn run() -> ::core::result::Result<(), $crate::__private::WitError> {
+                $crate::__private::periodic::<$backend>()
             }
         }
 

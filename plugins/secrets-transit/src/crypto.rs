@@ -1,0 +1,500 @@
+//! The cryptography, all from RustCrypto crates: key generation, AEAD, RSA-OAEP, signatures, HMAC,
+//! hashes and key derivation. Randomness comes from the host's CSPRNG through `wasi:random`.
+
+use base64::Engine as _;
+use hmac::Mac as _;
+use sha2::Digest as _;
+use tresor_sdk::Error;
+use zeroize::Zeroizing;
+
+use crate::policy::{KeyEntry, KeyType, Secret};
+
+/// `n` bytes from the host's CSPRNG.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| Error::internal(format!("no randomness available: {e}")))?;
+    Ok(b)
+}
+
+/// The host CSPRNG as a `rand_core` generator for the RustCrypto APIs that take one.
+pub struct HostRng;
+
+impl rand_core::RngCore for HostRng {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // A host without randomness cannot do cryptography at all: stop this request (the host turns
+        // the trap into a 500) rather than continue with predictable bytes.
+        if getrandom::fill(dest).is_err() {
+            std::process::abort();
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        getrandom::fill(dest).map_err(|e| rand_core::Error::from(std::num::NonZeroU32::new(e.raw_os_error().unwrap_or(1) as u32).unwrap_or(std::num::NonZeroU32::MIN)))
+    }
+}
+
+impl rand_core::CryptoRng for HostRng {}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decode standard base64 with Go's error text (`illegal base64 data at input byte N`).
+pub fn unb64(text: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => format!("illegal base64 data at input byte {i}"),
+        base64::DecodeError::InvalidLength(n) => format!("illegal base64 data at input byte {n}"),
+        base64::DecodeError::InvalidPadding => format!("illegal base64 data at input byte {}", text.len().saturating_sub(1)),
+    })
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::internal(e)
+}
+
+/// Fill `entry` with fresh key material of `kind`.
+pub fn generate(kind: KeyType, key_size: u64, entry: &mut KeyEntry) -> Result<(), Error> {
+    match kind {
+        KeyType::Aes256Gcm96 | KeyType::Aes128Gcm96 | KeyType::ChaCha20Poly1305 => {
+            entry.key = Some(Secret::new(random_bytes(kind.aead_key_len())?));
+        }
+        KeyType::Hmac => {
+            let key = Secret::new(random_bytes(usize::try_from(key_size).map_err(internal)?)?);
+            entry.hmac_key = Some(key.clone());
+            entry.key = Some(key);
+        }
+        KeyType::Ed25519 => {
+            let seed = Zeroizing::new(random_bytes(32)?);
+            let (private, public) = ed25519_from_seed(&seed)?;
+            entry.key = Some(private);
+            entry.public_key = b64(&public);
+        }
+        KeyType::EcdsaP256 => ecdsa_p256::generate(entry)?,
+        KeyType::EcdsaP384 => ecdsa_p384::generate(entry)?,
+        KeyType::EcdsaP521 => ecdsa_p521::generate(entry)?,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            let bits = match kind {
+                KeyType::Rsa2048 => 2048,
+                KeyType::Rsa3072 => 3072,
+                _ => 4096,
+            };
+            let key = rsa::RsaPrivateKey::new(&mut HostRng, bits).map_err(internal)?;
+            set_rsa(entry, &key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Store an RSA key in `entry` (PKCS#8 DER private, SPKI PEM public).
+pub fn set_rsa(entry: &mut KeyEntry, key: &rsa::RsaPrivateKey) -> Result<(), Error> {
+    use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+    entry.private_der = Some(Secret::new(key.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()));
+    entry.public_key = key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).map_err(internal)?;
+    Ok(())
+}
+
+/// Vault's name for a signing key's algorithm in key reads.
+pub fn public_key_name(kind: KeyType) -> &'static str {
+    match kind {
+        KeyType::EcdsaP256 => "P-256",
+        KeyType::EcdsaP384 => "P-384",
+        KeyType::EcdsaP521 => "P-521",
+        other => other.name(),
+    }
+}
+
+/// ed25519 private key (seed ‖ public, Go's layout) and public key from a seed.
+pub fn ed25519_from_seed(seed: &[u8]) -> Result<(Secret, Vec<u8>), Error> {
+    let seed: [u8; 32] = seed.try_into().map_err(|_| internal("ed25519 seed must be 32 bytes"))?;
+    let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+    Ok((Secret::new(sk.to_keypair_bytes().to_vec()), sk.verifying_key().to_bytes().to_vec()))
+}
+
+fn ed25519_key(private: &[u8]) -> Result<ed25519_dalek::SigningKey, Error> {
+    let seed: [u8; 32] = private.get(..32).and_then(|s| s.try_into().ok()).ok_or_else(|| internal("malformed ed25519 key"))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// HKDF-SHA256 of `ikm` with `context` as info (Vault's `hkdf_sha256` KDF, no salt).
+pub fn hkdf(ikm: &[u8], context: &[u8], len: usize) -> Result<Secret, Error> {
+    let mut out = Secret::new(vec![0u8; len]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, ikm).expand(context, &mut out).map_err(internal)?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// AEAD
+
+/// Nonce length of every AEAD type (96 bits).
+pub const NONCE_LEN: usize = 12;
+
+/// Seal `plaintext` under `key`; returns ciphertext ‖ tag.
+pub fn aead_seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+    use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+    let payload = Payload { msg: plaintext, aad };
+    let nonce = aes_gcm::Nonce::from_slice(nonce);
+    let out = match kind {
+        KeyType::Aes256Gcm96 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+        KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+        KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+        other => return Err(Error::invalid(format!("message encryption not supported for key type {}", other.name()))),
+    };
+    out.map_err(|_| internal("encryption failed"))
+}
+
+/// Open ciphertext ‖ tag; an authentication failure is Go's `cipher: message authentication failed`.
+pub fn aead_open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+    let payload = Payload { msg: sealed, aad };
+    let nonce = aes_gcm::Nonce::from_slice(nonce);
+    let bad_key = |_| "invalid key".to_string();
+    let out = match kind {
+        KeyType::Aes256Gcm96 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        other => return Err(format!("message decryption not supported for key type {}", other.name())),
+    };
+    out.map(Zeroizing::new).map_err(|_| "cipher: message authentication failed".to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// RSA
+
+pub fn rsa_private(entry: &KeyEntry) -> Result<rsa::RsaPrivateKey, Error> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    let der = entry.private_der.as_ref().ok_or_else(|| internal("RSA key material missing"))?;
+    rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(internal)
+}
+
+fn rsa_public(entry: &KeyEntry) -> Result<rsa::RsaPublicKey, Error> {
+    use rsa::pkcs8::DecodePublicKey as _;
+    rsa::RsaPublicKey::from_public_key_pem(&entry.public_key).map_err(internal)
+}
+
+/// RSA-OAEP with SHA-256 (Vault's RSA encryption).
+pub fn rsa_encrypt(entry: &KeyEntry, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    rsa_public(entry)?.encrypt(&mut HostRng, rsa::Oaep::new::<sha2::Sha256>(), plaintext).map_err(|e| Error::invalid(format!("failed to RSA encrypt the plaintext: {e}")))
+}
+
+pub fn rsa_decrypt(entry: &KeyEntry, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    let key = rsa_private(entry).map_err(|_| "invalid key".to_string())?;
+    key.decrypt_blinded(&mut HostRng, rsa::Oaep::new::<sha2::Sha256>(), ciphertext)
+        .map(Zeroizing::new)
+        .map_err(|_| "failed to RSA decrypt the ciphertext: crypto/rsa: decryption error".to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashes and HMAC
+
+/// Hash algorithms, by Vault's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlg {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha3_224,
+    Sha3_256,
+    Sha3_384,
+    Sha3_512,
+    /// No hashing (signatures over an already-formatted input).
+    None,
+}
+
+impl HashAlg {
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        Ok(match name {
+            "sha1" => Self::Sha1,
+            "sha2-224" => Self::Sha224,
+            "sha2-256" => Self::Sha256,
+            "sha2-384" => Self::Sha384,
+            "sha2-512" => Self::Sha512,
+            "sha3-224" => Self::Sha3_224,
+            "sha3-256" => Self::Sha3_256,
+            "sha3-384" => Self::Sha3_384,
+            "sha3-512" => Self::Sha3_512,
+            "none" => Self::None,
+            other => return Err(Error::invalid(format!("unsupported hash algorithm {other}"))),
+        })
+    }
+}
+
+/// Run `$body` with `$D` bound to the digest type of `$alg` (not `None`).
+macro_rules! with_digest {
+    ($alg:expr, $D:ident => $body:expr, none => $none:expr) => {
+        match $alg {
+            HashAlg::Sha1 => { type $D = sha1::Sha1; $body }
+            HashAlg::Sha224 => { type $D = sha2::Sha224; $body }
+            HashAlg::Sha256 => { type $D = sha2::Sha256; $body }
+            HashAlg::Sha384 => { type $D = sha2::Sha384; $body }
+            HashAlg::Sha512 => { type $D = sha2::Sha512; $body }
+            HashAlg::Sha3_224 => { type $D = sha3::Sha3_224; $body }
+            HashAlg::Sha3_256 => { type $D = sha3::Sha3_256; $body }
+            HashAlg::Sha3_384 => { type $D = sha3::Sha3_384; $body }
+            HashAlg::Sha3_512 => { type $D = sha3::Sha3_512; $body }
+            HashAlg::None => $none,
+        }
+    };
+}
+
+/// Digest of `data` (`None` returns the input).
+pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
+    with_digest!(alg, D => D::digest(data).to_vec(), none => data.to_vec())
+}
+
+/// HMAC of `data` under `key`.
+pub fn hmac(alg: HashAlg, key: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
+    with_digest!(alg, D => {
+        let mut mac = <hmac::Hmac<D> as hmac::Mac>::new_from_slice(key).map_err(internal)?;
+        mac.update(data);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }, none => Err(Error::invalid("unsupported hash algorithm none")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+
+/// How a signature is computed and encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct SignOptions {
+    pub hash: HashAlg,
+    pub prehashed: bool,
+    /// RSA: PSS (default) or PKCS#1 v1.5.
+    pub pss: bool,
+    /// RSA-PSS salt length; `None` = auto (maximum when signing, detected when verifying).
+    pub salt_len: Option<SaltLen>,
+    /// ECDSA: JWS (`r ‖ s`, base64url) instead of ASN.1 DER.
+    pub jws: bool,
+}
+
+/// An RSA-PSS salt length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaltLen {
+    /// The digest's length.
+    Hash,
+    Bytes(usize),
+}
+
+/// Encode a raw signature as Vault does (base64, or base64url without padding for JWS).
+pub fn encode_signature(sig: &[u8], opts: &SignOptions) -> String {
+    if opts.jws {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    } else {
+        b64(sig)
+    }
+}
+
+pub fn decode_signature(text: &str, opts: &SignOptions) -> Result<Vec<u8>, String> {
+    if opts.jws {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|e| format!("failed to decode signature: {e}"))
+    } else {
+        unb64(text)
+    }
+}
+
+/// The message the signature algorithm sees: the input itself for ed25519, its digest (unless
+/// `prehashed`) for ECDSA and RSA.
+fn signed_digest(kind: KeyType, input: &[u8], opts: &SignOptions) -> Result<Vec<u8>, Error> {
+    if kind == KeyType::Ed25519 || opts.prehashed {
+        return Ok(input.to_vec());
+    }
+    let pkcs1v15 = kind.is_rsa() && !opts.pss;
+    if opts.hash == HashAlg::None && !pkcs1v15 {
+        return Err(Error::invalid("hash_algorithm=none requires prehashed input or PKCS#1 v1.5 signing"));
+    }
+    Ok(digest(opts.hash, input))
+}
+
+/// Sign `input` with `entry` (`ed25519_private` overrides the key for derived ed25519 keys).
+pub fn sign(kind: KeyType, entry: &KeyEntry, ed25519_private: Option<&[u8]>, input: &[u8], opts: &SignOptions) -> Result<Vec<u8>, Error> {
+    if kind == KeyType::Ed25519 && opts.prehashed {
+        return Err(Error::invalid("ed25519 does not support prehashed input"));
+    }
+    let msg = signed_digest(kind, input, opts)?;
+    match kind {
+        KeyType::Ed25519 => {
+            use ed25519_dalek::Signer as _;
+            let private = ed25519_private.or(entry.key.as_deref().map(Vec::as_slice)).ok_or_else(|| internal("ed25519 key missing"))?;
+            Ok(ed25519_key(private)?.sign(&msg).to_bytes().to_vec())
+        }
+        KeyType::EcdsaP256 => ecdsa_p256::sign(entry, &msg, opts.jws),
+        KeyType::EcdsaP384 => ecdsa_p384::sign(entry, &msg, opts.jws),
+        KeyType::EcdsaP521 => ecdsa_p521::sign(entry, &msg, opts.jws),
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            use rsa::traits::PublicKeyParts as _;
+            let key = rsa_private(entry)?;
+            if opts.pss {
+                let max = max_pss_salt(key.size(), opts.hash);
+                let salt = match opts.salt_len {
+                    None => max,
+                    Some(SaltLen::Hash) => hash_len(opts.hash),
+                    Some(SaltLen::Bytes(n)) if n <= max => n,
+                    Some(SaltLen::Bytes(_)) => return Err(Error::invalid("salt length too large for key and hash")),
+                };
+                with_digest!(opts.hash, D => key.sign_with_rng(&mut HostRng, rsa::Pss::new_with_salt::<D>(salt), &msg),
+                    none => return Err(Error::invalid("RSA-PSS requires a hash algorithm")))
+                .map_err(|e| Error::invalid(format!("failed to sign: {e}")))
+            } else {
+                let scheme = with_digest!(opts.hash, D => rsa::Pkcs1v15Sign::new::<D>(), none => rsa::Pkcs1v15Sign::new_unprefixed());
+                key.sign_with_rng(&mut HostRng, scheme, &msg).map_err(|e| Error::invalid(format!("failed to sign: {e}")))
+            }
+        }
+        other => Err(Error::invalid(format!("key type {} does not support signing", other.name()))),
+    }
+}
+
+/// Verify `sig` over `input`. `Ok(false)` for a signature that does not verify.
+pub fn verify(kind: KeyType, entry: &KeyEntry, ed25519_public: Option<&[u8]>, input: &[u8], sig: &[u8], opts: &SignOptions) -> Result<bool, Error> {
+    if kind == KeyType::Ed25519 && opts.prehashed {
+        return Err(Error::invalid("ed25519 does not support prehashed input"));
+    }
+    let msg = signed_digest(kind, input, opts)?;
+    match kind {
+        KeyType::Ed25519 => {
+            let public = match ed25519_public {
+                Some(p) => p.to_vec(),
+                None => unb64(&entry.public_key).map_err(internal)?,
+            };
+            let public: [u8; 32] = public.as_slice().try_into().map_err(|_| internal("malformed ed25519 public key"))?;
+            let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return Ok(false) };
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return Ok(false) };
+            Ok(vk.verify_strict(&msg, &sig).is_ok())
+        }
+        KeyType::EcdsaP256 => ecdsa_p256::verify(entry, &msg, sig, opts.jws),
+        KeyType::EcdsaP384 => ecdsa_p384::verify(entry, &msg, sig, opts.jws),
+        KeyType::EcdsaP521 => ecdsa_p521::verify(entry, &msg, sig, opts.jws),
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            let key = rsa_public(entry)?;
+            use rsa::traits::PublicKeyParts as _;
+            if opts.pss {
+                let max = max_pss_salt(key.size(), opts.hash);
+                // "auto": the signer's choice is unknown; the maximum (Go, Vault) and the digest
+                // length (most other signers) are the two in use.
+                let candidates: Vec<usize> = match opts.salt_len {
+                    None => vec![max, hash_len(opts.hash)],
+                    Some(SaltLen::Hash) => vec![hash_len(opts.hash)],
+                    Some(SaltLen::Bytes(n)) => vec![n],
+                };
+                Ok(candidates.into_iter().any(|salt| {
+                    with_digest!(opts.hash, D => key.verify(rsa::Pss::new_with_salt::<D>(salt), &msg, sig).is_ok(), none => false)
+                }))
+            } else {
+                let scheme = with_digest!(opts.hash, D => rsa::Pkcs1v15Sign::new::<D>(), none => rsa::Pkcs1v15Sign::new_unprefixed());
+                Ok(key.verify(scheme, &msg, sig).is_ok())
+            }
+        }
+        other => Err(Error::invalid(format!("key type {} does not support verification", other.name()))),
+    }
+}
+
+fn hash_len(alg: HashAlg) -> usize {
+    with_digest!(alg, D => <D as sha2::digest::OutputSizeUser>::output_size(), none => 0)
+}
+
+/// Go's `PSSSaltLengthAuto` when signing: as long as the key and hash allow.
+fn max_pss_salt(key_bytes: usize, alg: HashAlg) -> usize {
+    key_bytes.saturating_sub(hash_len(alg)).saturating_sub(2)
+}
+
+/// ECDSA over one curve crate: generate, sign a digest, verify, and the PEM encodings.
+macro_rules! ecdsa_curve {
+    ($module:ident, $curve:ident, $name:ident) => {
+        pub mod $module {
+            use super::{internal, Error, KeyEntry, Secret};
+            use $curve::ecdsa::signature::hazmat::{PrehashVerifier as _, RandomizedPrehashSigner as _};
+            use $curve::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _, EncodePublicKey as _};
+
+            pub fn generate(entry: &mut KeyEntry) -> Result<(), Error> {
+                let secret = $curve::SecretKey::random(&mut super::HostRng);
+                set(entry, &secret)
+            }
+
+            /// Store `secret` in `entry`.
+            pub fn set(entry: &mut KeyEntry, secret: &$curve::SecretKey) -> Result<(), Error> {
+                entry.private_der = Some(Secret::new(secret.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()));
+                entry.public_key = secret.public_key().to_public_key_pem($curve::pkcs8::LineEnding::LF).map_err(internal)?;
+                Ok(())
+            }
+
+            pub fn secret(entry: &KeyEntry) -> Result<$curve::SecretKey, Error> {
+                let der = entry.private_der.as_ref().ok_or_else(|| internal("ECDSA key material missing"))?;
+                $curve::SecretKey::from_pkcs8_der(der).map_err(internal)
+            }
+
+            /// SEC 1 PEM (`EC PRIVATE KEY`) with the named curve and the public key, as Vault
+            /// (Go's `x509.MarshalECPrivateKey`) exports signing keys; OpenSSL needs the curve.
+            pub fn sec1_pem(entry: &KeyEntry) -> Result<String, Error> {
+                use $curve::elliptic_curve::sec1::ToEncodedPoint as _;
+                use $curve::pkcs8::AssociatedOid as _;
+                use sec1::der::EncodePem as _;
+                let secret = secret(entry)?;
+                let scalar = Secret::new(secret.to_bytes().to_vec());
+                let point = secret.public_key().to_encoded_point(false);
+                let key = sec1::EcPrivateKey {
+                    private_key: &scalar,
+                    parameters: Some(sec1::EcParameters::NamedCurve($curve::$name::OID)),
+                    public_key: Some(point.as_bytes()),
+                };
+                let pem = key.to_pem(sec1::LineEnding::LF).map_err(internal)?;
+                Ok(pem.trim_end().to_string())
+            }
+
+            /// The public point's coordinates and the private scalar, big-endian (Vault's `ec_x`,
+            /// `ec_y`, `ec_d`).
+            pub fn scalars(entry: &KeyEntry) -> Result<(Vec<u8>, Vec<u8>, Secret), Error> {
+                use $curve::elliptic_curve::sec1::ToEncodedPoint as _;
+                let secret = secret(entry)?;
+                let point = secret.public_key().to_encoded_point(false);
+                let (x, y) = point.x().zip(point.y()).ok_or_else(|| internal("malformed ECDSA public key"))?;
+                Ok((x.to_vec(), y.to_vec(), Secret::new(secret.to_bytes().to_vec())))
+            }
+
+            /// Set the key from its private scalar (big-endian, possibly shorter than the field).
+            pub fn set_scalar(entry: &mut KeyEntry, d: &[u8]) -> Result<(), Error> {
+                let size = $curve::FieldBytes::default().len();
+                if d.len() > size {
+                    return Err(Error::invalid("invalid backup: ECDSA scalar too large"));
+                }
+                let mut padded = Secret::new(vec![0u8; size]);
+                padded[size - d.len()..].copy_from_slice(d);
+                let secret = $curve::SecretKey::from_slice(&padded).map_err(|_| Error::invalid("invalid backup: malformed ECDSA key"))?;
+                set(entry, &secret)
+            }
+
+            /// A digest shorter than the field, left-padded: the same integer (what Go's
+            /// `hashToInt` sees), in the length the `ecdsa` crate accepts (SHA-256 with P-521).
+            fn field_digest(digest: &[u8]) -> Vec<u8> {
+                let size = $curve::FieldBytes::default().len();
+                let mut out = vec![0u8; size.saturating_sub(digest.len())];
+                out.extend_from_slice(digest);
+                out
+            }
+
+            pub fn sign(entry: &KeyEntry, digest: &[u8], jws: bool) -> Result<Vec<u8>, Error> {
+                let digest = &field_digest(digest);
+                let key = $curve::ecdsa::SigningKey::from_bytes(&secret(entry)?.to_bytes()).map_err(internal)?;
+                let sig: $curve::ecdsa::Signature = key.sign_prehash_with_rng(&mut super::HostRng, digest).map_err(|e| Error::invalid(format!("failed to sign: {e}")))?;
+                Ok(if jws { sig.to_bytes().to_vec() } else { sig.to_der().as_bytes().to_vec() })
+            }
+
+            pub fn verify(entry: &KeyEntry, digest: &[u8], sig: &[u8], jws: bool) -> Result<bool, Error> {
+                let digest = &field_digest(digest);
+                let public = $curve::PublicKey::from_public_key_pem(&entry.public_key).map_err(internal)?;
+                let key = $curve::ecdsa::VerifyingKey::from_sec1_bytes(&public.to_sec1_bytes()).map_err(internal)?;
+                let sig = if jws { $curve::ecdsa::Signature::from_slice(sig) } else { $curve::ecdsa::Signature::from_der(sig) };
+                let Ok(sig) = sig else { return Ok(false) };
+                Ok(key.verify_prehash(digest, &sig).is_ok())
+            }
+        }
+    };
+}
+
+ecdsa_curve!(ecdsa_p256, p256, NistP256);
+ecdsa_curve!(ecdsa_p384, p384, NistP384);
+ecdsa_curve!(ecdsa_p521, p521, NistP521);

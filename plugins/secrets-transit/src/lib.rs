@@ -1,0 +1,215 @@
+//! The Transit secrets engine: encryption, signing, HMAC, hashing and random bytes as a service, with
+//! named, versioned keys that never leave the engine's storage (except through export of keys marked
+//! exportable). Vault/OpenBao's API (API.md §12); ciphertexts are `vault:v<N>:base64(nonce ‖
+//! ciphertext ‖ tag)`, byte-compatible with Vault's for the AES-GCM and ChaCha20-Poly1305 key types.
+//!
+//! Storage layout inside the mount's view:
+//! - `policy/<name>` → [`policy::Policy`] (Vault's field names; key material base64).
+//! - `config/keys` → `{"disable_upsert": bool}`.
+
+pub mod backup;
+pub mod crypto;
+pub mod ops;
+pub mod policy;
+
+use tresor_sdk::{Backend, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
+
+/// The Transit engine.
+pub struct Transit;
+
+fn f(name: &str, kind: FieldKind, description: &str) -> Field {
+    Field::new(name, kind).description(description)
+}
+
+/// Fields shared by the signing endpoints.
+fn signing_fields(p: Path) -> Path {
+    p.field(f("input", FieldKind::Str, "Base64 input"))
+        .field(f("key_version", FieldKind::Int, "Key version (default latest)"))
+        .field(f("hash_algorithm", FieldKind::Str, "Hash algorithm (default sha2-256)"))
+        .field(f("algorithm", FieldKind::Str, "Deprecated alias of hash_algorithm"))
+        .field(f("context", FieldKind::Str, "Base64 derivation context"))
+        .field(f("prehashed", FieldKind::Bool, "The input is already a digest"))
+        .field(f("signature_algorithm", FieldKind::Str, "RSA: pss (default) or pkcs1v15"))
+        .field(f("marshaling_algorithm", FieldKind::Str, "ECDSA: asn1 (default) or jws"))
+        .field(f("salt_length", FieldKind::Str, "RSA-PSS salt length: auto, hash or bytes"))
+        .field(f("batch_input", FieldKind::Json, "Items to process"))
+}
+
+/// Fields shared by encrypt, decrypt and rewrap.
+fn cipher_fields(p: Path) -> Path {
+    p.field(f("context", FieldKind::Str, "Base64 derivation context"))
+        .field(f("nonce", FieldKind::Str, "Base64 nonce (convergent keys of version 1 only)"))
+        .field(f("associated_data", FieldKind::Str, "Base64 additional authenticated data (AEAD key types)"))
+        .field(f("key_version", FieldKind::Int, "Key version to encrypt with (default latest)"))
+        .field(f("batch_input", FieldKind::Json, "Items to process"))
+        .field(f("partial_failure_response_code", FieldKind::Int, "Status when some batch items fail"))
+}
+
+impl Backend for Transit {
+    fn spec() -> Spec {
+        use Operation::{Create, Delete, List, Read, Update};
+        let key_settings = |p: Path| {
+            p.field(f("exportable", FieldKind::Bool, "Allow the key to be exported"))
+                .field(f("allow_plaintext_backup", FieldKind::Bool, "Allow plaintext backups"))
+                .field(f("auto_rotate_period", FieldKind::Duration, "Rotate automatically after this long (0 = never, min 1h)"))
+        };
+        Spec::secrets("Transit: cryptography as a service. Keys stay here; data is sent in and out.")
+            .path(Path::new("keys").operations([List]).help("List the named keys."))
+            .path(Path::new("keys/").operations([List]).help("List the named keys."))
+            .path(
+                key_settings(Path::new("keys/{name}"))
+                    .field(f("type", FieldKind::Str, "Key type").default_json("\"aes256-gcm96\""))
+                    .field(f("derived", FieldKind::Bool, "Derive a key per context"))
+                    .field(f("convergent_encryption", FieldKind::Bool, "Deterministic encryption (requires derived)"))
+                    .field(f("key_size", FieldKind::Int, "HMAC key size in bytes (32-512)"))
+                    .field(f("context", FieldKind::Str, "Ignored (Vault compatibility)"))
+                    .operations([Update, Read, Delete])
+                    .help("Create, read or delete a named key."),
+            )
+            .path(
+                key_settings(Path::new("keys/{name}/config"))
+                    .field(f("min_decryption_version", FieldKind::Int, "Oldest version that may decrypt or verify"))
+                    .field(f("min_encryption_version", FieldKind::Int, "Oldest version that may encrypt or sign"))
+                    .field(f("deletion_allowed", FieldKind::Bool, "Allow deleting the key"))
+                    .operations([Update])
+                    .help("Configure a named key."),
+            )
+            .path(Path::new("keys/{name}/rotate").operations([Update]).help("Add a new key version."))
+            .path(
+                Path::new("keys/{name}/trim")
+                    .field(f("min_available_version", FieldKind::Int, "Delete versions older than this").required())
+                    .operations([Update])
+                    .help("Delete old key versions permanently."),
+            )
+            .path(
+                cipher_fields(Path::new("encrypt/{name}"))
+                    .field(f("plaintext", FieldKind::Str, "Base64 plaintext").sensitive())
+                    .field(f("type", FieldKind::Str, "Key type when the key is created by this request").default_json("\"aes256-gcm96\""))
+                    .field(f("convergent_encryption", FieldKind::Bool, "Convergent key when created by this request"))
+                    .operations([Create, Update])
+                    .existence_check()
+                    .help("Encrypt base64 plaintext (creating the key on first use)."),
+            )
+            .path(
+                cipher_fields(Path::new("decrypt/{name}"))
+                    .field(f("ciphertext", FieldKind::Str, "vault:vN: ciphertext"))
+                    .operations([Update])
+                    .help("Decrypt to base64 plaintext."),
+            )
+            .path(
+                cipher_fields(Path::new("rewrap/{name}"))
+                    .field(f("ciphertext", FieldKind::Str, "vault:vN: ciphertext"))
+                    .operations([Update])
+                    .help("Re-encrypt under the latest (or given) key version without revealing the plaintext."),
+            )
+            .path(
+                Path::new("datakey/{plaintext}/{name}")
+                    .field(f("context", FieldKind::Str, "Base64 derivation context"))
+                    .field(f("nonce", FieldKind::Str, "Base64 nonce"))
+                    .field(f("bits", FieldKind::Int, "128, 256 or 512").default_json("256"))
+                    .field(f("key_version", FieldKind::Int, "Key version to wrap with"))
+                    .operations([Update])
+                    .help("Generate a data key, returned wrapped (and in plaintext for `plaintext`)."),
+            )
+            .path(random_path(Path::new("random")))
+            .path(random_path(Path::new("random/{a}")))
+            .path(random_path(Path::new("random/{a}/{b}")))
+            .path(hash_path(Path::new("hash")))
+            .path(hash_path(Path::new("hash/{urlalgorithm}")))
+            .path(hmac_path(Path::new("hmac/{name}")))
+            .path(hmac_path(Path::new("hmac/{name}/{urlalgorithm}")))
+            .path(signing_fields(Path::new("sign/{name}")).operations([Update]).help("Sign base64 input."))
+            .path(signing_fields(Path::new("sign/{name}/{urlalgorithm}")).operations([Update]).help("Sign base64 input."))
+            .path(verify_path(Path::new("verify/{name}")))
+            .path(verify_path(Path::new("verify/{name}/{urlalgorithm}")))
+            .path(Path::new("export/{type}/{name}").operations([Read]).help("Export key material of an exportable key."))
+            .path(Path::new("export/{type}/{name}/{version}").operations([Read]).help("Export one version's key material."))
+            .path(Path::new("backup/{name}").operations([Read]).help("Back up a key (exportable, allow_plaintext_backup)."))
+            .path(restore_path(Path::new("restore")))
+            .path(restore_path(Path::new("restore/{name}")))
+            .path(
+                Path::new("config/keys")
+                    .field(f("disable_upsert", FieldKind::Bool, "Refuse to create keys on encrypt"))
+                    .operations([Read, Update])
+                    .help("Engine-wide key settings."),
+            )
+    }
+
+    fn handle(req: Request) -> Result<Response, Error> {
+        let first = req.path.split('/').next().unwrap_or_default();
+        match first {
+            "keys" => ops::keys(&req),
+            "encrypt" => ops::encrypt(&req),
+            "decrypt" => ops::decrypt(&req),
+            "rewrap" => ops::rewrap(&req),
+            "datakey" => ops::datakey(&req),
+            "random" => ops::random(&req),
+            "hash" => ops::hash(&req),
+            "hmac" => ops::hmac(&req),
+            "sign" => ops::sign(&req),
+            "verify" => ops::verify(&req),
+            "export" => backup::export(&req),
+            "backup" => backup::backup(&req),
+            "restore" => backup::restore(&req),
+            "config" => ops::config_keys(&req),
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    fn exists(req: Request) -> Result<bool, Error> {
+        let name = req.captured("name").unwrap_or_default();
+        Ok(policy::Policy::load(name)?.is_some())
+    }
+
+    fn periodic() -> Result<(), Error> {
+        ops::auto_rotate()
+    }
+}
+
+fn random_path(p: Path) -> Path {
+    p.field(f("bytes", FieldKind::Int, "Number of bytes (default 32)"))
+        .field(f("format", FieldKind::Str, "base64 (default) or hex"))
+        .field(f("source", FieldKind::Str, "platform, seal or all (all are the host CSPRNG)"))
+        .operations([Operation::Update])
+        .help("Random bytes from the host CSPRNG.")
+}
+
+fn hash_path(p: Path) -> Path {
+    p.field(f("input", FieldKind::Str, "Base64 input"))
+        .field(f("algorithm", FieldKind::Str, "Hash algorithm (default sha2-256)"))
+        .field(f("format", FieldKind::Str, "hex (default) or base64"))
+        .operations([Operation::Update])
+        .help("Hash base64 input.")
+}
+
+fn hmac_path(p: Path) -> Path {
+    p.field(f("input", FieldKind::Str, "Base64 input"))
+        .field(f("key_version", FieldKind::Int, "Key version (default latest)"))
+        .field(f("algorithm", FieldKind::Str, "Hash algorithm (default sha2-256)"))
+        .field(f("hash_algorithm", FieldKind::Str, "Alias of algorithm"))
+        .field(f("batch_input", FieldKind::Json, "Items to process"))
+        .operations([Operation::Update])
+        .help("HMAC base64 input with the key's HMAC key.")
+}
+
+fn verify_path(p: Path) -> Path {
+    signing_fields(p)
+        .field(f("signature", FieldKind::Str, "vault:vN: signature"))
+        .field(f("hmac", FieldKind::Str, "vault:vN: HMAC"))
+        .operations([Operation::Update])
+        .help("Verify a signature or HMAC.")
+}
+
+fn restore_path(p: Path) -> Path {
+    p.field(f("backup", FieldKind::Str, "Backup from transit/backup").sensitive().required())
+        .field(f("force", FieldKind::Bool, "Overwrite an existing key"))
+        .operations([Operation::Update])
+        .help("Restore a key from a backup.")
+}
+
+tresor_sdk::export!(Transit);
+
+#[cfg(test)]
+mod kat;
+#[cfg(test)]
+mod tests;

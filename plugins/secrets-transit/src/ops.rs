@@ -1,0 +1,664 @@
+//! The endpoints: key management, encrypt/decrypt/rewrap (single and batch), data keys, HMAC,
+//! signatures, hashes and random bytes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq as _;
+use tresor_sdk::{storage, system, Error, Request, Response};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, b64, unb64, HashAlg, SaltLen, SignOptions, NONCE_LEN};
+use crate::policy::{check_auto_rotate, check_name, KeyType, NewKey, Policy};
+
+/// Largest `random` request (Vault's limit).
+const MAX_RANDOM_BYTES: i64 = 128 * 1024;
+/// Most items one batch may carry.
+const MAX_BATCH: usize = 10_000;
+
+fn name(req: &Request) -> Result<&str, Error> {
+    let name = req.captured("name").ok_or(Error::UnsupportedPath)?;
+    check_name(name)?;
+    Ok(name)
+}
+
+fn load(name: &str) -> Result<Policy, Error> {
+    Policy::load(name)?.ok_or_else(|| Error::invalid("encryption key not found"))
+}
+
+fn version_arg(v: Option<i64>) -> Result<u64, Error> {
+    match v {
+        None => Ok(0),
+        Some(n) => u64::try_from(n).map_err(|_| Error::invalid("key_version must not be negative")),
+    }
+}
+
+/// The error text a batch item carries.
+fn item_error(e: Error) -> String {
+    match e {
+        Error::InvalidRequest(m) => m,
+        Error::NotFound => "not found".into(),
+        Error::PermissionDenied => "permission denied".into(),
+        _ => "internal error".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+pub fn keys(req: &Request) -> Result<Response, Error> {
+    let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["keys"] => Response::list(Policy::list()?),
+        ["keys", _] => match req.operation {
+            tresor_sdk::Operation::Read => read_key(req),
+            tresor_sdk::Operation::Delete => delete_key(req),
+            _ => create_key(req),
+        },
+        ["keys", _, "config"] => config_key(req),
+        ["keys", _, "rotate"] => {
+            let mut p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("key not found"))?;
+            p.rotate()?;
+            p.save()?;
+            Ok(Response::data(p.describe()))
+        }
+        ["keys", _, "trim"] => trim_key(req),
+        _ => Err(Error::UnsupportedPath),
+    }
+}
+
+fn read_key(req: &Request) -> Result<Response, Error> {
+    let p = Policy::load(name(req)?)?.ok_or(Error::NotFound)?;
+    Ok(Response::data(p.describe()))
+}
+
+fn new_key_options(req: &Request, type_field: &str) -> Result<NewKey, Error> {
+    let type_name = req.str(type_field).unwrap_or("aes256-gcm96");
+    let kind = KeyType::parse(type_name).ok_or_else(|| Error::invalid(format!("unknown key type {type_name}")))?;
+    Ok(NewKey {
+        kind,
+        derived: req.bool("derived").unwrap_or(false),
+        convergent: req.bool("convergent_encryption").unwrap_or(false),
+        exportable: req.bool("exportable").unwrap_or(false),
+        allow_plaintext_backup: req.bool("allow_plaintext_backup").unwrap_or(false),
+        auto_rotate_period: req.duration("auto_rotate_period").unwrap_or(0),
+        key_size: u64::try_from(req.int("key_size").unwrap_or(0)).map_err(|_| Error::invalid("key_size must not be negative"))?,
+    })
+}
+
+fn create_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    // Re-creating an existing key is a no-op that returns it (Vault's upsert).
+    if let Some(p) = Policy::load(name)? {
+        return Ok(Response::data(p.describe()));
+    }
+    let p = Policy::create(name, &new_key_options(req, "type")?)?;
+    p.save()?;
+    Ok(Response::data(p.describe()))
+}
+
+fn delete_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    let p = Policy::load(name)?.ok_or_else(|| Error::invalid(format!("error deleting policy {name}: could not delete key; not found")))?;
+    if !p.deletion_allowed {
+        return Err(Error::invalid(format!("error deleting policy {name}: deletion is not allowed for this key")));
+    }
+    Policy::delete(name)?;
+    Ok(Response::empty())
+}
+
+fn config_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid("no existing key named ".to_string() + name + " could be found"))?;
+    if let Some(v) = req.int("min_decryption_version") {
+        let v = u64::try_from(v).map_err(|_| Error::invalid("min decryption version must be positive"))?.max(1);
+        if v > p.latest_version {
+            return Err(Error::invalid(format!("cannot set min decryption version of {v}, latest key version is {}", p.latest_version)));
+        }
+        if v < p.min_available_version {
+            return Err(Error::invalid(format!("cannot set min decryption version of {v} below min available version {}", p.min_available_version)));
+        }
+        p.min_decryption_version = v;
+    }
+    if let Some(v) = req.int("min_encryption_version") {
+        let v = u64::try_from(v).map_err(|_| Error::invalid("min encryption version must be positive"))?;
+        if v > p.latest_version {
+            return Err(Error::invalid(format!("cannot set min encryption version of {v}, latest key version is {}", p.latest_version)));
+        }
+        p.min_encryption_version = v;
+    }
+    if p.min_encryption_version > 0 && p.min_encryption_version < p.min_decryption_version {
+        return Err(Error::invalid("min encryption version should not be less than min decryption version"));
+    }
+    if let Some(b) = req.bool("deletion_allowed") {
+        p.deletion_allowed = b;
+    }
+    if let Some(b) = req.bool("exportable") {
+        if p.exportable && !b {
+            return Err(Error::invalid("exportable key cannot be disabled once enabled"));
+        }
+        p.exportable = b;
+    }
+    if let Some(b) = req.bool("allow_plaintext_backup") {
+        if p.allow_plaintext_backup && !b {
+            return Err(Error::invalid("plaintext backup cannot be disabled once enabled"));
+        }
+        p.allow_plaintext_backup = b;
+    }
+    if let Some(d) = req.duration("auto_rotate_period") {
+        check_auto_rotate(d)?;
+        p.auto_rotate_period = i64::try_from(d.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+    }
+    p.save()?;
+    Ok(Response::data(p.describe()))
+}
+
+fn trim_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid("invalid key name"))?;
+    let v = req.int("min_available_version").unwrap_or(0);
+    let v = u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| Error::invalid("minimum available version should be positive"))?;
+    if p.min_encryption_version == 0 {
+        return Err(Error::invalid("minimum available version cannot be set when minimum encryption version is not set"));
+    }
+    if v > p.min_decryption_version {
+        return Err(Error::invalid("minimum available version cannot be greater than minmum decryption version"));
+    }
+    if v > p.min_encryption_version {
+        return Err(Error::invalid("minimum available version cannot be greater than minimum encryption version"));
+    }
+    if v < p.min_available_version {
+        return Err(Error::invalid("minimum available version cannot be decremented"));
+    }
+    p.keys.retain(|k, _| k.parse::<u64>().is_ok_and(|n| n >= v));
+    p.min_available_version = v;
+    p.save()?;
+    Ok(Response::data(p.describe()))
+}
+
+/// Engine-wide settings (`config/keys`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeysConfig {
+    #[serde(default)]
+    disable_upsert: bool,
+}
+
+pub fn config_keys(req: &Request) -> Result<Response, Error> {
+    if req.path != "config/keys" {
+        return Err(Error::UnsupportedPath);
+    }
+    let mut cfg: KeysConfig = storage::get_json("config/keys")?.unwrap_or_default();
+    if req.operation != tresor_sdk::Operation::Read {
+        if let Some(b) = req.bool("disable_upsert") {
+            cfg.disable_upsert = b;
+        }
+        storage::put_json("config/keys", &cfg)?;
+    }
+    Ok(Response::data(json!({ "disable_upsert": cfg.disable_upsert })))
+}
+
+/// Rotate every key whose `auto_rotate_period` has passed (the host's periodic call).
+pub fn auto_rotate() -> Result<(), Error> {
+    let (now, _) = system::now();
+    for name in Policy::list()? {
+        let Some(mut p) = Policy::load(&name)? else { continue };
+        if p.rotate_if_due(now)? {
+            p.save()?;
+            system::log(system::LogLevel::Info, &format!("auto-rotated key {name} to version {}", p.latest_version));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encrypt / decrypt / rewrap
+
+/// Optional base64 argument of an item.
+fn b64_arg(item: &Map<String, Value>, key: &str, what: &str) -> Result<Option<Vec<u8>>, Error> {
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => unb64(s).map(Some).map_err(|e| Error::invalid(format!("failed to base64-decode {what}: {e}"))),
+        Some(_) => Err(Error::invalid(format!("{key} must be a string"))),
+    }
+}
+
+fn str_arg<'a>(item: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(Value::as_str)
+}
+
+fn int_arg(item: &Map<String, Value>, key: &str) -> Result<Option<i64>, Error> {
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| Error::invalid(format!("{key} must be an integer"))),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| Error::invalid(format!("{key} must be an integer"))),
+        Some(_) => Err(Error::invalid(format!("{key} must be an integer"))),
+    }
+}
+
+/// The derivation context a derived key requires.
+fn context_for(p: &Policy, context: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
+    if !p.derived {
+        return Ok(None);
+    }
+    match context {
+        Some(c) if !c.is_empty() => Ok(Some(c.to_vec())),
+        _ => Err(Error::invalid("missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key")),
+    }
+}
+
+/// The AEAD key of `version`, derived for `context` when the key is derived.
+fn aead_key(p: &Policy, version: u64, context: Option<&[u8]>) -> Result<crate::policy::Secret, Error> {
+    let entry = p.entry(version)?;
+    let key = entry.key.as_ref().ok_or_else(|| Error::internal("key material missing"))?;
+    match context_for(p, context)? {
+        Some(ctx) => crypto::hkdf(key, &ctx, p.kind.aead_key_len()),
+        None => Ok(key.clone()),
+    }
+}
+
+/// Encrypt `plaintext` with `version` (0 = latest) into Vault's ciphertext format.
+pub fn encrypt_with(p: &Policy, version: u64, plaintext: &[u8], context: Option<&[u8]>, aad: Option<&[u8]>) -> Result<(String, u64), Error> {
+    if !p.kind.supports_encryption() {
+        return Err(Error::invalid(format!("message encryption not supported for key type {}", p.kind.name())));
+    }
+    let version = p.encryption_version(version)?;
+    let entry = p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("key version not available"))?;
+    let sealed = if p.kind.is_rsa() {
+        crypto::rsa_encrypt(entry, plaintext)?
+    } else {
+        let key = aead_key(p, version, context)?;
+        let nonce = if p.convergent_encryption {
+            // Convergent version 3: the nonce is an HMAC of the plaintext under the derived key, so
+            // equal plaintexts under one context give equal ciphertexts.
+            crypto::hmac(HashAlg::Sha256, &key, plaintext)?[..NONCE_LEN].to_vec()
+        } else {
+            crypto::random_bytes(NONCE_LEN)?
+        };
+        let mut out = nonce.clone();
+        out.extend(crypto::aead_seal(p.kind, &key, &nonce, plaintext, aad.unwrap_or_default())?);
+        out
+    };
+    Ok((format!("vault:v{version}:{}", b64(&sealed)), version))
+}
+
+/// Split `vault:v<N>:<base64>` into the version and the raw bytes, with Vault's error texts.
+fn parse_versioned<'a>(value: &'a str, what: &str) -> Result<(u64, &'a str), Error> {
+    let rest = value.strip_prefix("vault:").ok_or_else(|| Error::invalid(format!("invalid {what}: no prefix")))?;
+    let (ver, body) = rest.split_once(':').ok_or_else(|| Error::invalid(format!("invalid {what}: wrong number of fields")))?;
+    let ver: u64 = ver
+        .strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::invalid(format!("invalid {what}: version number could not be decoded")))?;
+    // Version 0 ciphertexts predate versioning and mean version 1.
+    Ok((ver.max(1), body))
+}
+
+/// Decrypt a Vault ciphertext; returns the plaintext and the key version it was under.
+pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: Option<&[u8]>) -> Result<(Zeroizing<Vec<u8>>, u64), Error> {
+    if !p.kind.supports_encryption() {
+        return Err(Error::invalid(format!("message decryption not supported for key type {}", p.kind.name())));
+    }
+    let (version, body) = parse_versioned(ciphertext, "ciphertext")?;
+    if version > p.latest_version {
+        return Err(Error::invalid("invalid ciphertext: version is too new"));
+    }
+    let entry = p.entry(version)?;
+    let raw = unb64(body).map_err(|_| Error::invalid("invalid ciphertext: could not decode base64"))?;
+    let plaintext = if p.kind.is_rsa() {
+        crypto::rsa_decrypt(entry, &raw).map_err(Error::invalid)?
+    } else {
+        let key = aead_key(p, version, context)?;
+        if raw.len() < NONCE_LEN {
+            return Err(Error::invalid("invalid ciphertext: too short"));
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        crypto::aead_open(p.kind, &key, nonce, sealed, aad.unwrap_or_default()).map_err(Error::invalid)?
+    };
+    Ok((plaintext, version))
+}
+
+/// The items of a request: `batch_input` (each an object) or the request's own fields as one item.
+fn items(req: &Request) -> Result<Option<Vec<Map<String, Value>>>, Error> {
+    let Some(batch) = req.json("batch_input") else { return Ok(None) };
+    let list = match batch {
+        Value::Array(a) => a,
+        Value::Null => return Ok(None),
+        _ => return Err(Error::invalid("batch_input must be a list of objects")),
+    };
+    if list.is_empty() {
+        return Err(Error::invalid("missing batch input to process"));
+    }
+    if list.len() > MAX_BATCH {
+        return Err(Error::invalid(format!("batch_input has more than {MAX_BATCH} items")));
+    }
+    list.iter()
+        .map(|v| v.as_object().cloned().ok_or_else(|| Error::invalid("batch_input must be a list of objects")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The request's top-level fields as an item.
+fn request_item(req: &Request) -> Map<String, Value> {
+    req.data.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
+}
+
+/// Run `each` over the batch (per-item errors) or the single request (errors fail the request).
+/// `fail_status`: the status when some batch items failed (Vault: 400 for encrypt/decrypt/rewrap,
+/// 200 for sign/verify/hmac); `error_fields` are added to failed items (`plaintext: ""`...).
+fn run_items(
+    req: &Request,
+    fail_status: u16,
+    error_fields: &[(&str, Value)],
+    mut each: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, Error>,
+) -> Result<Response, Error> {
+    let Some(batch) = items(req)? else {
+        return Ok(Response::data(Value::Object(each(&request_item(req))?)));
+    };
+    let mut failed = false;
+    let mut results = Vec::with_capacity(batch.len());
+    for item in &batch {
+        let reference = item.get("reference").cloned().unwrap_or_else(|| json!(""));
+        let mut out = match each(item) {
+            Ok(out) => out,
+            Err(e) => {
+                failed = true;
+                let mut m: Map<String, Value> = error_fields.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+                m.insert("error".into(), json!(item_error(e)));
+                m
+            }
+        };
+        out.insert("reference".into(), reference);
+        results.push(Value::Object(out));
+    }
+    let resp = Response::data(json!({ "batch_results": results }));
+    if !failed {
+        return Ok(resp);
+    }
+    let status = match req.int("partial_failure_response_code") {
+        Some(code) => u16::try_from(code).ok().filter(|c| matches!(c, 200 | 400)).ok_or_else(|| Error::invalid("partial_failure_response_code must be 200 or 400"))?,
+        None => fail_status,
+    };
+    Ok(if status == 200 { resp } else { resp.status(status) })
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Load the key for encryption, creating it on first use as Vault does (unless upsert is disabled).
+fn load_or_create(req: &Request, name: &str) -> Result<Policy, Error> {
+    if let Some(p) = Policy::load(name)? {
+        return Ok(p);
+    }
+    let cfg: KeysConfig = storage::get_json("config/keys")?.unwrap_or_default();
+    if cfg.disable_upsert {
+        return Err(Error::invalid(format!("encryption key not found: {name}")));
+    }
+    let mut opts = new_key_options(req, "type")?;
+    // A context on the request that creates the key makes it a derived key.
+    let first = items(req)?.and_then(|b| b.into_iter().next()).unwrap_or_else(|| request_item(req));
+    opts.derived = str_arg(&first, "context").is_some_and(|c| !c.is_empty());
+    if !opts.kind.supports_encryption() {
+        return Err(Error::invalid(format!("key type {} not supported for encryption", opts.kind.name())));
+    }
+    let p = Policy::create(name, &opts)?;
+    p.save()?;
+    Ok(p)
+}
+
+pub fn encrypt(req: &Request) -> Result<Response, Error> {
+    let p = load_or_create(req, name(req)?)?;
+    let default_version = version_arg(req.int("key_version"))?;
+    run_items(req, 400, &[], |item| {
+        let plaintext = str_arg(item, "plaintext").ok_or_else(|| Error::invalid("missing plaintext to encrypt"))?;
+        let plaintext = Zeroizing::new(unb64(plaintext).map_err(Error::invalid)?);
+        let context = b64_arg(item, "context", "context")?;
+        let aad = b64_arg(item, "associated_data", "associated_data")?;
+        let version = match int_arg(item, "key_version")? {
+            Some(v) => version_arg(Some(v))?,
+            None => default_version,
+        };
+        let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
+        Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
+    })
+}
+
+pub fn decrypt(req: &Request) -> Result<Response, Error> {
+    let p = load(name(req)?)?;
+    run_items(req, 400, &[("plaintext", json!(""))], |item| {
+        let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
+        let context = b64_arg(item, "context", "context")?;
+        let aad = b64_arg(item, "associated_data", "associated_data")?;
+        let (plaintext, _) = decrypt_with(&p, ciphertext, context.as_deref(), aad.as_deref())?;
+        Ok(obj(json!({ "plaintext": b64(&plaintext) })))
+    })
+}
+
+pub fn rewrap(req: &Request) -> Result<Response, Error> {
+    let p = load(name(req)?)?;
+    let default_version = version_arg(req.int("key_version"))?;
+    run_items(req, 400, &[], |item| {
+        let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
+        let context = b64_arg(item, "context", "context")?;
+        let aad = b64_arg(item, "associated_data", "associated_data")?;
+        let version = match int_arg(item, "key_version")? {
+            Some(v) => version_arg(Some(v))?,
+            None => default_version,
+        };
+        let (plaintext, _) = decrypt_with(&p, ciphertext, context.as_deref(), aad.as_deref())?;
+        let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
+        Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
+    })
+}
+
+pub fn datakey(req: &Request) -> Result<Response, Error> {
+    let kind = req.captured("plaintext").unwrap_or_default();
+    let with_plaintext = match kind {
+        "plaintext" => true,
+        "wrapped" => false,
+        _ => return Err(Error::invalid("invalid path: the data key type must be plaintext or wrapped")),
+    };
+    let p = load(name(req)?)?;
+    let bits = req.int("bits").unwrap_or(256);
+    if !matches!(bits, 128 | 256 | 512) {
+        return Err(Error::invalid("invalid bit length"));
+    }
+    let key = Zeroizing::new(crypto::random_bytes(usize::try_from(bits / 8).unwrap_or(32))?);
+    let context = req.str("context").filter(|c| !c.is_empty()).map(unb64).transpose().map_err(|e| Error::invalid(format!("failed to base64-decode context: {e}")))?;
+    let (ciphertext, version) = encrypt_with(&p, version_arg(req.int("key_version"))?, &key, context.as_deref(), None)?;
+    let mut data = json!({ "ciphertext": ciphertext, "key_version": version });
+    if with_plaintext {
+        data["plaintext"] = json!(b64(&key));
+    }
+    Ok(Response::data(data))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random and hash
+
+pub fn random(req: &Request) -> Result<Response, Error> {
+    let mut bytes = req.int("bytes").unwrap_or(32);
+    let mut format = req.str("format").unwrap_or("base64").to_string();
+    let mut source = req.str("source").unwrap_or("platform").to_string();
+    // `random/{bytes}`, `random/{source}`, `random/{source}/{bytes}`.
+    for seg in [req.captured("a"), req.captured("b")].into_iter().flatten() {
+        match seg.parse::<i64>() {
+            Ok(n) => bytes = n,
+            Err(_) if matches!(seg, "hex" | "base64") => format = seg.to_string(),
+            Err(_) => source = seg.to_string(),
+        }
+    }
+    if !matches!(source.as_str(), "platform" | "seal" | "all") {
+        return Err(Error::invalid(format!("unsupported entropy source {source}; must be \"platform\", \"seal\", or \"all\"")));
+    }
+    if bytes < 1 {
+        return Err(Error::invalid("number of bytes to generate must be at least 1"));
+    }
+    if bytes > MAX_RANDOM_BYTES {
+        return Err(Error::invalid(format!("number of bytes to generate must be no more than {MAX_RANDOM_BYTES}")));
+    }
+    let raw = crypto::random_bytes(usize::try_from(bytes).unwrap_or(32))?;
+    let out = match format.as_str() {
+        "base64" => b64(&raw),
+        "hex" => hex_encode(&raw),
+        other => return Err(Error::invalid(format!("unsupported encoding format {other}; must be \"base64\" or \"hex\""))),
+    };
+    Ok(Response::data(json!({ "random_bytes": out })))
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn hash(req: &Request) -> Result<Response, Error> {
+    let input = req.str("input").ok_or_else(|| Error::invalid("missing input to hash"))?;
+    let input = unb64(input).map_err(|e| Error::invalid(format!("unable to decode input as base64: {e}")))?;
+    let alg_name = req.captured("urlalgorithm").or(req.str("algorithm")).unwrap_or("sha2-256");
+    let alg = HashAlg::parse(alg_name).ok().filter(|a| *a != HashAlg::None).ok_or_else(|| Error::invalid(format!("unsupported algorithm {alg_name}")))?;
+    let sum = crypto::digest(alg, &input);
+    let out = match req.str("format").unwrap_or("hex") {
+        "hex" => hex_encode(&sum),
+        "base64" => b64(&sum),
+        other => return Err(Error::invalid(format!("unsupported encoding format {other}; must be \"hex\" or \"base64\""))),
+    };
+    Ok(Response::data(json!({ "sum": out })))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HMAC, sign, verify
+
+fn hmac_alg(req: &Request) -> Result<HashAlg, Error> {
+    let name = req.captured("urlalgorithm").or(req.str("algorithm")).or(req.str("hash_algorithm")).unwrap_or("sha2-256");
+    HashAlg::parse(name).ok().filter(|a| *a != HashAlg::None).ok_or_else(|| Error::invalid(format!("unsupported algorithm {name}")))
+}
+
+fn input_arg(item: &Map<String, Value>) -> Result<Vec<u8>, Error> {
+    let input = str_arg(item, "input").ok_or_else(|| Error::invalid("missing input"))?;
+    unb64(input).map_err(|e| Error::invalid(format!("unable to decode input as base64: {e}")))
+}
+
+fn hmac_key(p: &Policy, version: u64) -> Result<&[u8], Error> {
+    let entry = p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("key version not available"))?;
+    entry.hmac_key.as_deref().map(Vec::as_slice).ok_or_else(|| Error::invalid("HMAC key not available for this key version"))
+}
+
+pub fn hmac(req: &Request) -> Result<Response, Error> {
+    let p = load(name(req)?)?;
+    let alg = hmac_alg(req)?;
+    let default_version = version_arg(req.int("key_version"))?;
+    run_items(req, 200, &[], |item| {
+        let input = input_arg(item)?;
+        let version = match int_arg(item, "key_version")? {
+            Some(v) => version_arg(Some(v))?,
+            None => default_version,
+        };
+        let version = if version == 0 { p.latest_version } else { version };
+        if version > p.latest_version {
+            return Err(Error::invalid("cannot generate HMAC: version is too new"));
+        }
+        if p.min_encryption_version > 0 && version < p.min_encryption_version {
+            return Err(Error::invalid("cannot generate HMAC: version is too old (disallowed by policy)"));
+        }
+        let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
+        Ok(obj(json!({ "hmac": format!("vault:v{version}:{}", b64(&mac)) })))
+    })
+}
+
+fn sign_options(req: &Request, kind: KeyType) -> Result<SignOptions, Error> {
+    let hash_name = req.captured("urlalgorithm").or(req.str("hash_algorithm")).or(req.str("algorithm")).unwrap_or("sha2-256");
+    let hash = HashAlg::parse(hash_name)?;
+    let pss = match req.str("signature_algorithm").unwrap_or("pss") {
+        "" | "pss" => true,
+        "pkcs1v15" => false,
+        other => return Err(Error::invalid(format!("unsupported signature algorithm {other}"))),
+    };
+    let jws = match req.str("marshaling_algorithm").unwrap_or("asn1") {
+        "" | "asn1" => false,
+        "jws" if kind.is_ecdsa() => true,
+        "jws" => return Err(Error::invalid("marshaling algorithm jws is only supported for ECDSA keys")),
+        other => return Err(Error::invalid(format!("unsupported marshaling algorithm {other}"))),
+    };
+    let salt_len = match req.str("salt_length").unwrap_or("auto") {
+        "" | "auto" => None,
+        "hash" => Some(SaltLen::Hash),
+        n => Some(SaltLen::Bytes(n.parse().map_err(|_| Error::invalid(format!("salt length must be \"auto\", \"hash\" or a number of bytes, not {n}")))?)),
+    };
+    Ok(SignOptions { hash, prehashed: req.bool("prehashed").unwrap_or(false), pss, salt_len, jws })
+}
+
+/// ed25519 key material for a derived key and `context`: (private, public).
+fn derived_ed25519(p: &Policy, version: u64, item: &Map<String, Value>) -> Result<Option<(crate::policy::Secret, Vec<u8>)>, Error> {
+    if !p.derived || p.kind != KeyType::Ed25519 {
+        return Ok(None);
+    }
+    let context = b64_arg(item, "context", "context")?;
+    let context = context_for(p, context.as_deref())?.unwrap_or_default();
+    let base = p.entry(version)?.key.as_ref().ok_or_else(|| Error::internal("key material missing"))?;
+    let seed = crypto::hkdf(base, &context, 32)?;
+    crypto::ed25519_from_seed(&seed).map(Some)
+}
+
+pub fn sign(req: &Request) -> Result<Response, Error> {
+    let p = load(name(req)?)?;
+    if !p.kind.supports_signing() {
+        return Err(Error::invalid(format!("key type {} does not support signing", p.kind.name())));
+    }
+    let opts = sign_options(req, p.kind)?;
+    let default_version = version_arg(req.int("key_version"))?;
+    run_items(req, 200, &[("key_version", json!(0))], |item| {
+        let input = input_arg(item)?;
+        let version = match int_arg(item, "key_version")? {
+            Some(v) => version_arg(Some(v))?,
+            None => default_version,
+        };
+        let version = p.encryption_version(version)?;
+        let entry = p.entry(version)?;
+        let derived = derived_ed25519(&p, version, item)?;
+        let sig = crypto::sign(p.kind, entry, derived.as_ref().map(|(k, _)| k.as_slice()), &input, &opts)?;
+        let mut out = obj(json!({ "signature": format!("vault:v{version}:{}", crypto::encode_signature(&sig, &opts)), "key_version": version }));
+        if let Some((_, public)) = derived {
+            out.insert("public_key".into(), json!(b64(&public)));
+        }
+        Ok(out)
+    })
+}
+
+pub fn verify(req: &Request) -> Result<Response, Error> {
+    let p = load(name(req)?)?;
+    let has_hmac = |item: &Map<String, Value>| str_arg(item, "hmac").is_some_and(|s| !s.is_empty());
+    let opts = sign_options(req, p.kind)?;
+    let hmac_alg = hmac_alg(req).ok();
+    run_items(req, 200, &[], |item| {
+        let input = input_arg(item)?;
+        if has_hmac(item) {
+            let (version, body) = parse_versioned(str_arg(item, "hmac").unwrap_or_default(), "hmac")?;
+            if version > p.latest_version {
+                return Err(Error::invalid("invalid hmac: version is too new"));
+            }
+            if p.min_decryption_version > 0 && version < p.min_decryption_version {
+                return Err(Error::invalid("cannot verify HMAC: version is too old (disallowed by policy)"));
+            }
+            let given = unb64(body).map_err(|e| Error::invalid(format!("unable to decode hmac as base64: {e}")))?;
+            let alg = hmac_alg.ok_or_else(|| Error::invalid("unsupported hash algorithm for HMAC"))?;
+            let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
+            return Ok(obj(json!({ "valid": bool::from(mac.ct_eq(&given)) })));
+        }
+        let signature = str_arg(item, "signature").filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("missing signature or hmac to verify"))?;
+        if !p.kind.supports_signing() {
+            return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
+        }
+        let (version, body) = parse_versioned(signature, "signature")?;
+        if version > p.latest_version {
+            return Err(Error::invalid("invalid signature: version is too new"));
+        }
+        let entry = p.entry(version)?;
+        let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(obj(json!({ "valid": false }))) };
+        let derived = derived_ed25519(&p, version, item)?;
+        let valid = crypto::verify(p.kind, entry, derived.as_ref().map(|(_, pk)| pk.as_slice()), &input, &sig, &opts)?;
+        Ok(obj(json!({ "valid": valid })))
+    })
+}

@@ -1,0 +1,309 @@
+//! Handler tests against the SDK's mock host (in-memory storage, frozen clock).
+
+use serde_json::{json, Value};
+use tresor_sdk::{Backend as _, Error, Operation, Request, Value as V};
+
+use crate::Transit;
+
+fn req(op: Operation, path: &str, data: Value) -> Request {
+    let mut r = Request::new(op, path);
+    let segments: Vec<&str> = path.split('/').collect();
+    // Captures as the host would set them for the patterns used here.
+    match segments.as_slice() {
+        [_, name] => r = r.capture("name", *name),
+        ["keys", name, _] => r = r.capture("name", *name),
+        ["datakey", kind, name] => r = r.capture("plaintext", *kind).capture("name", *name),
+        ["export", kind, name] => r = r.capture("type", *kind).capture("name", *name),
+        [_, name, alg] => r = r.capture("name", *name).capture("urlalgorithm", *alg),
+        _ => {}
+    }
+    if let Value::Object(m) = data {
+        for (k, v) in m {
+            let v = match v {
+                // Durations arrive coerced to seconds from the host.
+                Value::String(s) if k == "auto_rotate_period" => V::Duration(match s.as_str() {
+                    "1h" => 3600,
+                    "10m" => 600,
+                    other => other.parse().unwrap(),
+                }),
+                Value::String(s) => V::Str(s),
+                Value::Bool(b) => V::Bool(b),
+                Value::Number(n) => V::Int(n.as_i64().unwrap_or_default()),
+                other => V::Json(other),
+            };
+            r = r.with(k, v);
+        }
+    }
+    r
+}
+
+fn call(op: Operation, path: &str, data: Value) -> Result<(Value, Option<u16>), Error> {
+    let resp = Transit::handle(req(op, path, data))?;
+    Ok((resp.data.unwrap_or(Value::Null), resp.status))
+}
+
+fn ok(op: Operation, path: &str, data: Value) -> Value {
+    match call(op, path, data) {
+        Ok((d, None)) => d,
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+fn bad(op: Operation, path: &str, data: Value) -> String {
+    match call(op, path, data) {
+        Err(Error::InvalidRequest(m)) => m,
+        other => panic!("{path}: expected 400, got {other:?}"),
+    }
+}
+
+const HELLO: &str = "aGVsbG8gd29ybGQ=";
+
+fn fresh() {
+    tresor_sdk::storage::reset_mock();
+    tresor_sdk::system::set_mock_now(1_795_426_674, 0);
+}
+
+#[test]
+fn aead_round_trip_rotate_rewrap_min_decryption() {
+    for kind in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"] {
+        fresh();
+        let created = ok(Operation::Update, "keys/k", json!({ "type": kind }));
+        assert_eq!(created["type"], kind);
+        assert_eq!(created["keys"]["1"], 1_795_426_674);
+        let ct1 = ok(Operation::Update, "encrypt/k", json!({ "plaintext": HELLO }))["ciphertext"].as_str().unwrap().to_string();
+        assert!(ct1.starts_with("vault:v1:"));
+        if kind == "aes256-gcm96" {
+            // 11-byte plaintext: 12 nonce + 11 + 16 tag = 39 bytes = 52 base64 characters.
+            assert_eq!(ct1.len(), "vault:v1:".len() + 52);
+        }
+        assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": ct1 }))["plaintext"], HELLO);
+
+        ok(Operation::Update, "keys/k/rotate", json!({}));
+        let ct2 = ok(Operation::Update, "encrypt/k", json!({ "plaintext": HELLO }));
+        assert_eq!(ct2["key_version"], 2);
+        assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": ct1 }))["plaintext"], HELLO);
+        let rewrapped = ok(Operation::Update, "rewrap/k", json!({ "ciphertext": ct1 }));
+        assert!(rewrapped["ciphertext"].as_str().unwrap().starts_with("vault:v2:"));
+
+        ok(Operation::Update, "keys/k/config", json!({ "min_decryption_version": 2 }));
+        assert_eq!(bad(Operation::Update, "decrypt/k", json!({ "ciphertext": ct1 })), "ciphertext or signature version is disallowed by policy (too old)");
+        assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": rewrapped["ciphertext"] }))["plaintext"], HELLO);
+        let read = ok(Operation::Read, "keys/k", json!({}));
+        assert!(read["keys"].get("1").is_none() && read["keys"].get("2").is_some());
+    }
+}
+
+#[test]
+fn tampering_and_malformed_ciphertexts_are_400() {
+    fresh();
+    let ct = ok(Operation::Update, "encrypt/k", json!({ "plaintext": HELLO }))["ciphertext"].as_str().unwrap().to_string();
+    let body = crate::crypto::unb64(&ct[9..]).unwrap();
+    for bit in [0usize, 8 * 12, 8 * body.len() - 1] {
+        let mut flipped = body.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        let tampered = format!("vault:v1:{}", crate::crypto::b64(&flipped));
+        assert_eq!(bad(Operation::Update, "decrypt/k", json!({ "ciphertext": tampered })), "cipher: message authentication failed");
+    }
+    assert_eq!(bad(Operation::Update, "decrypt/k", json!({ "ciphertext": "nope" })), "invalid ciphertext: no prefix");
+    assert_eq!(bad(Operation::Update, "decrypt/k", json!({ "ciphertext": "vault:v2:garbage" })), "invalid ciphertext: version is too new");
+    assert_eq!(bad(Operation::Update, "decrypt/k", json!({ "ciphertext": "vault:v1:!!" })), "invalid ciphertext: could not decode base64");
+    assert_eq!(bad(Operation::Update, "encrypt/k", json!({ "plaintext": "not base64!!" })), "illegal base64 data at input byte 3");
+    assert_eq!(bad(Operation::Update, "encrypt/k", json!({})), "missing plaintext to encrypt");
+}
+
+#[test]
+fn batch_reports_per_item_errors_and_keeps_the_rest() {
+    fresh();
+    let (data, status) = call(
+        Operation::Update,
+        "encrypt/k",
+        json!({ "batch_input": [{ "plaintext": HELLO }, { "plaintext": "!!" }, { "plaintext": "aGk=", "reference": "r3" }] }),
+    )
+    .unwrap();
+    assert_eq!(status, Some(400));
+    let results = data["batch_results"].as_array().unwrap();
+    assert_eq!(results[1]["error"], "illegal base64 data at input byte 0");
+    assert_eq!(results[2]["reference"], "r3");
+    let batch: Vec<Value> = results.iter().map(|r| json!({ "ciphertext": r["ciphertext"].as_str().unwrap_or("vault:v1:AAAA") })).collect();
+    let (data, status) = call(Operation::Update, "decrypt/k", json!({ "batch_input": batch })).unwrap();
+    assert_eq!(status, Some(400));
+    let results = data["batch_results"].as_array().unwrap();
+    assert_eq!(results[0]["plaintext"], HELLO);
+    assert_eq!(results[1]["plaintext"], "");
+    assert!(results[1]["error"].as_str().is_some());
+    assert_eq!(results[2]["plaintext"], "aGk=");
+    // All good: 200.
+    let (_, status) = call(Operation::Update, "encrypt/k", json!({ "batch_input": [{ "plaintext": HELLO }] })).unwrap();
+    assert_eq!(status, None);
+}
+
+#[test]
+fn derived_and_convergent_keys() {
+    fresh();
+    ok(Operation::Update, "keys/c", json!({ "derived": true, "convergent_encryption": true }));
+    let ctx = crate::crypto::b64(b"tenant-1");
+    assert!(bad(Operation::Update, "encrypt/c", json!({ "plaintext": HELLO })).starts_with("missing 'context' for key derivation"));
+    let a = ok(Operation::Update, "encrypt/c", json!({ "plaintext": HELLO, "context": ctx }));
+    let b = ok(Operation::Update, "encrypt/c", json!({ "plaintext": HELLO, "context": ctx }));
+    assert_eq!(a["ciphertext"], b["ciphertext"], "convergent: same plaintext and context → same ciphertext");
+    let other = ok(Operation::Update, "encrypt/c", json!({ "plaintext": HELLO, "context": crate::crypto::b64(b"tenant-2") }));
+    assert_ne!(a["ciphertext"], other["ciphertext"]);
+    assert_eq!(ok(Operation::Update, "decrypt/c", json!({ "ciphertext": a["ciphertext"], "context": ctx }))["plaintext"], HELLO);
+    assert_eq!(
+        bad(Operation::Update, "decrypt/c", json!({ "ciphertext": a["ciphertext"], "context": crate::crypto::b64(b"tenant-2") })),
+        "cipher: message authentication failed"
+    );
+    assert_eq!(bad(Operation::Update, "keys/x", json!({ "convergent_encryption": true })), "convergent encryption requires derivation to be enabled");
+}
+
+#[test]
+fn signing_key_types_sign_and_verify() {
+    for kind in ["ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048"] {
+        fresh();
+        let created = ok(Operation::Update, "keys/s", json!({ "type": kind }));
+        assert_eq!(created["supports_signing"], true);
+        let sig = ok(Operation::Update, "sign/s", json!({ "input": HELLO }))["signature"].as_str().unwrap().to_string();
+        assert!(sig.starts_with("vault:v1:"), "{kind}: {sig}");
+        assert_eq!(ok(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": sig }))["valid"], true, "{kind}");
+        assert_eq!(ok(Operation::Update, "verify/s", json!({ "input": "b3RoZXI=", "signature": sig }))["valid"], false, "{kind}");
+        if !kind.starts_with("rsa") {
+            assert_eq!(bad(Operation::Update, "encrypt/s", json!({ "plaintext": HELLO })), format!("message encryption not supported for key type {kind}"));
+        }
+    }
+    fresh();
+    ok(Operation::Update, "keys/k", json!({}));
+    assert_eq!(bad(Operation::Update, "sign/k", json!({ "input": HELLO })), "key type aes256-gcm96 does not support signing");
+}
+
+#[test]
+fn rsa_encrypts_with_oaep_and_signs_both_paddings() {
+    fresh();
+    ok(Operation::Update, "keys/r", json!({ "type": "rsa-2048" }));
+    let ct = ok(Operation::Update, "encrypt/r", json!({ "plaintext": HELLO }));
+    assert_eq!(ok(Operation::Update, "decrypt/r", json!({ "ciphertext": ct["ciphertext"] }))["plaintext"], HELLO);
+    for alg in ["pss", "pkcs1v15"] {
+        let sig = ok(Operation::Update, "sign/r/sha2-512", json!({ "input": HELLO, "signature_algorithm": alg }))["signature"].clone();
+        assert_eq!(ok(Operation::Update, "verify/r/sha2-512", json!({ "input": HELLO, "signature": sig, "signature_algorithm": alg }))["valid"], true);
+        assert_eq!(ok(Operation::Update, "verify/r/sha2-256", json!({ "input": HELLO, "signature": sig, "signature_algorithm": alg }))["valid"], false);
+    }
+}
+
+#[test]
+fn hmac_and_verify() {
+    fresh();
+    ok(Operation::Update, "keys/h", json!({ "type": "hmac", "key_size": 64 }));
+    let mac = ok(Operation::Update, "hmac/h", json!({ "input": HELLO }))["hmac"].clone();
+    assert_eq!(ok(Operation::Update, "verify/h", json!({ "input": HELLO, "hmac": mac }))["valid"], true);
+    assert_eq!(ok(Operation::Update, "verify/h", json!({ "input": "b3RoZXI=", "hmac": mac }))["valid"], false);
+    let long = ok(Operation::Update, "hmac/h/sha2-512", json!({ "input": HELLO }))["hmac"].as_str().unwrap().len();
+    assert_eq!(long, "vault:v1:".len() + 88);
+    assert_eq!(bad(Operation::Update, "keys/h2", json!({ "type": "hmac", "key_size": 16 })), "invalid key size for HMAC key, must be between 32 and 512 bytes");
+}
+
+#[test]
+fn auto_rotation_runs_from_the_periodic_call() {
+    fresh();
+    ok(Operation::Update, "keys/auto", json!({ "auto_rotate_period": "1h" }));
+    ok(Operation::Update, "keys/manual", json!({}));
+    assert_eq!(bad(Operation::Update, "keys/auto/config", json!({ "auto_rotate_period": "10m" })), "auto rotate period must be 0 to disable or at least an hour");
+    tresor_sdk::system::set_mock_now(1_795_426_674 + 3599, 0);
+    Transit::periodic().unwrap();
+    assert_eq!(ok(Operation::Read, "keys/auto", json!({}))["latest_version"], 1);
+    tresor_sdk::system::set_mock_now(1_795_426_674 + 3600, 0);
+    Transit::periodic().unwrap();
+    assert_eq!(ok(Operation::Read, "keys/auto", json!({}))["latest_version"], 2);
+    assert_eq!(ok(Operation::Read, "keys/manual", json!({}))["latest_version"], 1);
+    // The period restarts from the new version.
+    Transit::periodic().unwrap();
+    assert_eq!(ok(Operation::Read, "keys/auto", json!({}))["latest_version"], 2);
+}
+
+#[test]
+fn backup_restore_round_trip_for_every_type() {
+    for kind in ["aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048", "hmac"] {
+        fresh();
+        ok(Operation::Update, "keys/b", json!({ "type": kind, "exportable": true, "allow_plaintext_backup": true }));
+        ok(Operation::Update, "keys/b/rotate", json!({}));
+        let before = ok(Operation::Read, "keys/b", json!({}));
+        let backup = ok(Operation::Read, "backup/b", json!({}))["backup"].clone();
+        // The backup is Vault's document: ECDSA and RSA keys as big integers Go can read (too big
+        // for serde_json's `Value`, hence the text checks).
+        let doc = String::from_utf8(crate::crypto::unb64(backup.as_str().unwrap()).unwrap()).unwrap();
+        assert!(doc.starts_with("{\"policy\":{\"name\":\"b\""), "{doc}");
+        if kind.starts_with("ecdsa") {
+            assert!(doc.split("\"ec_d\":").skip(1).any(|rest| rest.starts_with(|c: char| c.is_ascii_digit())), "{doc}");
+        }
+        if kind.starts_with("rsa") {
+            assert!(doc.contains("\"rsa_key\":{\"N\":"));
+        }
+        assert_eq!(bad(Operation::Update, "restore/b", json!({ "backup": backup })), "key \"b\" already exists");
+        ok(Operation::Update, "restore/copy", json!({ "backup": backup }));
+        let after = ok(Operation::Read, "keys/copy", json!({}));
+        assert_eq!(after["latest_version"], before["latest_version"]);
+        assert_eq!(after["keys"], before["keys"], "{kind}");
+    }
+}
+
+#[test]
+fn restores_ecdsa_and_rsa_from_vault_big_integers_alone() {
+    for kind in ["ecdsa-p384", "rsa-2048"] {
+        fresh();
+        ok(Operation::Update, "keys/v", json!({ "type": kind, "exportable": true, "allow_plaintext_backup": true }));
+        let sig = ok(Operation::Update, "sign/v", json!({ "input": HELLO }))["signature"].clone();
+        let backup = ok(Operation::Read, "backup/v", json!({}))["backup"].as_str().unwrap().to_string();
+        // Drop Tresor's own field: what is left is what Vault/OpenBao write.
+        let text = String::from_utf8(crate::crypto::unb64(&backup).unwrap()).unwrap();
+        let stripped = regex_free_strip(&text, "\"private_der\":\"");
+        ok(Operation::Update, "restore/w", json!({ "backup": crate::crypto::b64(stripped.as_bytes()) }));
+        assert_eq!(ok(Operation::Update, "verify/w", json!({ "input": HELLO, "signature": sig }))["valid"], true, "{kind}");
+        assert_eq!(ok(Operation::Read, "keys/w", json!({}))["keys"]["1"]["public_key"], ok(Operation::Read, "keys/v", json!({}))["keys"]["1"]["public_key"]);
+    }
+}
+
+/// Remove every `"field":"...",` occurrence (the values are base64, without quotes inside).
+fn regex_free_strip(text: &str, field_start: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(field_start) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + field_start.len()..];
+        let end = after.find('"').unwrap() + 1;
+        rest = after[end..].strip_prefix(',').unwrap_or(&after[end..]);
+    }
+    out.push_str(rest);
+    // A trailing comma before `}` would remain if the field was last.
+    out.replace(",}", "}")
+}
+
+#[test]
+fn export_rules() {
+    fresh();
+    ok(Operation::Update, "keys/k", json!({}));
+    assert_eq!(bad(Operation::Read, "export/encryption-key/k", json!({})), "private key material is not exportable");
+    ok(Operation::Update, "keys/k/config", json!({ "exportable": true }));
+    let keys = ok(Operation::Read, "export/encryption-key/k", json!({}))["keys"].clone();
+    assert_eq!(crate::crypto::unb64(keys["1"].as_str().unwrap()).unwrap().len(), 32);
+    assert_eq!(bad(Operation::Read, "export/signing-key/k", json!({})), "signing not supported for the key");
+    assert_eq!(bad(Operation::Update, "keys/k/config", json!({ "exportable": false })), "exportable key cannot be disabled once enabled");
+    assert_eq!(bad(Operation::Delete, "keys/k", json!({})), "error deleting policy k: deletion is not allowed for this key");
+    ok(Operation::Update, "keys/k/config", json!({ "deletion_allowed": true }));
+    assert_eq!(call(Operation::Delete, "keys/k", json!({})).unwrap().0, Value::Null);
+    assert!(matches!(call(Operation::Read, "keys/k", json!({})), Err(Error::NotFound)));
+}
+
+#[test]
+fn hash_random_and_datakey() {
+    fresh();
+    assert_eq!(
+        ok(Operation::Update, "hash", json!({ "input": HELLO, "algorithm": "sha2-256" }))["sum"],
+        "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+    );
+    let r = ok(Operation::Update, "random", json!({ "bytes": 16, "format": "hex" }))["random_bytes"].as_str().unwrap().to_string();
+    assert_eq!(r.len(), 32);
+    assert_eq!(bad(Operation::Update, "random", json!({ "bytes": 0 })), "number of bytes to generate must be at least 1");
+    ok(Operation::Update, "keys/k", json!({}));
+    let dk = ok(Operation::Update, "datakey/plaintext/k", json!({ "bits": 128 }));
+    assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": dk["ciphertext"] }))["plaintext"], dk["plaintext"]);
+    let wrapped = ok(Operation::Update, "datakey/wrapped/k", json!({}));
+    assert!(wrapped.get("plaintext").is_none());
+}
