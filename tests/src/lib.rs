@@ -73,6 +73,52 @@ pub fn bao(server: &TestServer, token: &str, args: &[&str]) -> std::process::Out
         .expect("running bao")
 }
 
+/// The real OpenBao (`bao server -dev`, in-memory) on a free loopback port, as a reference server for
+/// compatibility tests. Killed on drop.
+pub struct BaoDev {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub addr: String,
+    _home: tempfile::TempDir,
+}
+
+impl BaoDev {
+    /// Root token of the dev server.
+    pub const ROOT: &'static str = "root";
+
+    /// Start it and wait until it answers `sys/health`.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let child = Command::new(bao_bin())
+            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")])
+            .env("HOME", home.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting bao (scripts/test-deps.sh installs it)");
+        let bao = Self { child, addr: format!("http://127.0.0.1:{port}"), _home: home };
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || bao.http().get("sys/health").0 != 200 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "bao dev server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        bao
+    }
+
+    /// A client with the root token.
+    pub fn http(&self) -> Http {
+        Http::new(&self.addr, Self::ROOT)
+    }
+}
+
+impl Drop for BaoDev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `tresor server`. Killed on drop.
 pub struct TestServer {
     child: Option<Child>,
@@ -295,6 +341,11 @@ impl Raw {
 }
 
 impl Http {
+    /// A client for any Vault-API server at `addr` (`http://127.0.0.1:PORT`).
+    pub fn new(addr: &str, token: &str) -> Self {
+        Http { addr: addr.to_string(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
+    }
+
     /// Send any request with optional raw body and content type.
     pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>) -> Raw {
         self.raw_headers(method, path, body, content_type, &[])
