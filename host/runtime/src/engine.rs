@@ -14,7 +14,20 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit/plugin",
         world: "secrets-engine",
-        imports: { default: async | trappable },
+        // Host functions that never wait are sync: an async host call costs a fiber switch and a
+        // future poll per call, which batch endpoints (Transit: one AEAD call per item) pay many times.
+        imports: {
+            "tresor:plugin/crypto.aead-seal": trappable,
+            "tresor:plugin/crypto.aead-open": trappable,
+            "tresor:plugin/crypto.ed25519-sign": trappable,
+            "tresor:plugin/crypto.ed25519-verify": trappable,
+            "tresor:plugin/system.describe-mount": trappable,
+            "tresor:plugin/system.default-lease-ttl": trappable,
+            "tresor:plugin/system.max-lease-ttl": trappable,
+            "tresor:plugin/system.now": trappable,
+            "tresor:plugin/log.emit": trappable,
+            default: async | trappable,
+        },
         exports: { default: async },
     });
 }
@@ -102,6 +115,11 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Profiling aid: `TRESOR_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report` names
+        // guest functions (docs/benchmarks.md).
+        if std::env::var_os("TRESOR_WASM_PERFMAP").is_some() {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(engine_err)?;
 
         let mut linker: Linker<State> = Linker::new(&engine);

@@ -182,7 +182,7 @@ impl storage::Host for State {
 }
 
 impl system::Host for State {
-    async fn describe_mount(&mut self) -> wasmtime::Result<system::MountInfo> {
+    fn describe_mount(&mut self) -> wasmtime::Result<system::MountInfo> {
         Ok(system::MountInfo {
             path: self.mount.path.clone(),
             kind: self.mount.kind.clone(),
@@ -190,22 +190,22 @@ impl system::Host for State {
         })
     }
 
-    async fn default_lease_ttl(&mut self) -> wasmtime::Result<u64> {
+    fn default_lease_ttl(&mut self) -> wasmtime::Result<u64> {
         Ok(self.mount.default_lease_ttl)
     }
 
-    async fn max_lease_ttl(&mut self) -> wasmtime::Result<u64> {
+    fn max_lease_ttl(&mut self) -> wasmtime::Result<u64> {
         Ok(self.mount.max_lease_ttl)
     }
 
-    async fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
+    fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
         let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok((d.as_secs() as i64, d.subsec_nanos()))
     }
 }
 
 impl log::Host for State {
-    async fn emit(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    fn emit(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let message = crate::convert::bounded(message, MAX_LOG_LEN);
         let mount = self.mount.path.as_str();
         match level {

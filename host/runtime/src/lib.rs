@@ -4,7 +4,8 @@
 //! Shape (after Spin and wasmtime's wasi crates):
 //! - [`Runtime`] owns one `Engine` (pooling allocator, epoch interruption driven by a 10 ms ticker
 //!   thread) and one `Linker` with exactly the capabilities a plugin may use: `tresor:plugin/storage`
-//!   (its mount's view and nothing else), `system`, `log`, and a deny-everything WASI context (no
+//!   (its mount's view and nothing else), `system`, `log`, `crypto` (AEAD and Ed25519 done natively,
+//!   `crypto.rs`), and a deny-everything WASI context (no
 //!   files, sockets, env, args; stdio to a sink) because Rust std imports WASI even when unused.
 //! - [`Plugin`] is a verified component (sha256 checked before compiling or loading) with its
 //!   `InstancePre`; compiled artifacts are cached on disk keyed by sha256 and the engine's
@@ -17,6 +18,7 @@
 
 mod backend;
 mod convert;
+mod crypto;
 mod engine;
 mod host;
 

@@ -115,11 +115,6 @@ pub fn ed25519_from_seed(seed: &[u8]) -> Result<(Secret, Vec<u8>), Error> {
     Ok((Secret::new(sk.to_keypair_bytes().to_vec()), sk.verifying_key().to_bytes().to_vec()))
 }
 
-fn ed25519_key(private: &[u8]) -> Result<ed25519_dalek::SigningKey, Error> {
-    let seed: [u8; 32] = private.get(..32).and_then(|s| s.try_into().ok()).ok_or_else(|| internal("malformed ed25519 key"))?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-}
-
 /// HKDF-SHA256 of `ikm` with `context` as info (Vault's `hkdf_sha256` KDF, no salt).
 pub fn hkdf(ikm: &[u8], context: &[u8], len: usize) -> Result<Secret, Error> {
     let mut out = Secret::new(vec![0u8; len]);
@@ -133,33 +128,100 @@ pub fn hkdf(ikm: &[u8], context: &[u8], len: usize) -> Result<Secret, Error> {
 /// Nonce length of every AEAD type (96 bits).
 pub const NONCE_LEN: usize = 12;
 
-/// Seal `plaintext` under `key`; returns ciphertext ‖ tag.
+/// Seal `plaintext` under `key`; returns ciphertext ‖ tag. In the component the host does it natively
+/// (`tresor:plugin/crypto`, hardware AES); native unit tests use RustCrypto directly.
 pub fn aead_seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
-    use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-    let payload = Payload { msg: plaintext, aad };
-    let nonce = aes_gcm::Nonce::from_slice(nonce);
-    let out = match kind {
-        KeyType::Aes256Gcm96 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
-        KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
-        KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
-        other => return Err(Error::invalid(format!("message encryption not supported for key type {}", other.name()))),
-    };
-    out.map_err(|_| internal("encryption failed"))
+    if !kind.is_aead() {
+        return Err(Error::invalid(format!("message encryption not supported for key type {}", kind.name())));
+    }
+    aead::seal(kind, key, nonce, plaintext, aad)
 }
 
 /// Open ciphertext ‖ tag; an authentication failure is Go's `cipher: message authentication failed`.
 pub fn aead_open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    if !kind.is_aead() {
+        return Err(format!("message decryption not supported for key type {}", kind.name()));
+    }
+    aead::open(kind, key, nonce, sealed, aad).map(Zeroizing::new)
+}
+
+const AUTH_FAILED: &str = "cipher: message authentication failed";
+
+#[cfg(target_arch = "wasm32")]
+mod aead {
+    use tresor_sdk::crypto::{self, Aead, CryptoError};
+
+    use super::{internal, Error, KeyType, AUTH_FAILED};
+
+    fn alg(kind: KeyType) -> Aead {
+        match kind {
+            KeyType::Aes128Gcm96 => Aead::Aes128Gcm,
+            KeyType::ChaCha20Poly1305 => Aead::Chacha20Poly1305,
+            _ => Aead::Aes256Gcm,
+        }
+    }
+
+    pub fn seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        crypto::aead_seal(alg(kind), key, nonce, aad, plaintext).map_err(|e| internal(format!("encryption failed: {e:?}")))
+    }
+
+    pub fn open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        crypto::aead_open(alg(kind), key, nonce, aad, sealed).map_err(|e| match e {
+            CryptoError::AuthenticationFailed => AUTH_FAILED.to_string(),
+            CryptoError::InvalidInput(m) => m,
+        })
+    }
+
+    pub fn ed25519_sign(seed: &[u8], msg: &[u8]) -> Result<Vec<u8>, Error> {
+        crypto::ed25519_sign(seed, msg).map_err(|e| internal(format!("signing failed: {e:?}")))
+    }
+
+    pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        crypto::ed25519_verify(public, msg, sig)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod aead {
     use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-    let payload = Payload { msg: sealed, aad };
-    let nonce = aes_gcm::Nonce::from_slice(nonce);
-    let bad_key = |_| "invalid key".to_string();
-    let out = match kind {
-        KeyType::Aes256Gcm96 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
-        KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
-        KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
-        other => return Err(format!("message decryption not supported for key type {}", other.name())),
-    };
-    out.map(Zeroizing::new).map_err(|_| "cipher: message authentication failed".to_string())
+
+    use super::{internal, Error, KeyType, AUTH_FAILED};
+
+    pub fn seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let payload = Payload { msg: plaintext, aad };
+        let nonce = aes_gcm::Nonce::from_slice(nonce);
+        let out = match kind {
+            KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+            KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+            _ => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(internal)?.encrypt(nonce, payload),
+        };
+        out.map_err(|_| internal("encryption failed"))
+    }
+
+    pub fn open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        let payload = Payload { msg: sealed, aad };
+        let nonce = aes_gcm::Nonce::from_slice(nonce);
+        let bad_key = |_| "invalid key".to_string();
+        let out = match kind {
+            KeyType::Aes128Gcm96 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+            KeyType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+            _ => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        };
+        out.map_err(|_| AUTH_FAILED.to_string())
+    }
+
+    pub fn ed25519_sign(seed: &[u8], msg: &[u8]) -> Result<Vec<u8>, Error> {
+        use ed25519_dalek::Signer as _;
+        let seed: [u8; 32] = seed.try_into().map_err(|_| internal("ed25519 seed must be 32 bytes"))?;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(msg).to_bytes().to_vec())
+    }
+
+    pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
+        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return false };
+        vk.verify_strict(msg, &sig).is_ok()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,9 +381,9 @@ pub fn sign(kind: KeyType, entry: &KeyEntry, ed25519_private: Option<&[u8]>, inp
     let msg = signed_digest(kind, input, opts)?;
     match kind {
         KeyType::Ed25519 => {
-            use ed25519_dalek::Signer as _;
             let private = ed25519_private.or(entry.key.as_deref().map(Vec::as_slice)).ok_or_else(|| internal("ed25519 key missing"))?;
-            Ok(ed25519_key(private)?.sign(&msg).to_bytes().to_vec())
+            let seed = private.get(..32).ok_or_else(|| internal("malformed ed25519 key"))?;
+            aead::ed25519_sign(seed, &msg)
         }
         KeyType::EcdsaP256 => ecdsa_p256::sign(entry, &msg, opts.jws),
         KeyType::EcdsaP384 => ecdsa_p384::sign(entry, &msg, opts.jws),
@@ -361,10 +423,7 @@ pub fn verify(kind: KeyType, entry: &KeyEntry, ed25519_public: Option<&[u8]>, in
                 Some(p) => p.to_vec(),
                 None => unb64(&entry.public_key).map_err(internal)?,
             };
-            let public: [u8; 32] = public.as_slice().try_into().map_err(|_| internal("malformed ed25519 public key"))?;
-            let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return Ok(false) };
-            let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return Ok(false) };
-            Ok(vk.verify_strict(&msg, &sig).is_ok())
+            Ok(aead::ed25519_verify(&public, &msg, sig))
         }
         KeyType::EcdsaP256 => ecdsa_p256::verify(entry, &msg, sig, opts.jws),
         KeyType::EcdsaP384 => ecdsa_p384::verify(entry, &msg, sig, opts.jws),

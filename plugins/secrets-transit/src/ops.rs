@@ -279,7 +279,18 @@ pub fn encrypt_with(p: &Policy, version: u64, plaintext: &[u8], context: Option<
         out.extend(crypto::aead_seal(p.kind, &key, &nonce, plaintext, aad.unwrap_or_default())?);
         out
     };
-    Ok((format!("vault:v{version}:{}", b64(&sealed)), version))
+    Ok((versioned(version, &sealed), version))
+}
+
+/// `vault:v<N>:<base64>` built without `format!` (hot in batches inside wasm).
+fn versioned(version: u64, raw: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut out = String::with_capacity(12 + raw.len() * 4 / 3 + 4);
+    out.push_str("vault:v");
+    out.push_str(&version.to_string());
+    out.push(':');
+    base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
+    out
 }
 
 /// Split `vault:v<N>:<base64>` into the version and the raw bytes, with Vault's error texts.
@@ -319,7 +330,7 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
 }
 
 /// The items of a request: `batch_input` (each an object) or the request's own fields as one item.
-fn items(req: &Request) -> Result<Option<Vec<Map<String, Value>>>, Error> {
+fn items(req: &Request) -> Result<Option<Vec<&Map<String, Value>>>, Error> {
     let Some(batch) = req.json("batch_input") else { return Ok(None) };
     let list = match batch {
         Value::Array(a) => a,
@@ -333,7 +344,7 @@ fn items(req: &Request) -> Result<Option<Vec<Map<String, Value>>>, Error> {
         return Err(Error::invalid(format!("batch_input has more than {MAX_BATCH} items")));
     }
     list.iter()
-        .map(|v| v.as_object().cloned().ok_or_else(|| Error::invalid("batch_input must be a list of objects")))
+        .map(|v| v.as_object().ok_or_else(|| Error::invalid("batch_input must be a list of objects")))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
@@ -357,7 +368,7 @@ fn run_items(
     };
     let mut failed = false;
     let mut results = Vec::with_capacity(batch.len());
-    for item in &batch {
+    for item in batch {
         let reference = item.get("reference").cloned().unwrap_or_else(|| json!(""));
         let mut out = match each(item) {
             Ok(out) => out,
@@ -400,8 +411,9 @@ fn load_or_create(req: &Request, name: &str) -> Result<Policy, Error> {
     }
     let mut opts = new_key_options(req, "type")?;
     // A context on the request that creates the key makes it a derived key.
-    let first = items(req)?.and_then(|b| b.into_iter().next()).unwrap_or_else(|| request_item(req));
-    opts.derived = str_arg(&first, "context").is_some_and(|c| !c.is_empty());
+    let single = request_item(req);
+    let first = items(req)?.and_then(|b| b.into_iter().next()).unwrap_or(&single);
+    opts.derived = str_arg(first, "context").is_some_and(|c| !c.is_empty());
     if !opts.kind.supports_encryption() {
         return Err(Error::invalid(format!("key type {} not supported for encryption", opts.kind.name())));
     }
@@ -564,7 +576,7 @@ pub fn hmac(req: &Request) -> Result<Response, Error> {
             return Err(Error::invalid("cannot generate HMAC: version is too old (disallowed by policy)"));
         }
         let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
-        Ok(obj(json!({ "hmac": format!("vault:v{version}:{}", b64(&mac)) })))
+        Ok(obj(json!({ "hmac": versioned(version, &mac) })))
     })
 }
 

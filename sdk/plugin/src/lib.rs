@@ -31,6 +31,8 @@
 //! `cargo test`.
 #![deny(missing_docs)]
 
+#[cfg(target_arch = "wasm32")]
+pub mod crypto;
 mod error;
 mod request;
 mod response;

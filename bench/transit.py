@@ -1,0 +1,109 @@
+"""Transit, Tresor vs OpenBao in one run; rewrites the marked section of docs/benchmarks.md.
+
+Both servers in dev mode (in-memory storage, one at a time, same machine), wrk with a fixed POST body:
+encrypt/decrypt of 128 B and 16 KiB with an aes256-gcm96 key, a batch of 100 × 128 B encryptions, and
+ed25519 sign/verify of 128 B, at 1 and C connections. Every response must be 2xx.
+"""
+import argparse
+import base64
+import datetime
+import json
+import os
+import tempfile
+
+from bench import api, free_port, start, stop, version, wrk
+
+BEGIN = "<!-- transit:begin -->"
+END = "<!-- transit:end -->"
+
+
+def workloads(port):
+    """(label, path, body) per workload, with ciphertexts/signatures made by this server."""
+    api(port, "POST", "sys/mounts/transit", {"type": "transit"})
+    api(port, "POST", "transit/keys/aes", {})
+    api(port, "POST", "transit/keys/ed", {"type": "ed25519"})
+    small = base64.b64encode(os.urandom(128)).decode()
+    large = base64.b64encode(os.urandom(16 * 1024)).decode()
+    ct_small = api(port, "POST", "transit/encrypt/aes", {"plaintext": small})["data"]["ciphertext"]
+    ct_large = api(port, "POST", "transit/encrypt/aes", {"plaintext": large})["data"]["ciphertext"]
+    sig = api(port, "POST", "transit/sign/ed", {"input": small})["data"]["signature"]
+    batch = [{"plaintext": base64.b64encode(os.urandom(128)).decode()} for _ in range(100)]
+    return [
+        ("encrypt 128 B", "/v1/transit/encrypt/aes", {"plaintext": small}),
+        ("decrypt 128 B", "/v1/transit/decrypt/aes", {"ciphertext": ct_small}),
+        ("encrypt 16 KiB", "/v1/transit/encrypt/aes", {"plaintext": large}),
+        ("decrypt 16 KiB", "/v1/transit/decrypt/aes", {"ciphertext": ct_large}),
+        ("encrypt batch of 100 × 128 B", "/v1/transit/encrypt/aes", {"batch_input": batch}),
+        ("ed25519 sign 128 B", "/v1/transit/sign/ed", {"input": small}),
+        ("ed25519 verify 128 B", "/v1/transit/verify/ed", {"input": small, "signature": sig}),
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tresor", required=True)
+    ap.add_argument("--bao", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    servers = [("Tresor", "tresor", a.tresor), ("OpenBao", "bao", a.bao)]
+    results, labels = {}, []
+    for name, kind, binary in servers:
+        with tempfile.TemporaryDirectory() as work:
+            port = free_port()
+            proc, _ = start(kind, binary, port, work)
+            r = {"version": version(kind, binary)}
+            labels = []
+            for label, path, body in workloads(port):
+                labels.append(label)
+                script = os.path.join(work, "post.lua")
+                with open(script, "w") as f:
+                    f.write("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                            f"wrk.body = {json.dumps(json.dumps(body))}\n")
+                for conns in (1, a.connections):
+                    res = wrk(port, path, conns, a.duration, min(a.threads, conns), token="root", script=script)
+                    if res["non2xx"] or res["errors"]:
+                        raise RuntimeError(f"{name} {label} {conns}: {res}")
+                    r[(label, conns)] = res
+                    print(name, label, conns, json.dumps(res), flush=True)
+            stop(proc)
+            results[name] = r
+
+    c = a.connections
+    lines = [BEGIN, "## Transit (side by side, `bash bench/transit.sh`)", "",
+             f"Dev mode on both (in-memory storage), `wrk -t{a.threads}` on the same 2-core machine, {a.duration} s per row;",
+             "aes256-gcm96 and ed25519 keys; bodies are base64 as the API requires. Tresor runs every request in a",
+             "fresh sandboxed wasm instance that reads the key from the encrypted barrier.", "",
+             "| workload | conns | " + " | ".join(f"{n} ({results[n]['version']})" for n, _, _ in servers) + " | Tresor / OpenBao |",
+             "|---|---|" + "---|" * len(servers) + "---|"]
+    for label in labels:
+        for conns in (1, c):
+            t, o = results["Tresor"][(label, conns)], results["OpenBao"][(label, conns)]
+            cells = [f"{x['rps']:.0f} req/s, p99 {x['p99']:.2f} ms" for x in (t, o)]
+            lines.append(f"| {label} | {conns} | " + " | ".join(cells) + f" | {t['rps'] / max(o['rps'], 1e-9):.1f}x |")
+    lines += ["",
+              "AES-GCM, ChaCha20-Poly1305 and Ed25519 run natively in the host (`tresor:plugin/crypto`, hardware",
+              "AES); the plugin keeps the keys, formats and policy. With the same crates compiled into the wasm",
+              "plugin instead (software AES, 32-bit field arithmetic) this table read 0.6x for 16 KiB and 0.9-1.2x",
+              "for ed25519. The batch rows are bounded by JSON, not cryptography: the 100 items cross host → guest",
+              "→ host as JSON text and are parsed and serialised three times, plus base64 inside wasm (perf with",
+              "`TRESOR_WASM_PERFMAP=1`: ~48% of CPU in guest code, mostly serde_json, base64 and allocation; ~25%",
+              "host JSON/HTTP; ~11% kernel). At 1 connection every row is bounded by the request round trip",
+              "(Tresor's KV read at 1 connection: ~12k req/s).",
+              "", f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
+              f"`bash bench/transit.sh` (defaults: {a.duration} s per row, {c} connections).", END]
+    section = "\n".join(lines)
+    doc = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
+    if BEGIN in doc and END in doc:
+        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+    with open(a.out, "w") as fh:
+        fh.write(doc)
+    print(f"updated {a.out}")
+
+
+if __name__ == "__main__":
+    main()

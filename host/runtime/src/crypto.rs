@@ -1,0 +1,145 @@
+//! `tresor:plugin/crypto`: AEAD and Ed25519 done natively for plugins (RustCrypto, with AES-NI and
+//! CLMUL when the CPU has them). The host keeps nothing: each call gets its key, uses it, zeroes it.
+
+use zeroize::Zeroizing;
+
+use crate::engine::bindings::tresor::plugin::crypto::{self as wit, Aead, CryptoError};
+use crate::host::State;
+
+/// Largest message a plugin may pass in one call (the request body limit is smaller).
+const MAX_INPUT: usize = 64 << 20;
+
+fn invalid(msg: &str) -> CryptoError {
+    CryptoError::InvalidInput(msg.to_string())
+}
+
+/// Seal `plaintext`: ciphertext ‖ tag.
+pub(crate) fn aead_seal(alg: Aead, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+    if nonce.len() != 12 {
+        return Err(invalid("nonce must be 12 bytes"));
+    }
+    if plaintext.len() > MAX_INPUT {
+        return Err(invalid("message too large"));
+    }
+    let nonce = aes_gcm::Nonce::from_slice(nonce);
+    let payload = Payload { msg: plaintext, aad };
+    let bad_key = |_| invalid("wrong key length for the algorithm");
+    let out = match alg {
+        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
+        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
+        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
+    };
+    out.map_err(|_| invalid("encryption failed"))
+}
+
+/// Open ciphertext ‖ tag.
+pub(crate) fn aead_open(alg: Aead, key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+    if nonce.len() != 12 {
+        return Err(invalid("nonce must be 12 bytes"));
+    }
+    if sealed.len() > MAX_INPUT {
+        return Err(invalid("message too large"));
+    }
+    let nonce = aes_gcm::Nonce::from_slice(nonce);
+    let payload = Payload { msg: sealed, aad };
+    let bad_key = |_| invalid("wrong key length for the algorithm");
+    let out = match alg {
+        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+    };
+    out.map_err(|_| CryptoError::AuthenticationFailed)
+}
+
+pub(crate) fn ed25519_sign(seed: &[u8], message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    use ed25519_dalek::Signer as _;
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().map_err(|_| invalid("ed25519 seed must be 32 bytes"))?);
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(message).to_bytes().to_vec())
+}
+
+pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return false };
+    key.verify_strict(message, &sig).is_ok()
+}
+
+impl wit::Host for State {
+    fn aead_seal(&mut self, alg: Aead, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, plaintext: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+        let key = Zeroizing::new(key);
+        let plaintext = Zeroizing::new(plaintext);
+        Ok(aead_seal(alg, &key, &nonce, &aad, &plaintext))
+    }
+
+    fn aead_open(&mut self, alg: Aead, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, sealed: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+        let key = Zeroizing::new(key);
+        // The plaintext is moved into the guest; the host's buffer is freed (not kept) after lowering.
+        Ok(aead_open(alg, &key, &nonce, &aad, &sealed))
+    }
+
+    fn ed25519_sign(&mut self, seed: Vec<u8>, message: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+        let seed = Zeroizing::new(seed);
+        Ok(ed25519_sign(&seed, &message))
+    }
+
+    fn ed25519_verify(&mut self, public_key: Vec<u8>, message: Vec<u8>, signature: Vec<u8>) -> wasmtime::Result<bool> {
+        Ok(ed25519_verify(&public_key, &message, &signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The host's primitives against published vectors (the plugin's own tests cover its fallback).
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn aead_known_answers() {
+        // GCM specification test cases 2 and 16; RFC 8439 §2.8.2.
+        let cases = [
+            (Aead::Aes128Gcm, "00".repeat(16), "00".repeat(12), "", "00".repeat(16), "0388dace60b6a392f328c2b971b2fe78ab6e47d42cec13bdf53a67b21257bddf".to_string()),
+            (
+                Aead::Aes256Gcm,
+                "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308".into(),
+                "cafebabefacedbaddecaf888".into(),
+                "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+                "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39".into(),
+                "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f66276fc6ece0f4e1768cddf8853bb2d551b".into(),
+            ),
+            (
+                Aead::Chacha20Poly1305,
+                "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f".into(),
+                "070000004041424344454647".into(),
+                "50515253c0c1c2c3c4c5c6c7",
+                hex::encode(b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."),
+                "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b61161ae10b594f09e26a7e902ecbd0600691".into(),
+            ),
+        ];
+        for (alg, key, nonce, aad, pt, expected) in cases {
+            let sealed = aead_seal(alg, &h(&key), &h(&nonce), &h(aad), &h(&pt)).map_err(|e| format!("{e:?}"));
+            assert_eq!(sealed.as_deref().map(hex::encode), Ok(expected.clone()));
+            assert_eq!(aead_open(alg, &h(&key), &h(&nonce), &h(aad), &h(&expected)).map(hex::encode).map_err(|e| format!("{e:?}")), Ok(pt));
+            let mut flipped = h(&expected);
+            flipped[3] ^= 0x10;
+            assert!(matches!(aead_open(alg, &h(&key), &h(&nonce), &h(aad), &flipped), Err(CryptoError::AuthenticationFailed)));
+        }
+        assert!(matches!(aead_seal(Aead::Aes256Gcm, &[0; 16], &[0; 12], b"", b"x"), Err(CryptoError::InvalidInput(_))));
+        assert!(matches!(aead_seal(Aead::Aes256Gcm, &[0; 32], &[0; 8], b"", b"x"), Err(CryptoError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn ed25519_rfc8032() {
+        let seed = h("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+        let public = h("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+        let expected = "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00";
+        assert_eq!(ed25519_sign(&seed, &h("72")).map(hex::encode).map_err(|e| format!("{e:?}")), Ok(expected.to_string()));
+        assert!(ed25519_verify(&public, &h("72"), &h(expected)));
+        assert!(!ed25519_verify(&public, &h("73"), &h(expected)));
+        assert!(!ed25519_verify(&public[..31], &h("72"), &h(expected)));
+    }
+}
