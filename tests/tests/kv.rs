@@ -198,3 +198,44 @@ fn remount_moves_a_mount_with_its_data() {
     server.unseal(&keys);
     assert_eq!(server.http(&root).get("kv1b/app").1["data"], json!({"a": "b"}));
 }
+
+/// Every plugin call runs in its own instance with staged writes; the runtime's conflict detection
+/// (`host/runtime/src/conflict.rs`) must make concurrent read-modify-writes serializable: no two
+/// writes get the same version, and check-and-set admits exactly one writer.
+#[test]
+fn concurrent_writes_to_one_secret_are_serialized() {
+    let server = TestServer::dev();
+    let writers = 24;
+    let versions: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let c = server.root();
+                s.spawn(move || {
+                    let (status, body) = c.put("secret/data/hot", json!({"data": {"writer": i}}));
+                    assert_eq!(status, 200, "{body}");
+                    body["data"]["version"].as_u64().unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=writers as u64).collect::<Vec<_>>(), "each write gets its own version");
+    let c = server.root();
+    assert_eq!(c.get("secret/metadata/hot").1["data"]["current_version"], writers as u64);
+
+    // cas=0 ("only if absent") from many writers at once: exactly one wins.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let c = server.root();
+                s.spawn(move || c.put("secret/data/once", json!({"options": {"cas": 0}, "data": {"writer": i}})).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), writers - 1, "{statuses:?}");
+    assert_eq!(c.get("secret/metadata/once").1["data"]["current_version"], 1);
+}

@@ -234,3 +234,24 @@ fn auto_rotation_runs_from_the_hosts_periodic_call() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(c.get("transit/keys/aged").1["data"]["latest_version"], 2);
 }
+
+#[test]
+fn concurrent_rotations_each_add_a_version() {
+    let (server, c) = mounted();
+    data(&c, "transit/keys/busy", json!({}));
+    let rotations = 16;
+    let latest: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..rotations)
+            .map(|_| {
+                let c = server.root();
+                s.spawn(move || data(&c, "transit/keys/busy/rotate", json!({}))["latest_version"].as_u64().unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = latest.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (2..=rotations + 1).collect::<Vec<_>>(), "no rotation may overwrite another's key version");
+    let key = c.get("transit/keys/busy").1["data"].clone();
+    assert_eq!(key["keys"].as_object().unwrap().len() as u64, rotations + 1);
+}

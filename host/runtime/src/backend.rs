@@ -12,6 +12,7 @@ use wasmtime::Store;
 use crate::convert;
 use crate::engine::bindings::{tresor::plugin::types as wit, SecretsEngine};
 use crate::engine::{Plugin, Runtime, TICK};
+use crate::conflict::Conflicts;
 use crate::host::State;
 
 /// Per-mount settings a plugin runs under.
@@ -61,6 +62,38 @@ pub struct WasmBackend {
     loaded: RwLock<Arc<Loaded>>,
     storage: Arc<dyn Storage>,
     mount: Arc<MountContext>,
+    conflicts: Arc<Conflicts>,
+    /// Calls that lost a conflict re-run one at a time, so a hot key does not make every loser
+    /// re-run in every round.
+    retry_lane: tokio::sync::Mutex<()>,
+}
+
+/// How long a call keeps re-running after write conflicts before it gives up with a 500.
+const CONFLICT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Run one guest call (`$attempt`: instantiate and call, evaluating to `Result<(store, value)>`)
+/// and commit its staged writes; when something it read was written meanwhile, run it again (losers
+/// one at a time) for up to [`CONFLICT_DEADLINE`]. (A macro: an async closure here would not be
+/// `Send`.)
+macro_rules! with_retries {
+    ($self:ident, $attempt:expr) => {{
+        let deadline = std::time::Instant::now() + CONFLICT_DEADLINE;
+        let mut lane = None;
+        loop {
+            let (mut store, value) = $attempt?;
+            if $self.commit(&mut store).await? {
+                break Ok(value);
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(mount = %$self.mount.path, "giving up after repeated storage write conflicts");
+                break Err(Error::Internal("storage write conflict: too many concurrent writers".into()));
+            }
+            match lane {
+                None => lane = Some($self.retry_lane.lock().await),
+                Some(_) => $self.conflicts.wait().await,
+            }
+        }
+    }};
 }
 
 impl std::fmt::Debug for WasmBackend {
@@ -89,15 +122,22 @@ impl WasmBackend {
         mount: MountContext,
     ) -> Result<Self, crate::Error> {
         let mount = Arc::new(mount);
-        let loaded = Self::prepare(&runtime, plugin, &storage, &mount).await?;
-        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount })
+        let conflicts = Arc::new(Conflicts::new());
+        let loaded = Self::prepare(&runtime, plugin, &storage, &mount, &conflicts).await?;
+        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount, conflicts, retry_lane: tokio::sync::Mutex::new(()) })
     }
 
-    async fn prepare(runtime: &Arc<Runtime>, plugin: Plugin, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>) -> Result<Loaded, crate::Error> {
-        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+    async fn prepare(
+        runtime: &Arc<Runtime>,
+        plugin: Plugin,
+        storage: &Arc<dyn Storage>,
+        mount: &Arc<MountContext>,
+        conflicts: &Arc<Conflicts>,
+    ) -> Result<Loaded, crate::Error> {
+        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount, conflicts).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         let spec = instance.tresor_plugin_backend().call_spec(&mut store).await.map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
         let (auth, paths) = convert::spec_from_wit(spec)?;
-        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount, conflicts).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         match instance.tresor_plugin_backend().call_initialize(&mut store).await {
             Ok(Ok(())) => {
                 let ops = store.data_mut().take_staged();
@@ -114,7 +154,7 @@ impl WasmBackend {
     /// Switch to another build of the plugin. In-flight requests finish on the instance they started
     /// with; new requests use the new one once its spec and `initialize` succeeded.
     pub async fn reload(&self, plugin: Plugin) -> Result<(), crate::Error> {
-        let loaded = Self::prepare(&self.runtime, plugin, &self.storage, &self.mount).await?;
+        let loaded = Self::prepare(&self.runtime, plugin, &self.storage, &self.mount, &self.conflicts).await?;
         if let Ok(mut guard) = self.loaded.write() {
             *guard = Arc::new(loaded);
         }
@@ -167,6 +207,29 @@ impl WasmBackend {
         })
     }
 
+    /// A fresh instance of `loaded` for one call.
+    async fn instance(&self, loaded: &Loaded) -> Result<(Store<State>, SecretsEngine), Error> {
+        instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount, &self.conflicts)
+            .await
+            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))
+    }
+
+    /// Commit the call's staged writes in one transaction if nothing it read has been written since
+    /// (`Ok(false)`: a conflict, nothing written).
+    async fn commit(&self, store: &mut Store<State>) -> Result<bool, Error> {
+        let ops = store.data_mut().take_staged();
+        if ops.is_empty() {
+            return Ok(true);
+        }
+        let read_set = std::mem::take(&mut store.data_mut().read_set);
+        let keys = ops.iter().map(|op| match op {
+            tresor_logical::StorageOp::Put(k, _) | tresor_logical::StorageOp::Delete(k) => k.as_str(),
+        });
+        let Some(_marked) = self.conflicts.validate(&read_set, keys).await else { return Ok(false) };
+        self.storage.transaction(ops).await?;
+        Ok(true)
+    }
+
     fn guest_failure(&self, err: &wasmtime::Error, store: &Store<State>) -> Error {
         let why = classify(err, store);
         tracing::warn!(mount = %self.mount.path, reason = why, error = %err, "plugin call failed");
@@ -175,8 +238,8 @@ impl WasmBackend {
 }
 
 /// A fresh store for one call: the mount's storage view, memory cap and CPU deadline.
-fn new_store(runtime: &Runtime, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>) -> Store<State> {
-    let mut store = Store::new(&runtime.engine, State::new(storage.clone(), mount.clone()));
+fn new_store(runtime: &Runtime, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>, conflicts: &Arc<Conflicts>) -> Store<State> {
+    let mut store = Store::new(&runtime.engine, State::new(storage.clone(), mount.clone(), conflicts.clone()));
     store.limiter(|s| &mut s.limits);
     let budget = (mount.cpu_budget.as_millis() / TICK.as_millis()).max(1) as u64;
     let mut used = 0u64;
@@ -198,8 +261,9 @@ async fn instantiate(
     plugin: &Plugin,
     storage: &Arc<dyn Storage>,
     mount: &Arc<MountContext>,
+    conflicts: &Arc<Conflicts>,
 ) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
-    let mut store = new_store(runtime, storage, mount);
+    let mut store = new_store(runtime, storage, mount, conflicts);
     let instance = plugin.pre.instantiate_async(&mut store).await?;
     Ok((store, instance))
 }
@@ -209,23 +273,19 @@ impl LogicalBackend for WasmBackend {
     async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let req = self.to_wit(&loaded.spec, &request)?;
-        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
-            .await
-            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
-        match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
-            Ok(Ok(resp)) => {
-                let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
-                let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
-                // All of the request's writes, or none: one transaction, after the guest succeeded.
-                let ops = store.data_mut().take_staged();
-                if !ops.is_empty() {
-                    self.storage.transaction(ops).await?;
+        let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded).await?;
+            match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
+                Ok(Ok(resp)) => {
+                    let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
+                    Ok((store, Some(response)))
                 }
-                Ok(Some(response))
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            Ok(Err(e)) => Err(convert::error_from_wit(e)),
-            Err(e) => Err(self.guest_failure(&e, &store)),
         }
+        .await)
     }
 
     fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
@@ -234,68 +294,60 @@ impl LogicalBackend for WasmBackend {
 
     async fn renew_secret(&self, secret: &LeaseSecret) -> Result<LeaseSecret, Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
-            .await
-            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
-        match instance.tresor_plugin_backend().call_renew_secret(&mut store, &convert::secret_to_wit(secret)).await {
-            Ok(Ok(lease)) => {
-                let ops = store.data_mut().take_staged();
-                if !ops.is_empty() {
-                    self.storage.transaction(ops).await?;
-                }
-                Ok(LeaseSecret {
-                    internal_data: secret.internal_data.clone(),
-                    ttl: lease.ttl_seconds,
-                    max_ttl: lease.max_ttl_seconds,
-                    renewable: lease.renewable,
-                })
+        let wit_secret = convert::secret_to_wit(secret);
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded).await?;
+            match instance.tresor_plugin_backend().call_renew_secret(&mut store, &wit_secret).await {
+                Ok(Ok(lease)) => Ok((
+                    store,
+                    LeaseSecret {
+                        internal_data: secret.internal_data.clone(),
+                        ttl: lease.ttl_seconds,
+                        max_ttl: lease.max_ttl_seconds,
+                        renewable: lease.renewable,
+                    },
+                )),
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            Ok(Err(e)) => Err(convert::error_from_wit(e)),
-            Err(e) => Err(self.guest_failure(&e, &store)),
         }
+        .await)
     }
 
     async fn revoke_secret(&self, secret: &LeaseSecret) -> Result<(), Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
-            .await
-            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
-        match instance.tresor_plugin_backend().call_revoke_secret(&mut store, &convert::secret_to_wit(secret)).await {
-            Ok(Ok(())) => {
-                let ops = store.data_mut().take_staged();
-                if !ops.is_empty() {
-                    self.storage.transaction(ops).await?;
-                }
-                Ok(())
+        let wit_secret = convert::secret_to_wit(secret);
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded).await?;
+            match instance.tresor_plugin_backend().call_revoke_secret(&mut store, &wit_secret).await {
+                Ok(Ok(())) => Ok((store, ())),
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            Ok(Err(e)) => Err(convert::error_from_wit(e)),
-            Err(e) => Err(self.guest_failure(&e, &store)),
         }
+        .await)
     }
 
     async fn periodic(&self) -> Result<(), Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let Some(index) = loaded.plugin.periodic else { return Ok(()) };
-        let mut store = new_store(&self.runtime, &self.storage, &self.mount);
-        // The bindings' instance hides the raw one, which the optional export is looked up on.
-        let instance = match loaded.plugin.pre.instance_pre().instantiate_async(&mut store).await {
-            Ok(i) => i,
-            Err(e) => return Err(Error::Internal(format!("instantiating plugin: {e}"))),
-        };
-        let run = instance
-            .get_typed_func::<(), (Result<(), wit::Error>,)>(&mut store, index)
-            .map_err(|e| Error::Internal(format!("plugin periodic export has the wrong type: {e}")))?;
-        match run.call_async(&mut store, ()).await {
-            Ok((Ok(()),)) => {
-                let ops = store.data_mut().take_staged();
-                if !ops.is_empty() {
-                    self.storage.transaction(ops).await?;
-                }
-                Ok(())
+        with_retries!(self, async {
+            let mut store = new_store(&self.runtime, &self.storage, &self.mount, &self.conflicts);
+            // The bindings' instance hides the raw one, which the optional export is looked up on.
+            let instance = match loaded.plugin.pre.instance_pre().instantiate_async(&mut store).await {
+                Ok(i) => i,
+                Err(e) => return Err(Error::Internal(format!("instantiating plugin: {e}"))),
+            };
+            let run = instance
+                .get_typed_func::<(), (Result<(), wit::Error>,)>(&mut store, index)
+                .map_err(|e| Error::Internal(format!("plugin periodic export has the wrong type: {e}")))?;
+            match run.call_async(&mut store, ()).await {
+                Ok((Ok(()),)) => Ok((store, ())),
+                Ok((Err(e),)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            Ok((Err(e),)) => Err(convert::error_from_wit(e)),
-            Err(e) => Err(self.guest_failure(&e, &store)),
         }
+        .await)
     }
 
     fn unauthenticated(&self, path: &str) -> bool {
@@ -309,7 +361,7 @@ impl LogicalBackend for WasmBackend {
             return Ok(None);
         }
         let req = self.to_wit(&loaded.spec, request)?;
-        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount)
+        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount, &self.conflicts)
             .await
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
         match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {

@@ -53,10 +53,14 @@ pub(crate) struct State {
     /// error leaves storage untouched). `None` is a delete. Reads see them (read-your-writes).
     pub(crate) staged: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     staged_bytes: usize,
+    /// Stripe words of the keys this call read from storage, validated at commit
+    /// (`conflict.rs`).
+    pub(crate) read_set: crate::conflict::ReadSet,
+    pub(crate) conflicts: Arc<crate::conflict::Conflicts>,
 }
 
 impl State {
-    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>) -> Self {
+    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>, conflicts: Arc<crate::conflict::Conflicts>) -> Self {
         // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
         let wasi = WasiCtx::builder().build();
         let max_memory = mount.max_memory;
@@ -68,6 +72,8 @@ impl State {
             mount,
             staged: std::collections::BTreeMap::new(),
             staged_bytes: 0,
+            read_set: crate::conflict::ReadSet::new(),
+            conflicts,
         }
     }
 
@@ -121,6 +127,8 @@ impl storage::Host for State {
         if let Some(staged) = self.staged.get(&key) {
             return Ok(Ok(staged.clone()));
         }
+        // Observe before reading: a write that lands in between is then seen as a conflict.
+        self.conflicts.observe(&mut self.read_set, &key);
         Ok(self.storage.get(&key).await.map_err(storage_error))
     }
 

@@ -17,6 +17,7 @@
 //! Guest output is untrusted: sizes are bounded, JSON is validated, statuses and TTLs are clamped.
 
 mod backend;
+mod conflict;
 mod convert;
 mod crypto;
 mod engine;
