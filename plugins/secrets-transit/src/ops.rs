@@ -615,7 +615,7 @@ fn derived_ed25519(p: &Policy, version: u64, item: &Map<String, Value>) -> Resul
 }
 
 pub fn sign(req: &Request) -> Result<Response, Error> {
-    let p = load(name(req)?)?;
+    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signing key not found"))?;
     if !p.kind.supports_signing() {
         return Err(Error::invalid(format!("key type {} does not support signing", p.kind.name())));
     }
@@ -640,7 +640,7 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
 }
 
 pub fn verify(req: &Request) -> Result<Response, Error> {
-    let p = load(name(req)?)?;
+    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
     let has_hmac = |item: &Map<String, Value>| str_arg(item, "hmac").is_some_and(|s| !s.is_empty());
     let opts = sign_options(req, p.kind)?;
     let hmac_alg = hmac_alg(req).ok();
