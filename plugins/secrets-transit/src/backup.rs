@@ -92,7 +92,7 @@ pub fn export(req: &Request) -> Result<Response, Error> {
 // Vault's key entry with ECDSA and RSA keys as big integers
 
 /// Go's `rsa.PrivateKey` as JSON (big integers as JSON numbers).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct GoRsaKey {
     #[serde(rename = "N")]
     n: Box<RawValue>,
@@ -105,7 +105,7 @@ struct GoRsaKey {
 }
 
 /// A key entry in Vault's backup shape (plus Tresor's `private_der`).
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize, Default)]
 struct VaultEntry {
     #[serde(default, with = "b64_serde")]
     key: Option<Secret>,
@@ -293,10 +293,11 @@ pub fn backup(req: &Request) -> Result<Response, Error> {
     for v in 1..=p.latest_version {
         match p.keys.get(&v.to_string()) {
             Some(entry) => {
-                archive.keys.push(VaultEntry::from_entry(kind, entry)?);
+                let converted = VaultEntry::from_entry(kind, entry)?;
                 if v >= p.min_decryption_version {
-                    keys.insert(v.to_string(), VaultEntry::from_entry(kind, entry)?);
+                    keys.insert(v.to_string(), converted.clone());
                 }
+                archive.keys.push(converted);
             }
             None => archive.keys.push(VaultEntry { time: "0001-01-01T00:00:00Z".into(), ..VaultEntry::default() }),
         }
