@@ -293,16 +293,40 @@ fn versioned(version: u64, raw: &[u8]) -> String {
     out
 }
 
-/// Split `vault:v<N>:<base64>` into the version and the raw bytes, with Vault's error texts.
-fn parse_versioned<'a>(value: &'a str, what: &str) -> Result<(u64, &'a str), Error> {
+/// Split `vault:v<N>:<base64>` into the version (at most `p`'s latest) and the raw bytes, with
+/// Vault's error texts.
+fn parse_versioned<'a>(p: &Policy, value: &'a str, what: &str) -> Result<(u64, &'a str), Error> {
     let rest = value.strip_prefix("vault:").ok_or_else(|| Error::invalid(format!("invalid {what}: no prefix")))?;
     let (ver, body) = rest.split_once(':').ok_or_else(|| Error::invalid(format!("invalid {what}: wrong number of fields")))?;
     let ver: u64 = ver
         .strip_prefix('v')
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::invalid(format!("invalid {what}: version number could not be decoded")))?;
+    if ver > p.latest_version {
+        return Err(Error::invalid(format!("invalid {what}: version is too new")));
+    }
     // Version 0 ciphertexts predate versioning and mean version 1.
     Ok((ver.max(1), body))
+}
+
+/// An item's `key_version`, else the request's.
+fn item_version(item: &Map<String, Value>, default: u64) -> Result<u64, Error> {
+    match int_arg(item, "key_version")? {
+        Some(v) => version_arg(Some(v)),
+        None => Ok(default),
+    }
+}
+
+/// An item's plaintext with its `context` and `associated_data` (for rewrap to re-encrypt under).
+type Decrypted = (Zeroizing<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Decrypt an item's `ciphertext` (with its `context` and `associated_data`).
+fn decrypt_item(p: &Policy, item: &Map<String, Value>) -> Result<Decrypted, Error> {
+    let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
+    let context = b64_arg(item, "context", "context")?;
+    let aad = b64_arg(item, "associated_data", "associated_data")?;
+    let (plaintext, _) = decrypt_with(p, ciphertext, context.as_deref(), aad.as_deref())?;
+    Ok((plaintext, context, aad))
 }
 
 /// Decrypt a Vault ciphertext; returns the plaintext and the key version it was under.
@@ -310,10 +334,7 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
     if !p.kind.supports_encryption() {
         return Err(Error::invalid(format!("message decryption not supported for key type {}", p.kind.name())));
     }
-    let (version, body) = parse_versioned(ciphertext, "ciphertext")?;
-    if version > p.latest_version {
-        return Err(Error::invalid("invalid ciphertext: version is too new"));
-    }
+    let (version, body) = parse_versioned(p, ciphertext, "ciphertext")?;
     let entry = p.entry(version)?;
     let raw = unb64(body).map_err(|_| Error::invalid("invalid ciphertext: could not decode base64"))?;
     let plaintext = if p.kind.is_rsa() {
@@ -430,10 +451,7 @@ pub fn encrypt(req: &Request) -> Result<Response, Error> {
         let plaintext = Zeroizing::new(unb64(plaintext).map_err(Error::invalid)?);
         let context = b64_arg(item, "context", "context")?;
         let aad = b64_arg(item, "associated_data", "associated_data")?;
-        let version = match int_arg(item, "key_version")? {
-            Some(v) => version_arg(Some(v))?,
-            None => default_version,
-        };
+        let version = item_version(item, default_version)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
         Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
     })
@@ -442,10 +460,7 @@ pub fn encrypt(req: &Request) -> Result<Response, Error> {
 pub fn decrypt(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     run_items(req, 400, &[("plaintext", json!(""))], |item| {
-        let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
-        let context = b64_arg(item, "context", "context")?;
-        let aad = b64_arg(item, "associated_data", "associated_data")?;
-        let (plaintext, _) = decrypt_with(&p, ciphertext, context.as_deref(), aad.as_deref())?;
+        let (plaintext, _, _) = decrypt_item(&p, item)?;
         Ok(obj(json!({ "plaintext": b64(&plaintext) })))
     })
 }
@@ -454,14 +469,8 @@ pub fn rewrap(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let default_version = version_arg(req.int("key_version"))?;
     run_items(req, 400, &[], |item| {
-        let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
-        let context = b64_arg(item, "context", "context")?;
-        let aad = b64_arg(item, "associated_data", "associated_data")?;
-        let version = match int_arg(item, "key_version")? {
-            Some(v) => version_arg(Some(v))?,
-            None => default_version,
-        };
-        let (plaintext, _) = decrypt_with(&p, ciphertext, context.as_deref(), aad.as_deref())?;
+        let version = item_version(item, default_version)?;
+        let (plaintext, context, aad) = decrypt_item(&p, item)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
         Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
     })
@@ -564,10 +573,7 @@ pub fn hmac(req: &Request) -> Result<Response, Error> {
     let default_version = version_arg(req.int("key_version"))?;
     run_items(req, 200, &[], |item| {
         let input = input_arg(item)?;
-        let version = match int_arg(item, "key_version")? {
-            Some(v) => version_arg(Some(v))?,
-            None => default_version,
-        };
+        let version = item_version(item, default_version)?;
         let version = if version == 0 { p.latest_version } else { version };
         if version > p.latest_version {
             return Err(Error::invalid("cannot generate HMAC: version is too new"));
@@ -623,10 +629,7 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
     let default_version = version_arg(req.int("key_version"))?;
     run_items(req, 200, &[("key_version", json!(0))], |item| {
         let input = input_arg(item)?;
-        let version = match int_arg(item, "key_version")? {
-            Some(v) => version_arg(Some(v))?,
-            None => default_version,
-        };
+        let version = item_version(item, default_version)?;
         let version = p.encryption_version(version)?;
         let entry = p.entry(version)?;
         let derived = derived_ed25519(&p, version, item)?;
@@ -647,10 +650,7 @@ pub fn verify(req: &Request) -> Result<Response, Error> {
     run_items(req, 200, &[], |item| {
         let input = input_arg(item)?;
         if has_hmac(item) {
-            let (version, body) = parse_versioned(str_arg(item, "hmac").unwrap_or_default(), "hmac")?;
-            if version > p.latest_version {
-                return Err(Error::invalid("invalid hmac: version is too new"));
-            }
+            let (version, body) = parse_versioned(&p, str_arg(item, "hmac").unwrap_or_default(), "hmac")?;
             if p.min_decryption_version > 0 && version < p.min_decryption_version {
                 return Err(Error::invalid("cannot verify HMAC: version is too old (disallowed by policy)"));
             }
@@ -663,10 +663,7 @@ pub fn verify(req: &Request) -> Result<Response, Error> {
         if !p.kind.supports_signing() {
             return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
         }
-        let (version, body) = parse_versioned(signature, "signature")?;
-        if version > p.latest_version {
-            return Err(Error::invalid("invalid signature: version is too new"));
-        }
+        let (version, body) = parse_versioned(&p, signature, "signature")?;
         let entry = p.entry(version)?;
         let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(obj(json!({ "valid": false }))) };
         let derived = derived_ed25519(&p, version, item)?;
