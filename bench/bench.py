@@ -26,6 +26,33 @@ BEGIN = "<!-- load:begin -->"
 END = "<!-- load:end -->"
 
 
+def write_section(path, begin, end, lines):
+    """Replace the section between the `begin`/`end` markers of `path` (lines include the markers;
+    appended when absent): each bench script owns one section of docs/benchmarks.md."""
+    section = "\n".join(lines)
+    doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + section + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as fh:
+        fh.write(doc)
+    print(f"updated {path}")
+
+
+def spread_write_script(path):
+    """wrk script: POST a new KV v2 secret per request (`secret/data/w<thread>-<n>`), so writes are
+    independent (one hot secret measures write contention instead)."""
+    with open(path, "w") as f:
+        f.write('local n = 0\nlocal created = 0\n'
+                'function setup(thread) thread:set("tid", created); created = created + 1 end\n'
+                'function init(args) hdrs = {} for k, v in pairs(wrk.headers) do hdrs[k] = v end '
+                'hdrs["Content-Type"] = "application/json" end\n'
+                'function request() n = n + 1 return wrk.format("POST", "/v1/secret/data/w" .. tid .. "-" .. n, hdrs, '
+                '\'{"data":{"user":"alice","password":"s3cret"}}\') end\n')
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,15 +135,7 @@ def kv_load(port, token, connections, duration, threads, workdir):
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.body = \'{"data":{"user":"alice","password":"s3cret"}}\'\n'
                 'wrk.headers["Content-Type"] = "application/json"\n')
-    # A new secret per request (path from a per-thread counter): independent writes, no contention.
-    spread = os.path.join(workdir, "write-spread.lua")
-    with open(spread, "w") as f:
-        f.write('local n = 0\nlocal id = 0\nlocal created = 0\n'
-                'function setup(thread) thread:set("tid", created); created = created + 1 end\n'
-                'function init(args) hdrs = {} for k, v in pairs(wrk.headers) do hdrs[k] = v end '
-                'hdrs["Content-Type"] = "application/json" end\n'
-                'function request() n = n + 1 return wrk.format("POST", "/v1/secret/data/w" .. tid .. "-" .. n, hdrs, '
-                '\'{"data":{"user":"alice","password":"s3cret"}}\') end\n')
+    spread = spread_write_script(os.path.join(workdir, "write-spread.lua"))
     out = {}
     for c in (1, connections):
         t = min(threads, c)
@@ -325,16 +344,7 @@ def main():
         "request); OpenBao runs its built-in Go engine.",
         END,
     ]
-    # Replace only this script's section; the other sections come from other benches.
-    section = "\n".join(lines)
-    doc = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-    with open(a.out, "w") as fh:
-        fh.write(doc)
-    print(f"updated {a.out}")
+    write_section(a.out, BEGIN, END, lines)
 
 
 if __name__ == "__main__":

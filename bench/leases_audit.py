@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from bench import api, free_port, rss_mib, stop, version, wrk
+from bench import api, free_port, rss_mib, spread_write_script, stop, version, write_section, wrk
 
 BEGIN = "<!-- leases-audit:begin -->"
 END = "<!-- leases-audit:end -->"
@@ -71,15 +71,7 @@ def wait_ok(fn, timeout=60):
 def kv_writes(port, token, conns, duration, threads, work):
     wait_ok(lambda: api(port, "POST", "sys/mounts/secret", {"type": "kv-v2"}, token=token))
     wait_ok(lambda: api(port, "POST", "secret/data/wbench", {"data": {"password": "s3cret"}}, token=token))
-    # A new secret per request (independent writes; one hot secret would measure write contention).
-    script = os.path.join(work, "write.lua")
-    with open(script, "w") as f:
-        f.write('local n = 0\nlocal created = 0\n'
-                'function setup(thread) thread:set("tid", created); created = created + 1 end\n'
-                'function init(args) hdrs = {} for k, v in pairs(wrk.headers) do hdrs[k] = v end '
-                'hdrs["Content-Type"] = "application/json" end\n'
-                'function request() n = n + 1 return wrk.format("POST", "/v1/secret/data/w" .. tid .. "-" .. n, hdrs, '
-                '\'{"data":{"user":"alice","password":"s3cret"}}\') end\n')
+    script = spread_write_script(os.path.join(work, "write.lua"))
     return {c: wrk(port, "/", c, duration, min(threads, c), token=token, script=script) for c in (1, conns)}
 
 
@@ -244,15 +236,7 @@ def main():
         f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, `bash bench/leases_audit.sh` (defaults: 100,000 leases, 10 s per load, 32 connections).",
         END,
     ]
-    section = "\n".join(lines)
-    doc = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-    with open(a.out, "w") as fh:
-        fh.write(doc)
-    print(f"updated {a.out}")
+    write_section(a.out, BEGIN, END, lines)
 
 
 if __name__ == "__main__":

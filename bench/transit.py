@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 
-from bench import api, free_port, start, stop, version, wrk
+from bench import api, free_port, start, stop, version, write_section, wrk
 
 BEGIN = "<!-- transit:begin -->"
 END = "<!-- transit:end -->"
@@ -94,15 +94,7 @@ def main():
               "(Tresor's KV read at 1 connection: ~12k req/s).",
               "", f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"`bash bench/transit.sh` (defaults: {a.duration} s per row, {c} connections).", END]
-    section = "\n".join(lines)
-    doc = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-    with open(a.out, "w") as fh:
-        fh.write(doc)
-    print(f"updated {a.out}")
+    write_section(a.out, BEGIN, END, lines)
 
 
 if __name__ == "__main__":
