@@ -53,6 +53,18 @@ def spread_write_script(path):
     return path
 
 
+def side_by_side_args():
+    """The options every side-by-side bench takes (binaries, output file, load shape)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tresor", required=True)
+    ap.add_argument("--bao", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -228,13 +240,7 @@ def version(kind, binary):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tresor", required=True)
-    ap.add_argument("--bao", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = side_by_side_args()
     ap.add_argument("--starts", type=int, default=10)
     a = ap.parse_args()
 

@@ -8,7 +8,6 @@ Measured per server (durable storage: Tresor SQLite, OpenBao raft; one server at
     OpenBao: N service tokens with a TTL (each is a lease in its expiration manager; OpenBao has no
     engine that issues leases without an external system behind it).
 """
-import argparse
 import datetime
 import json
 import statistics
@@ -18,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from bench import api, free_port, rss_mib, spread_write_script, stop, version, write_section, wrk
+from bench import api, free_port, rss_mib, side_by_side_args, spread_write_script, stop, version, write_section, wrk
 
 BEGIN = "<!-- leases-audit:begin -->"
 END = "<!-- leases-audit:end -->"
@@ -170,14 +169,8 @@ def leases(kind, binary, n, work, plugin_wasm, threads, conns):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tresor", required=True)
-    ap.add_argument("--bao", required=True)
+    ap = side_by_side_args()
     ap.add_argument("--plugin", required=True, help="probe_lease.wasm")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--leases", type=int, default=100_000)
     a = ap.parse_args()
     servers = [("Tresor", "tresor", a.tresor), ("OpenBao", "bao", a.bao)]

@@ -4,14 +4,13 @@ Both servers in dev mode (in-memory storage, one at a time, same machine), wrk w
 encrypt/decrypt of 128 B and 16 KiB with an aes256-gcm96 key, a batch of 100 × 128 B encryptions, and
 ed25519 sign/verify of 128 B, at 1 and C connections. Every response must be 2xx.
 """
-import argparse
 import base64
 import datetime
 import json
 import os
 import tempfile
 
-from bench import api, free_port, start, stop, version, write_section, wrk
+from bench import api, free_port, side_by_side_args, start, stop, version, write_section, wrk
 
 BEGIN = "<!-- transit:begin -->"
 END = "<!-- transit:end -->"
@@ -40,13 +39,7 @@ def workloads(port):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tresor", required=True)
-    ap.add_argument("--bao", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = side_by_side_args()
     a = ap.parse_args()
     servers = [("Tresor", "tresor", a.tresor), ("OpenBao", "bao", a.bao)]
     results, labels = {}, []
