@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, util
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 addr, root = sys.argv[1], sys.argv[2]
-client = hvac.Client(url=addr, token=root)
+# A slow shared CI machine: RSA-4096 generation may take seconds there.
+client = hvac.Client(url=addr, token=root, timeout=120)
 transit = client.secrets.transit
 client.sys.enable_secrets_engine("transit")
 

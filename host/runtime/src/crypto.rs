@@ -1,4 +1,4 @@
-//! `tresor:plugin/crypto`: AEAD and Ed25519 done natively for plugins (RustCrypto, with AES-NI and
+//! `tresor:plugin/crypto`: AEAD, Ed25519 and RSA key generation done natively for plugins (RustCrypto, with AES-NI and
 //! CLMUL when the CPU has them). The host keeps nothing: each call gets its key, uses it, zeroes it.
 
 use zeroize::Zeroizing;
@@ -66,6 +66,17 @@ pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) ->
     key.verify_strict(message, &sig).is_ok()
 }
 
+/// A new RSA key as PKCS#8 DER (only the sizes Transit and Vault use).
+pub(crate) fn rsa_generate(bits: u32) -> Result<Vec<u8>, CryptoError> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    if !matches!(bits, 2048 | 3072 | 4096) {
+        return Err(invalid("RSA key size must be 2048, 3072 or 4096 bits"));
+    }
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize).map_err(|_| invalid("RSA key generation failed"))?;
+    let der = key.to_pkcs8_der().map_err(|_| invalid("RSA key encoding failed"))?;
+    Ok(der.as_bytes().to_vec())
+}
+
 impl wit::Host for State {
     fn aead_seal(&mut self, alg: Aead, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, plaintext: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
         let key = Zeroizing::new(key);
@@ -87,12 +98,36 @@ impl wit::Host for State {
     fn ed25519_verify(&mut self, public_key: Vec<u8>, message: Vec<u8>, signature: Vec<u8>) -> wasmtime::Result<bool> {
         Ok(ed25519_verify(&public_key, &message, &signature))
     }
+
+    /// Async: a 4096-bit prime search takes 0.3-3 s, so it runs on the blocking pool, not on an
+    /// executor thread. The time still counts against the call's CPU deadline.
+    async fn rsa_generate(&mut self, bits: u32) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+        match tokio::task::spawn_blocking(move || rsa_generate(bits)).await {
+            Ok(out) => Ok(out),
+            Err(_) => Ok(Err(invalid("RSA key generation failed"))),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     //! The host's primitives against published vectors (the plugin's own tests cover its fallback).
     use super::*;
+
+    #[test]
+    fn rsa_keys_have_the_asked_size_and_work() {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        let der = rsa_generate(2048).unwrap_or_default();
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(&der).expect("a PKCS#8 RSA key");
+        assert_eq!(key.size() * 8, 2048);
+        assert_eq!(key.e(), &rsa::BigUint::from(65537u32));
+        assert!(key.validate().is_ok());
+        let other = rsa_generate(2048).unwrap_or_default();
+        assert_ne!(der, other, "two keys from the CSPRNG differ");
+        assert!(matches!(rsa_generate(1024), Err(CryptoError::InvalidInput(_))));
+        assert!(matches!(rsa_generate(8192), Err(CryptoError::InvalidInput(_))));
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap_or_default()
