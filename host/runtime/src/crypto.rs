@@ -99,8 +99,9 @@ impl wit::Host for State {
         Ok(ed25519_verify(&public_key, &message, &signature))
     }
 
-    /// Async: a 4096-bit prime search takes 0.3-3 s, so it runs on the blocking pool, not on an
-    /// executor thread. The time still counts against the call's CPU deadline.
+    /// Async: a 4096-bit prime search takes 0.3-3.5 s, so it runs on the blocking pool, not on an
+    /// executor thread. Like all time spent in host calls it is not charged to the guest's CPU
+    /// budget (the deadline counts epoch ticks seen while guest code runs).
     async fn rsa_generate(&mut self, bits: u32) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
         match tokio::task::spawn_blocking(move || rsa_generate(bits)).await {
             Ok(out) => Ok(out),

@@ -12,13 +12,6 @@ use tresor_core::{BackendFactory, CatalogEntry, Created, MountSettings};
 use tresor_logical::{Error, Storage};
 use tresor_runtime::{MountContext, Plugin, Runtime, RuntimeConfig, WasmBackend};
 
-/// Built-in plugins whose legitimate work can exceed the default 5 s per-call CPU budget: Transit's
-/// RSA-4096 key generation (a random prime search, done natively by the host's `crypto.rsa-generate`
-/// since it took 2-17 s in wasm) takes 0.3-3.5 s here and its wall time counts against the deadline,
-/// several times that on a loaded machine, so Transit mounts get 60 s. Every other call of theirs is
-/// milliseconds; the budget is still a hard stop.
-const BUILTIN_CPU_BUDGETS: &[(&str, u64)] = &[("transit", 60)];
-
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 }
@@ -140,11 +133,7 @@ impl BackendFactory for PluginFactory {
         let mut ctx = MountContext::new(mount.router_path(), mount.kind.clone(), Value::Object(mount.options.clone()));
         ctx.default_lease_ttl = mount.effective_default_ttl(self.default_lease_ttl);
         ctx.max_lease_ttl = mount.effective_max_ttl(self.max_lease_ttl);
-        if registered.is_none()
-            && let Some((_, secs)) = BUILTIN_CPU_BUDGETS.iter().find(|(kind, _)| *kind == mount.kind)
-        {
-            ctx.cpu_budget = std::time::Duration::from_secs(*secs);
-        }
+        ctx.allowed_outbound_hosts = tresor_logical::Grants::parse(&mount.allowed_outbound_hosts).map_err(|e| Error::invalid(e.to_string()))?;
         let backend = WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
             .await
             .map_err(|e| Error::Unavailable(format!("plugin for mount {} failed to start: {e}", mount.path)))?;
