@@ -151,6 +151,7 @@ impl Core {
             options: Some(Default::default()),
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            allowed_outbound_hosts: Vec::new(),
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::Sys,
@@ -166,6 +167,7 @@ impl Core {
             options: Some(Default::default()),
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            allowed_outbound_hosts: Vec::new(),
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, CUBBYHOLE_PREFIX)))),
@@ -181,6 +183,7 @@ impl Core {
             options: None,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            allowed_outbound_hosts: Vec::new(),
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::Token,
@@ -426,7 +429,10 @@ impl Core {
             Handler::Plugin(backend) if request.operation == tresor_logical::Operation::Help => {
                 crate::sys::help_response(&mount.path, backend.as_ref(), &request.path)?
             }
-            Handler::Plugin(backend) => backend.handle(request).await?,
+            Handler::Plugin(backend) => {
+                request.display_name = Some(entry.display_name.clone());
+                backend.handle(request).await?
+            }
             Handler::Unavailable(why) => return Err(Error::Unavailable(why.clone())),
         };
         let response = response.unwrap_or_default();

@@ -482,7 +482,9 @@ impl Core {
         let mount = self.mount_of_lease(id).ok_or_else(|| Error::invalid("lease not found"))?;
         let Handler::Plugin(backend) = &mount.handler else { return Err(Error::invalid("lease is not renewable")) };
         let requested = increment.filter(|i| *i > 0).unwrap_or(entry.secret.ttl);
-        let asked = LeaseSecret { ttl: requested, ..entry.secret.clone() };
+        let left = secs_left(entry.max_expire_ms, now);
+        // The backend is told the TTL the lease will really get (a database sets VALID UNTIL to it).
+        let asked = LeaseSecret { ttl: requested.min(left), ..entry.secret.clone() };
         let granted = match backend.renew_secret(&asked).await {
             Ok(g) => g,
             Err(Error::UnsupportedOperation) => return Err(Error::invalid("lease is not renewable")),
@@ -490,8 +492,8 @@ impl Core {
         };
         let mut ttl = if granted.ttl > 0 { granted.ttl } else { requested };
         let mut response = Response::default();
-        let left = secs_left(entry.max_expire_ms, now);
-        if ttl > left {
+        if requested > left || ttl > left {
+            ttl = ttl.max(requested);
             response.warnings.push(format!(
                 "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
                 short_duration(ttl),

@@ -73,6 +73,10 @@ pub struct MountSettings {
     /// An auth method (mounted under `auth/`), not a secrets engine.
     #[serde(default)]
     pub auth: bool,
+    /// Hosts and Unix socket directories the plugin may connect to (`tresor_logical::Grants`
+    /// syntax); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 impl MountSettings {
@@ -159,6 +163,7 @@ impl Core {
                 return Err(Error::invalid(format!("path is already in use at {existing}")));
             }
         }
+        let allowed_outbound_hosts = outbound_hosts(config, &mut options)?.unwrap_or_default();
         let uuid = uuid::Uuid::new_v4().to_string();
         let settings = MountSettings {
             auth,
@@ -170,6 +175,7 @@ impl Core {
             options,
             default_lease_ttl: ttl_field(config, "default_lease_ttl")?.unwrap_or(0),
             max_lease_ttl: ttl_field(config, "max_lease_ttl")?.unwrap_or(0),
+            allowed_outbound_hosts,
         };
         let created = factory.create(&settings, registered.as_ref(), self.mount_view(&settings.uuid)).await?;
         let mut table = self.load_mount_table(auth).await?;
@@ -245,8 +251,15 @@ impl Core {
         if let Some(Value::String(d)) = data.get("description") {
             entry.description = d.clone();
         }
-        if let Some(Value::Object(o)) = data.get("options") {
-            for (k, v) in o {
+        let mut options = match data.get("options") {
+            Some(Value::Object(o)) => o.clone(),
+            _ => Map::new(),
+        };
+        if let Some(hosts) = outbound_hosts(data, &mut options)? {
+            entry.allowed_outbound_hosts = hosts;
+        }
+        if !options.is_empty() {
+            for (k, v) in &options {
                 if k == "version" && entry.options.get("version") != Some(v) && entry.kind == "kv" {
                     return Err(Error::invalid("changing the KV version of a mount is not supported"));
                 }
@@ -317,6 +330,7 @@ impl Core {
             options: Some(s.options.clone()),
             default_lease_ttl: s.default_lease_ttl,
             max_lease_ttl: s.max_lease_ttl,
+            allowed_outbound_hosts: s.allowed_outbound_hosts.clone(),
             running_sha256,
             running_version,
             handler,
@@ -365,6 +379,33 @@ impl Core {
 }
 
 /// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
+/// `allowed_outbound_hosts` from a mount's `config` (or tune body): a list or a comma-separated
+/// string, also accepted as a mount option (so `bao secrets enable -options=allowed_outbound_hosts=…`
+/// works); the option is taken out of the options the plugin sees. Validated here: a bad entry is a
+/// 400 and nothing changes.
+fn outbound_hosts(config: &Map, options: &mut Map) -> Result<Option<Vec<String>>, Error> {
+    let from_options = options.remove("allowed_outbound_hosts");
+    let value = match config.get("allowed_outbound_hosts") {
+        Some(v) if !v.is_null() => Some(v.clone()),
+        _ => from_options,
+    };
+    let Some(value) = value else { return Ok(None) };
+    let hosts: Vec<String> = match value {
+        Value::String(s) => s.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(|h| h.trim().to_string()).ok_or_else(|| Error::invalid("allowed_outbound_hosts must be a list of strings")))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect(),
+        Value::Null => Vec::new(),
+        _ => return Err(Error::invalid("allowed_outbound_hosts must be a list of strings")),
+    };
+    tresor_logical::Grants::parse(&hosts).map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(Some(hosts))
+}
+
 fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),

@@ -44,6 +44,8 @@ pub struct MountEntry {
     pub default_lease_ttl: u64,
     /// Tuned max lease TTL (0 = system).
     pub max_lease_ttl: u64,
+    /// Outbound grants of a plugin mount (shown in `config` when set).
+    pub allowed_outbound_hosts: Vec<String>,
     /// sha256 of the running plugin (empty for built-ins).
     pub running_sha256: String,
     /// Version of the running plugin (empty: the host's built-in version).
@@ -54,9 +56,13 @@ pub struct MountEntry {
 impl MountEntry {
     /// The JSON shape of `sys/mounts` entries.
     pub fn to_json(&self) -> Value {
+        let mut config = json!({"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl});
+        if !self.allowed_outbound_hosts.is_empty() {
+            config["allowed_outbound_hosts"] = json!(self.allowed_outbound_hosts);
+        }
         json!({
             "accessor": self.accessor,
-            "config": {"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl},
+            "config": config,
             "deprecation_status": "supported",
             "description": self.description,
             "external_entropy_access": false,

@@ -296,13 +296,17 @@ impl Core {
 
     async fn tune_json(&self, auth: bool, path: &str) -> Result<Map, Error> {
         let mount = format!("{}/", path.trim_matches('/'));
+        let mut outbound = Vec::new();
         let (description, options, default_ttl, max_ttl) = match self.mount_settings(auth, &mount).await? {
-            Some(s) => (
-                s.description.clone(),
-                Value::Object(s.options.clone()),
-                s.effective_default_ttl(self.config.default_lease_ttl),
-                s.effective_max_ttl(self.config.max_lease_ttl),
-            ),
+            Some(s) => {
+                outbound.clone_from(&s.allowed_outbound_hosts);
+                (
+                    s.description.clone(),
+                    Value::Object(s.options.clone()),
+                    s.effective_default_ttl(self.config.default_lease_ttl),
+                    s.effective_max_ttl(self.config.max_lease_ttl),
+                )
+            }
             None => {
                 let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
                 let full = if auth { format!("auth/{mount}") } else { mount.clone() };
@@ -311,13 +315,17 @@ impl Core {
                 (m.description.clone(), options, self.config.default_lease_ttl, self.config.max_lease_ttl)
             }
         };
-        Ok(crate::util::obj([
+        let mut out = crate::util::obj([
             ("default_lease_ttl", json!(default_ttl)),
             ("description", json!(description)),
             ("force_no_cache", json!(false)),
             ("max_lease_ttl", json!(max_ttl)),
             ("options", options),
-        ]))
+        ]);
+        if !outbound.is_empty() {
+            out.insert("allowed_outbound_hosts".into(), json!(outbound));
+        }
+        Ok(out)
     }
 
     /// `sys/internal/specs/openapi`: every plugin mount's declared paths, from the host's copy of the spec.

@@ -66,6 +66,9 @@ pub struct Request {
     pub remote_addr: Option<SocketAddr>,
     /// `X-Vault-Wrap-TTL`, in seconds, when the caller asked for response wrapping.
     pub wrap_ttl: Option<u64>,
+    /// The display name of the caller's token, set by the core when it dispatches to a backend
+    /// (for name templates such as the database engine's `v-<display name>-...`).
+    pub display_name: Option<String>,
 }
 
 impl Request {
@@ -79,6 +82,7 @@ impl Request {
             client_token: None,
             remote_addr: None,
             wrap_ttl: None,
+            display_name: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::convert;
 use crate::engine::bindings::{tresor::plugin::types as wit, SecretsEngine};
 use crate::engine::{Plugin, Runtime, TICK};
 use crate::conflict::Conflicts;
+use crate::sql::SqlPools;
 use crate::host::State;
 
 /// Per-mount settings a plugin runs under.
@@ -32,6 +33,8 @@ pub struct MountContext {
     pub max_memory: usize,
     /// CPU deadline per call (default 5 s).
     pub cpu_budget: Duration,
+    /// Hosts and sockets the plugin may reach through the `sql` capability (default: none).
+    pub allowed_outbound_hosts: tresor_logical::Grants,
 }
 
 impl MountContext {
@@ -45,6 +48,7 @@ impl MountContext {
             max_lease_ttl: 768 * 3600,
             max_memory: 64 << 20,
             cpu_budget: Duration::from_secs(5),
+            allowed_outbound_hosts: tresor_logical::Grants::default(),
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct WasmBackend {
     storage: Arc<dyn Storage>,
     mount: Arc<MountContext>,
     conflicts: Arc<Conflicts>,
+    /// The mount's database pools (`sql` capability), shared by its instances, kept across reloads.
+    sql: Arc<SqlPools>,
     /// Calls that lost a conflict re-run one at a time, so a hot key does not make every loser
     /// re-run in every round.
     retry_lane: tokio::sync::Mutex<()>,
@@ -121,23 +127,20 @@ impl WasmBackend {
         storage: Arc<dyn Storage>,
         mount: MountContext,
     ) -> Result<Self, crate::Error> {
+        let sql = Arc::new(SqlPools::new(mount.allowed_outbound_hosts.clone()));
         let mount = Arc::new(mount);
         let conflicts = Arc::new(Conflicts::new());
-        let loaded = Self::prepare(&runtime, plugin, &storage, &mount, &conflicts).await?;
-        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount, conflicts, retry_lane: tokio::sync::Mutex::new(()) })
+        let env = Env { runtime: &runtime, storage: &storage, mount: &mount, conflicts: &conflicts, sql: &sql };
+        let loaded = Self::prepare(&env, plugin).await?;
+        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount, conflicts, sql, retry_lane: tokio::sync::Mutex::new(()) })
     }
 
-    async fn prepare(
-        runtime: &Arc<Runtime>,
-        plugin: Plugin,
-        storage: &Arc<dyn Storage>,
-        mount: &Arc<MountContext>,
-        conflicts: &Arc<Conflicts>,
-    ) -> Result<Loaded, crate::Error> {
-        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount, conflicts).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+    async fn prepare(env: &Env<'_>, plugin: Plugin) -> Result<Loaded, crate::Error> {
+        let storage = env.storage;
+        let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         let spec = instance.tresor_plugin_backend().call_spec(&mut store).await.map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
         let (auth, paths) = convert::spec_from_wit(spec)?;
-        let (mut store, instance) = instantiate(runtime, &plugin, storage, mount, conflicts).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         match instance.tresor_plugin_backend().call_initialize(&mut store).await {
             Ok(Ok(())) => {
                 let ops = store.data_mut().take_staged();
@@ -154,7 +157,7 @@ impl WasmBackend {
     /// Switch to another build of the plugin. In-flight requests finish on the instance they started
     /// with; new requests use the new one once its spec and `initialize` succeeded.
     pub async fn reload(&self, plugin: Plugin) -> Result<(), crate::Error> {
-        let loaded = Self::prepare(&self.runtime, plugin, &self.storage, &self.mount, &self.conflicts).await?;
+        let loaded = Self::prepare(&self.env(), plugin).await?;
         if let Ok(mut guard) = self.loaded.write() {
             *guard = Arc::new(loaded);
         }
@@ -207,9 +210,13 @@ impl WasmBackend {
         })
     }
 
-    /// A fresh instance of `loaded` for one call.
-    async fn instance(&self, loaded: &Loaded) -> Result<(Store<State>, SecretsEngine), Error> {
-        instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount, &self.conflicts)
+    fn env(&self) -> Env<'_> {
+        Env { runtime: &self.runtime, storage: &self.storage, mount: &self.mount, conflicts: &self.conflicts, sql: &self.sql }
+    }
+
+    /// A fresh instance of `loaded` for one call (on behalf of a token with `display_name`).
+    async fn instance(&self, loaded: &Loaded, display_name: Option<&str>) -> Result<(Store<State>, SecretsEngine), Error> {
+        instantiate(&self.env(), &loaded.plugin, display_name)
             .await
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))
     }
@@ -237,9 +244,21 @@ impl WasmBackend {
     }
 }
 
+/// What every store of a mount shares.
+struct Env<'a> {
+    runtime: &'a Runtime,
+    storage: &'a Arc<dyn Storage>,
+    mount: &'a Arc<MountContext>,
+    conflicts: &'a Arc<Conflicts>,
+    sql: &'a Arc<SqlPools>,
+}
+
 /// A fresh store for one call: the mount's storage view, memory cap and CPU deadline.
-fn new_store(runtime: &Runtime, storage: &Arc<dyn Storage>, mount: &Arc<MountContext>, conflicts: &Arc<Conflicts>) -> Store<State> {
-    let mut store = Store::new(&runtime.engine, State::new(storage.clone(), mount.clone(), conflicts.clone()));
+fn new_store(env: &Env<'_>, display_name: Option<&str>) -> Store<State> {
+    let mut state = State::new(env.storage.clone(), env.mount.clone(), env.conflicts.clone(), env.sql.clone());
+    state.display_name = display_name.unwrap_or_default().to_string();
+    let mount = env.mount;
+    let mut store = Store::new(&env.runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     let budget = (mount.cpu_budget.as_millis() / TICK.as_millis()).max(1) as u64;
     let mut used = 0u64;
@@ -256,14 +275,8 @@ fn new_store(runtime: &Runtime, storage: &Arc<dyn Storage>, mount: &Arc<MountCon
     store
 }
 
-async fn instantiate(
-    runtime: &Runtime,
-    plugin: &Plugin,
-    storage: &Arc<dyn Storage>,
-    mount: &Arc<MountContext>,
-    conflicts: &Arc<Conflicts>,
-) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
-    let mut store = new_store(runtime, storage, mount, conflicts);
+async fn instantiate(env: &Env<'_>, plugin: &Plugin, display_name: Option<&str>) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
+    let mut store = new_store(env, display_name);
     let instance = plugin.pre.instantiate_async(&mut store).await?;
     Ok((store, instance))
 }
@@ -274,8 +287,9 @@ impl LogicalBackend for WasmBackend {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let req = self.to_wit(&loaded.spec, &request)?;
         let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
+        let display_name = request.display_name.as_deref();
         with_retries!(self, async {
-            let (mut store, instance) = self.instance(&loaded).await?;
+            let (mut store, instance) = self.instance(&loaded, display_name).await?;
             match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
                 Ok(Ok(resp)) => {
                     let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
@@ -296,7 +310,7 @@ impl LogicalBackend for WasmBackend {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let wit_secret = convert::secret_to_wit(secret);
         with_retries!(self, async {
-            let (mut store, instance) = self.instance(&loaded).await?;
+            let (mut store, instance) = self.instance(&loaded, None).await?;
             match instance.tresor_plugin_backend().call_renew_secret(&mut store, &wit_secret).await {
                 Ok(Ok(lease)) => Ok((
                     store,
@@ -318,7 +332,7 @@ impl LogicalBackend for WasmBackend {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let wit_secret = convert::secret_to_wit(secret);
         with_retries!(self, async {
-            let (mut store, instance) = self.instance(&loaded).await?;
+            let (mut store, instance) = self.instance(&loaded, None).await?;
             match instance.tresor_plugin_backend().call_revoke_secret(&mut store, &wit_secret).await {
                 Ok(Ok(())) => Ok((store, ())),
                 Ok(Err(e)) => Err(convert::error_from_wit(e)),
@@ -332,7 +346,7 @@ impl LogicalBackend for WasmBackend {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let Some(index) = loaded.plugin.periodic else { return Ok(()) };
         with_retries!(self, async {
-            let mut store = new_store(&self.runtime, &self.storage, &self.mount, &self.conflicts);
+            let mut store = new_store(&self.env(), None);
             // The bindings' instance hides the raw one, which the optional export is looked up on.
             let instance = match loaded.plugin.pre.instance_pre().instantiate_async(&mut store).await {
                 Ok(i) => i,
@@ -361,7 +375,7 @@ impl LogicalBackend for WasmBackend {
             return Ok(None);
         }
         let req = self.to_wit(&loaded.spec, request)?;
-        let (mut store, instance) = instantiate(&self.runtime, &loaded.plugin, &self.storage, &self.mount, &self.conflicts)
+        let (mut store, instance) = instantiate(&self.env(), &loaded.plugin, request.display_name.as_deref())
             .await
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
         match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {

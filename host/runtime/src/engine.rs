@@ -25,6 +25,7 @@ pub(crate) mod bindings {
             "tresor:plugin/system.default-lease-ttl": trappable,
             "tresor:plugin/system.max-lease-ttl": trappable,
             "tresor:plugin/system.now": trappable,
+            "tresor:plugin/system.caller-display-name": trappable,
             "tresor:plugin/log.emit": trappable,
             default: async | trappable,
         },

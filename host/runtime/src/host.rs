@@ -57,10 +57,14 @@ pub(crate) struct State {
     /// (`conflict.rs`).
     pub(crate) read_set: crate::conflict::ReadSet,
     pub(crate) conflicts: Arc<crate::conflict::Conflicts>,
+    /// The mount's database pools.
+    pub(crate) sql: Arc<crate::sql::SqlPools>,
+    /// Display name of the token behind this call ("" outside client requests).
+    pub(crate) display_name: String,
 }
 
 impl State {
-    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>, conflicts: Arc<crate::conflict::Conflicts>) -> Self {
+    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>, conflicts: Arc<crate::conflict::Conflicts>, sql: Arc<crate::sql::SqlPools>) -> Self {
         // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
         let wasi = WasiCtx::builder().build();
         let max_memory = mount.max_memory;
@@ -74,6 +78,8 @@ impl State {
             staged_bytes: 0,
             read_set: crate::conflict::ReadSet::new(),
             conflicts,
+            sql,
+            display_name: String::new(),
         }
     }
 
@@ -209,6 +215,10 @@ impl system::Host for State {
     fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
         let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok((d.as_secs() as i64, d.subsec_nanos()))
+    }
+
+    fn caller_display_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.display_name.clone())
     }
 }
 

@@ -4,8 +4,9 @@
 //! Shape (after Spin and wasmtime's wasi crates):
 //! - [`Runtime`] owns one `Engine` (pooling allocator, epoch interruption driven by a 10 ms ticker
 //!   thread) and one `Linker` with exactly the capabilities a plugin may use: `tresor:plugin/storage`
-//!   (its mount's view and nothing else), `system`, `log`, `crypto` (AEAD and Ed25519 done natively,
-//!   `crypto.rs`), and a deny-everything WASI context (no
+//!   (its mount's view and nothing else), `system`, `log`, `crypto` (AEAD, Ed25519 and RSA key
+//!   generation done natively, `crypto.rs`), `sql` (PostgreSQL pools the host owns per mount, only to
+//!   hosts the mount's `allowed_outbound_hosts` grants, `sql.rs`), and a deny-everything WASI context (no
 //!   files, sockets, env, args; stdio to a sink) because Rust std imports WASI even when unused.
 //! - [`Plugin`] is a verified component (sha256 checked before compiling or loading) with its
 //!   `InstancePre`; compiled artifacts are cached on disk keyed by sha256 and the engine's
@@ -22,6 +23,7 @@ mod convert;
 mod crypto;
 mod engine;
 mod host;
+mod sql;
 
 pub use backend::{MountContext, WasmBackend};
 pub use engine::{Plugin, Runtime, RuntimeConfig};

@@ -37,6 +37,7 @@ mod error;
 mod request;
 mod response;
 mod spec;
+pub mod sql;
 pub mod storage;
 pub mod system;
 pub mod token;

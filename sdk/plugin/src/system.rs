@@ -37,6 +37,12 @@ pub fn now() -> (i64, u32) {
     imp::now()
 }
 
+/// The display name of the token behind the current request (`root`, `token`, `userpass-alice`),
+/// for name templates; empty outside client requests (revocation, periodic work).
+pub fn caller_display_name() -> String {
+    imp::caller_display_name()
+}
+
 /// RFC 3339 with nanoseconds, UTC (`2026-11-23T16:28:17.123456789Z`), as Vault prints times.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
@@ -93,6 +99,9 @@ mod imp {
     pub(super) fn now() -> (i64, u32) {
         wit::now()
     }
+    pub(super) fn caller_display_name() -> String {
+        wit::caller_display_name()
+    }
     pub(super) fn log(level: LogLevel, message: &str) {
         let level = match level {
             LogLevel::Trace => wlog::Level::Trace,
@@ -116,6 +125,16 @@ mod imp {
             path: "test/".into(), kind: "test".into(), options: serde_json::json!({}),
         });
         static CLOCK: RefCell<Option<(i64, u32)>> = const { RefCell::new(None) };
+        static CALLER: RefCell<String> = RefCell::new("root".into());
+    }
+
+    pub(super) fn caller_display_name() -> String {
+        CALLER.with(|c| c.borrow().clone())
+    }
+
+    /// Set the mock caller's display name.
+    pub fn set_caller(name: &str) {
+        CALLER.with(|c| *c.borrow_mut() = name.to_string());
     }
 
     pub(super) fn mount_info() -> MountInfo {
@@ -149,6 +168,13 @@ mod imp {
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub fn set_mock_mount_options(options: serde_json::Value) {
     imp::set_mount_options(options)
+}
+
+/// Set the display name the mock host reports for the caller (testing feature, native only;
+/// default `root`).
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub fn set_mock_caller(name: &str) {
+    imp::set_caller(name)
 }
 
 /// Freeze the mock clock (testing feature, native only).
