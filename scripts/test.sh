@@ -9,6 +9,11 @@ cd "$root"
 bash scripts/test-deps.sh
 # The system tests start the real binary: build it first, in the same (test) profile.
 cargo build --locked -p tresor
+# A private PostgreSQL cluster for the database engine's tests, stopped (and deleted) at exit.
+trap 'bash scripts/pg.sh stop' EXIT
+set -a
+eval "$(bash scripts/pg.sh start)"
+set +a
 cargo test --locked --workspace "$@"
 # The built-in plugins' own unit tests (known-answer vectors, handlers on the SDK's mock host) run
 # natively in their workspace; skipped when arguments select something else.

@@ -403,3 +403,102 @@ impl Http {
         (r.status, r.json())
     }
 }
+
+/// The private PostgreSQL cluster of the test run (`scripts/pg.sh`): `scripts/test.sh` starts it
+/// and exports `TRESOR_TEST_PG_*`; a test run by hand starts it on first use (stop it with
+/// `scripts/pg.sh stop`). Tests share the cluster, so each works in its own database
+/// ([`Pg::create_database`]) and generated role names are unique.
+#[derive(Debug, Clone)]
+pub struct Pg {
+    /// Loopback address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Superuser.
+    pub user: String,
+    /// Superuser password.
+    pub password: String,
+    bin: PathBuf,
+}
+
+/// The cluster, started if needed.
+pub fn pg() -> &'static Pg {
+    static PG: std::sync::OnceLock<Pg> = std::sync::OnceLock::new();
+    PG.get_or_init(|| {
+        let mut vars: std::collections::HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with("TRESOR_TEST_PG_")).collect();
+        if !vars.contains_key("TRESOR_TEST_PG_PORT") {
+            let out = Command::new("bash").arg(workspace_root().join("scripts/pg.sh")).arg("start").output().expect("running scripts/pg.sh");
+            assert!(out.status.success(), "scripts/pg.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
+            vars = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
+        }
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{k} missing from scripts/pg.sh's output"));
+        Pg {
+            host: get("TRESOR_TEST_PG_HOST"),
+            port: get("TRESOR_TEST_PG_PORT").parse().expect("a port"),
+            user: get("TRESOR_TEST_PG_USER"),
+            password: get("TRESOR_TEST_PG_PASSWORD"),
+            bin: get("TRESOR_TEST_PG_BIN").into(),
+        }
+    })
+}
+
+impl Pg {
+    /// `host:port`, as granted in a mount's `allowed_outbound_hosts`.
+    pub fn hostport(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Vault's templated connection URL for database `db`.
+    pub fn template_url(&self, db: &str) -> String {
+        format!("postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/{db}?sslmode=disable", self.host, self.port)
+    }
+
+    /// A `psql` command connecting as `user` to `db`, unaligned and quiet.
+    pub fn psql_cmd(&self, user: &str, password: &str, db: &str, sql: &str) -> Command {
+        let psql = if self.bin.join("psql").exists() { self.bin.join("psql") } else { PathBuf::from("psql") };
+        let mut cmd = Command::new(psql);
+        cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", &self.host, "-p", &self.port.to_string(), "-U", user, "-d", db, "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10");
+        cmd
+    }
+
+    /// Run `sql` as `user`; stdout trimmed, or psql's stderr.
+    pub fn psql_as(&self, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+        let out = self.psql_cmd(user, password, db, sql).output().expect("running psql");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// Run `sql` as the superuser in `db`; panics on failure.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        self.psql_as(&self.user, &self.password, db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// A fresh database for one test (`t_<random>`), with a table `items` holding one row.
+    pub fn create_database(&self) -> String {
+        let name = format!("t_{:016x}", rand_u64());
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.psql(&name, "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'one')");
+        name
+    }
+
+    /// Whether role `name` exists.
+    pub fn role_exists(&self, name: &str) -> bool {
+        self.psql("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{}'", name.replace('\'', "''"))) == "1"
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default());
+    h.finish()
+}

@@ -48,7 +48,8 @@ impl Grants {
                 Some(p) => Some(p.parse::<u16>().map_err(|_| bad("port must be a number or *"))?),
             };
             let host = host.to_ascii_lowercase();
-            if host.is_empty() || host.contains('/') || (host.contains('*') && host != "*" && !(host.starts_with("*.") && !host[2..].contains('*'))) {
+            let wildcard_ok = host == "*" || host.strip_prefix("*.").is_some_and(|suffix| !suffix.is_empty() && !suffix.contains('*'));
+            if host.is_empty() || host.contains('/') || (host.contains('*') && !wildcard_ok) {
                 return Err(bad("host must be a name, an address, *.suffix or *"));
             }
             out.push(Grant::Net { scheme, host, port });

@@ -107,7 +107,7 @@ impl SqlPools {
             _ => (conn.url.clone(), false),
         };
         let url = url::Url::from_str(&text).map_err(|e| SqlError::InvalidUrl(format!("connection URL: {e}")))?;
-        let password = url.password().map(|p| decode(p)).transpose()?;
+        let password = url.password().map(decode).transpose()?;
         let redact = |m: String| redact(m, password.as_deref());
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(SqlError::InvalidUrl(format!("unsupported database URL scheme {:?}: only postgres:// is supported", url.scheme())));
