@@ -102,6 +102,13 @@ fn dynamic_users_log_in_renew_and_are_dropped_with_their_sessions_on_revoke() {
     assert!(denied.contains("permission denied"), "{denied}");
     assert!(pg.psql_as(&user, "wrong-password", &db, "SELECT 1").is_err());
 
+    // The host's pool is reused across requests: a few more users, still at most 4 connections.
+    for _ in 0..5 {
+        creds(&c, "readonly");
+    }
+    let pooled: u32 = pg.psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tresor' AND datname = '{db}'")).parse().unwrap();
+    assert!((1..=4).contains(&pooled), "{pooled} connections for one mount's pool");
+
     // Renewal moves VALID UNTIL to the renewed lease's end.
     let (s, b) = c.put("sys/leases/renew", json!({"lease_id": lease, "increment": "2h"}));
     assert_eq!(s, 200, "{b}");
@@ -314,6 +321,36 @@ fn bao_cli_enables_configures_and_reads_creds() {
     assert!(out["lease_id"].as_str().unwrap().starts_with("database/creds/readonly/"));
     let listed = run(&["list", "-format=json", "database/roles"]);
     assert!(listed.contains("readonly"));
+    // `bao lease revoke` asks for a background revocation (sync=false), as Vault's CLI does.
     run(&["lease", "revoke", out["lease_id"].as_str().unwrap()]);
-    assert!(!pg.role_exists(user));
+    wait_until("the revoked user to be dropped", Duration::from_secs(20), || !pg.role_exists(user));
+}
+
+#[test]
+fn tresor_cli_grants_the_host_and_reads_creds() {
+    let pg = pg();
+    let db = pg.create_database();
+    let server = TestServer::dev();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(tresor_tests::tresor_bin())
+            .args(args)
+            .env("VAULT_ADDR", &server.addr)
+            .env("VAULT_TOKEN", &server.root_token)
+            .env("HOME", server.dir.path())
+            .env_remove("TRESOR_ADDR")
+            .env_remove("TRESOR_TOKEN")
+            .output()
+            .expect("tresor");
+        assert!(out.status.success(), "tresor {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&["secrets", "enable", &format!("-allowed-outbound-hosts={}", pg.hostport()), "database"]);
+    let config = format!("connection_url={}", pg.template_url(&db));
+    let (user, password) = (format!("username={}", pg.user), format!("password={}", pg.password));
+    run(&["write", "database/config/pg", "plugin_name=postgresql-database-plugin", &config, &user, &password, "allowed_roles=readonly"]);
+    run(&["write", "database/roles/readonly", "db_name=pg", &format!("creation_statements={CREATE} {GRANT}")]);
+    let out: Value = serde_json::from_str(&run(&["read", "-format=json", "database/creds/readonly"])).unwrap();
+    let (u, p) = (out["data"]["username"].as_str().unwrap(), out["data"]["password"].as_str().unwrap());
+    assert_eq!(pg.psql_as(u, p, &db, "SELECT name FROM items").unwrap(), "one");
+    assert!(run(&["secrets", "list", "-format=json"]).contains("allowed_outbound_hosts"));
 }

@@ -23,18 +23,32 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
     };
     match sub.as_str() {
         "enable" => {
-            let f = flags(rest, &[], &["path", "version", "description", "default-lease-ttl", "max-lease-ttl"])?;
+            let f = flags(rest, &[], &["path", "version", "description", "default-lease-ttl", "max-lease-ttl", "options", "allowed-outbound-hosts"])?;
             let kind = f.args.first().ok_or_else(|| anyhow!("missing {what} type"))?;
             let path = f.get("path").map(str::to_owned).unwrap_or_else(|| kind.clone());
             let mut body = json!({"type": kind, "description": f.get("description").unwrap_or("")});
+            // `-options=k=v`, repeatable, as Vault's CLI.
+            let mut options = Map::new();
+            for kv in f.get_all("options") {
+                let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("-options must be key=value, got {kv:?}"))?;
+                options.insert(k.to_string(), json!(v));
+            }
             if let Some(v) = f.get("version") {
-                body["options"] = json!({ "version": v });
+                options.insert("version".into(), json!(v));
+            }
+            if !options.is_empty() {
+                body["options"] = Value::Object(options);
             }
             let mut config = Map::new();
             for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl")] {
                 if let Some(v) = f.get(flag) {
                     config.insert(key.into(), json!(v));
                 }
+            }
+            // Tresor: hosts the mount's plugin may connect to (comma-separated or repeated).
+            let hosts: Vec<&str> = f.get_all("allowed-outbound-hosts").into_iter().flat_map(|h| h.split(',')).collect();
+            if !hosts.is_empty() {
+                config.insert("allowed_outbound_hosts".into(), json!(hosts));
             }
             body["config"] = Value::Object(config);
             let client = Client::from_env(f.get("address"));
@@ -62,13 +76,17 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
             }
         }
         "tune" => {
-            let f = flags(rest, &[], &["description", "default-lease-ttl", "max-lease-ttl"])?;
+            let f = flags(rest, &[], &["description", "default-lease-ttl", "max-lease-ttl", "allowed-outbound-hosts"])?;
             let path = path_arg(&f, &format!("tresor {noun} tune [options] PATH"))?;
             let mut body = Map::new();
             for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl"), ("description", "description")] {
                 if let Some(v) = f.get(flag) {
                     body.insert(key.into(), json!(v));
                 }
+            }
+            let hosts: Vec<&str> = f.get_all("allowed-outbound-hosts").into_iter().flat_map(|h| h.split(',')).collect();
+            if !hosts.is_empty() {
+                body.insert("allowed_outbound_hosts".into(), json!(hosts));
             }
             Client::from_env(f.get("address")).call("POST", &format!("{table_path}/{}/tune", path.trim_matches('/')), Some(&Value::Object(body)))?;
             println!("Success! Tuned the {what} at: {}/", path.trim_matches('/'));
