@@ -81,9 +81,6 @@ pub fn handle(req: &Request) -> Result<Response, Error> {
             if let Some(s) = statement_list(req, "creation_statements")? {
                 role.creation_statements = s;
             }
-            if role.creation_statements.is_empty() {
-                return Err(Error::invalid("creation_statements is required"));
-            }
             for (field, slot) in [
                 ("revocation_statements", &mut role.revocation_statements),
                 ("rollback_statements", &mut role.rollback_statements),
@@ -142,6 +139,9 @@ pub fn creds(req: &Request) -> Result<Response, Error> {
     let username = template::username(tpl, &NameInput { display_name: &display, role_name, unix_time: now })
         .map_err(|e| Error::invalid(format!("unable to generate username: {e}")))?;
     let password = crate::password::generate()?;
+    if role.creation_statements.is_empty() {
+        return Err(Error::invalid("unable to create user: empty creation statements"));
+    }
     let input = StatementInput { name: &username, password: &password, expiration: &expiration };
     let conn = config.connection(&role.db_name);
     let create: Vec<Statement> = template::statements(&role.creation_statements, &input).into_iter().map(Statement::raw).collect();

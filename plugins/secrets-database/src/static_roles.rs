@@ -158,7 +158,7 @@ pub fn creds(req: &Request) -> Result<Response, Error> {
 /// `rotate-role/:name`.
 pub fn rotate_role(req: &Request) -> Result<Response, Error> {
     let name = req.captured("name").unwrap_or_default();
-    let mut role = StaticRole::load(name)?.ok_or_else(|| Error::invalid(format!("no static role found for role name {name:?}")))?;
+    let mut role = StaticRole::load(name)?.ok_or_else(|| Error::invalid("no static role found for role name"))?;
     role.rotate(name)?;
     Ok(Response::empty())
 }
