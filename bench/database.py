@@ -94,9 +94,9 @@ def main():
         cells = [f"{x['rps']:.0f} creds/s, p50 {x['p50']:.2f} ms, p99 {x['p99']:.2f} ms" for x in (t, o)]
         lines.append(f"| {conns} | " + " | ".join(cells) + f" | {t['rps'] / max(o['rps'], 1e-9):.2f}x |")
     lines += ["",
-              "Per-user `GRANT SELECT ON ALL TABLES` (Vault's documented example) fails for both servers after",
-              "~2,400 live users with PostgreSQL's \"row is too big\" (the table's ACL outgrows its pg_class row),",
-              "hence a group role here; revocation is not part of the measured requests.",
+              "Per-user `GRANT SELECT ON ALL TABLES` (Vault's documented example) fails after",
+              "~2,400 live users with PostgreSQL's \"row is too big\" (the table's ACL outgrows its pg_class row; a",
+              "PostgreSQL limit, measured with Tresor), hence a group role here; revocation is not measured.",
               f"Roles created in the run: Tresor {results['Tresor']['roles']}, OpenBao {results['OpenBao']['roles']}.",
               "", f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"`bash bench/database.sh` (defaults: {a.duration} s per row, {c} connections).", END]
