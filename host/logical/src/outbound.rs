@@ -70,7 +70,7 @@ impl Grants {
             Grant::Net { scheme: s, host: h, port: p } => {
                 s.as_ref().is_none_or(|s| *s == scheme)
                     && p.is_none_or(|p| p == port)
-                    && (h == "*" || *h.trim_start_matches('[').trim_end_matches(']') == host || h.strip_prefix("*.").is_some_and(|suffix| host.ends_with(&format!(".{suffix}"))))
+                    && (h == "*" || *h == host || h.strip_prefix("*.").is_some_and(|suffix| host.ends_with(&format!(".{suffix}"))))
             }
             Grant::Socket(_) => false,
         })

@@ -375,9 +375,7 @@ impl LogicalBackend for WasmBackend {
             return Ok(None);
         }
         let req = self.to_wit(&loaded.spec, request)?;
-        let (mut store, instance) = instantiate(&self.env(), &loaded.plugin, request.display_name.as_deref())
-            .await
-            .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))?;
+        let (mut store, instance) = self.instance(&loaded, request.display_name.as_deref()).await?;
         match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {
             Ok(Ok(b)) => Ok(Some(b)),
             Ok(Err(e)) => Err(convert::error_from_wit(e)),

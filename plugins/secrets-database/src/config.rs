@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tresor_sdk::sql::{self, Connection, SqlError, Statement};
+use tresor_sdk::sql::{self, Connection, SqlError};
 use tresor_sdk::{storage, Error, Request, Response};
 
 use crate::template::{self, StatementInput};
@@ -36,14 +36,21 @@ pub struct DbConfig {
     pub max_connection_lifetime: Option<u64>,
 }
 
+const FOLDER: &str = "config/";
+
 fn key(name: &str) -> String {
-    format!("config/{name}")
+    format!("{FOLDER}{name}")
 }
 
 impl DbConfig {
     /// The stored config `name`.
     pub fn load(name: &str) -> Result<Option<Self>, Error> {
         storage::get_json(&key(name))
+    }
+
+    /// The stored config `name`, which a role or lease refers to (400 when it is gone).
+    pub fn require(name: &str) -> Result<Self, Error> {
+        Self::load(name)?.ok_or_else(|| Error::invalid(format!("could not find database configuration {name:?}")))
     }
 
     /// The host-side connection for this config (pool named after the config).
@@ -127,35 +134,20 @@ pub fn string_list(req: &Request, field: &str) -> Option<Vec<String>> {
 
 /// A database error as the client sees it: the database's message, never a password.
 pub fn db_error(context: &str, e: &SqlError, secrets: &[&str]) -> Error {
-    let mut msg = format!("{context}: {e}");
+    Error::invalid(redact(format!("{context}: {e}"), secrets))
+}
+
+/// `message` with every non-empty secret replaced by `[redacted]`.
+pub fn redact(mut message: String, secrets: &[&str]) -> String {
     for s in secrets.iter().filter(|s| !s.is_empty()) {
-        msg = msg.replace(*s, "[redacted]");
+        message = message.replace(*s, "[redacted]");
     }
-    Error::invalid(msg)
+    message
 }
 
 /// `config/:name` and `LIST config`.
 pub fn handle(req: &Request) -> Result<Response, Error> {
-    use tresor_sdk::Operation::{Create, Delete, List, Read, Update};
-    let Some(name) = req.captured("name").filter(|n| !n.is_empty()) else {
-        return match req.operation {
-            List => Response::list(storage::list("config/")?),
-            _ => Err(Error::UnsupportedOperation),
-        };
-    };
-    match req.operation {
-        Read => match DbConfig::load(name)? {
-            Some(c) => Ok(Response::data(c.to_json())),
-            None => Err(Error::NotFound),
-        },
-        Delete => {
-            storage::delete(&key(name))?;
-            sql::close(name);
-            Ok(Response::empty())
-        }
-        Create | Update => write(req, name),
-        _ => Err(Error::UnsupportedOperation),
-    }
+    crate::named_item(req, FOLDER, DbConfig::to_json, |name| write(req, name), sql::close)
 }
 
 fn write(req: &Request, name: &str) -> Result<Response, Error> {
@@ -240,10 +232,7 @@ pub fn rotate_root(req: &Request) -> Result<Response, Error> {
     let old = c.connection(name);
     let password = crate::password::generate()?;
     let list = if c.root_rotation_statements.is_empty() { vec![DEFAULT_ROOT_ROTATION.to_string()] } else { c.root_rotation_statements.clone() };
-    let stmts: Vec<Statement> = template::statements(&list, &StatementInput { name: &c.username, password: &password, expiration: "" })
-        .into_iter()
-        .map(Statement::raw)
-        .collect();
+    let stmts = template::statements(&list, &StatementInput { name: &c.username, password: &password, expiration: "" });
     sql::execute(&old, &stmts, true).map_err(|e| db_error("failed to update user", &e, &[&password, &c.password]))?;
     c.password = password.to_string();
     storage::put_json(&key(name), &c)?;

@@ -15,10 +15,43 @@ pub mod roles;
 pub mod static_roles;
 pub mod template;
 
-use tresor_sdk::{Backend, Error, Field, FieldKind, LeaseOptions, Operation, Path, Request, Response, Secret, Spec};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tresor_sdk::{storage, Backend, Error, Field, FieldKind, LeaseOptions, Operation, Path, Request, Response, Secret, Spec};
 
 /// The database engine.
 pub struct Database;
+
+/// One kind of named, stored item (`config/`, `role/`, `static-role/`): LIST of the folder, read
+/// (`show`), delete (then `deleted`), and create/update (`write`).
+fn named_item<T: DeserializeOwned>(
+    req: &Request,
+    folder: &str,
+    show: impl Fn(&T) -> Value,
+    write: impl FnOnce(&str) -> Result<Response, Error>,
+    deleted: impl FnOnce(&str),
+) -> Result<Response, Error> {
+    use Operation::{Create, Delete, List, Read, Update};
+    let Some(name) = req.captured("name").filter(|n| !n.is_empty()) else {
+        return match req.operation {
+            List => Response::list(storage::list(folder)?),
+            _ => Err(Error::UnsupportedOperation),
+        };
+    };
+    match req.operation {
+        Read => match storage::get_json::<T>(&format!("{folder}{name}"))? {
+            Some(item) => Ok(Response::data(show(&item))),
+            None => Err(Error::NotFound),
+        },
+        Delete => {
+            storage::delete(&format!("{folder}{name}"))?;
+            deleted(name);
+            Ok(Response::empty())
+        }
+        Create | Update => write(name),
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
 
 fn f(name: &str, kind: FieldKind, description: &str) -> Field {
     Field::new(name, kind).description(description)

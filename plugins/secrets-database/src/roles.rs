@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tresor_sdk::sql::{self, Statement, Value as SqlValue};
 use tresor_sdk::{storage, system, Error, LeaseOptions, Request, Response, Secret};
 
-use crate::config::{db_error, statement_list, DbConfig};
+use crate::config::{db_error, redact, statement_list, DbConfig};
 use crate::template::{self, quote_ident, NameInput, StatementInput};
 
 /// Vault's default renewal for PostgreSQL.
@@ -26,8 +26,10 @@ pub struct Role {
     pub credential_type: String,
 }
 
+const FOLDER: &str = "role/";
+
 fn key(name: &str) -> String {
-    format!("role/{name}")
+    format!("{FOLDER}{name}")
 }
 
 impl Role {
@@ -51,65 +53,49 @@ impl Role {
 
 /// `roles/:name` and `LIST roles`.
 pub fn handle(req: &Request) -> Result<Response, Error> {
-    use tresor_sdk::Operation::{Create, Delete, List, Read, Update};
-    let Some(name) = req.captured("name").filter(|n| !n.is_empty()) else {
-        return match req.operation {
-            List => Response::list(storage::list("role/")?),
-            _ => Err(Error::UnsupportedOperation),
-        };
-    };
-    match req.operation {
-        Read => match Role::load(name)? {
-            Some(r) => Ok(Response::data(r.to_json())),
-            None => Err(Error::NotFound),
-        },
-        Delete => {
-            storage::delete(&key(name))?;
-            Ok(Response::empty())
-        }
-        Create | Update => {
-            let mut role = Role::load(name)?.unwrap_or(Role { credential_type: "password".into(), ..Role::default() });
-            if crate::static_roles::StaticRole::load(name)?.is_some() {
-                return Err(Error::invalid("Role and Static Role names must be unique"));
-            }
-            if let Some(db) = req.str("db_name") {
-                role.db_name = db.to_string();
-            }
-            if role.db_name.is_empty() {
-                return Err(Error::invalid("empty database name attribute"));
-            }
-            if let Some(s) = statement_list(req, "creation_statements")? {
-                role.creation_statements = s;
-            }
-            for (field, slot) in [
-                ("revocation_statements", &mut role.revocation_statements),
-                ("rollback_statements", &mut role.rollback_statements),
-                ("renew_statements", &mut role.renew_statements),
-            ] {
-                if let Some(s) = statement_list(req, field)? {
-                    *slot = s;
-                }
-            }
-            if let Some(t) = req.duration("default_ttl") {
-                role.default_ttl = t;
-            }
-            if let Some(t) = req.duration("max_ttl") {
-                role.max_ttl = t;
-            }
-            if role.max_ttl > 0 && role.default_ttl > role.max_ttl {
-                return Err(Error::invalid("ttl cannot be greater than max_ttl"));
-            }
-            if let Some(t) = req.str("credential_type") {
-                if t != "password" {
-                    return Err(Error::invalid(format!("credential_type {t:?} is not supported: only \"password\"")));
-                }
-                role.credential_type = t.to_string();
-            }
-            storage::put_json(&key(name), &role)?;
-            Ok(Response::empty())
-        }
-        _ => Err(Error::UnsupportedOperation),
+    crate::named_item(req, FOLDER, Role::to_json, |name| write(req, name), |_| {})
+}
+
+fn write(req: &Request, name: &str) -> Result<Response, Error> {
+    let mut role = Role::load(name)?.unwrap_or(Role { credential_type: "password".into(), ..Role::default() });
+    if crate::static_roles::StaticRole::load(name)?.is_some() {
+        return Err(Error::invalid("Role and Static Role names must be unique"));
     }
+    if let Some(db) = req.str("db_name") {
+        role.db_name = db.to_string();
+    }
+    if role.db_name.is_empty() {
+        return Err(Error::invalid("empty database name attribute"));
+    }
+    if let Some(s) = statement_list(req, "creation_statements")? {
+        role.creation_statements = s;
+    }
+    for (field, slot) in [
+        ("revocation_statements", &mut role.revocation_statements),
+        ("rollback_statements", &mut role.rollback_statements),
+        ("renew_statements", &mut role.renew_statements),
+    ] {
+        if let Some(s) = statement_list(req, field)? {
+            *slot = s;
+        }
+    }
+    if let Some(t) = req.duration("default_ttl") {
+        role.default_ttl = t;
+    }
+    if let Some(t) = req.duration("max_ttl") {
+        role.max_ttl = t;
+    }
+    if role.max_ttl > 0 && role.default_ttl > role.max_ttl {
+        return Err(Error::invalid("ttl cannot be greater than max_ttl"));
+    }
+    if let Some(t) = req.str("credential_type") {
+        if t != "password" {
+            return Err(Error::invalid(format!("credential_type {t:?} is not supported: only \"password\"")));
+        }
+        role.credential_type = t.to_string();
+    }
+    storage::put_json(&key(name), &role)?;
+    Ok(Response::empty())
 }
 
 /// What the lease keeps host-side for revocation and renewal.
@@ -124,7 +110,7 @@ struct Internal {
 pub fn creds(req: &Request) -> Result<Response, Error> {
     let role_name = req.captured("name").unwrap_or_default();
     let role = Role::load(role_name)?.ok_or_else(|| Error::invalid(format!("unknown role: {role_name}")))?;
-    let config = DbConfig::load(&role.db_name)?.ok_or_else(|| Error::invalid(format!("could not find database configuration {:?}", role.db_name)))?;
+    let config = DbConfig::require(&role.db_name)?;
     if !config.allows(role_name) {
         return Err(Error::invalid(format!("{role_name:?} is not an allowed role")));
     }
@@ -144,14 +130,14 @@ pub fn creds(req: &Request) -> Result<Response, Error> {
     }
     let input = StatementInput { name: &username, password: &password, expiration: &expiration };
     let conn = config.connection(&role.db_name);
-    let create: Vec<Statement> = template::statements(&role.creation_statements, &input).into_iter().map(Statement::raw).collect();
+    let create = template::statements(&role.creation_statements, &input);
     if let Err(e) = sql::execute(&conn, &create, true) {
         // The transaction rolled back whatever it did; rollback statements undo what cannot be
         // transactional (Vault's contract). Their own failure is logged, the creation error returned.
         if !role.rollback_statements.is_empty() {
-            let rollback: Vec<Statement> = template::statements(&role.rollback_statements, &input).into_iter().map(Statement::raw).collect();
+            let rollback = template::statements(&role.rollback_statements, &input);
             if let Err(re) = sql::execute(&conn, &rollback, false) {
-                system::log(system::LogLevel::Warn, &format!("rollback statements for role {role_name} failed: {}", redact(&re.to_string(), &password)));
+                system::log(system::LogLevel::Warn, &format!("rollback statements for role {role_name} failed: {}", redact(re.to_string(), &[&password])));
             }
         }
         return Err(db_error("unable to create user", &e, &[&password, &config.password]));
@@ -162,10 +148,6 @@ pub fn creds(req: &Request) -> Result<Response, Error> {
     Ok(response)
 }
 
-fn redact(message: &str, secret: &str) -> String {
-    if secret.is_empty() { message.to_string() } else { message.replace(secret, "[redacted]") }
-}
-
 fn internal(secret: &Secret) -> Result<Internal, Error> {
     serde_json::from_value(secret.internal.clone()).map_err(|_| Error::internal("lease data is not a database credential"))
 }
@@ -173,7 +155,7 @@ fn internal(secret: &Secret) -> Result<Internal, Error> {
 /// Extend the user's `VALID UNTIL` to the renewed lease's end.
 pub fn renew(secret: Secret) -> Result<LeaseOptions, Error> {
     let data = internal(&secret)?;
-    let config = DbConfig::load(&data.db_name)?.ok_or_else(|| Error::invalid(format!("could not find database configuration {:?}", data.db_name)))?;
+    let config = DbConfig::require(&data.db_name)?;
     let role = Role::load(&data.role)?;
     let (now, _) = system::now();
     let ttl = secret.lease.ttl;
@@ -182,10 +164,7 @@ pub fn renew(secret: Secret) -> Result<LeaseOptions, Error> {
         Some(l) if !l.is_empty() => l.clone(),
         _ => vec![DEFAULT_RENEW.to_string()],
     };
-    let stmts: Vec<Statement> = template::statements(&list, &StatementInput { name: &data.username, password: "", expiration: &expiration })
-        .into_iter()
-        .map(Statement::raw)
-        .collect();
+    let stmts = template::statements(&list, &StatementInput { name: &data.username, password: "", expiration: &expiration });
     sql::execute(&config.connection(&data.db_name), &stmts, true).map_err(|e| db_error("unable to renew user", &e, &[&config.password]))?;
     Ok(LeaseOptions { ttl, max_ttl: secret.lease.max_ttl, renewable: true })
 }
@@ -193,14 +172,11 @@ pub fn renew(secret: Secret) -> Result<LeaseOptions, Error> {
 /// Drop the user: the role's revocation statements, or the default below.
 pub fn revoke(secret: Secret) -> Result<(), Error> {
     let data = internal(&secret)?;
-    let config = DbConfig::load(&data.db_name)?.ok_or_else(|| Error::invalid(format!("could not find database configuration {:?}", data.db_name)))?;
+    let config = DbConfig::require(&data.db_name)?;
     let conn = config.connection(&data.db_name);
     let custom = Role::load(&data.role)?.map(|r| r.revocation_statements).unwrap_or_default();
     if !custom.is_empty() {
-        let stmts: Vec<Statement> = template::statements(&custom, &StatementInput { name: &data.username, password: "", expiration: "" })
-            .into_iter()
-            .map(Statement::raw)
-            .collect();
+        let stmts = template::statements(&custom, &StatementInput { name: &data.username, password: "", expiration: "" });
         sql::execute(&conn, &stmts, true).map_err(|e| db_error("unable to revoke user", &e, &[&config.password]))?;
         return Ok(());
     }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tresor_sdk::sql::{self, Statement};
+use tresor_sdk::sql;
 use tresor_sdk::{storage, system, Error, Request, Response};
 
 use crate::config::{db_error, statement_list, DbConfig};
@@ -29,8 +29,10 @@ pub struct StaticRole {
     pub last_rotation: (i64, u32),
 }
 
+const FOLDER: &str = "static-role/";
+
 fn key(name: &str) -> String {
-    format!("static-role/{name}")
+    format!("{FOLDER}{name}")
 }
 
 impl StaticRole {
@@ -61,16 +63,13 @@ impl StaticRole {
 
     /// Set a new password in the database, then record it.
     fn rotate(&mut self, name: &str) -> Result<(), Error> {
-        let config = DbConfig::load(&self.db_name)?.ok_or_else(|| Error::invalid(format!("could not find database configuration {:?}", self.db_name)))?;
+        let config = DbConfig::require(&self.db_name)?;
         if !config.allows(name) {
             return Err(Error::invalid(format!("{name:?} is not an allowed role")));
         }
         let password = crate::password::generate()?;
         let list = if self.rotation_statements.is_empty() { vec![DEFAULT_ROTATION.to_string()] } else { self.rotation_statements.clone() };
-        let stmts: Vec<Statement> = template::statements(&list, &StatementInput { name: &self.username, password: &password, expiration: "" })
-            .into_iter()
-            .map(Statement::raw)
-            .collect();
+        let stmts = template::statements(&list, &StatementInput { name: &self.username, password: &password, expiration: "" });
         sql::execute(&config.connection(&self.db_name), &stmts, true)
             .map_err(|e| db_error("error setting credentials", &e, &[&password, &config.password]))?;
         self.password = password.to_string();
@@ -81,64 +80,48 @@ impl StaticRole {
 
 /// `static-roles/:name` and `LIST static-roles`.
 pub fn handle(req: &Request) -> Result<Response, Error> {
-    use tresor_sdk::Operation::{Create, Delete, List, Read, Update};
-    let Some(name) = req.captured("name").filter(|n| !n.is_empty()) else {
-        return match req.operation {
-            List => Response::list(storage::list("static-role/")?),
-            _ => Err(Error::UnsupportedOperation),
-        };
-    };
-    match req.operation {
-        Read => match StaticRole::load(name)? {
-            Some(r) => Ok(Response::data(r.to_json())),
-            None => Err(Error::NotFound),
-        },
-        Delete => {
-            storage::delete(&key(name))?;
-            Ok(Response::empty())
-        }
-        Create | Update => {
-            if crate::roles::Role::load(name)?.is_some() {
-                return Err(Error::invalid("Role and Static Role names must be unique"));
-            }
-            let existing = StaticRole::load(name)?;
-            let mut role = existing.clone().unwrap_or(StaticRole { credential_type: "password".into(), ..StaticRole::default() });
-            if let Some(db) = req.str("db_name") {
-                role.db_name = db.to_string();
-            }
-            if role.db_name.is_empty() {
-                return Err(Error::invalid("database name is a required field"));
-            }
-            match (req.str("username"), &existing) {
-                (Some(u), Some(e)) if u != e.username => return Err(Error::invalid("cannot update static account username")),
-                (Some(u), _) => role.username = u.to_string(),
-                (None, _) => {}
-            }
-            if role.username.is_empty() {
-                return Err(Error::invalid("username is a required field to create a static account"));
-            }
-            if let Some(p) = req.duration("rotation_period") {
-                role.rotation_period = p;
-            }
-            if role.rotation_period == 0 {
-                return Err(Error::invalid("rotation_period is required to create static accounts"));
-            }
-            if role.rotation_period < MIN_ROTATION_PERIOD {
-                return Err(Error::invalid(format!("rotation_period must be {MIN_ROTATION_PERIOD} seconds or more")));
-            }
-            if let Some(s) = statement_list(req, "rotation_statements")? {
-                role.rotation_statements = s;
-            }
-            if existing.is_none() {
-                // A new static role takes the password over at once, as Vault does.
-                role.rotate(name)?;
-            } else {
-                storage::put_json(&key(name), &role)?;
-            }
-            Ok(Response::empty())
-        }
-        _ => Err(Error::UnsupportedOperation),
+    crate::named_item(req, FOLDER, StaticRole::to_json, |name| write(req, name), |_| {})
+}
+
+fn write(req: &Request, name: &str) -> Result<Response, Error> {
+    if crate::roles::Role::load(name)?.is_some() {
+        return Err(Error::invalid("Role and Static Role names must be unique"));
     }
+    let existing = StaticRole::load(name)?;
+    let mut role = existing.clone().unwrap_or(StaticRole { credential_type: "password".into(), ..StaticRole::default() });
+    if let Some(db) = req.str("db_name") {
+        role.db_name = db.to_string();
+    }
+    if role.db_name.is_empty() {
+        return Err(Error::invalid("database name is a required field"));
+    }
+    match (req.str("username"), &existing) {
+        (Some(u), Some(e)) if u != e.username => return Err(Error::invalid("cannot update static account username")),
+        (Some(u), _) => role.username = u.to_string(),
+        (None, _) => {}
+    }
+    if role.username.is_empty() {
+        return Err(Error::invalid("username is a required field to create a static account"));
+    }
+    if let Some(p) = req.duration("rotation_period") {
+        role.rotation_period = p;
+    }
+    if role.rotation_period == 0 {
+        return Err(Error::invalid("rotation_period is required to create static accounts"));
+    }
+    if role.rotation_period < MIN_ROTATION_PERIOD {
+        return Err(Error::invalid(format!("rotation_period must be {MIN_ROTATION_PERIOD} seconds or more")));
+    }
+    if let Some(s) = statement_list(req, "rotation_statements")? {
+        role.rotation_statements = s;
+    }
+    if existing.is_none() {
+        // A new static role takes the password over at once, as Vault does.
+        role.rotate(name)?;
+    } else {
+        storage::put_json(&key(name), &role)?;
+    }
+    Ok(Response::empty())
 }
 
 /// `static-creds/:name`.

@@ -9,6 +9,7 @@
 //!   plugin does, with `{{name}}`/`{{username}}`, `{{password}}` and `{{expiration}}` substituted.
 
 use sha2::Digest as _;
+use tresor_sdk::sql::Statement;
 
 /// Vault's default for PostgreSQL (`v-<display>-<role>-<random>-<unix time>`, at most 63 bytes,
 /// PostgreSQL's identifier limit).
@@ -280,18 +281,20 @@ pub struct StatementInput<'a> {
     pub expiration: &'a str,
 }
 
-/// Split each element of `lists` on `;` (Vault's PostgreSQL plugin does the same) and substitute
-/// the template variables. Empty statements are dropped.
-pub fn statements(list: &[String], input: &StatementInput<'_>) -> Vec<String> {
+/// Split each element of `list` on `;` (Vault's PostgreSQL plugin does the same) and substitute
+/// the template variables: literal statements, ready for the host. Empty statements are dropped.
+pub fn statements(list: &[String], input: &StatementInput<'_>) -> Vec<Statement> {
     list.iter()
         .flat_map(|s| s.split(';'))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.replace("{{name}}", input.name)
-                .replace("{{username}}", input.name)
-                .replace("{{password}}", input.password)
-                .replace("{{expiration}}", input.expiration)
+            Statement::raw(
+                s.replace("{{name}}", input.name)
+                    .replace("{{username}}", input.name)
+                    .replace("{{password}}", input.password)
+                    .replace("{{expiration}}", input.expiration),
+            )
         })
         .collect()
 }
@@ -351,7 +354,8 @@ mod tests {
             r#"CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"#.to_string(),
             r#"GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}"; ;"#.to_string(),
         ];
-        let out = statements(&list, &StatementInput { name: "v-x", password: "pw", expiration: "2026-11-23 10:41:46+0000" });
+        let out: Vec<String> =
+            statements(&list, &StatementInput { name: "v-x", password: "pw", expiration: "2026-11-23 10:41:46+0000" }).into_iter().map(|s| s.sql).collect();
         assert_eq!(
             out,
             vec![
