@@ -9,8 +9,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{Backend, StorageOp};
 use crate::Error;
@@ -29,7 +31,10 @@ pub struct SqliteBackend {
 }
 
 /// A transaction waiting for the writer, and where to report its outcome.
-type PendingWrite = (Vec<StorageOp>, tokio::sync::oneshot::Sender<Result<(), Error>>);
+type PendingWrite = (
+    Vec<StorageOp>,
+    tokio::sync::oneshot::Sender<Result<(), Error>>,
+);
 
 /// Most transactions committed together.
 const MAX_GROUP: usize = 256;
@@ -74,10 +79,19 @@ async fn apply(pool: &SqlitePool, ops: &[&StorageOp]) -> Result<(), Error> {
     for op in ops {
         match op {
             StorageOp::Put(k, v) => {
-                sqlx::query(UPSERT).bind(k.as_str()).bind(v.as_slice()).execute(&mut *tx).await.map_err(Error::physical)?;
+                sqlx::query(UPSERT)
+                    .bind(k.as_str())
+                    .bind(v.as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::physical)?;
             }
             StorageOp::Delete(k) => {
-                sqlx::query("DELETE FROM tresor_kv WHERE key = ?1").bind(k.as_str()).execute(&mut *tx).await.map_err(Error::physical)?;
+                sqlx::query("DELETE FROM tresor_kv WHERE key = ?1")
+                    .bind(k.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::physical)?;
             }
         }
     }
@@ -95,9 +109,10 @@ fn restrict_permissions(path: &Path) {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
             if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                && e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "could not restrict database file permissions");
-                }
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, "could not restrict database file permissions");
+            }
         }
     }
     #[cfg(not(unix))]
@@ -143,8 +158,13 @@ impl SqliteBackend {
     /// Queue a transaction for the writer and wait for its commit.
     async fn write(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let (done, result) = tokio::sync::oneshot::channel();
-        self.writes.send((ops, done)).await.map_err(|_| Error::Physical("storage writer stopped".into()))?;
-        result.await.map_err(|_| Error::Physical("storage writer stopped".into()))?
+        self.writes
+            .send((ops, done))
+            .await
+            .map_err(|_| Error::Physical("storage writer stopped".into()))?;
+        result
+            .await
+            .map_err(|_| Error::Physical("storage writer stopped".into()))?
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self, Error> {
@@ -190,11 +210,13 @@ impl Backend for SqliteBackend {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::physical)?;
-        row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(Error::physical)).transpose()
+        row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(Error::physical))
+            .transpose()
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        self.write(vec![StorageOp::Put(key.to_string(), value.to_vec())]).await
+        self.write(vec![StorageOp::Put(key.to_string(), value.to_vec())])
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
@@ -202,24 +224,34 @@ impl Backend for SqliteBackend {
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query("SELECT key FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
-            .bind(prefix)
-            .bind(upper_bound(prefix))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::physical)?;
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::physical)).collect()
+        let rows =
+            sqlx::query("SELECT key FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+                .bind(prefix)
+                .bind(upper_bound(prefix))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::physical)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(Error::physical))
+            .collect()
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
-        let rows = sqlx::query("SELECT key, value FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
-            .bind(prefix)
-            .bind(upper_bound(prefix))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::physical)?;
+        let rows = sqlx::query(
+            "SELECT key, value FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
+        )
+        .bind(prefix)
+        .bind(upper_bound(prefix))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::physical)?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<String, _>(0).map_err(Error::physical)?, r.try_get::<Vec<u8>, _>(1).map_err(Error::physical)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0).map_err(Error::physical)?,
+                    r.try_get::<Vec<u8>, _>(1).map_err(Error::physical)?,
+                ))
+            })
             .collect()
     }
 
@@ -251,7 +283,11 @@ mod tests {
             .map(|i| {
                 let b = b.clone();
                 tokio::spawn(async move {
-                    b.transaction(vec![StorageOp::Put(format!("k/{i}"), vec![i as u8]), StorageOp::Put(format!("m/{i}"), vec![1])]).await
+                    b.transaction(vec![
+                        StorageOp::Put(format!("k/{i}"), vec![i as u8]),
+                        StorageOp::Put(format!("m/{i}"), vec![1]),
+                    ])
+                    .await
                 })
             })
             .collect();
