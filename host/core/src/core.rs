@@ -286,7 +286,9 @@ impl Core {
     ///
     /// With audit devices enabled, the request line is written before the handler runs and the
     /// response line after; if no device can write either, the request fails closed.
-    #[tracing::instrument(skip_all, fields(op = %request.operation, path = %request.path))]
+    // A debug span: at the default `info` level it costs nothing (building it formatted both
+    // fields on every request, ~3% of a KV read's server time).
+    #[tracing::instrument(level = "debug", skip_all, fields(op = %request.operation, path = %request.path))]
     pub async fn handle_request(&self, request: Request) -> Result<Response, Error> {
         let mut audit = if self.is_sealed() {
             None

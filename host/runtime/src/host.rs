@@ -54,7 +54,9 @@ impl ResourceLimiter for Limits {
 
 /// Per-request store state.
 pub(crate) struct State {
-    pub(crate) wasi: WasiCtx,
+    /// Built on the guest's first WASI call (most requests make none: building one costs a
+    /// `getrandom` syscall and a dozen allocations).
+    wasi: Option<WasiCtx>,
     pub(crate) table: ResourceTable,
     pub(crate) limits: Limits,
     pub(crate) storage: Arc<dyn Storage>,
@@ -80,11 +82,9 @@ impl State {
         conflicts: Arc<crate::conflict::Conflicts>,
         sql: Arc<crate::sql::SqlPools>,
     ) -> Self {
-        // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
-        let wasi = WasiCtx::builder().build();
         let max_memory = mount.max_memory;
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits: Limits {
                 max_memory,
@@ -117,7 +117,8 @@ impl State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
