@@ -140,6 +140,34 @@ def start_durable(kind, binary, port, workdir):
     return proc, token
 
 
+def start_rustyvault(binary, port, workdir):
+    """RustyVault (`cargo install rusty_vault`) on its file storage, initialised and unsealed; its
+    default `secret/` mount is KV v1. Returns (proc, root token)."""
+    cfg = os.path.join(workdir, "rustyvault.hcl")
+    data = os.path.join(workdir, "rustyvault-data")
+    os.makedirs(data, exist_ok=True)
+    with open(cfg, "w") as f:
+        f.write(f'storage "file" {{\n  path = "{data}"\n}}\nlistener "tcp" {{\n  address = "127.0.0.1:{port}"\n'
+                f'  tls_disable = true\n}}\napi_addr = "http://127.0.0.1:{port}"\nlog_level = "warn"\n')
+    proc = subprocess.Popen([binary, "server", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HOME=workdir), cwd=workdir)
+    for _ in range(600):
+        try:
+            api(port, "GET", "sys/seal-status", token="")
+            break
+        except OSError:
+            time.sleep(0.05)
+    init = api(port, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
+    api(port, "PUT", "sys/unseal", {"key": init["keys"][0]}, token="")
+    return proc, init["root_token"]
+
+
+def kv1_read_load(port, token, mount, connections, duration, threads):
+    """KV v1 read (`GET /v1/<mount>/bench`) at 1 and `connections` connections."""
+    api(port, "POST", f"{mount}/bench", {"user": "alice", "password": "s3cret"}, token=token)
+    return {c: wrk(port, f"/v1/{mount}/bench", c, duration, min(threads, c), token=token) for c in (1, connections)}
+
+
 def kv_load(port, token, connections, duration, threads, workdir):
     """KV v2 read and write throughput/latency with wrk."""
     api(port, "POST", "secret/data/bench", {"data": {"user": "alice", "password": "s3cret"}}, token=token)
@@ -242,6 +270,7 @@ def version(kind, binary):
 def main():
     ap = side_by_side_args()
     ap.add_argument("--starts", type=int, default=10)
+    ap.add_argument("--rustyvault", help="the rvault binary (optional: adds the KV v1 read comparison)")
     a = ap.parse_args()
 
     servers = [("Tresor", "tresor", a.tresor), ("OpenBao", "bao", a.bao)]
@@ -274,11 +303,22 @@ def main():
             dport = free_port()
             dproc, dtoken = start_durable(kind, binary, dport, work)
             kv_durable = kv_load(dport, dtoken, a.connections, a.duration, a.threads, work)
+            api(dport, "POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}}, token=dtoken)
+            kv1 = kv1_read_load(dport, dtoken, "kv1", a.connections, a.duration, a.threads)
             stop(dproc)
         results[name] = {"version": version(kind, binary), "start_ms": statistics.median(starts),
                          "start_min": min(starts), "rss": rss, "rss_after": rss_after, "health": health, "seal": seal,
-                         "kv": kv_mem, "kvd": kv_durable, "rss_100": rss_100, "auth": auth}
+                         "kv": kv_mem, "kvd": kv_durable, "kv1": kv1, "rss_100": rss_100, "auth": auth}
         print(name, results[name], flush=True)
+    rusty = None
+    if a.rustyvault:
+        with tempfile.TemporaryDirectory() as work:
+            rport = free_port()
+            rproc, rtoken = start_rustyvault(a.rustyvault, rport, work)
+            wrk(rport, "/v1/sys/seal-status", a.connections, 2, a.threads)  # warm-up
+            rusty = kv1_read_load(rport, rtoken, "secret", a.connections, a.duration, a.threads)
+            stop(rproc)
+        print("RustyVault", rusty, flush=True)
 
     def f(v, fmt="{:.0f}"):
         return "n/a" if v is None else fmt.format(v)
@@ -342,6 +382,19 @@ def main():
         "over fresh connections; for dev servers it includes initialisation (key generation, Shamir split,",
         "root token), unseal, and mounting `secret/` (Tresor: the built-in KV plugin, loaded from the",
         "compiled-component cache after the first start).",
+        "",
+        "KV v1 reads (`GET /v1/kv1/bench`; RustyVault: its built-in `secret/` KV v1 mount), durable",
+        "storage on every server (Tresor SQLite, OpenBao raft, RustyVault its file backend), root token:",
+        "",
+        "| KV v1 read | Tresor | OpenBao | RustyVault (rusty_vault 0.2.1, native engines, not sandboxed) |",
+        "|---|---|---|---|",
+    ] + [
+        f"| {conns} conn | " + " | ".join(
+            f"{f(r['rps'])} req/s, p99 {f(r['p99'], '{:.2f}')} ms" + (f" ({r['non2xx']} non-2xx)" if r["non2xx"] else "")
+            for r in (results["Tresor"]["kv1"][conns], results["OpenBao"]["kv1"][conns]) + ((rusty[conns],) if rusty else ())
+        ) + ("" if rusty else " | not run (no `--rustyvault`)") + " |"
+        for conns in (1, c)
+    ] + [
         "",
         "KV v2 rows: `GET /v1/secret/data/bench`, `POST /v1/secret/data/wbench` (every write is a new",
         "version of one secret, so writers contend: each must see the previous version, and both servers",
