@@ -7,34 +7,20 @@
 use std::path::PathBuf;
 
 /// (mount type, crate file name, auth method?)
-const PLUGINS: &[(&str, &str, bool)] = &[
-    ("kv", "secrets_kv", false),
-    ("transit", "secrets_transit", false),
-    ("database", "secrets_database", false),
-    ("userpass", "auth_userpass", true),
-    ("approle", "auth_approle", true),
-];
+const PLUGINS: &[(&str, &str, bool)] =
+    &[
+        ("kv", "secrets_kv", false),
+        ("transit", "secrets_transit", false),
+        ("database", "secrets_database", false),
+        ("userpass", "auth_userpass", true),
+        ("approle", "auth_approle", true),
+    ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest_dir.join("../..");
     let plugins = root.join("plugins");
-    for dir in [
-        "build-support/wasm_build.rs",
-        "plugins/secrets-kv/src",
-        "plugins/secrets-transit/src",
-        "plugins/secrets-transit/Cargo.toml",
-        "plugins/secrets-database/src",
-        "plugins/secrets-database/Cargo.toml",
-        "plugins/auth-userpass/src",
-        "plugins/auth-approle/src",
-        "plugins/Cargo.toml",
-        "plugins/.cargo/config.toml",
-        "plugins/Cargo.lock",
-        "sdk/plugin/src",
-        "sdk/plugin/Cargo.toml",
-        "wit/plugin",
-    ] {
+    for dir in ["build-support/wasm_build.rs", "plugins/secrets-kv/src", "plugins/secrets-transit/src", "plugins/secrets-transit/Cargo.toml", "plugins/secrets-database/src", "plugins/secrets-database/Cargo.toml", "plugins/auth-userpass/src", "plugins/auth-approle/src", "plugins/Cargo.toml", "plugins/.cargo/config.toml", "plugins/Cargo.lock", "sdk/plugin/src", "sdk/plugin/Cargo.toml", "wit/plugin"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
@@ -49,14 +35,10 @@ fn main() {
         let wasm = plugins.join(format!("target/wasm32-wasip2/release/{file}.wasm"));
         let dest = out.join(format!("{file}.wasm"));
         std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));
-        generated.push_str(&format!(
-            "    ({kind:?}, {auth}, include_bytes!({:?})),\n",
-            dest.display().to_string()
-        ));
+        generated.push_str(&format!("    ({kind:?}, {auth}, include_bytes!({:?})),\n", dest.display().to_string()));
     }
     generated.push_str("];\n");
-    std::fs::write(out.join("builtin_plugins.rs"), generated)
-        .unwrap_or_else(|e| panic!("writing builtin_plugins.rs: {e}"));
+    std::fs::write(out.join("builtin_plugins.rs"), generated).unwrap_or_else(|e| panic!("writing builtin_plugins.rs: {e}"));
 }
 
 include!("../../build-support/wasm_build.rs");

@@ -1,6 +1,7 @@
 //! Test support: [`TestServer`] runs the real `tresor` binary on `127.0.0.1:0` and [`Http`] talks to it.
 //! Every server gets its own temporary directory, so tests are parallel-safe.
 
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,10 +12,7 @@ use serde_json::Value;
 
 /// Workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The `tresor` binary under test: `$TRESOR_BIN`, else the one cargo built for this profile.
@@ -22,24 +20,14 @@ pub fn tresor_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TRESOR_BIN") {
         return p.into();
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     // Tests run from target/<profile>/deps/<test>; the binary sits in target/<profile>/.
     let profile_dir = std::env::current_exe()
         .ok()
-        .and_then(|exe| {
-            exe.parent()
-                .and_then(|deps| deps.parent())
-                .map(Path::to_path_buf)
-        })
+        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(Path::to_path_buf))
         .unwrap_or_else(|| target.join("debug"));
     let bin = profile_dir.join("tresor");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build -p tresor`, done by scripts/test.sh)",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} not found: build it first (`cargo build -p tresor`, done by scripts/test.sh)", bin.display());
     bin
 }
 
@@ -52,11 +40,8 @@ pub fn bao_bin() -> PathBuf {
     if venv.exists() {
         return venv;
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("bao"))
-            .find(|p| p.exists())
-    });
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("bao")).find(|p| p.exists()));
     on_path.unwrap_or_else(|| panic!("the OpenBao `bao` CLI is required: run scripts/test-deps.sh"))
 }
 
@@ -69,18 +54,8 @@ pub fn hvac(server: &TestServer, script: &str, expect: &str) {
         .arg(&server.addr)
         .arg(&server.root_token)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "running {} (scripts/test-deps.sh installs it): {e}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|e| panic!("running {} (scripts/test-deps.sh installs it): {e}", python.display()));
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(expect));
 }
 
@@ -113,36 +88,19 @@ impl BaoDev {
 
     /// Start it and wait until it answers `sys/health`.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
         let home = tempfile::tempdir().unwrap();
         let child = Command::new(bao_bin())
-            .args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")])
             .env("HOME", home.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting bao (scripts/test-deps.sh installs it)");
-        let bao = Self {
-            child,
-            addr: format!("http://127.0.0.1:{port}"),
-            _home: home,
-        };
+        let bao = Self { child, addr: format!("http://127.0.0.1:{port}"), _home: home };
         let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            || bao.http().get("sys/health").0 != 200
-        {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(30),
-                "bao dev server did not start"
-            );
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || bao.http().get("sys/health").0 != 200 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "bao dev server did not start");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         bao
@@ -177,24 +135,13 @@ impl TestServer {
     /// `tresor server -dev` on a free port.
     pub fn dev() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self::spawn(
-            vec![
-                "server".into(),
-                "-dev".into(),
-                "-dev-listen-address=127.0.0.1:0".into(),
-            ],
-            dir,
-        )
+        Self::spawn(vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()], dir)
     }
 
     /// `tresor server -dev` with extra arguments.
     pub fn dev_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "server".to_string(),
-            "-dev".into(),
-            "-dev-listen-address=127.0.0.1:0".into(),
-        ];
+        let mut args = vec!["server".to_string(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(args, dir)
     }
@@ -204,12 +151,7 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tresor.db");
         Self::spawn(
-            vec![
-                "server".into(),
-                "-dev".into(),
-                "-dev-listen-address=127.0.0.1:0".into(),
-                format!("-dev-db={}", db.display()),
-            ],
+            vec!["server".into(), "-dev".into(), "-dev-listen-address=127.0.0.1:0".into(), format!("-dev-db={}", db.display())],
             dir,
         )
     }
@@ -221,10 +163,7 @@ impl TestServer {
 
     /// As [`TestServer::sqlite`], with `plugin_directory` set.
     pub fn sqlite_with_plugins(plugin_dir: &Path) -> Self {
-        Self::with_config_extra(
-            "",
-            &format!("plugin_directory = \"{}\"\n", plugin_dir.display()),
-        )
+        Self::with_config_extra("", &format!("plugin_directory = \"{}\"\n", plugin_dir.display()))
     }
 
     /// As [`TestServer::sqlite`], with extra top-level configuration (e.g. `audit` blocks).
@@ -249,20 +188,11 @@ impl TestServer {
             ),
         )
         .unwrap();
-        Self::spawn(
-            vec!["server".into(), format!("-config={}", config.display())],
-            dir,
-        )
+        Self::spawn(vec!["server".into(), format!("-config={}", config.display())], dir)
     }
 
     fn spawn(args: Vec<String>, dir: tempfile::TempDir) -> Self {
-        let mut server = Self {
-            child: None,
-            args,
-            addr: String::new(),
-            root_token: String::new(),
-            dir,
-        };
+        let mut server = Self { child: None, args, addr: String::new(), root_token: String::new(), dir };
         server.start();
         server
     }
@@ -274,11 +204,7 @@ impl TestServer {
 
     /// (Re)start the process with the same arguments and wait until it prints its address.
     pub fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
         let mut child = Command::new(tresor_bin())
             .args(&self.args)
             .env("HOME", self.dir.path())
@@ -300,9 +226,7 @@ impl TestServer {
         let (mut addr, mut token) = (None, None);
         while addr.is_none() || (dev && token.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("server did not start: {:?}", child.try_wait()));
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not start: {:?}", child.try_wait()));
             // The bound address (api_addr may be anything the config says).
             if let Some(rest) = line.trim().strip_prefix("Listener 1: tcp (addr: \"") {
                 addr = rest.split('"').next().map(|a| format!("http://{a}"));
@@ -331,11 +255,7 @@ impl TestServer {
     /// Send a signal (`HUP`, ...) to the running server.
     pub fn signal(&self, sig: &str) {
         let child = self.child.as_ref().expect("server not running");
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
         assert!(status.success());
     }
 
@@ -347,32 +267,21 @@ impl TestServer {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server not running");
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// An HTTP client for this server with the given token.
     pub fn http(&self, token: &str) -> Http {
-        Http {
-            addr: self.addr.clone(),
-            token: token.to_string(),
-            agent: ureq::AgentBuilder::new().build(),
-        }
+        Http { addr: self.addr.clone(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
     }
 
     /// A client with the dev root token.
@@ -382,17 +291,9 @@ impl TestServer {
 
     /// `sys/init` with `shares`/`threshold`; returns (hex shares, root token) and remembers the token.
     pub fn init(&mut self, shares: u8, threshold: u8) -> (Vec<String>, String) {
-        let (status, body) = self.http("").put(
-            "sys/init",
-            serde_json::json!({"secret_shares": shares, "secret_threshold": threshold}),
-        );
+        let (status, body) = self.http("").put("sys/init", serde_json::json!({"secret_shares": shares, "secret_threshold": threshold}));
         assert_eq!(status, 200, "{body}");
-        let keys = body["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k.as_str().unwrap().to_string())
-            .collect();
+        let keys = body["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
         self.root_token = body["root_token"].as_str().unwrap().to_string();
         (keys, self.root_token.clone())
     }
@@ -400,9 +301,7 @@ impl TestServer {
     /// Enter shares until unsealed.
     pub fn unseal(&self, keys: &[String]) {
         for key in keys {
-            let (status, body) = self
-                .http("")
-                .put("sys/unseal", serde_json::json!({ "key": key }));
+            let (status, body) = self.http("").put("sys/unseal", serde_json::json!({ "key": key }));
             assert_eq!(status, 200, "{body}");
         }
         let (_, status) = self.http("").get("sys/seal-status");
@@ -437,47 +336,24 @@ pub struct Raw {
 impl Raw {
     /// The body as JSON (Null when empty).
     pub fn json(&self) -> Value {
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&self.body).unwrap()
-        }
+        if self.body.is_empty() { Value::Null } else { serde_json::from_str(&self.body).unwrap() }
     }
 }
 
 impl Http {
     /// A client for any Vault-API server at `addr` (`http://127.0.0.1:PORT`).
     pub fn new(addr: &str, token: &str) -> Self {
-        Http {
-            addr: addr.to_string(),
-            token: token.to_string(),
-            agent: ureq::AgentBuilder::new().build(),
-        }
+        Http { addr: addr.to_string(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
     }
 
     /// Send any request with optional raw body and content type.
-    pub fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-        content_type: Option<&str>,
-    ) -> Raw {
+    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>) -> Raw {
         self.raw_headers(method, path, body, content_type, &[])
     }
 
     /// As [`Http::raw`], with extra headers.
-    pub fn raw_headers(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-        content_type: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Raw {
-        let mut req = self
-            .agent
-            .request(method, &format!("{}/v1/{}", self.addr, path));
+    pub fn raw_headers(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>, headers: &[(&str, &str)]) -> Raw {
+        let mut req = self.agent.request(method, &format!("{}/v1/{}", self.addr, path));
         if !self.token.is_empty() {
             req = req.set("X-Vault-Token", &self.token);
         }
@@ -500,12 +376,7 @@ impl Http {
         let content_type = resp.header("content-type").map(str::to_owned);
         let cache_control = resp.header("cache-control").map(str::to_owned);
         let body = resp.into_string().unwrap_or_default();
-        Raw {
-            status,
-            content_type,
-            cache_control,
-            body,
-        }
+        Raw { status, content_type, cache_control, body }
     }
 
     /// `GET`.
@@ -516,12 +387,7 @@ impl Http {
 
     /// `PUT` with a JSON body.
     pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.raw(
-            "PUT",
-            path,
-            Some(body.to_string().as_bytes()),
-            Some("application/json"),
-        );
+        let r = self.raw("PUT", path, Some(body.to_string().as_bytes()), Some("application/json"));
         (r.status, r.json())
     }
 
@@ -559,33 +425,17 @@ pub struct Pg {
 pub fn pg() -> &'static Pg {
     static PG: std::sync::OnceLock<Pg> = std::sync::OnceLock::new();
     PG.get_or_init(|| {
-        let mut vars: std::collections::HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("TRESOR_TEST_PG_"))
-            .collect();
+        let mut vars: std::collections::HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with("TRESOR_TEST_PG_")).collect();
         if !vars.contains_key("TRESOR_TEST_PG_PORT") {
-            let out = Command::new("bash")
-                .arg(workspace_root().join("scripts/pg.sh"))
-                .arg("start")
-                .output()
-                .expect("running scripts/pg.sh");
-            assert!(
-                out.status.success(),
-                "scripts/pg.sh start failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = Command::new("bash").arg(workspace_root().join("scripts/pg.sh")).arg("start").output().expect("running scripts/pg.sh");
+            assert!(out.status.success(), "scripts/pg.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
             vars = String::from_utf8_lossy(&out.stdout)
                 .lines()
-                .filter_map(|l| {
-                    l.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                })
+                .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
                 .collect();
         }
-        let get = |k: &str| {
-            vars.get(k)
-                .cloned()
-                .unwrap_or_else(|| panic!("{k} missing from scripts/pg.sh's output"))
-        };
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{k} missing from scripts/pg.sh's output"));
         Pg {
             host: get("TRESOR_TEST_PG_HOST"),
             port: get("TRESOR_TEST_PG_PORT").parse().expect("a port"),
@@ -604,55 +454,22 @@ impl Pg {
 
     /// Vault's templated connection URL for database `db`.
     pub fn template_url(&self, db: &str) -> String {
-        format!(
-            "postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/{db}?sslmode=disable",
-            self.host, self.port
-        )
+        format!("postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/{db}?sslmode=disable", self.host, self.port)
     }
 
     /// A `psql` command connecting as `user` to `db`, unaligned and quiet.
     pub fn psql_cmd(&self, user: &str, password: &str, db: &str, sql: &str) -> Command {
-        let psql = if self.bin.join("psql").exists() {
-            self.bin.join("psql")
-        } else {
-            PathBuf::from("psql")
-        };
+        let psql = if self.bin.join("psql").exists() { self.bin.join("psql") } else { PathBuf::from("psql") };
         let mut cmd = Command::new(psql);
-        cmd.args([
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            &self.host,
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            user,
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10");
+        cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", &self.host, "-p", &self.port.to_string(), "-U", user, "-d", db, "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10");
         cmd
     }
 
     /// Run `sql` as `user`; stdout trimmed, or psql's stderr.
-    pub fn psql_as(
-        &self,
-        user: &str,
-        password: &str,
-        db: &str,
-        sql: &str,
-    ) -> Result<String, String> {
-        let out = self
-            .psql_cmd(user, password, db, sql)
-            .output()
-            .expect("running psql");
+    pub fn psql_as(&self, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+        let out = self.psql_cmd(user, password, db, sql).output().expect("running psql");
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         } else {
@@ -662,8 +479,7 @@ impl Pg {
 
     /// Run `sql` as the superuser in `db`; panics on failure.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        self.psql_as(&self.user, &self.password, db, sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.psql_as(&self.user, &self.password, db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// A fresh database for one test (`t_<random>`), with a table `items` holding one row.
@@ -676,24 +492,13 @@ impl Pg {
 
     /// Whether role `name` exists.
     pub fn role_exists(&self, name: &str) -> bool {
-        self.psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_roles WHERE rolname = '{}'",
-                name.replace('\'', "''")
-            ),
-        ) == "1"
+        self.psql("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{}'", name.replace('\'', "''"))) == "1"
     }
 }
 
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default());
     h.finish()
 }

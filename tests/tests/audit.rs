@@ -5,30 +5,19 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use serde_json::{Value, json};
-use tresor_tests::{TestServer, bao};
+use serde_json::{json, Value};
+use tresor_tests::{bao, TestServer};
 
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 fn storage_bytes(server: &TestServer) -> Vec<u8> {
-    ["", "-wal", "-shm"]
-        .iter()
-        .flat_map(|s| {
-            std::fs::read(format!("{}{s}", server.db_path().display())).unwrap_or_default()
-        })
-        .collect()
+    ["", "-wal", "-shm"].iter().flat_map(|s| std::fs::read(format!("{}{s}", server.db_path().display())).unwrap_or_default()).collect()
 }
 
 #[test]
@@ -38,101 +27,47 @@ fn a_kv_secret_appears_in_no_audit_line_storage_file_or_log_and_its_hmac_is_repr
     server.unseal(&keys);
     let c = server.http(&root);
     let audit_file = server.dir.path().join("audit.log");
-    let (s, b) = c.put(
-        "sys/audit/file",
-        json!({"type": "file", "options": {"file_path": audit_file.to_str().unwrap()}}),
-    );
+    let (s, b) = c.put("sys/audit/file", json!({"type": "file", "options": {"file_path": audit_file.to_str().unwrap()}}));
     assert_eq!(s, 204, "{b}");
     let test_entry = &lines(&audit_file)[0];
-    assert_eq!(
-        test_entry["request"]["path"], "sys/audit/test",
-        "Vault's sanity entry is written at enable"
-    );
+    assert_eq!(test_entry["request"]["path"], "sys/audit/test", "Vault's sanity entry is written at enable");
 
     let secret = "correct-horse-9f2b7c1e-audit";
     assert_eq!(c.put("sys/mounts/secret", json!({"type": "kv-v2"})).0, 204);
-    assert_eq!(
-        c.put("secret/data/app", json!({"data": {"password": secret}}))
-            .0,
-        200
-    );
+    assert_eq!(c.put("secret/data/app", json!({"data": {"password": secret}})).0, 200);
     let (s, read) = c.get("secret/data/app");
-    assert_eq!(
-        (s, read["data"]["data"]["password"].as_str()),
-        (200, Some(secret))
-    );
+    assert_eq!((s, read["data"]["data"]["password"].as_str()), (200, Some(secret)));
     // A denied request is logged, with its error, before anything else happens.
     let (s, _) = server.http("not-a-token").get("secret/data/app");
     assert_eq!(s, 403);
 
     let all = lines(&audit_file);
-    let write_req = all
-        .iter()
-        .find(|l| {
-            l["type"] == "request"
-                && l["request"]["path"] == "secret/data/app"
-                && l["request"]["data"].is_object()
-        })
-        .expect("request line");
-    let hashed = write_req["request"]["data"]["data"]["password"]
-        .as_str()
-        .unwrap();
+    let write_req = all.iter().find(|l| l["type"] == "request" && l["request"]["path"] == "secret/data/app" && l["request"]["data"].is_object()).expect("request line");
+    let hashed = write_req["request"]["data"]["data"]["password"].as_str().unwrap();
     assert!(hashed.starts_with("hmac-sha256:"), "{write_req}");
-    assert_eq!(
-        write_req["request"]["client_token"].as_str().unwrap().len(),
-        "hmac-sha256:".len() + 64
-    );
+    assert_eq!(write_req["request"]["client_token"].as_str().unwrap().len(), "hmac-sha256:".len() + 64);
     assert_eq!(write_req["auth"]["policies"], json!(["root"]));
     assert_eq!(write_req["request"]["mount_type"], "kv");
-    let read_resp = all
-        .iter()
-        .find(|l| {
-            l["type"] == "response"
-                && l["request"]["operation"] == "read"
-                && l["auth"]["policies"] == json!(["root"])
-        })
-        .expect("response line");
-    assert_eq!(
-        read_resp["response"]["data"]["data"]["password"], hashed,
-        "same input, same HMAC within a device"
-    );
-    assert_eq!(
-        read_resp["response"]["data"]["metadata"]["version"], 1,
-        "numbers are not hashed"
-    );
-    let denied: Vec<&Value> = all
-        .iter()
-        .filter(|l| l["error"] == "permission denied")
-        .collect();
-    assert_eq!(
-        denied.len(),
-        2,
-        "request and response line of the denied read: {denied:?}"
-    );
+    let read_resp = all.iter().find(|l| l["type"] == "response" && l["request"]["operation"] == "read" && l["auth"]["policies"] == json!(["root"])).expect("response line");
+    assert_eq!(read_resp["response"]["data"]["data"]["password"], hashed, "same input, same HMAC within a device");
+    assert_eq!(read_resp["response"]["data"]["metadata"]["version"], 1, "numbers are not hashed");
+    let denied: Vec<&Value> = all.iter().filter(|l| l["error"] == "permission denied").collect();
+    assert_eq!(denied.len(), 2, "request and response line of the denied read: {denied:?}");
     assert_eq!(denied[0]["type"], "request");
 
     // sys/audit-hash reproduces the logged HMAC.
     let (s, h) = c.put("sys/audit-hash/file", json!({"input": secret}));
     assert_eq!(s, 200);
     assert_eq!(h["data"]["hash"], hashed);
-    assert_eq!(
-        c.get("sys/audit").1["data"]["file/"]["options"]["file_path"],
-        audit_file.to_str().unwrap()
-    );
+    assert_eq!(c.get("sys/audit").1["data"]["file/"]["options"]["file_path"], audit_file.to_str().unwrap());
 
     // The secret (and the root token) are nowhere: audit file, storage files, server log.
     let audit_bytes = std::fs::read(&audit_file).unwrap();
     assert!(!contains(&audit_bytes, secret));
     assert!(!contains(&audit_bytes, &root));
     server.terminate();
-    assert!(
-        !contains(&storage_bytes(&server), secret),
-        "plaintext in the storage files"
-    );
-    assert!(
-        !contains(server.log().as_bytes(), secret),
-        "plaintext in the server log"
-    );
+    assert!(!contains(&storage_bytes(&server), secret), "plaintext in the storage files");
+    assert!(!contains(server.log().as_bytes(), secret), "plaintext in the server log");
     assert!(!server.log().is_empty(), "sanity: the log was captured");
 }
 
@@ -144,18 +79,8 @@ fn with_no_writable_device_requests_fail_closed_and_return_nothing() {
     server.unseal(&keys);
     let c = server.http(&root);
     let audit_file = server.dir.path().join("audit.log");
-    assert_eq!(
-        c.put(
-            "sys/audit/file",
-            json!({"type": "file", "options": {"file_path": audit_file.to_str().unwrap()}})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        c.put("cubbyhole/s", json!({"v": "top-secret-value"})).0,
-        204
-    );
+    assert_eq!(c.put("sys/audit/file", json!({"type": "file", "options": {"file_path": audit_file.to_str().unwrap()}})).0, 204);
+    assert_eq!(c.put("cubbyhole/s", json!({"v": "top-secret-value"})).0, 204);
 
     // Rotate the file away and put a directory where it was: the reopen on SIGHUP fails (even for root).
     std::fs::rename(&audit_file, server.dir.path().join("audit.log.1")).unwrap();
@@ -172,11 +97,7 @@ fn with_no_writable_device_requests_fail_closed_and_return_nothing() {
     }
     let r = failed.expect("requests must fail once the audit device cannot write");
     assert!(!r.body.contains("top-secret-value"), "{}", r.body);
-    assert_eq!(
-        c.put("cubbyhole/t", json!({"v": "x"})).0,
-        500,
-        "writes are refused too"
-    );
+    assert_eq!(c.put("cubbyhole/t", json!({"v": "x"})).0, 500, "writes are refused too");
 
     // Put a file back and SIGHUP again: auditing (and service) resumes.
     std::fs::remove_dir(&audit_file).unwrap();
@@ -190,12 +111,7 @@ fn with_no_writable_device_requests_fail_closed_and_return_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(ok, "service resumes after a successful reopen");
-    assert!(
-        lines(&audit_file)
-            .iter()
-            .any(|l| l["request"]["path"] == "cubbyhole/s"),
-        "the new file receives lines"
-    );
+    assert!(lines(&audit_file).iter().any(|l| l["request"]["path"] == "cubbyhole/s"), "the new file receives lines");
     // The refused write never happened.
     assert_eq!(c.get("cubbyhole/t").0, 404);
     server.terminate();
@@ -221,74 +137,27 @@ fn declarative_devices_log_raw_keeps_sensitive_fields_hashed_and_cannot_be_disab
     let (s, list) = c.get("sys/audit");
     assert_eq!(s, 200);
     assert_eq!(list["data"]["raw-audit/"]["description"], "declared");
-    assert_eq!(
-        c.delete("sys/audit/raw-audit").0,
-        400,
-        "declared devices are managed in the config"
-    );
+    assert_eq!(c.delete("sys/audit/raw-audit").0, 400, "declared devices are managed in the config");
 
-    assert_eq!(
-        c.put(
-            "sys/plugins/catalog/secret/probe-lease",
-            json!({"sha256": sha, "command": "probe-lease.wasm"})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        c.put("sys/mounts/probe", json!({"type": "probe-lease"})).0,
-        204
-    );
-    let (s, b) = c.put(
-        "probe/creds/alice",
-        json!({"ttl": "1h", "password": "declared-sensitive-pw"}),
-    );
+    assert_eq!(c.put("sys/plugins/catalog/secret/probe-lease", json!({"sha256": sha, "command": "probe-lease.wasm"})).0, 204);
+    assert_eq!(c.put("sys/mounts/probe", json!({"type": "probe-lease"})).0, 204);
+    let (s, b) = c.put("probe/creds/alice", json!({"ttl": "1h", "password": "declared-sensitive-pw"}));
     assert_eq!(s, 200, "{b}");
     let all = lines(&audit_file);
-    let req = all
-        .iter()
-        .find(|l| l["type"] == "request" && l["request"]["path"] == "probe/creds/alice")
-        .unwrap();
-    assert_eq!(
-        req["request"]["data"]["ttl"], "1h",
-        "log_raw: ordinary fields in the clear"
-    );
-    assert!(
-        req["request"]["data"]["password"]
-            .as_str()
-            .unwrap()
-            .starts_with("hmac-sha256:"),
-        "sensitive field hashed even with log_raw: {req}"
-    );
-    assert!(
-        req["request"]["client_token"]
-            .as_str()
-            .unwrap()
-            .starts_with("hmac-sha256:"),
-        "tokens are always hashed"
-    );
-    let resp = all
-        .iter()
-        .find(|l| l["type"] == "response" && l["request"]["path"] == "probe/creds/alice")
-        .unwrap();
+    let req = all.iter().find(|l| l["type"] == "request" && l["request"]["path"] == "probe/creds/alice").unwrap();
+    assert_eq!(req["request"]["data"]["ttl"], "1h", "log_raw: ordinary fields in the clear");
+    assert!(req["request"]["data"]["password"].as_str().unwrap().starts_with("hmac-sha256:"), "sensitive field hashed even with log_raw: {req}");
+    assert!(req["request"]["client_token"].as_str().unwrap().starts_with("hmac-sha256:"), "tokens are always hashed");
+    let resp = all.iter().find(|l| l["type"] == "response" && l["request"]["path"] == "probe/creds/alice").unwrap();
     assert_eq!(resp["response"]["secret"]["lease_id"], b["lease_id"]);
-    assert!(!contains(
-        &std::fs::read(&audit_file).unwrap(),
-        "declared-sensitive-pw"
-    ));
+    assert!(!contains(&std::fs::read(&audit_file).unwrap(), "declared-sensitive-pw"));
 
     // Restart: the declared device is there again, with the same salt (hashes stay comparable).
     let before = c.put("sys/audit-hash/raw-audit", json!({"input": "x"})).1["data"]["hash"].clone();
     server.terminate();
     server.start();
     server.unseal(&keys);
-    assert_eq!(
-        server
-            .http(&root)
-            .put("sys/audit-hash/raw-audit", json!({"input": "x"}))
-            .1["data"]["hash"],
-        before
-    );
+    assert_eq!(server.http(&root).put("sys/audit-hash/raw-audit", json!({"input": "x"})).1["data"]["hash"], before);
 }
 
 #[test]
@@ -306,19 +175,8 @@ fn a_socket_device_streams_lines_to_a_tcp_listener() {
     });
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put(
-            "sys/audit/sock",
-            json!({"type": "socket", "options": {"address": addr, "socket_type": "tcp"}})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        c.put("cubbyhole/over-the-wire", json!({"v": "socket-secret"}))
-            .0,
-        204
-    );
+    assert_eq!(c.put("sys/audit/sock", json!({"type": "socket", "options": {"address": addr, "socket_type": "tcp"}})).0, 204);
+    assert_eq!(c.put("cubbyhole/over-the-wire", json!({"v": "socket-secret"})).0, 204);
     let mut seen = Vec::new();
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
         let v: Value = serde_json::from_str(&line).unwrap();
@@ -328,11 +186,7 @@ fn a_socket_device_streams_lines_to_a_tcp_listener() {
             break;
         }
     }
-    assert!(
-        seen.iter()
-            .any(|l| l.contains("cubbyhole/over-the-wire") && l.contains("\"type\":\"response\"")),
-        "{seen:?}"
-    );
+    assert!(seen.iter().any(|l| l.contains("cubbyhole/over-the-wire") && l.contains("\"type\":\"response\"")), "{seen:?}");
     assert!(!seen.iter().any(|l| l.contains("socket-secret")));
 }
 
@@ -341,45 +195,17 @@ fn the_real_bao_cli_enables_lists_and_disables_audit_devices() {
     let server = TestServer::dev();
     let root = server.root_token.clone();
     let audit_file = server.dir.path().join("bao-audit.log");
-    let out = bao(
-        &server,
-        &root,
-        &[
-            "audit",
-            "enable",
-            "file",
-            &format!("file_path={}", audit_file.display()),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bao(&server, &root, &["audit", "enable", "file", &format!("file_path={}", audit_file.display())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = bao(&server, &root, &["audit", "list", "-format=json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["file/"]["type"], "file");
-    let out = bao(
-        &server,
-        &root,
-        &["write", "cubbyhole/x", "k=bao-audit-secret"],
-    );
+    let out = bao(&server, &root, &["write", "cubbyhole/x", "k=bao-audit-secret"]);
     assert!(out.status.success());
-    assert!(!contains(
-        &std::fs::read(&audit_file).unwrap(),
-        "bao-audit-secret"
-    ));
-    assert!(
-        std::fs::read_to_string(&audit_file)
-            .unwrap()
-            .contains("cubbyhole/x")
-    );
+    assert!(!contains(&std::fs::read(&audit_file).unwrap(), "bao-audit-secret"));
+    assert!(std::fs::read_to_string(&audit_file).unwrap().contains("cubbyhole/x"));
     let out = bao(&server, &root, &["audit", "disable", "file"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = bao(&server, &root, &["audit", "list", "-format=json"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("file/"));
 }

@@ -4,16 +4,11 @@
 
 use std::process::Output;
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::{TestServer, bao};
 
 fn ok(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -22,142 +17,49 @@ fn bao_cli_policy_userpass_login_allowed_and_denied() {
     let server = TestServer::dev();
     let root = server.root_token.clone();
     let policy = server.dir.path().join("app.hcl");
-    std::fs::write(
-        &policy,
-        "path \"secret/data/app/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n",
-    )
-    .unwrap();
-    ok(&bao(
-        &server,
-        &root,
-        &["policy", "write", "app", policy.to_str().unwrap()],
-    ));
+    std::fs::write(&policy, "path \"secret/data/app/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n").unwrap();
+    ok(&bao(&server, &root, &["policy", "write", "app", policy.to_str().unwrap()]));
     let listed = ok(&bao(&server, &root, &["policy", "list", "-format=json"]));
     assert_eq!(listed, json!(["app", "default", "root"]));
     ok(&bao(&server, &root, &["auth", "enable", "userpass"]));
     let auths = ok(&bao(&server, &root, &["auth", "list", "-format=json"]));
     assert_eq!(auths["userpass/"]["type"], "userpass");
-    assert!(
-        auths["userpass/"]["accessor"]
-            .as_str()
-            .unwrap()
-            .starts_with("auth_userpass_")
-    );
+    assert!(auths["userpass/"]["accessor"].as_str().unwrap().starts_with("auth_userpass_"));
     assert_eq!(auths["token/"]["type"], "token");
-    ok(&bao(
-        &server,
-        &root,
-        &[
-            "write",
-            "auth/userpass/users/alice",
-            "password=s3cret",
-            "token_policies=app",
-            "token_ttl=1h",
-        ],
-    ));
-    ok(&bao(
-        &server,
-        &root,
-        &["kv", "put", "secret/app/db", "pw=hunter2"],
-    ));
-    ok(&bao(
-        &server,
-        &root,
-        &["kv", "put", "secret/other", "pw=nope"],
-    ));
+    ok(&bao(&server, &root, &["write", "auth/userpass/users/alice", "password=s3cret", "token_policies=app", "token_ttl=1h"]));
+    ok(&bao(&server, &root, &["kv", "put", "secret/app/db", "pw=hunter2"]));
+    ok(&bao(&server, &root, &["kv", "put", "secret/other", "pw=nope"]));
 
-    let login = ok(&bao(
-        &server,
-        "",
-        &[
-            "login",
-            "-format=json",
-            "-no-store",
-            "-method=userpass",
-            "username=alice",
-            "password=s3cret",
-        ],
-    ));
+    let login = ok(&bao(&server, "", &["login", "-format=json", "-no-store", "-method=userpass", "username=alice", "password=s3cret"]));
     let token = login["auth"]["client_token"].as_str().unwrap().to_string();
     assert_eq!(login["auth"]["policies"], json!(["app", "default"]));
     assert_eq!(login["auth"]["lease_duration"], 3600);
-    let got = ok(&bao(
-        &server,
-        &token,
-        &["kv", "get", "-format=json", "secret/app/db"],
-    ));
+    let got = ok(&bao(&server, &token, &["kv", "get", "-format=json", "secret/app/db"]));
     assert_eq!(got["data"]["data"], json!({"pw": "hunter2"}));
     let denied = bao(&server, &token, &["kv", "get", "secret/other"]);
     assert!(!denied.status.success());
     let err = String::from_utf8_lossy(&denied.stderr);
-    assert!(
-        err.contains("403") && err.contains("permission denied"),
-        "{err}"
-    );
+    assert!(err.contains("403") && err.contains("permission denied"), "{err}");
     let me = ok(&bao(&server, &token, &["token", "lookup", "-format=json"]));
     assert_eq!(me["data"]["display_name"], "userpass-alice");
     assert_eq!(me["data"]["path"], "auth/userpass/login/alice");
 
-    let bad = bao(
-        &server,
-        "",
-        &[
-            "login",
-            "-method=userpass",
-            "username=alice",
-            "password=wrong",
-        ],
-    );
+    let bad = bao(&server, "", &["login", "-method=userpass", "username=alice", "password=wrong"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid username or password"));
 
     // Token child-tree revocation through the CLI.
     let creator = server.dir.path().join("creator.hcl");
-    std::fs::write(
-        &creator,
-        "path \"auth/token/create\" { capabilities = [\"update\"] }\n",
-    )
-    .unwrap();
-    ok(&bao(
-        &server,
-        &root,
-        &["policy", "write", "creator", creator.to_str().unwrap()],
-    ));
-    let parent = ok(&bao(
-        &server,
-        &root,
-        &[
-            "token",
-            "create",
-            "-format=json",
-            "-policy=app",
-            "-policy=creator",
-        ],
-    ))["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let child =
-        ok(&bao(&server, &parent, &["token", "create", "-format=json"]))["auth"]["client_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    std::fs::write(&creator, "path \"auth/token/create\" { capabilities = [\"update\"] }\n").unwrap();
+    ok(&bao(&server, &root, &["policy", "write", "creator", creator.to_str().unwrap()]));
+    let parent = ok(&bao(&server, &root, &["token", "create", "-format=json", "-policy=app", "-policy=creator"]))["auth"]["client_token"].as_str().unwrap().to_string();
+    let child = ok(&bao(&server, &parent, &["token", "create", "-format=json"]))["auth"]["client_token"].as_str().unwrap().to_string();
     ok(&bao(&server, &root, &["token", "revoke", &parent]));
-    assert!(
-        !bao(&server, &child, &["token", "lookup"]).status.success(),
-        "child revoked with its parent"
-    );
+    assert!(!bao(&server, &child, &["token", "lookup"]).status.success(), "child revoked with its parent");
 
     ok(&bao(&server, &root, &["auth", "disable", "userpass"]));
-    assert!(
-        ok(&bao(&server, &root, &["auth", "list", "-format=json"]))
-            .get("userpass/")
-            .is_none()
-    );
-    assert!(
-        !bao(&server, &token, &["token", "lookup"]).status.success(),
-        "tokens of a disabled auth method are revoked"
-    );
+    assert!(ok(&bao(&server, &root, &["auth", "list", "-format=json"])).get("userpass/").is_none());
+    assert!(!bao(&server, &token, &["token", "lookup"]).status.success(), "tokens of a disabled auth method are revoked");
 }
 
 #[test]
@@ -170,58 +72,20 @@ fn hvac_approle_userpass_and_tokens() {
 fn sys_auth_shapes_and_userpass_api() {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put("sys/auth/userpass", json!({"type": "userpass"})).0,
-        204
-    );
-    assert_eq!(
-        c.put("sys/auth/userpass", json!({"type": "userpass"})).0,
-        400,
-        "path in use"
-    );
+    assert_eq!(c.put("sys/auth/userpass", json!({"type": "userpass"})).0, 204);
+    assert_eq!(c.put("sys/auth/userpass", json!({"type": "userpass"})).0, 400, "path in use");
     assert_eq!(c.put("sys/auth/nope", json!({"type": "nope"})).0, 400);
-    assert_eq!(
-        c.put("sys/auth/kvauth", json!({"type": "kv"})).0,
-        400,
-        "a secrets engine is not an auth method"
-    );
-    assert_eq!(
-        c.put("sys/mounts/up", json!({"type": "userpass"})).0,
-        400,
-        "an auth method is not a secrets engine"
-    );
+    assert_eq!(c.put("sys/auth/kvauth", json!({"type": "kv"})).0, 400, "a secrets engine is not an auth method");
+    assert_eq!(c.put("sys/mounts/up", json!({"type": "userpass"})).0, 400, "an auth method is not a secrets engine");
     let (_, auth) = c.get("sys/auth");
     assert_eq!(auth["data"]["userpass/"]["type"], "userpass");
-    assert_eq!(
-        auth["userpass/"]["type"], "userpass",
-        "legacy top-level copy"
-    );
+    assert_eq!(auth["userpass/"]["type"], "userpass", "legacy top-level copy");
     let (s, tune) = c.get("sys/auth/userpass/tune");
-    assert_eq!(
-        (s, &tune["data"]["default_lease_ttl"]),
-        (200, &json!(2_764_800))
-    );
-    assert_eq!(
-        c.put(
-            "sys/auth/userpass/tune",
-            json!({"default_lease_ttl": "30m"})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        c.get("sys/auth/userpass/tune").1["data"]["default_lease_ttl"],
-        1800
-    );
+    assert_eq!((s, &tune["data"]["default_lease_ttl"]), (200, &json!(2_764_800)));
+    assert_eq!(c.put("sys/auth/userpass/tune", json!({"default_lease_ttl": "30m"})).0, 204);
+    assert_eq!(c.get("sys/auth/userpass/tune").1["data"]["default_lease_ttl"], 1800);
 
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/alice",
-            json!({"password": "s3cret", "token_policies": ["app"], "token_max_ttl": "4h"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("auth/userpass/users/alice", json!({"password": "s3cret", "token_policies": ["app"], "token_max_ttl": "4h"})).0, 204);
     let (s, u) = c.get("auth/userpass/users/alice");
     assert_eq!(s, 200);
     assert_eq!(
@@ -230,108 +94,31 @@ fn sys_auth_shapes_and_userpass_api() {
                "token_num_uses": 0, "token_period": 0, "token_policies": ["app"], "token_strictly_bind_ip": false, "token_ttl": 0,
                "token_type": "default"})
     );
-    assert_eq!(
-        c.list("auth/userpass/users").1["data"]["keys"],
-        json!(["alice"])
-    );
+    assert_eq!(c.list("auth/userpass/users").1["data"]["keys"], json!(["alice"]));
     let anon = server.http("");
     let (s, login) = anon.put("auth/userpass/login/alice", json!({"password": "s3cret"}));
     assert_eq!(s, 200, "{login}");
     // No token_ttl: the tuned mount default applies.
-    assert_eq!(
-        (
-            login["auth"]["lease_duration"].as_u64(),
-            login["auth"]["orphan"].as_bool()
-        ),
-        (Some(1800), Some(true))
-    );
+    assert_eq!((login["auth"]["lease_duration"].as_u64(), login["auth"]["orphan"].as_bool()), (Some(1800), Some(true)));
     assert!(login["auth"]["mfa_requirement"].is_null() && login["data"].is_null());
-    assert_eq!(
-        anon.put(
-            "auth/userpass/users/alice/password",
-            json!({"password": "new"})
-        )
-        .0,
-        403,
-        "management paths need a token"
-    );
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/alice/password",
-            json!({"password": "new"})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        anon.put("auth/userpass/login/alice", json!({"password": "s3cret"})),
-        (400, json!({"errors": ["invalid username or password"]}))
-    );
-    assert_eq!(
-        anon.put("auth/userpass/login/alice", json!({"password": "new"}))
-            .0,
-        200
-    );
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/alice/policies",
-            json!({"token_policies": ["app", "other"]})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        anon.put("auth/userpass/login/alice", json!({"password": "new"}))
-            .1["auth"]["policies"],
-        json!(["app", "default", "other"])
-    );
+    assert_eq!(anon.put("auth/userpass/users/alice/password", json!({"password": "new"})).0, 403, "management paths need a token");
+    assert_eq!(c.put("auth/userpass/users/alice/password", json!({"password": "new"})).0, 204);
+    assert_eq!(anon.put("auth/userpass/login/alice", json!({"password": "s3cret"})), (400, json!({"errors": ["invalid username or password"]})));
+    assert_eq!(anon.put("auth/userpass/login/alice", json!({"password": "new"})).0, 200);
+    assert_eq!(c.put("auth/userpass/users/alice/policies", json!({"token_policies": ["app", "other"]})).0, 204);
+    assert_eq!(anon.put("auth/userpass/login/alice", json!({"password": "new"})).1["auth"]["policies"], json!(["app", "default", "other"]));
 
     // CIDR-bound users cannot log in from elsewhere, and their tokens only work from the bound block.
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/far",
-            json!({"password": "pw", "token_bound_cidrs": ["10.0.0.0/8"]})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        anon.put("auth/userpass/login/far", json!({"password": "pw"}))
-            .0,
-        400
-    );
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/near",
-            json!({"password": "pw", "token_bound_cidrs": ["127.0.0.0/8"]})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("auth/userpass/users/far", json!({"password": "pw", "token_bound_cidrs": ["10.0.0.0/8"]})).0, 204);
+    assert_eq!(anon.put("auth/userpass/login/far", json!({"password": "pw"})).0, 400);
+    assert_eq!(c.put("auth/userpass/users/near", json!({"password": "pw", "token_bound_cidrs": ["127.0.0.0/8"]})).0, 204);
     let (s, near) = anon.put("auth/userpass/login/near", json!({"password": "pw"}));
     assert_eq!(s, 200, "{near}");
-    assert_eq!(
-        server
-            .http(near["auth"]["client_token"].as_str().unwrap())
-            .get("auth/token/lookup-self")
-            .0,
-        200
-    );
+    assert_eq!(server.http(near["auth"]["client_token"].as_str().unwrap()).get("auth/token/lookup-self").0, 200);
 
     // Auth methods cannot mint root tokens.
-    assert_eq!(
-        c.put(
-            "auth/userpass/users/evil",
-            json!({"password": "pw", "token_policies": ["root"]})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        anon.put("auth/userpass/login/evil", json!({"password": "pw"}))
-            .0,
-        400
-    );
+    assert_eq!(c.put("auth/userpass/users/evil", json!({"password": "pw", "token_policies": ["root"]})).0, 204);
+    assert_eq!(anon.put("auth/userpass/login/evil", json!({"password": "pw"})).0, 400);
 }
 
 #[test]
@@ -346,23 +133,9 @@ fn a_plugin_never_sees_tokens_and_cannot_log_in_from_a_normal_path() {
     let (keys, root) = server.init(1, 1);
     server.unseal(&keys);
     let c = server.http(&root);
-    assert_eq!(
-        c.put(
-            "sys/plugins/catalog/auth/probe",
-            json!({"sha256": sha, "command": "probe.wasm", "version": "v1"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/plugins/catalog/auth/probe", json!({"sha256": sha, "command": "probe.wasm", "version": "v1"})).0, 204);
     assert_eq!(c.put("sys/auth/probe", json!({"type": "probe"})).0, 204);
-    assert_eq!(
-        c.put(
-            "sys/policies/acl/probe",
-            json!({"policy": "path \"auth/probe/*\" { capabilities = [\"read\", \"update\"] }"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/policies/acl/probe", json!({"policy": "path \"auth/probe/*\" { capabilities = [\"read\", \"update\"] }"})).0, 204);
 
     // Login path: no token needed; the plugin sees the address, and the host mints the token.
     let anon = server.http("");
@@ -373,45 +146,23 @@ fn a_plugin_never_sees_tokens_and_cannot_log_in_from_a_normal_path() {
     assert_eq!(login["auth"]["policies"], json!(["default", "probe"]));
     assert_eq!(login["auth"]["metadata"], json!({"who": "probe"}));
     let t = server.http(&token);
-    assert_eq!(
-        t.get("auth/token/lookup-self").1["data"]["display_name"],
-        "probe-probe"
-    );
+    assert_eq!(t.get("auth/token/lookup-self").1["data"]["display_name"], "probe-probe");
 
     // Authenticated path: the caller's token is nowhere in what the plugin received, nor its address.
     for client in [&t, &c] {
-        let tok = if std::ptr::eq(client, &t) {
-            &token
-        } else {
-            &root
-        };
+        let tok = if std::ptr::eq(client, &t) { &token } else { &root };
         let (s, echo) = client.put("auth/probe/echo", json!({"k": "v"}));
         assert_eq!(s, 200, "{echo}");
         let seen = echo["data"]["seen"].to_string();
         assert!(!seen.contains(tok.as_str()), "plugin saw the token: {seen}");
-        assert!(
-            echo["data"]["seen"]["remote_addr"].is_null(),
-            "address leaked off the login path: {seen}"
-        );
-        let r = client.raw_headers(
-            "GET",
-            "auth/probe/echo",
-            None,
-            None,
-            &[("Authorization", &format!("Bearer {tok}"))],
-        );
+        assert!(echo["data"]["seen"]["remote_addr"].is_null(), "address leaked off the login path: {seen}");
+        let r = client.raw_headers("GET", "auth/probe/echo", None, None, &[("Authorization", &format!("Bearer {tok}"))]);
         assert_eq!(r.status, 200);
         assert!(!r.body.contains(tok.as_str()));
     }
     // What the plugin stored at login holds no token either (the login request carried none, but a
     // token sent anyway must be stripped too).
-    let r = anon.raw_headers(
-        "PUT",
-        "auth/probe/login",
-        Some(b"{}"),
-        Some("application/json"),
-        &[("X-Vault-Token", &root)],
-    );
+    let r = anon.raw_headers("PUT", "auth/probe/login", Some(b"{}"), Some("application/json"), &[("X-Vault-Token", &root)]);
     assert_eq!(r.status, 200);
     assert!(!r.body.contains(&root));
 

@@ -13,58 +13,22 @@ fn bao_operator_init_unseal_status_seal() {
     let server = TestServer::sqlite();
 
     let out = bao(&server, "", &["status"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "sealed + uninitialised → exit 2: {}",
-        stdout(&out)
-    );
-    assert!(
-        stdout(&out).contains("Initialized        false"),
-        "{}",
-        stdout(&out)
-    );
+    assert_eq!(out.status.code(), Some(2), "sealed + uninitialised → exit 2: {}", stdout(&out));
+    assert!(stdout(&out).contains("Initialized        false"), "{}", stdout(&out));
 
-    let out = bao(
-        &server,
-        "",
-        &[
-            "operator",
-            "init",
-            "-key-shares=5",
-            "-key-threshold=3",
-            "-format=json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bao(&server, "", &["operator", "init", "-key-shares=5", "-key-threshold=3", "-format=json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     let init: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let keys: Vec<String> = init["unseal_keys_b64"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_string())
-        .collect();
+    let keys: Vec<String> = init["unseal_keys_b64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
     assert_eq!(keys.len(), 5);
     let root = init["root_token"].as_str().unwrap().to_string();
 
     for (i, key) in keys[..3].iter().enumerate() {
         let out = bao(&server, "", &["operator", "unseal", key]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = stdout(&out);
         if i < 2 {
-            assert!(
-                text.contains(&format!("Unseal Progress    {}/3", i + 1)),
-                "{text}"
-            );
+            assert!(text.contains(&format!("Unseal Progress    {}/3", i + 1)), "{text}");
         } else {
             assert!(text.contains("Sealed          false"), "{text}");
         }
@@ -73,46 +37,23 @@ fn bao_operator_init_unseal_status_seal() {
     let out = bao(&server, &root, &["status"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains("Total Shares    5") && text.contains("Threshold       3"),
-        "{text}"
-    );
+    assert!(text.contains("Total Shares    5") && text.contains("Threshold       3"), "{text}");
 
     let out = bao(&server, &root, &["read", "-format=json", "sys/key-status"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = bao(&server, &root, &["operator", "seal"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = bao(&server, &root, &["status"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stdout(&out).contains("Sealed             true"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("Sealed             true"), "{}", stdout(&out));
 }
 
 #[test]
 fn bao_operator_seal_with_a_bad_token_is_denied() {
     let server = TestServer::dev();
-    let out = bao(
-        &server,
-        "s.bogusbogusbogusbogusbogusbogus12",
-        &["operator", "seal"],
-    );
+    let out = bao(&server, "s.bogusbogusbogusbogusbogusbogus12", &["operator", "seal"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
-    assert_eq!(
-        bao(&server, &server.root_token, &["status"]).status.code(),
-        Some(0),
-        "still unsealed"
-    );
+    assert_eq!(bao(&server, &server.root_token, &["status"]).status.code(), Some(0), "still unsealed");
 }

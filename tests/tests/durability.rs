@@ -26,28 +26,16 @@ fn an_acknowledged_write_survives_kill_9_and_is_never_stored_in_plaintext() {
     let (keys, root) = server.init(3, 2);
     server.unseal(&keys[..2]);
     let secret = "correct-horse-battery-staple-7f3a9c";
-    let status = server
-        .http(&root)
-        .put("cubbyhole/db", json!({ "password": secret }))
-        .0;
+    let status = server.http(&root).put("cubbyhole/db", json!({ "password": secret })).0;
     assert_eq!(status, 204);
     // No pause, no shutdown: the 204 must mean durable.
     server.kill9();
 
     let bytes = database_bytes(&server);
     assert!(!bytes.is_empty());
-    assert!(
-        !contains(&bytes, secret.as_bytes()),
-        "plaintext value found in the SQLite files"
-    );
-    assert!(
-        !contains(&bytes, root.as_bytes()),
-        "root token found in the SQLite files"
-    );
-    assert!(
-        contains(&bytes, b"cubbyhole"),
-        "sanity: the scan sees the stored paths"
-    );
+    assert!(!contains(&bytes, secret.as_bytes()), "plaintext value found in the SQLite files");
+    assert!(!contains(&bytes, root.as_bytes()), "root token found in the SQLite files");
+    assert!(contains(&bytes, b"cubbyhole"), "sanity: the scan sees the stored paths");
 
     server.start();
     let (status, _) = server.http(&root).get("cubbyhole/db");

@@ -1,14 +1,12 @@
 //! The HTTP conventions of API.md §0 against the real binary: envelope, headers, verbs, tokens, bodies,
 //! and bad input that must be rejected without changing stored state.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::TestServer;
 
 /// The barrier's encryption counter: any storage write moves it, so "unchanged" proves "nothing stored".
 fn encryptions(server: &TestServer) -> u64 {
-    server.root().get("sys/key-status").1["data"]["encryptions"]
-        .as_u64()
-        .unwrap()
+    server.root().get("sys/key-status").1["data"]["encryptions"].as_u64().unwrap()
 }
 
 #[test]
@@ -20,95 +18,41 @@ fn bad_input_is_rejected_and_changes_nothing() {
     let client = server.http(&root);
     let before = encryptions(&server);
 
-    let r = client.raw(
-        "PUT",
-        "cubbyhole/app",
-        Some(b"{\"a\": bad}"),
-        Some("application/json"),
-    );
+    let r = client.raw("PUT", "cubbyhole/app", Some(b"{\"a\": bad}"), Some("application/json"));
     assert_eq!(r.status, 400);
     let msg = r.json()["errors"][0].as_str().unwrap().to_string();
     assert!(msg.starts_with("failed to decode JSON input: "), "{msg}");
 
     let big = format!("{{\"a\":\"{}\"}}", "x".repeat(4096));
-    let r = client.raw(
-        "PUT",
-        "cubbyhole/app",
-        Some(big.as_bytes()),
-        Some("application/json"),
-    );
+    let r = client.raw("PUT", "cubbyhole/app", Some(big.as_bytes()), Some("application/json"));
     assert_eq!(r.status, 413);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["http: request body too large"]})
-    );
+    assert_eq!(r.json(), json!({"errors": ["http: request body too large"]}));
 
-    let r = client.raw(
-        "PUT",
-        "nosuchmount/app",
-        Some(b"{\"a\":\"b\"}"),
-        Some("application/json"),
-    );
+    let r = client.raw("PUT", "nosuchmount/app", Some(b"{\"a\":\"b\"}"), Some("application/json"));
     assert_eq!(r.status, 404);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["no handler for route \"nosuchmount/app\". route entry not found."]})
-    );
+    assert_eq!(r.json(), json!({"errors": ["no handler for route \"nosuchmount/app\". route entry not found."]}));
 
-    let r = client.raw(
-        "PUT",
-        "sys/nosuch",
-        Some(b"{\"a\":\"b\"}"),
-        Some("application/json"),
-    );
+    let r = client.raw("PUT", "sys/nosuch", Some(b"{\"a\":\"b\"}"), Some("application/json"));
     assert_eq!(r.status, 404);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["1 error occurred:\n\t* unsupported path\n\n"]})
-    );
+    assert_eq!(r.json(), json!({"errors": ["1 error occurred:\n\t* unsupported path\n\n"]}));
 
     let r = client.raw("GET", "sys/rotate", None, None);
     assert_eq!(r.status, 405);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["1 error occurred:\n\t* unsupported operation\n\n"]})
-    );
+    assert_eq!(r.json(), json!({"errors": ["1 error occurred:\n\t* unsupported operation\n\n"]}));
     assert_eq!(client.raw("DELETE", "sys/health", None, None).status, 405);
-    assert_eq!(
-        client.raw("OPTIONS", "cubbyhole/app", None, None).status,
-        405
-    );
+    assert_eq!(client.raw("OPTIONS", "cubbyhole/app", None, None).status, 405);
 
-    let r = client.raw(
-        "PATCH",
-        "cubbyhole/app",
-        Some(b"a=1"),
-        Some("application/x-www-form-urlencoded"),
-    );
+    let r = client.raw("PATCH", "cubbyhole/app", Some(b"a=1"), Some("application/x-www-form-urlencoded"));
     assert_eq!(r.status, 415);
     assert_eq!(
         r.json(),
         json!({"errors": ["PATCH requires Content-Type of application/merge-patch+json, provided application/x-www-form-urlencoded"]})
     );
 
-    assert_eq!(
-        encryptions(&server),
-        before,
-        "rejected requests wrote nothing"
-    );
+    assert_eq!(encryptions(&server), before, "rejected requests wrote nothing");
     assert_eq!(client.get("cubbyhole/app").0, 404);
     // The size limit is not the body parser's: a body just under it still works.
-    assert_eq!(
-        client
-            .raw(
-                "PUT",
-                "cubbyhole/app",
-                Some(b"{\"a\":\"b\"}"),
-                Some("application/json")
-            )
-            .status,
-        204
-    );
+    assert_eq!(client.raw("PUT", "cubbyhole/app", Some(b"{\"a\":\"b\"}"), Some("application/json")).status, 204);
     assert_eq!(encryptions(&server), before + 1);
 }
 
@@ -116,12 +60,7 @@ fn bad_input_is_rejected_and_changes_nothing() {
 fn envelope_headers_and_empty_responses_match_vault() {
     let server = TestServer::dev();
     let client = server.root();
-    let r = client.raw(
-        "PUT",
-        "cubbyhole/app",
-        Some(br#"{"b":"2","a":"1"}"#),
-        Some("application/json"),
-    );
+    let r = client.raw("PUT", "cubbyhole/app", Some(br#"{"b":"2","a":"1"}"#), Some("application/json"));
     assert_eq!(r.status, 204);
     assert!(r.body.is_empty());
 
@@ -134,9 +73,7 @@ fn envelope_headers_and_empty_responses_match_vault() {
     assert_eq!(rid.len(), 36);
     assert_eq!(
         r.body,
-        format!(
-            r#"{{"request_id":"{rid}","lease_id":"","renewable":false,"lease_duration":0,"data":{{"a":"1","b":"2"}},"wrap_info":null,"warnings":null,"auth":null}}"#
-        )
+        format!(r#"{{"request_id":"{rid}","lease_id":"","renewable":false,"lease_duration":0,"data":{{"a":"1","b":"2"}},"wrap_info":null,"warnings":null,"auth":null}}"#)
     );
     let other = client.raw("GET", "cubbyhole/app", None, None).json()["request_id"].clone();
     assert_ne!(other, json!(rid), "request ids are per request");
@@ -165,48 +102,12 @@ fn envelope_headers_and_empty_responses_match_vault() {
 fn form_bodies_are_parsed_like_vault() {
     let server = TestServer::dev();
     let client = server.root();
-    assert_eq!(
-        client
-            .raw(
-                "POST",
-                "cubbyhole/form",
-                Some(b"a=1&b=x%20y"),
-                Some("application/x-www-form-urlencoded")
-            )
-            .status,
-        204
-    );
-    assert_eq!(
-        client.get("cubbyhole/form").1["data"],
-        json!({"a": "1", "b": "x y"})
-    );
-    assert_eq!(
-        client
-            .raw(
-                "POST",
-                "cubbyhole/nj",
-                Some(b"not json"),
-                Some("application/x-www-form-urlencoded")
-            )
-            .status,
-        204
-    );
-    assert_eq!(
-        client.get("cubbyhole/nj").1["data"],
-        json!({"not json": ""})
-    );
+    assert_eq!(client.raw("POST", "cubbyhole/form", Some(b"a=1&b=x%20y"), Some("application/x-www-form-urlencoded")).status, 204);
+    assert_eq!(client.get("cubbyhole/form").1["data"], json!({"a": "1", "b": "x y"}));
+    assert_eq!(client.raw("POST", "cubbyhole/nj", Some(b"not json"), Some("application/x-www-form-urlencoded")).status, 204);
+    assert_eq!(client.get("cubbyhole/nj").1["data"], json!({"not json": ""}));
     // A form content type with a JSON-looking body is parsed as JSON.
-    assert_eq!(
-        client
-            .raw(
-                "POST",
-                "cubbyhole/j",
-                Some(br#"{"k":"v"}"#),
-                Some("application/x-www-form-urlencoded")
-            )
-            .status,
-        204
-    );
+    assert_eq!(client.raw("POST", "cubbyhole/j", Some(br#"{"k":"v"}"#), Some("application/x-www-form-urlencoded")).status, 204);
     assert_eq!(client.get("cubbyhole/j").1["data"], json!({"k": "v"}));
 }
 
@@ -214,19 +115,9 @@ fn form_bodies_are_parsed_like_vault() {
 fn tokens_come_from_either_header_and_bad_tokens_are_denied() {
     let server = TestServer::dev();
     let anon = server.http("");
-    let r = anon.raw_headers(
-        "GET",
-        "sys/mounts",
-        None,
-        None,
-        &[("Authorization", &format!("Bearer {}", server.root_token))],
-    );
+    let r = anon.raw_headers("GET", "sys/mounts", None, None, &[("Authorization", &format!("Bearer {}", server.root_token))]);
     assert_eq!(r.status, 200);
-    for client in [
-        server.http(""),
-        server.http("s.notarealtokenatallxxxxxxxxxxxxxxx"),
-        server.http("root"),
-    ] {
+    for client in [server.http(""), server.http("s.notarealtokenatallxxxxxxxxxxxxxxx"), server.http("root")] {
         let (status, body) = client.get("sys/mounts");
         assert_eq!(status, 403);
         assert_eq!(body, json!({"errors": ["permission denied"]}));
@@ -248,16 +139,9 @@ fn rotation_keeps_old_values_readable_and_moves_new_writes_to_the_new_term() {
     assert_eq!(client.raw("PUT", "sys/rotate", None, None).status, 204);
     assert_eq!(term(&client), 2);
     let (_, status) = client.get("sys/key-status");
-    assert_eq!(
-        status["data"]["encryptions"], 0,
-        "the new term starts counting afresh"
-    );
+    assert_eq!(status["data"]["encryptions"], 0, "the new term starts counting afresh");
     client.put("cubbyhole/after", json!({"v": "new"}));
-    assert_eq!(
-        client.get("sys/key-status").1["data"]["encryptions"],
-        1,
-        "the write used the new term"
-    );
+    assert_eq!(client.get("sys/key-status").1["data"]["encryptions"], 1, "the write used the new term");
     assert_eq!(client.get("cubbyhole/before").1["data"]["v"], "old");
     assert_eq!(client.get("cubbyhole/after").1["data"]["v"], "new");
 }

@@ -3,182 +3,53 @@
 
 use std::process::Output;
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::{TestServer, bao};
 
 fn ok_json(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 #[test]
 fn bao_kv_commands_work_against_the_kv_plugin() {
     let server = TestServer::dev();
-    let put = ok_json(bao(
-        &server,
-        &server.root_token,
-        &[
-            "kv",
-            "put",
-            "-format=json",
-            "secret/app",
-            "user=alice",
-            "pass=p1",
-        ],
-    ));
+    let put = ok_json(bao(&server, &server.root_token, &["kv", "put", "-format=json", "secret/app", "user=alice", "pass=p1"]));
     assert_eq!(put["data"]["version"], 1);
-    ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "put", "-format=json", "secret/app", "user=bob"],
-    ));
-    let got = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "get", "-format=json", "secret/app"],
-    ));
+    ok_json(bao(&server, &server.root_token, &["kv", "put", "-format=json", "secret/app", "user=bob"]));
+    let got = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(got["data"]["data"], json!({"user": "bob"}));
-    let v1 = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "get", "-format=json", "-version=1", "secret/app"],
-    ));
+    let v1 = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "-version=1", "secret/app"]));
     assert_eq!(v1["data"]["data"], json!({"pass": "p1", "user": "alice"}));
-    ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "patch", "-format=json", "secret/app", "role=admin"],
-    ));
-    let got = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "get", "-format=json", "secret/app"],
-    ));
+    ok_json(bao(&server, &server.root_token, &["kv", "patch", "-format=json", "secret/app", "role=admin"]));
+    let got = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(got["data"]["data"], json!({"role": "admin", "user": "bob"}));
-    let listed = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "list", "-format=json", "secret/"],
-    ));
+    let listed = ok_json(bao(&server, &server.root_token, &["kv", "list", "-format=json", "secret/"]));
     assert_eq!(listed, json!(["app"]));
 
-    assert!(
-        bao(&server, &server.root_token, &["kv", "delete", "secret/app"])
-            .status
-            .success()
-    );
+    assert!(bao(&server, &server.root_token, &["kv", "delete", "secret/app"]).status.success());
     // As real OpenBao: exit 0, `data` null, the deletion time in the metadata.
-    let deleted = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "get", "-format=json", "secret/app"],
-    ));
+    let deleted = ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]));
     assert_eq!(deleted["data"]["data"], Value::Null);
     assert_ne!(deleted["data"]["metadata"]["deletion_time"], "");
-    assert!(
-        bao(
-            &server,
-            &server.root_token,
-            &["kv", "undelete", "-versions=3", "secret/app"]
-        )
-        .status
-        .success()
-    );
-    assert_eq!(
-        ok_json(bao(
-            &server,
-            &server.root_token,
-            &["kv", "get", "-format=json", "secret/app"]
-        ))["data"]["data"]["role"],
-        "admin"
-    );
-    assert!(
-        bao(
-            &server,
-            &server.root_token,
-            &["kv", "destroy", "-versions=1", "secret/app"]
-        )
-        .status
-        .success()
-    );
-    let meta = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "metadata", "get", "-format=json", "secret/app"],
-    ));
+    assert!(bao(&server, &server.root_token, &["kv", "undelete", "-versions=3", "secret/app"]).status.success());
+    assert_eq!(ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "secret/app"]))["data"]["data"]["role"], "admin");
+    assert!(bao(&server, &server.root_token, &["kv", "destroy", "-versions=1", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
     assert_eq!(meta["data"]["versions"]["1"]["destroyed"], true);
     assert_eq!(meta["data"]["current_version"], 3);
-    assert!(
-        bao(
-            &server,
-            &server.root_token,
-            &[
-                "kv",
-                "metadata",
-                "put",
-                "-max-versions=2",
-                "-custom-metadata=owner=ops",
-                "secret/app"
-            ]
-        )
-        .status
-        .success()
-    );
-    let meta = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["kv", "metadata", "get", "-format=json", "secret/app"],
-    ));
+    assert!(bao(&server, &server.root_token, &["kv", "metadata", "put", "-max-versions=2", "-custom-metadata=owner=ops", "secret/app"]).status.success());
+    let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
     assert_eq!(meta["data"]["custom_metadata"], json!({"owner": "ops"}));
     assert_eq!(meta["data"]["max_versions"], 2);
-    assert!(
-        bao(
-            &server,
-            &server.root_token,
-            &["kv", "metadata", "delete", "secret/app"]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        !bao(&server, &server.root_token, &["kv", "get", "secret/app"])
-            .status
-            .success()
-    );
+    assert!(bao(&server, &server.root_token, &["kv", "metadata", "delete", "secret/app"]).status.success());
+    assert!(!bao(&server, &server.root_token, &["kv", "get", "secret/app"]).status.success());
 
     // KV v1 through `bao secrets enable` and the same kv commands.
-    assert!(
-        bao(
-            &server,
-            &server.root_token,
-            &["secrets", "enable", "-path=kv1", "-version=1", "kv"]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        bao(&server, &server.root_token, &["kv", "put", "kv1/x", "a=b"])
-            .status
-            .success()
-    );
-    assert_eq!(
-        ok_json(bao(
-            &server,
-            &server.root_token,
-            &["kv", "get", "-format=json", "kv1/x"]
-        ))["data"],
-        json!({"a": "b"})
-    );
-    let mounts = ok_json(bao(
-        &server,
-        &server.root_token,
-        &["secrets", "list", "-format=json"],
-    ));
+    assert!(bao(&server, &server.root_token, &["secrets", "enable", "-path=kv1", "-version=1", "kv"]).status.success());
+    assert!(bao(&server, &server.root_token, &["kv", "put", "kv1/x", "a=b"]).status.success());
+    assert_eq!(ok_json(bao(&server, &server.root_token, &["kv", "get", "-format=json", "kv1/x"]))["data"], json!({"a": "b"}));
+    let mounts = ok_json(bao(&server, &server.root_token, &["secrets", "list", "-format=json"]));
     assert_eq!(mounts["kv1/"]["options"]["version"], "1");
     assert_eq!(mounts["secret/"]["options"]["version"], "2");
 }
@@ -187,77 +58,30 @@ fn bao_kv_commands_work_against_the_kv_plugin() {
 fn kv_v2_http_shapes_match_vault() {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.raw(
-            "POST",
-            "sys/mounts/kv2",
-            Some(br#"{"type":"kv-v2"}"#),
-            Some("application/json")
-        )
-        .status,
-        204
-    );
+    assert_eq!(c.raw("POST", "sys/mounts/kv2", Some(br#"{"type":"kv-v2"}"#), Some("application/json")).status, 204);
     let (s, b) = c.put("sys/mounts/kv2", json!({"type": "kv"}));
-    assert_eq!(
-        (s, b),
-        (400, json!({"errors": ["path is already in use at kv2/"]}))
-    );
+    assert_eq!((s, b), (400, json!({"errors": ["path is already in use at kv2/"]})));
     let (s, b) = c.put("sys/mounts/bogus", json!({"type": "nope"}));
-    assert_eq!(
-        (s, b),
-        (
-            400,
-            json!({"errors": ["plugin not found in the catalog: nope"]})
-        )
-    );
+    assert_eq!((s, b), (400, json!({"errors": ["plugin not found in the catalog: nope"]})));
 
-    let (s, b) = c.put(
-        "kv2/data/app/db",
-        json!({"data": {"user": "u", "pass": "p1"}}),
-    );
+    let (s, b) = c.put("kv2/data/app/db", json!({"data": {"user": "u", "pass": "p1"}}));
     assert_eq!(s, 200);
     assert_eq!(b["data"]["version"], 1);
     assert_eq!(b["data"]["deletion_time"], "");
     assert_eq!(b["data"]["custom_metadata"], Value::Null);
-    let (s, b) = c.put(
-        "kv2/data/app/db",
-        json!({"options": {"cas": 0}, "data": {"x": "y"}}),
-    );
-    assert_eq!(
-        (s, b),
-        (
-            400,
-            json!({"errors": ["check-and-set parameter did not match the current version"]})
-        )
-    );
-    let (s, b) = c.put(
-        "kv2/data/s2",
-        json!({"data": {"x": 1}, "options": {"cas": "abc"}}),
-    );
-    assert_eq!(
-        (s, b),
-        (
-            400,
-            json!({"errors": ["error parsing check-and-set parameter"]})
-        )
-    );
+    let (s, b) = c.put("kv2/data/app/db", json!({"options": {"cas": 0}, "data": {"x": "y"}}));
+    assert_eq!((s, b), (400, json!({"errors": ["check-and-set parameter did not match the current version"]})));
+    let (s, b) = c.put("kv2/data/s2", json!({"data": {"x": 1}, "options": {"cas": "abc"}}));
+    assert_eq!((s, b), (400, json!({"errors": ["error parsing check-and-set parameter"]})));
     let (s, b) = c.put("kv2/data/app/db", json!({"user": "no-data-wrapper"}));
     assert_eq!((s, b), (400, json!({"errors": ["no data provided"]})));
 
     let r = c.raw("LIST", "kv2/data/app", None, None);
     assert_eq!(r.status, 405);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["1 error occurred:\n\t* unsupported operation\n\n"]})
-    );
+    assert_eq!(r.json(), json!({"errors": ["1 error occurred:\n\t* unsupported operation\n\n"]}));
     let (s, b) = c.get("kv2/app/db");
     assert_eq!(s, 404);
-    assert!(
-        b["warnings"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid path for a versioned K/V secrets engine")
-    );
+    assert!(b["warnings"][0].as_str().unwrap().starts_with("Invalid path for a versioned K/V secrets engine"));
     assert_eq!(c.get("kv2/data/nope"), (404, json!({"errors": []})));
 
     // The 404-with-body rule for a deleted version.
@@ -266,56 +90,23 @@ fn kv_v2_http_shapes_match_vault() {
     assert_eq!(s, 404);
     assert_eq!(b["data"]["data"], Value::Null);
     assert_ne!(b["data"]["metadata"]["deletion_time"], "");
-    assert_eq!(
-        c.put("kv2/delete/app/db", json!({})),
-        (400, json!({"errors": ["No version number provided"]}))
-    );
+    assert_eq!(c.put("kv2/delete/app/db", json!({})), (400, json!({"errors": ["No version number provided"]})));
 
-    let r = c.raw(
-        "PATCH",
-        "kv2/data/s3",
-        Some(br#"{"data":{"a":"1"}}"#),
-        Some("application/merge-patch+json"),
-    );
+    let r = c.raw("PATCH", "kv2/data/s3", Some(br#"{"data":{"a":"1"}}"#), Some("application/merge-patch+json"));
     assert_eq!(r.status, 404, "patching a secret that does not exist");
-    assert_eq!(
-        c.get("kv2/config").1["data"],
-        json!({"cas_required": false, "delete_version_after": "0s", "max_versions": 0, "metadata_cas_required": false})
-    );
+    assert_eq!(c.get("kv2/config").1["data"], json!({"cas_required": false, "delete_version_after": "0s", "max_versions": 0, "metadata_cas_required": false}));
 
     let (s, ui) = c.get("sys/internal/ui/mounts/kv2/data/app/db");
     assert_eq!(s, 200);
-    assert_eq!(
-        (
-            ui["data"]["path"].clone(),
-            ui["data"]["options"]["version"].clone()
-        ),
-        (json!("kv2/"), json!("2"))
-    );
+    assert_eq!((ui["data"]["path"].clone(), ui["data"]["options"]["version"].clone()), (json!("kv2/"), json!("2")));
 }
 
 #[test]
 fn kv_v1_shapes_ttl_and_tune() {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put(
-            "sys/mounts/kv1",
-            json!({"type": "kv", "options": {"version": "1"}, "description": "kv v1"})
-        )
-        .0,
-        204
-    );
-    assert_eq!(
-        c.raw(
-            "POST",
-            "kv1/app/db",
-            Some(br#"{"user":"u","pass":"p","ttl":"1h"}"#),
-            Some("application/json")
-        )
-        .status,
-        204
-    );
+    assert_eq!(c.put("sys/mounts/kv1", json!({"type": "kv", "options": {"version": "1"}, "description": "kv v1"})).0, 204);
+    assert_eq!(c.raw("POST", "kv1/app/db", Some(br#"{"user":"u","pass":"p","ttl":"1h"}"#), Some("application/json")).status, 204);
     let (s, b) = c.get("kv1/app/db");
     assert_eq!(s, 200);
     assert_eq!(b["lease_duration"], 3600);
@@ -324,41 +115,17 @@ fn kv_v1_shapes_ttl_and_tune() {
     assert_eq!(c.list("kv1/app").1["data"]["keys"], json!(["db"]));
     assert_eq!(c.list("kv1/").1["data"]["keys"], json!(["app/"]));
     assert_eq!(c.list("kv1/nothing"), (404, json!({"errors": []})));
-    assert_eq!(
-        c.put("kv1/app/empty", json!({})),
-        (400, json!({"errors": ["missing data fields"]}))
-    );
+    assert_eq!(c.put("kv1/app/empty", json!({})), (400, json!({"errors": ["missing data fields"]})));
 
     let (_, tune) = c.get("sys/mounts/kv1/tune");
     assert_eq!(tune["data"]["default_lease_ttl"], 2_764_800);
     assert_eq!(tune["data"]["description"], "kv v1");
-    assert_eq!(
-        c.put(
-            "sys/mounts/kv1/tune",
-            json!({"default_lease_ttl": "1h", "max_lease_ttl": "24h", "description": "tuned"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/mounts/kv1/tune", json!({"default_lease_ttl": "1h", "max_lease_ttl": "24h", "description": "tuned"})).0, 204);
     let (_, tune) = c.get("sys/mounts/kv1/tune");
-    assert_eq!(
-        (
-            tune["data"]["default_lease_ttl"].clone(),
-            tune["data"]["max_lease_ttl"].clone()
-        ),
-        (json!(3600), json!(86400))
-    );
+    assert_eq!((tune["data"]["default_lease_ttl"].clone(), tune["data"]["max_lease_ttl"].clone()), (json!(3600), json!(86400)));
     c.put("kv1/nottl", json!({"a": "b"}));
-    assert_eq!(
-        c.get("kv1/nottl").1["lease_duration"],
-        3600,
-        "mount default applies without a ttl key"
-    );
-    assert_eq!(
-        c.get("kv1/app/db").1["data"]["user"],
-        "u",
-        "tuning kept the data"
-    );
+    assert_eq!(c.get("kv1/nottl").1["lease_duration"], 3600, "mount default applies without a ttl key");
+    assert_eq!(c.get("kv1/app/db").1["data"]["user"], "u", "tuning kept the data");
 
     assert_eq!(c.delete("sys/mounts/kv1").0, 204);
     assert_eq!(c.get("kv1/app/db").0, 404);
@@ -375,35 +142,16 @@ fn mounts_and_their_data_survive_restart_and_unseal() {
     server.unseal(&keys);
     let c = server.http(&root);
     assert_eq!(c.put("sys/mounts/team", json!({"type": "kv-v2"})).0, 204);
-    assert_eq!(
-        c.put(
-            "team/data/db",
-            json!({"data": {"password": "hunter2-unique-9d1"}})
-        )
-        .0,
-        200
-    );
+    assert_eq!(c.put("team/data/db", json!({"data": {"password": "hunter2-unique-9d1"}})).0, 200);
     server.kill9();
     let db = std::fs::read(server.db_path()).unwrap_or_default();
     let wal = std::fs::read(format!("{}-wal", server.db_path().display())).unwrap_or_default();
-    assert!(
-        ![db, wal]
-            .concat()
-            .windows(18)
-            .any(|w| w == b"hunter2-unique-9d1"),
-        "plugin data is encrypted at rest"
-    );
+    assert!(![db, wal].concat().windows(18).any(|w| w == b"hunter2-unique-9d1"), "plugin data is encrypted at rest");
     server.start();
     server.unseal(&keys);
     let c = server.http(&root);
-    assert_eq!(
-        c.get("team/data/db").1["data"]["data"]["password"],
-        "hunter2-unique-9d1"
-    );
-    assert_eq!(
-        c.get("sys/mounts").1["data"]["team/"]["options"]["version"],
-        "2"
-    );
+    assert_eq!(c.get("team/data/db").1["data"]["data"]["password"], "hunter2-unique-9d1");
+    assert_eq!(c.get("sys/mounts").1["data"]["team/"]["options"]["version"], "2");
 }
 
 #[test]
@@ -418,24 +166,12 @@ fn help_and_openapi_come_from_the_declared_spec() {
     let c = server.root();
     let (s, b) = c.get("secret/data/app?help=1");
     assert_eq!(s, 200, "{b}");
-    assert!(
-        b["data"]["openapi"]["paths"]["/secret/data/{path}"]["post"].is_object(),
-        "{b}"
-    );
+    assert!(b["data"]["openapi"]["paths"]["/secret/data/{path}"]["post"].is_object(), "{b}");
     let (s, doc) = c.get("sys/internal/specs/openapi");
     assert_eq!(s, 200);
     let paths = doc["data"]["paths"].as_object().unwrap();
-    for p in [
-        "/secret/config",
-        "/secret/data/{path}",
-        "/secret/metadata/{path}",
-        "/secret/destroy/{path}",
-    ] {
-        assert!(
-            paths.contains_key(p),
-            "{p} missing from {:?}",
-            paths.keys().collect::<Vec<_>>()
-        );
+    for p in ["/secret/config", "/secret/data/{path}", "/secret/metadata/{path}", "/secret/destroy/{path}"] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
 }
 
@@ -450,16 +186,8 @@ fn remount_moves_a_mount_with_its_data() {
     let (s, b) = c.put("sys/remount", json!({"from": "kv1", "to": "kv1b"}));
     assert_eq!(s, 200, "{b}");
     let id = b["data"]["migration_id"].as_str().unwrap().to_string();
-    assert!(
-        b["warnings"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("Mount move has been queued")
-    );
-    assert_eq!(
-        c.get(&format!("sys/remount/status/{id}")).1["data"]["migration_info"]["status"],
-        "success"
-    );
+    assert!(b["warnings"][0].as_str().unwrap().starts_with("Mount move has been queued"));
+    assert_eq!(c.get(&format!("sys/remount/status/{id}")).1["data"]["migration_info"]["status"], "success");
     assert_eq!(c.get("kv1b/app").1["data"], json!({"a": "b"}));
     assert_eq!(c.get("kv1/app").0, 404);
     let (s, _) = c.put("sys/remount", json!({"from": "nope", "to": "x"}));
@@ -468,10 +196,7 @@ fn remount_moves_a_mount_with_its_data() {
     assert!(server.terminate().success());
     server.start();
     server.unseal(&keys);
-    assert_eq!(
-        server.http(&root).get("kv1b/app").1["data"],
-        json!({"a": "b"})
-    );
+    assert_eq!(server.http(&root).get("kv1b/app").1["data"], json!({"a": "b"}));
 }
 
 /// Every plugin call runs in its own instance with staged writes; the runtime's conflict detection
@@ -496,45 +221,21 @@ fn concurrent_writes_to_one_secret_are_serialized() {
     });
     let mut sorted = versions.clone();
     sorted.sort_unstable();
-    assert_eq!(
-        sorted,
-        (1..=writers as u64).collect::<Vec<_>>(),
-        "each write gets its own version"
-    );
+    assert_eq!(sorted, (1..=writers as u64).collect::<Vec<_>>(), "each write gets its own version");
     let c = server.root();
-    assert_eq!(
-        c.get("secret/metadata/hot").1["data"]["current_version"],
-        writers as u64
-    );
+    assert_eq!(c.get("secret/metadata/hot").1["data"]["current_version"], writers as u64);
 
     // cas=0 ("only if absent") from many writers at once: exactly one wins.
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
             .map(|i| {
                 let c = server.root();
-                s.spawn(move || {
-                    c.put(
-                        "secret/data/once",
-                        json!({"options": {"cas": 0}, "data": {"writer": i}}),
-                    )
-                    .0
-                })
+                s.spawn(move || c.put("secret/data/once", json!({"options": {"cas": 0}, "data": {"writer": i}})).0)
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 400).count(),
-        writers - 1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        c.get("secret/metadata/once").1["data"]["current_version"],
-        1
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), writers - 1, "{statuses:?}");
+    assert_eq!(c.get("secret/metadata/once").1["data"]["current_version"], 1);
 }

@@ -1,7 +1,7 @@
 //! API.md §16.3: the 38 policy cases and the 12 precedence checks verified against real OpenBao 2.7.2,
 //! replayed table-driven against the real binary over HTTP with tokens carrying exactly those policies.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::{Http, TestServer};
 
 const PA: &str = r#"
@@ -48,36 +48,13 @@ path "p/+/*"        { capabilities = ["sudo", "read"] }
 fn setup() -> (TestServer, Http) {
     let server = TestServer::dev();
     let root = server.root();
-    for (name, text) in [
-        ("pa", PA),
-        ("pb", PB),
-        ("pc", PC),
-        ("pd", PD),
-        ("pe", PE),
-        ("pf", PF),
-        ("pp", PP),
-    ] {
-        let (s, b) = root.put(
-            &format!("sys/policies/acl/{name}"),
-            json!({ "policy": text }),
-        );
+    for (name, text) in [("pa", PA), ("pb", PB), ("pc", PC), ("pd", PD), ("pe", PE), ("pf", PF), ("pp", PP)] {
+        let (s, b) = root.put(&format!("sys/policies/acl/{name}"), json!({ "policy": text }));
         assert_eq!(s, 204, "{name}: {b}");
     }
     assert_eq!(root.put("sys/mounts/kv1", json!({"type": "kv"})).0, 204);
-    for p in [
-        "x",
-        "team/x",
-        "app/config",
-        "blocked/x",
-        "blocked/ok",
-        "prefixed",
-        "other",
-    ] {
-        assert_eq!(
-            root.put(&format!("secret/data/{p}"), json!({"data": {"v": p}}))
-                .0,
-            200
-        );
+    for p in ["x", "team/x", "app/config", "blocked/x", "blocked/ok", "prefixed", "other"] {
+        assert_eq!(root.put(&format!("secret/data/{p}"), json!({"data": {"v": p}})).0, 200);
     }
     for p in ["sudo", "wrapped"] {
         assert_eq!(root.put(&format!("kv1/{p}"), json!({"v": p})).0, 204);
@@ -96,301 +73,60 @@ fn the_38_verified_policy_cases() {
     let (server, root) = setup();
     let merge = "application/merge-patch+json";
     // (case, policies, method, path, body, extra header, expected status)
-    type Case<'a> = (
-        u32,
-        &'a [&'a str],
-        &'a str,
-        &'a str,
-        Option<Value>,
-        Option<(&'a str, &'a str)>,
-        u16,
-    );
+    type Case<'a> = (u32, &'a [&'a str], &'a str, &'a str, Option<Value>, Option<(&'a str, &'a str)>, u16);
     let cases: Vec<Case> = vec![
         (1, &["pa"], "GET", "secret/data/x", None, None, 200),
-        (
-            2,
-            &["pa"],
-            "POST",
-            "secret/data/x",
-            Some(json!({"data": {"a": 1}})),
-            None,
-            403,
-        ),
+        (2, &["pa"], "POST", "secret/data/x", Some(json!({"data": {"a": 1}})), None, 403),
         (3, &["pa"], "GET", "secret/data/team/x", None, None, 403),
-        (
-            4,
-            &["pa"],
-            "POST",
-            "secret/data/team/new",
-            Some(json!({"data": {"a": 1}})),
-            None,
-            200,
-        ),
-        (
-            5,
-            &["pa", "pb"],
-            "GET",
-            "secret/data/team/x",
-            None,
-            None,
-            200,
-        ),
+        (4, &["pa"], "POST", "secret/data/team/new", Some(json!({"data": {"a": 1}})), None, 200),
+        (5, &["pa", "pb"], "GET", "secret/data/team/x", None, None, 200),
         (6, &["pa"], "GET", "secret/data/app/config", None, None, 200),
-        (
-            6,
-            &["pa"],
-            "DELETE",
-            "secret/data/app/config",
-            None,
-            None,
-            204,
-        ),
+        (6, &["pa"], "DELETE", "secret/data/app/config", None, None, 204),
         (7, &["pa"], "GET", "secret/data/a/b/config", None, None, 404),
         (8, &["pa"], "GET", "secret/data/blocked/x", None, None, 403),
         (9, &["pa"], "GET", "secret/data/prefixed", None, None, 200),
-        (
-            10,
-            &["pa"],
-            "PATCH",
-            "secret/data/prefixed",
-            Some(json!({"data": {"b": 2}})),
-            None,
-            200,
-        ),
-        (
-            11,
-            &["pa"],
-            "PATCH",
-            "secret/data/x",
-            Some(json!({"data": {"b": 2}})),
-            None,
-            403,
-        ),
+        (10, &["pa"], "PATCH", "secret/data/prefixed", Some(json!({"data": {"b": 2}})), None, 200),
+        (11, &["pa"], "PATCH", "secret/data/x", Some(json!({"data": {"b": 2}})), None, 403),
         (12, &["pa"], "LIST", "secret/metadata/", None, None, 200),
-        (
-            12,
-            &["pa"],
-            "GET",
-            "secret/metadata/?list=true",
-            None,
-            None,
-            200,
-        ),
+        (12, &["pa"], "GET", "secret/metadata/?list=true", None, None, 200),
         (13, &["pa"], "GET", "secret/metadata/x", None, None, 403),
-        (
-            14,
-            &["pa"],
-            "POST",
-            "kv1/params",
-            Some(json!({"foo": "anything", "bar": "a"})),
-            None,
-            204,
-        ),
-        (
-            15,
-            &["pa"],
-            "POST",
-            "kv1/params",
-            Some(json!({"foo": "anything", "bar": "c"})),
-            None,
-            403,
-        ),
-        (
-            16,
-            &["pa"],
-            "POST",
-            "kv1/params",
-            Some(json!({"baz": "x"})),
-            None,
-            403,
-        ),
-        (
-            17,
-            &["pa"],
-            "POST",
-            "kv1/denied",
-            Some(json!({"ok": "x"})),
-            None,
-            204,
-        ),
-        (
-            18,
-            &["pa"],
-            "POST",
-            "kv1/denied",
-            Some(json!({"ok": "x", "secret": "y"})),
-            None,
-            403,
-        ),
-        (
-            19,
-            &["pa"],
-            "POST",
-            "kv1/required",
-            Some(json!({"other": "x"})),
-            None,
-            403,
-        ),
-        (
-            20,
-            &["pa"],
-            "POST",
-            "kv1/required",
-            Some(json!({"must": "x"})),
-            None,
-            204,
-        ),
+        (14, &["pa"], "POST", "kv1/params", Some(json!({"foo": "anything", "bar": "a"})), None, 204),
+        (15, &["pa"], "POST", "kv1/params", Some(json!({"foo": "anything", "bar": "c"})), None, 403),
+        (16, &["pa"], "POST", "kv1/params", Some(json!({"baz": "x"})), None, 403),
+        (17, &["pa"], "POST", "kv1/denied", Some(json!({"ok": "x"})), None, 204),
+        (18, &["pa"], "POST", "kv1/denied", Some(json!({"ok": "x", "secret": "y"})), None, 403),
+        (19, &["pa"], "POST", "kv1/required", Some(json!({"other": "x"})), None, 403),
+        (20, &["pa"], "POST", "kv1/required", Some(json!({"must": "x"})), None, 204),
         (21, &["pa"], "GET", "kv1/wrapped", None, None, 403),
-        (
-            22,
-            &["pa"],
-            "GET",
-            "kv1/wrapped",
-            None,
-            Some(("X-Vault-Wrap-TTL", "30s")),
-            403,
-        ),
-        (
-            24,
-            &["pa"],
-            "GET",
-            "kv1/wrapped",
-            None,
-            Some(("X-Vault-Wrap-TTL", "20m")),
-            403,
-        ),
+        (22, &["pa"], "GET", "kv1/wrapped", None, Some(("X-Vault-Wrap-TTL", "30s")), 403),
+        (24, &["pa"], "GET", "kv1/wrapped", None, Some(("X-Vault-Wrap-TTL", "20m")), 403),
         (25, &["pa"], "LIST", "auth/token/accessors", None, None, 403),
         (26, &["pf"], "LIST", "auth/token/accessors", None, None, 200),
-        (
-            27,
-            &["pa", "pb"],
-            "GET",
-            "secret/data/other",
-            None,
-            None,
-            200,
-        ),
-        (
-            28,
-            &["pa", "pb", "pc"],
-            "GET",
-            "secret/data/other",
-            None,
-            None,
-            403,
-        ),
+        (27, &["pa", "pb"], "GET", "secret/data/other", None, None, 200),
+        (28, &["pa", "pb", "pc"], "GET", "secret/data/other", None, None, 403),
         (29, &["pa", "pb", "pc"], "GET", "kv1/sudo", None, None, 200),
-        (
-            30,
-            &["pa"],
-            "PUT",
-            "sys/policies/acl/x",
-            Some(json!({"policy": PE})),
-            None,
-            403,
-        ),
-        (
-            31,
-            &["pd", "pe"],
-            "GET",
-            "secret/data/blocked/ok",
-            None,
-            None,
-            200,
-        ),
-        (
-            32,
-            &["pd", "pe"],
-            "GET",
-            "secret/data/blocked/other",
-            None,
-            None,
-            403,
-        ),
-        (
-            33,
-            &["pd"],
-            "POST",
-            "kv1/any",
-            Some(json!({"x": "1", "y": "2"})),
-            None,
-            204,
-        ),
-        (
-            34,
-            &["pd"],
-            "POST",
-            "kv1/any",
-            Some(json!({"x": "1", "password": "p"})),
-            None,
-            403,
-        ),
-        (
-            35,
-            &["pd"],
-            "POST",
-            "kv1/globval",
-            Some(json!({"env": "dev-eu"})),
-            None,
-            204,
-        ),
-        (
-            36,
-            &["pd"],
-            "POST",
-            "kv1/globval",
-            Some(json!({"env": "prod"})),
-            None,
-            403,
-        ),
-        (
-            37,
-            &["pf"],
-            "POST",
-            "kv1/c/new",
-            Some(json!({"a": "1"})),
-            None,
-            204,
-        ),
-        (
-            38,
-            &["pf"],
-            "POST",
-            "kv1/c/new",
-            Some(json!({"a": "2"})),
-            None,
-            403,
-        ),
+        (30, &["pa"], "PUT", "sys/policies/acl/x", Some(json!({"policy": PE})), None, 403),
+        (31, &["pd", "pe"], "GET", "secret/data/blocked/ok", None, None, 200),
+        (32, &["pd", "pe"], "GET", "secret/data/blocked/other", None, None, 403),
+        (33, &["pd"], "POST", "kv1/any", Some(json!({"x": "1", "y": "2"})), None, 204),
+        (34, &["pd"], "POST", "kv1/any", Some(json!({"x": "1", "password": "p"})), None, 403),
+        (35, &["pd"], "POST", "kv1/globval", Some(json!({"env": "dev-eu"})), None, 204),
+        (36, &["pd"], "POST", "kv1/globval", Some(json!({"env": "prod"})), None, 403),
+        (37, &["pf"], "POST", "kv1/c/new", Some(json!({"a": "1"})), None, 204),
+        (38, &["pf"], "POST", "kv1/c/new", Some(json!({"a": "2"})), None, 403),
     ];
     let mut failures = Vec::new();
     for (n, policies, method, path, body, header, want) in cases {
         let client = token(&server, &root, policies);
         let body_text = body.as_ref().map(|b| b.to_string());
-        let ct = if method == "PATCH" {
-            Some(merge)
-        } else {
-            body.as_ref().map(|_| "application/json")
-        };
+        let ct = if method == "PATCH" { Some(merge) } else { body.as_ref().map(|_| "application/json") };
         let headers: Vec<(&str, &str)> = header.into_iter().collect();
-        let r = client.raw_headers(
-            method,
-            path,
-            body_text.as_deref().map(str::as_bytes),
-            ct,
-            &headers,
-        );
+        let r = client.raw_headers(method, path, body_text.as_deref().map(str::as_bytes), ct, &headers);
         if r.status != want {
-            failures.push(format!(
-                "case {n}: {method} {path} with {policies:?}: got {} want {want}: {}",
-                r.status, r.body
-            ));
+            failures.push(format!("case {n}: {method} {path} with {policies:?}: got {} want {want}: {}", r.status, r.body));
         }
         if want == 403 && r.status == 403 {
-            assert_eq!(
-                r.json(),
-                json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]}),
-                "case {n}"
-            );
+            assert_eq!(r.json(), json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]}), "case {n}");
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -404,21 +140,10 @@ fn the_38_verified_policy_cases() {
 fn case_23_passes_the_acl_and_is_answered_wrapped() {
     let (server, root) = setup();
     let client = token(&server, &root, &["pa"]);
-    let r = client.raw_headers(
-        "GET",
-        "kv1/wrapped",
-        None,
-        None,
-        &[("X-Vault-Wrap-TTL", "5m")],
-    );
+    let r = client.raw_headers("GET", "kv1/wrapped", None, None, &[("X-Vault-Wrap-TTL", "5m")]);
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
-    assert_eq!(
-        body["data"],
-        serde_json::Value::Null,
-        "secret answered in the clear: {}",
-        r.body
-    );
+    assert_eq!(body["data"], serde_json::Value::Null, "secret answered in the clear: {}", r.body);
     assert_eq!(body["wrap_info"]["creation_path"], "kv1/wrapped");
     let wrapping = body["wrap_info"]["token"].as_str().unwrap();
     let (s, un) = server.http(wrapping).put("sys/wrapping/unwrap", json!({}));
@@ -429,10 +154,7 @@ fn case_23_passes_the_acl_and_is_answered_wrapped() {
 #[test]
 fn the_12_precedence_checks_through_sys_capabilities() {
     let (server, root) = setup();
-    let tok = root.put("auth/token/create", json!({"policies": ["pp"]})).1["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tok = root.put("auth/token/create", json!({"policies": ["pp"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
     let client = server.http(&tok);
     let cases: [(&str, &[&str]); 12] = [
         ("p/data/foo", &["update"]),
@@ -457,26 +179,13 @@ fn the_12_precedence_checks_through_sys_capabilities() {
     for (path, want) in cases {
         assert_eq!(by_root["data"][path], json!(want), "{path}");
         assert_eq!(by_self["data"][path], json!(want), "{path}");
-        assert_eq!(
-            by_self[path],
-            json!(want),
-            "legacy top-level copy for {path}"
-        );
+        assert_eq!(by_self[path], json!(want), "legacy top-level copy for {path}");
     }
     // Singular `path` adds `capabilities`; root reports ["root"].
-    let (_, one) = root.put(
-        "sys/capabilities-self",
-        json!({"path": "secret/data/app/x"}),
-    );
+    let (_, one) = root.put("sys/capabilities-self", json!({"path": "secret/data/app/x"}));
     assert_eq!(one["data"]["capabilities"], json!(["root"]));
-    let accessor = root.put("auth/token/lookup", json!({"token": tok})).1["data"]["accessor"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, by_acc) = root.put(
-        "sys/capabilities-accessor",
-        json!({"accessor": accessor, "paths": ["p/x/y"]}),
-    );
+    let accessor = root.put("auth/token/lookup", json!({"token": tok})).1["data"]["accessor"].as_str().unwrap().to_string();
+    let (s, by_acc) = root.put("sys/capabilities-accessor", json!({"accessor": accessor, "paths": ["p/x/y"]}));
     assert_eq!(s, 200);
     assert_eq!(by_acc["data"]["p/x/y"], json!(["update"]));
     assert_eq!(by_acc["data"]["capabilities"], json!(["update"]));
@@ -498,72 +207,24 @@ fn policy_crud_shapes_and_errors() {
     assert_eq!(legacy["data"]["rules"], PE);
     let (_, all) = c.get("sys/policy");
     assert_eq!(all["policies"], json!(["app", "default", "root"]));
-    assert_eq!(
-        c.get("sys/policies/acl/nosuch"),
-        (404, json!({"errors": []}))
-    );
+    assert_eq!(c.get("sys/policies/acl/nosuch"), (404, json!({"errors": []})));
     assert_eq!(c.delete("sys/policies/acl/nosuch").0, 204);
-    assert_eq!(
-        c.delete("sys/policies/acl/root"),
-        (400, json!({"errors": ["cannot delete \"root\" policy"]}))
-    );
-    assert_eq!(
-        c.delete("sys/policies/acl/default"),
-        (400, json!({"errors": ["cannot delete default policy"]}))
-    );
-    let (s, b) = c.put(
-        "sys/policies/acl/bad",
-        json!({"policy": "path \"x\" { capabilities = [\"fly\"] }"}),
-    );
-    assert_eq!(
-        (s, b),
-        (
-            400,
-            json!({"errors": ["failed to parse policy: path \"x\": path \"x\": invalid capability \"fly\""]})
-        )
-    );
+    assert_eq!(c.delete("sys/policies/acl/root"), (400, json!({"errors": ["cannot delete \"root\" policy"]})));
+    assert_eq!(c.delete("sys/policies/acl/default"), (400, json!({"errors": ["cannot delete default policy"]})));
+    let (s, b) = c.put("sys/policies/acl/bad", json!({"policy": "path \"x\" { capabilities = [\"fly\"] }"}));
+    assert_eq!((s, b), (400, json!({"errors": ["failed to parse policy: path \"x\": path \"x\": invalid capability \"fly\""]})));
     let (s, b) = c.put("sys/policies/acl/bad2", json!({"policy": "garbage {"}));
     assert_eq!(s, 400);
-    assert!(
-        b["errors"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("failed to parse policy: "),
-        "{b}"
-    );
-    assert_eq!(
-        c.get("sys/policies/acl/bad").0,
-        404,
-        "a refused policy is not stored"
-    );
+    assert!(b["errors"][0].as_str().unwrap().starts_with("failed to parse policy: "), "{b}");
+    assert_eq!(c.get("sys/policies/acl/bad").0, 404, "a refused policy is not stored");
     let (s, b) = c.put("sys/policies/acl/app", json!({"policy": PE, "cas": 0}));
-    assert_eq!(
-        (s, b),
-        (
-            400,
-            json!({"errors": ["check-and-set parameter 0 did not match the current version 1"]})
-        )
-    );
-    assert_eq!(
-        c.put("sys/policies/acl/app", json!({"policy": PD, "cas": 1}))
-            .0,
-        204
-    );
+    assert_eq!((s, b), (400, json!({"errors": ["check-and-set parameter 0 did not match the current version 1"]})));
+    assert_eq!(c.put("sys/policies/acl/app", json!({"policy": PD, "cas": 1})).0, 204);
     assert_eq!(c.get("sys/policies/acl/app").1["data"]["version"], 2);
     // The default policy is editable, and a change takes effect for existing tokens at once.
-    let tok = c.put("auth/token/create", json!({"policies": ["app"]})).1["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tok = c.put("auth/token/create", json!({"policies": ["app"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
     let t = server.http(&tok);
     assert_eq!(t.get("auth/token/lookup-self").0, 200);
-    assert_eq!(
-        c.put("sys/policies/acl/default", json!({"policy": PE})).0,
-        204
-    );
-    assert_eq!(
-        t.get("auth/token/lookup-self").0,
-        403,
-        "compiled ACL cache invalidated on policy change"
-    );
+    assert_eq!(c.put("sys/policies/acl/default", json!({"policy": PE})).0, 204);
+    assert_eq!(t.get("auth/token/lookup-self").0, 403, "compiled ACL cache invalidated on policy change");
 }

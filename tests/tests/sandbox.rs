@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_barrier::physical::InmemBackend;
 use tresor_barrier::{Barrier, BarrierView};
 use tresor_logical::{Error, LogicalBackend, Operation, Request, Storage};
@@ -23,10 +23,7 @@ async fn fixture() -> Fixture {
     let barrier = Arc::new(Barrier::new(Arc::new(InmemBackend::new())));
     barrier.initialize(&[7u8; 32]).await.unwrap();
     barrier.unseal(&[7u8; 32]).await.unwrap();
-    Fixture {
-        runtime: Runtime::new(RuntimeConfig::default()).unwrap(),
-        barrier,
-    }
+    Fixture { runtime: Runtime::new(RuntimeConfig::default()).unwrap(), barrier }
 }
 
 impl Fixture {
@@ -34,34 +31,19 @@ impl Fixture {
         self.mount_with_memory(path, uuid, cpu, 64 << 20).await
     }
 
-    async fn mount_with_memory(
-        &self,
-        path: &str,
-        uuid: &str,
-        cpu: Duration,
-        memory: usize,
-    ) -> WasmBackend {
+    async fn mount_with_memory(&self, path: &str, uuid: &str, cpu: Duration, memory: usize) -> WasmBackend {
         let plugin = self.runtime.load(&hostile_bytes(), None).unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(BarrierView::new(
-            self.barrier.clone(),
-            format!("logical/{uuid}/"),
-        ));
+        let storage: Arc<dyn Storage> = Arc::new(BarrierView::new(self.barrier.clone(), format!("logical/{uuid}/")));
         let mut ctx = MountContext::new(path, "hostile", json!({}));
         ctx.cpu_budget = cpu;
         ctx.max_memory = memory;
-        WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
-            .await
-            .unwrap()
+        WasmBackend::new(self.runtime.clone(), plugin, storage, ctx).await.unwrap()
     }
 }
 
 async fn call(b: &WasmBackend, op: Operation, path: &str, data: Value) -> Result<Value, Error> {
     let req = Request::new(op, path).with_data(data.as_object().cloned().unwrap_or_default());
-    b.handle(req).await.map(|r| {
-        r.and_then(|r| r.data)
-            .map(Value::Object)
-            .unwrap_or(Value::Null)
-    })
+    b.handle(req).await.map(|r| r.and_then(|r| r.data).map(Value::Object).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,76 +51,39 @@ async fn an_infinite_loop_is_stopped_at_its_deadline_and_the_mount_keeps_working
     let f = fixture().await;
     let b = f.mount("spin/", "u-spin", Duration::from_millis(200)).await;
     let started = Instant::now();
-    let err = call(&b, Operation::Read, "spin", json!({}))
-        .await
-        .unwrap_err();
+    let err = call(&b, Operation::Read, "spin", json!({})).await.unwrap_err();
     let took = started.elapsed();
-    assert!(
-        matches!(err, Error::Internal(ref m) if m.contains("CPU deadline exceeded")),
-        "{err:?}"
-    );
-    assert!(
-        took >= Duration::from_millis(150) && took < Duration::from_secs(3),
-        "stopped after {took:?}"
-    );
-    assert_eq!(
-        call(&b, Operation::Read, "ok", json!({})).await.unwrap()["ok"],
-        true,
-        "next request succeeds"
-    );
+    assert!(matches!(err, Error::Internal(ref m) if m.contains("CPU deadline exceeded")), "{err:?}");
+    assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(3), "stopped after {took:?}");
+    assert_eq!(call(&b, Operation::Read, "ok", json!({})).await.unwrap()["ok"], true, "next request succeeds");
 }
 
 #[tokio::test]
 async fn a_1_gib_allocation_is_refused_under_the_memory_cap() {
     let f = fixture().await;
     let b = f.mount("mem/", "u-mem", Duration::from_secs(5)).await;
-    let err = call(&b, Operation::Read, "alloc", json!({"mib": 1024}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Internal(ref m) if m.contains("memory limit exceeded")),
-        "{err:?}"
-    );
+    let err = call(&b, Operation::Read, "alloc", json!({"mib": 1024})).await.unwrap_err();
+    assert!(matches!(err, Error::Internal(ref m) if m.contains("memory limit exceeded")), "{err:?}");
     // Within the cap the same code works: the limit, not the code, refused it.
-    assert_eq!(
-        call(&b, Operation::Read, "alloc", json!({"mib": 8}))
-            .await
-            .unwrap()["len"],
-        8 << 20
-    );
+    assert_eq!(call(&b, Operation::Read, "alloc", json!({"mib": 8})).await.unwrap()["len"], 8 << 20);
 }
 
 #[tokio::test]
 async fn a_trap_fails_only_that_request() {
     let f = fixture().await;
     let b = f.mount("trap/", "u-trap", Duration::from_secs(5)).await;
-    let err = call(&b, Operation::Read, "trap", json!({}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Internal(ref m) if m.contains("plugin trapped")),
-        "{err:?}"
-    );
-    assert_eq!(
-        call(&b, Operation::Read, "ok", json!({})).await.unwrap()["ok"],
-        true
-    );
+    let err = call(&b, Operation::Read, "trap", json!({})).await.unwrap_err();
+    assert!(matches!(err, Error::Internal(ref m) if m.contains("plugin trapped")), "{err:?}");
+    assert_eq!(call(&b, Operation::Read, "ok", json!({})).await.unwrap()["ok"], true);
 }
 
 #[tokio::test]
 async fn an_oversized_response_is_rejected() {
     let f = fixture().await;
     // Enough memory to build the 20 MiB body, so the host's response bound is what stops it.
-    let b = f
-        .mount_with_memory("huge/", "u-huge", Duration::from_secs(5), 256 << 20)
-        .await;
-    let err = call(&b, Operation::Read, "huge", json!({}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Internal(ref m) if m.contains("larger than")),
-        "{err:?}"
-    );
+    let b = f.mount_with_memory("huge/", "u-huge", Duration::from_secs(5), 256 << 20).await;
+    let err = call(&b, Operation::Read, "huge", json!({})).await.unwrap_err();
+    assert!(matches!(err, Error::Internal(ref m) if m.contains("larger than")), "{err:?}");
 }
 
 #[tokio::test]
@@ -146,87 +91,25 @@ async fn a_plugin_cannot_reach_another_mounts_storage() {
     let f = fixture().await;
     let a = f.mount("a/", "uuid-a", Duration::from_secs(5)).await;
     let b = f.mount("b/", "uuid-b", Duration::from_secs(5)).await;
-    let w = call(
-        &a,
-        Operation::Update,
-        "storage/put",
-        json!({"key": "secret", "value": "only-for-a"}),
-    )
-    .await
-    .unwrap();
+    let w = call(&a, Operation::Update, "storage/put", json!({"key": "secret", "value": "only-for-a"})).await.unwrap();
     assert_eq!(w["written"], true);
-    assert_eq!(
-        call(&a, Operation::Read, "storage/get", json!({"key": "secret"}))
-            .await
-            .unwrap()["value"],
-        "only-for-a"
-    );
+    assert_eq!(call(&a, Operation::Read, "storage/get", json!({"key": "secret"})).await.unwrap()["value"], "only-for-a");
 
     // Every key b can form stays inside b's view.
-    assert_eq!(
-        call(&b, Operation::Read, "storage/get", json!({"key": "secret"}))
-            .await
-            .unwrap()["value"],
-        Value::Null
-    );
-    for key in [
-        "../uuid-a/secret",
-        "/logical/uuid-a/secret",
-        "a/../../uuid-a/secret",
-        "./secret",
-        "..",
-        "x\u{0}y",
-    ] {
-        let r = call(&b, Operation::Read, "storage/get", json!({ "key": key }))
-            .await
-            .unwrap();
-        assert!(
-            r["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("invalid storage key")),
-            "{key:?} → {r}"
-        );
-        let r = call(
-            &b,
-            Operation::Update,
-            "storage/put",
-            json!({"key": key, "value": "x"}),
-        )
-        .await
-        .unwrap();
+    assert_eq!(call(&b, Operation::Read, "storage/get", json!({"key": "secret"})).await.unwrap()["value"], Value::Null);
+    for key in ["../uuid-a/secret", "/logical/uuid-a/secret", "a/../../uuid-a/secret", "./secret", "..", "x\u{0}y"] {
+        let r = call(&b, Operation::Read, "storage/get", json!({ "key": key })).await.unwrap();
+        assert!(r["error"].as_str().is_some_and(|e| e.contains("invalid storage key")), "{key:?} → {r}");
+        let r = call(&b, Operation::Update, "storage/put", json!({"key": key, "value": "x"})).await.unwrap();
         assert!(r["error"].is_string(), "write to {key:?} refused → {r}");
     }
     // Keys that merely look like other views' paths are b's own keys.
-    call(
-        &b,
-        Operation::Update,
-        "storage/put",
-        json!({"key": "logical/uuid-a/secret", "value": "b-own"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        call(&a, Operation::Read, "storage/get", json!({"key": "secret"}))
-            .await
-            .unwrap()["value"],
-        "only-for-a"
-    );
-    let listed = call(&b, Operation::Read, "storage/list", json!({"prefix": ""}))
-        .await
-        .unwrap();
-    assert_eq!(
-        listed["keys"],
-        json!(["logical/"]),
-        "b lists only its own keys"
-    );
+    call(&b, Operation::Update, "storage/put", json!({"key": "logical/uuid-a/secret", "value": "b-own"})).await.unwrap();
+    assert_eq!(call(&a, Operation::Read, "storage/get", json!({"key": "secret"})).await.unwrap()["value"], "only-for-a");
+    let listed = call(&b, Operation::Read, "storage/list", json!({"prefix": ""})).await.unwrap();
+    assert_eq!(listed["keys"], json!(["logical/"]), "b lists only its own keys");
     // And in the barrier, b's data sits under b's prefix.
-    assert!(
-        f.barrier
-            .get("logical/uuid-b/logical/uuid-a/secret")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(f.barrier.get("logical/uuid-b/logical/uuid-a/secret").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -237,88 +120,34 @@ async fn a_wrong_sha256_is_refused_before_anything_runs() {
     assert!(f.runtime.load(&bytes, Some(&good)).is_ok());
     let wrong = "0".repeat(64);
     let err = f.runtime.load(&bytes, Some(&wrong)).unwrap_err();
-    assert!(
-        matches!(err, tresor_runtime::Error::ChecksumMismatch { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, tresor_runtime::Error::ChecksumMismatch { .. }), "{err}");
     let mut tampered = bytes.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    assert!(matches!(
-        f.runtime.load(&tampered, Some(&good)),
-        Err(tresor_runtime::Error::ChecksumMismatch { .. })
-    ));
+    assert!(matches!(f.runtime.load(&tampered, Some(&good)), Err(tresor_runtime::Error::ChecksumMismatch { .. })));
 }
 
 #[tokio::test]
 async fn undeclared_paths_and_bad_fields_never_reach_the_guest() {
     let f = fixture().await;
     let b = f.mount("v/", "uuid-v", Duration::from_secs(5)).await;
-    assert!(matches!(
-        call(&b, Operation::Read, "nope", json!({})).await,
-        Err(Error::UnsupportedPath)
-    ));
-    assert!(matches!(
-        call(&b, Operation::Delete, "ok", json!({})).await,
-        Err(Error::UnsupportedOperation)
-    ));
-    let err = call(&b, Operation::Read, "alloc", json!({"mib": "lots"}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidRequest(ref m) if m.contains("\"mib\"")),
-        "{err:?}"
-    );
+    assert!(matches!(call(&b, Operation::Read, "nope", json!({})).await, Err(Error::UnsupportedPath)));
+    assert!(matches!(call(&b, Operation::Delete, "ok", json!({})).await, Err(Error::UnsupportedOperation)));
+    let err = call(&b, Operation::Read, "alloc", json!({"mib": "lots"})).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(ref m) if m.contains("\"mib\"")), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_request_that_traps_after_writing_leaves_no_partial_write() {
     let f = fixture().await;
-    let b = f
-        .mount("atomic/", "uuid-atomic", Duration::from_secs(5))
-        .await;
-    let err = call(
-        &b,
-        Operation::Update,
-        "write-then-trap",
-        json!({"key": "half"}),
-    )
-    .await
-    .unwrap_err();
+    let b = f.mount("atomic/", "uuid-atomic", Duration::from_secs(5)).await;
+    let err = call(&b, Operation::Update, "write-then-trap", json!({"key": "half"})).await.unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err:?}");
-    assert_eq!(
-        call(&b, Operation::Read, "storage/get", json!({"key": "half"}))
-            .await
-            .unwrap()["value"],
-        Value::Null
-    );
-    assert!(
-        f.barrier
-            .get("logical/uuid-atomic/half")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(call(&b, Operation::Read, "storage/get", json!({"key": "half"})).await.unwrap()["value"], Value::Null);
+    assert!(f.barrier.get("logical/uuid-atomic/half").await.unwrap().is_none());
     // A successful request's writes land, and a request sees its own staged writes in `list`.
-    call(
-        &b,
-        Operation::Update,
-        "storage/put",
-        json!({"key": "dir/x", "value": "1"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        call(
-            &b,
-            Operation::Read,
-            "storage/list",
-            json!({"prefix": "dir/"})
-        )
-        .await
-        .unwrap()["keys"],
-        json!(["x"])
-    );
+    call(&b, Operation::Update, "storage/put", json!({"key": "dir/x", "value": "1"})).await.unwrap();
+    assert_eq!(call(&b, Operation::Read, "storage/list", json!({"prefix": "dir/"})).await.unwrap()["keys"], json!(["x"]));
 }
 
 /// The CPU deadline and memory cap are per mount: set at enable (as `config` or, through the real

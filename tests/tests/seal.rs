@@ -26,12 +26,7 @@ fn health_reflects_uninitialised_sealed_and_active_states_with_overrides() {
     let (status, body) = anon.get("sys/health");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["standby"], false);
-    assert!(
-        body["cluster_name"]
-            .as_str()
-            .unwrap()
-            .starts_with("vault-cluster-")
-    );
+    assert!(body["cluster_name"].as_str().unwrap().starts_with("vault-cluster-"));
     assert_eq!(anon.get("sys/health?activecode=201").0, 201);
     assert_eq!(anon.raw("HEAD", "sys/health", None, None).status, 200);
     assert_eq!(anon.get("sys/health?activecode=abc").0, 400);
@@ -46,25 +41,12 @@ fn health_reflects_uninitialised_sealed_and_active_states_with_overrides() {
 fn init_validates_and_refuses_twice() {
     let server = TestServer::sqlite();
     let anon = server.http("");
-    let (status, body) = anon.put(
-        "sys/init",
-        json!({"secret_shares": 5, "secret_threshold": 6}),
-    );
+    let (status, body) = anon.put("sys/init", json!({"secret_shares": 5, "secret_threshold": 6}));
     assert_eq!(status, 400);
-    assert_eq!(
-        body,
-        json!({"errors": ["invalid seal configuration: threshold cannot be larger than shares"]})
-    );
-    assert_eq!(
-        anon.get("sys/init").1["initialized"],
-        false,
-        "a rejected init changes nothing"
-    );
+    assert_eq!(body, json!({"errors": ["invalid seal configuration: threshold cannot be larger than shares"]}));
+    assert_eq!(anon.get("sys/init").1["initialized"], false, "a rejected init changes nothing");
 
-    let (status, body) = anon.put(
-        "sys/init",
-        json!({"secret_shares": 5, "secret_threshold": 3}),
-    );
+    let (status, body) = anon.put("sys/init", json!({"secret_shares": 5, "secret_threshold": 3}));
     assert_eq!(status, 200);
     let keys = body["keys"].as_array().unwrap();
     let keys_b64 = body["keys_base64"].as_array().unwrap();
@@ -76,10 +58,7 @@ fn init_validates_and_refuses_twice() {
     let token = body["root_token"].as_str().unwrap();
     assert!(token.starts_with("s.") && token.len() >= 26, "{token}");
 
-    let (status, body) = anon.put(
-        "sys/init",
-        json!({"secret_shares": 1, "secret_threshold": 1}),
-    );
+    let (status, body) = anon.put("sys/init", json!({"secret_shares": 1, "secret_threshold": 1}));
     assert_eq!(status, 400);
     assert_eq!(body, json!({"errors": ["Vault is already initialized"]}));
 }
@@ -94,15 +73,7 @@ fn any_three_of_five_shares_unseal_and_two_do_not() {
         for b in a + 1..5 {
             for c in b + 1..5 {
                 let (_, s) = anon.put("sys/unseal", json!({"key": keys[a]}));
-                assert_eq!(
-                    (
-                        s["sealed"].clone(),
-                        s["progress"].clone(),
-                        s["t"].clone(),
-                        s["n"].clone()
-                    ),
-                    (json!(true), json!(1), json!(3), json!(5))
-                );
+                assert_eq!((s["sealed"].clone(), s["progress"].clone(), s["t"].clone(), s["n"].clone()), (json!(true), json!(1), json!(3), json!(5)));
                 let nonce = s["nonce"].as_str().unwrap().to_string();
                 assert!(!nonce.is_empty());
                 let (_, s) = anon.put("sys/unseal", json!({"key": keys[b]}));
@@ -113,10 +84,7 @@ fn any_three_of_five_shares_unseal_and_two_do_not() {
                 assert_eq!(status, 200);
                 assert_eq!(s["sealed"], false, "shares {a},{b},{c}");
                 assert_eq!(s["progress"], 0);
-                assert_eq!(
-                    server.http(&root).raw("PUT", "sys/seal", None, None).status,
-                    204
-                );
+                assert_eq!(server.http(&root).raw("PUT", "sys/seal", None, None).status, 204);
                 combos += 1;
             }
         }
@@ -129,34 +97,18 @@ fn duplicate_share_is_ignored_reset_clears_and_base64_works() {
     let mut server = TestServer::sqlite();
     let (keys, _) = server.init(5, 3);
     let anon = server.http("");
-    assert_eq!(
-        anon.put("sys/unseal", json!({"key": keys[0]})).1["progress"],
-        1
-    );
-    assert_eq!(
-        anon.put("sys/unseal", json!({"key": keys[0]})).1["progress"],
-        1,
-        "duplicate ignored"
-    );
+    assert_eq!(anon.put("sys/unseal", json!({"key": keys[0]})).1["progress"], 1);
+    assert_eq!(anon.put("sys/unseal", json!({"key": keys[0]})).1["progress"], 1, "duplicate ignored");
     let (status, s) = anon.put("sys/unseal", json!({"reset": true}));
     assert_eq!(status, 200);
-    assert_eq!(
-        (s["progress"].clone(), s["nonce"].clone()),
-        (json!(0), json!(""))
-    );
+    assert_eq!((s["progress"].clone(), s["nonce"].clone()), (json!(0), json!("")));
 
     let (status, body) = anon.put("sys/unseal", json!({"key": "abc"}));
     assert_eq!(status, 400);
-    assert_eq!(
-        body,
-        json!({"errors": ["'key' must be a valid hex or base64 string"]})
-    );
+    assert_eq!(body, json!({"errors": ["'key' must be a valid hex or base64 string"]}));
 
     let b64 = |hex: &str| {
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
         base64(&bytes)
     };
     for key in &keys[1..4] {
@@ -184,10 +136,7 @@ fn a_corrupted_share_fails_and_resets_progress() {
     );
     let (_, s) = anon.get("sys/seal-status");
     assert_eq!(s["sealed"], true);
-    assert_eq!(
-        s["progress"], 0,
-        "progress reset after a failed combination"
-    );
+    assert_eq!(s["progress"], 0, "progress reset after a failed combination");
     server.unseal(&keys[2..5]);
 }
 
@@ -196,19 +145,8 @@ fn sealed_server_answers_503_except_status_endpoints() {
     let mut server = TestServer::sqlite();
     let (keys, root) = server.init(1, 1);
     let client = server.http(&root);
-    for (method, path) in [
-        ("GET", "sys/mounts"),
-        ("PUT", "cubbyhole/x"),
-        ("GET", "nosuch/mount"),
-        ("LIST", "cubbyhole/"),
-        ("PUT", "sys/seal"),
-    ] {
-        let r = client.raw(
-            method,
-            path,
-            Some(b"{\"a\":\"b\"}"),
-            Some("application/json"),
-        );
+    for (method, path) in [("GET", "sys/mounts"), ("PUT", "cubbyhole/x"), ("GET", "nosuch/mount"), ("LIST", "cubbyhole/"), ("PUT", "sys/seal")] {
+        let r = client.raw(method, path, Some(b"{\"a\":\"b\"}"), Some("application/json"));
         assert_eq!(r.status, 503, "{method} {path}");
         assert_eq!(r.json(), json!({"errors": ["Vault is sealed"]}));
     }
@@ -225,11 +163,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {

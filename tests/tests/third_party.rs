@@ -3,11 +3,11 @@
 //! (no failed request), and refuse a file changed after registration.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde_json::json;
-use tresor_tests::{TestServer, workspace_root};
+use tresor_tests::{workspace_root, TestServer};
 
 /// Copy the template to `dir`, point it at this checkout's SDK, set its version, build it for
 /// wasm32-wasip2 with cargo exactly as a plugin author would, and return the component's bytes.
@@ -23,8 +23,7 @@ fn build_template(dir: &Path, version: &str) -> Vec<u8> {
     std::fs::copy(template.join("src/lib.rs"), dir.join("src/lib.rs")).unwrap();
     // Share the test plugins' target directory so dependencies compile once per machine.
     let target = workspace_root().join("tests/test-plugins/target");
-    build_wasm_workspace(dir, &target)
-        .unwrap_or_else(|e| panic!("building the template failed:\n{e}"));
+    build_wasm_workspace(dir, &target).unwrap_or_else(|e| panic!("building the template failed:\n{e}"));
     std::fs::read(target.join("wasm32-wasip2/release/myplugin.wasm")).unwrap()
 }
 
@@ -49,35 +48,18 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     let c = server.root();
 
     // A wrong checksum is refused at registration.
-    let (s, b) = c.put(
-        "sys/plugins/catalog/secret/myplugin",
-        json!({"sha256": "0".repeat(64), "command": "myplugin-1.wasm", "version": "v0.1.0"}),
-    );
+    let (s, b) = c.put("sys/plugins/catalog/secret/myplugin", json!({"sha256": "0".repeat(64), "command": "myplugin-1.wasm", "version": "v0.1.0"}));
     assert_eq!(s, 400, "{b}");
-    assert!(
-        b["errors"][0].as_str().unwrap().contains("sha256 mismatch"),
-        "{b}"
-    );
+    assert!(b["errors"][0].as_str().unwrap().contains("sha256 mismatch"), "{b}");
     // A command that tries to leave the plugin directory is refused.
-    let (s, _) = c.put(
-        "sys/plugins/catalog/secret/evil",
-        json!({"sha256": sha256(&v1), "command": "../plugins/myplugin-1.wasm"}),
-    );
+    let (s, _) = c.put("sys/plugins/catalog/secret/evil", json!({"sha256": sha256(&v1), "command": "../plugins/myplugin-1.wasm"}));
     assert_eq!(s, 400);
 
-    let (s, b) = c.put(
-        "sys/plugins/catalog/secret/myplugin",
-        json!({"sha256": sha256(&v1), "command": "myplugin-1.wasm", "version": "v0.1.0"}),
-    );
+    let (s, b) = c.put("sys/plugins/catalog/secret/myplugin", json!({"sha256": sha256(&v1), "command": "myplugin-1.wasm", "version": "v0.1.0"}));
     assert_eq!(s, 204, "{b}");
     let (_, entry) = c.get("sys/plugins/catalog/secret/myplugin");
     assert_eq!(entry["data"]["sha256"], sha256(&v1));
-    assert!(
-        c.get("sys/plugins/catalog").1["data"]["secret"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("myplugin"))
-    );
+    assert!(c.get("sys/plugins/catalog").1["data"]["secret"].as_array().unwrap().contains(&json!("myplugin")));
 
     assert_eq!(c.put("sys/mounts/my", json!({"type": "myplugin"})).0, 204);
     assert_eq!(c.get("my/info").1["data"]["version"], "0.1.0");
@@ -89,21 +71,11 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     // Load: four clients hammer the mount while it is upgraded.
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU64::new(0));
-    let (seen_v1, seen_v2, total) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
+    let (seen_v1, seen_v2, total) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let client = server.root();
-            let (stop, failures, seen_v1, seen_v2, total) = (
-                stop.clone(),
-                failures.clone(),
-                seen_v1.clone(),
-                seen_v2.clone(),
-                total.clone(),
-            );
+            let (stop, failures, seen_v1, seen_v2, total) = (stop.clone(), failures.clone(), seen_v1.clone(), seen_v2.clone(), total.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let (s, b) = client.get("my/info");
@@ -118,10 +90,7 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let (s, b) = c.put(
-        "sys/plugins/catalog/secret/myplugin",
-        json!({"sha256": sha256(&v2), "command": "myplugin-2.wasm", "version": "v0.2.0"}),
-    );
+    let (s, b) = c.put("sys/plugins/catalog/secret/myplugin", json!({"sha256": sha256(&v2), "command": "myplugin-2.wasm", "version": "v0.2.0"}));
     assert_eq!(s, 204, "{b}");
     let (s, b) = c.put("sys/plugins/reload/backend", json!({"plugin": "myplugin"}));
     assert_eq!(s, 200, "{b}");
@@ -131,26 +100,11 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     for w in workers {
         w.join().unwrap();
     }
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "no request failed during the upgrade ({} total)",
-        total.load(Ordering::Relaxed)
-    );
-    assert!(
-        seen_v1.load(Ordering::Relaxed) > 0 && seen_v2.load(Ordering::Relaxed) > 0,
-        "both versions served"
-    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed during the upgrade ({} total)", total.load(Ordering::Relaxed));
+    assert!(seen_v1.load(Ordering::Relaxed) > 0 && seen_v2.load(Ordering::Relaxed) > 0, "both versions served");
     assert_eq!(c.get("my/info").1["data"]["version"], "0.2.0");
-    assert_eq!(
-        c.get("my/items/a").1["data"]["value"],
-        "kept",
-        "the upgrade kept the mount's storage"
-    );
-    assert_eq!(
-        c.get("sys/mounts").1["data"]["my/"]["running_sha256"],
-        sha256(&v2)
-    );
+    assert_eq!(c.get("my/items/a").1["data"]["value"], "kept", "the upgrade kept the mount's storage");
+    assert_eq!(c.get("sys/mounts").1["data"]["my/"]["running_sha256"], sha256(&v2));
 
     // The file changes after registration: reloading and mounting refuse it; the running build stays.
     let mut tampered = v2.clone();
@@ -158,17 +112,10 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     std::fs::write(plugin_dir.join("myplugin-2.wasm"), &tampered).unwrap();
     let (s, b) = c.put("sys/plugins/reload/backend", json!({"plugin": "myplugin"}));
     assert!(s >= 400, "{s} {b}");
-    assert!(
-        b["errors"][0].as_str().unwrap().contains("sha256 mismatch"),
-        "{b}"
-    );
+    assert!(b["errors"][0].as_str().unwrap().contains("sha256 mismatch"), "{b}");
     let (s, _) = c.put("sys/mounts/my2", json!({"type": "myplugin"}));
     assert_eq!(s, 400);
-    assert_eq!(
-        c.get("my/info").1["data"]["version"],
-        "0.2.0",
-        "still serving the verified build"
-    );
+    assert_eq!(c.get("my/info").1["data"]["version"], "0.2.0", "still serving the verified build");
 }
 
 #[test]
@@ -183,14 +130,7 @@ fn a_missing_plugin_never_blocks_unseal_and_its_mount_answers_500_until_fixed() 
     let (keys, root) = server.init(1, 1);
     server.unseal(&keys);
     let c = server.http(&root);
-    assert_eq!(
-        c.put(
-            "sys/plugins/catalog/secret/myplugin",
-            json!({"sha256": sha256(&v1), "command": "myplugin.wasm", "version": "v0.1.0"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/plugins/catalog/secret/myplugin", json!({"sha256": sha256(&v1), "command": "myplugin.wasm", "version": "v0.1.0"})).0, 204);
     assert_eq!(c.put("sys/mounts/my", json!({"type": "myplugin"})).0, 204);
     assert_eq!(c.put("sys/mounts/kv", json!({"type": "kv-v2"})).0, 204);
     assert_eq!(c.put("my/items/a", json!({"value": "kept"})).0, 204);
@@ -203,18 +143,8 @@ fn a_missing_plugin_never_blocks_unseal_and_its_mount_answers_500_until_fixed() 
     let c = server.http(&root);
     let (s, b) = c.get("my/info");
     assert_eq!(s, 500, "{b}");
-    assert!(
-        b["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("plugin for mount my/ could not be loaded"),
-        "{b}"
-    );
-    assert_eq!(
-        c.put("kv/data/x", json!({"data": {"a": "b"}})).0,
-        200,
-        "other mounts are unaffected"
-    );
+    assert!(b["errors"][0].as_str().unwrap().contains("plugin for mount my/ could not be loaded"), "{b}");
+    assert_eq!(c.put("kv/data/x", json!({"data": {"a": "b"}})).0, 200, "other mounts are unaffected");
 
     // Restored and reloaded: the mount works again, with its data.
     std::fs::write(plugin_dir.join("myplugin.wasm"), &v1).unwrap();

@@ -1,6 +1,6 @@
 //! The token store through the real binary (API.md §5): shapes, child trees, escalation, limits.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::{Http, TestServer};
 
 fn create(c: &Http, body: Value) -> (String, Value) {
@@ -15,35 +15,15 @@ const DENIED: &str = r#"{"errors":["permission denied"]}"#;
 fn create_and_lookup_have_vaults_shapes() {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put(
-            "sys/policies/acl/app",
-            json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})
-        )
-        .0,
-        204
-    );
-    let (tok, b) = create(
-        &c,
-        json!({"policies": ["app"], "ttl": "1h", "renewable": true, "display_name": "demo", "meta": {"team": "x"}, "num_uses": 0}),
-    );
+    assert_eq!(c.put("sys/policies/acl/app", json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})).0, 204);
+    let (tok, b) = create(&c, json!({"policies": ["app"], "ttl": "1h", "renewable": true, "display_name": "demo", "meta": {"team": "x"}, "num_uses": 0}));
     let auth = &b["auth"];
     assert!(tok.starts_with("s.") && tok.len() >= 2 + 32, "{tok}");
     assert_eq!(auth["policies"], json!(["app", "default"]));
     assert_eq!(auth["token_policies"], json!(["app", "default"]));
     assert_eq!(auth["metadata"], json!({"team": "x"}));
-    assert_eq!(
-        (
-            auth["lease_duration"].as_u64(),
-            auth["renewable"].as_bool(),
-            auth["orphan"].as_bool()
-        ),
-        (Some(3600), Some(true), Some(false))
-    );
-    assert_eq!(
-        (auth["token_type"].as_str(), auth["entity_id"].as_str()),
-        (Some("service"), Some(""))
-    );
+    assert_eq!((auth["lease_duration"].as_u64(), auth["renewable"].as_bool(), auth["orphan"].as_bool()), (Some(3600), Some(true), Some(false)));
+    assert_eq!((auth["token_type"].as_str(), auth["entity_id"].as_str()), (Some("service"), Some("")));
     assert!(auth["mfa_requirement"].is_null());
     assert!(b["data"].is_null());
 
@@ -64,24 +44,12 @@ fn create_and_lookup_have_vaults_shapes() {
     let (_, by_token) = c.put("auth/token/lookup", json!({"token": tok}));
     assert_eq!(by_token["data"]["accessor"], accessor);
     let (_, by_acc) = c.put("auth/token/lookup-accessor", json!({"accessor": accessor}));
-    assert_eq!(
-        by_acc["data"]["id"], "",
-        "lookup by accessor never reveals the token"
-    );
-    assert_eq!(
-        c.put("auth/token/lookup", json!({"token": "s.nope"})),
-        (403, json!({"errors": ["bad token"]}))
-    );
+    assert_eq!(by_acc["data"]["id"], "", "lookup by accessor never reveals the token");
+    assert_eq!(c.put("auth/token/lookup", json!({"token": "s.nope"})), (403, json!({"errors": ["bad token"]})));
 
     // Defaults: orphan via create-orphan, 768h TTL; no_default_policy.
     let (_, o) = create(&c, json!({"policies": ["app"], "no_parent": true}));
-    assert_eq!(
-        (
-            o["auth"]["orphan"].as_bool(),
-            o["auth"]["lease_duration"].as_u64()
-        ),
-        (Some(true), Some(2_764_800))
-    );
+    assert_eq!((o["auth"]["orphan"].as_bool(), o["auth"]["lease_duration"].as_u64()), (Some(true), Some(2_764_800)));
     let (_, nd) = create(&c, json!({"policies": ["app"], "no_default_policy": true}));
     assert_eq!(nd["auth"]["policies"], json!(["app"]));
 
@@ -95,13 +63,7 @@ fn create_and_lookup_have_vaults_shapes() {
     // The accessor list needs sudo; root has it.
     let (s, list) = c.list("auth/token/accessors");
     assert_eq!(s, 200);
-    assert!(
-        list["data"]["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k == &json!(accessor))
-    );
+    assert!(list["data"]["keys"].as_array().unwrap().iter().any(|k| k == &json!(accessor)));
     assert_eq!(t.list("auth/token/accessors").0, 403);
 }
 
@@ -109,14 +71,7 @@ fn create_and_lookup_have_vaults_shapes() {
 fn revoking_a_token_revokes_its_whole_child_tree() {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put(
-            "sys/policies/acl/app",
-            json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/policies/acl/app", json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"})).0, 204);
     let (parent, _) = create(&c, json!({"policies": ["app"]}));
     let p = server.http(&parent);
     let (child, _) = create(&p, json!({"policies": ["app"]}));
@@ -130,51 +85,25 @@ fn revoking_a_token_revokes_its_whole_child_tree() {
     }
     assert_eq!(c.put("auth/token/revoke", json!({"token": parent})).0, 204);
     for t in [&parent, &child, &grandchild] {
-        let r = server
-            .http(t)
-            .raw("GET", "auth/token/lookup-self", None, None);
-        assert_eq!(
-            (r.status, r.body.as_str()),
-            (403, DENIED),
-            "a revoked token is refused"
-        );
+        let r = server.http(t).raw("GET", "auth/token/lookup-self", None, None);
+        assert_eq!((r.status, r.body.as_str()), (403, DENIED), "a revoked token is refused");
     }
     // revoke-orphan (needs sudo: root has it) keeps the children.
-    assert_eq!(
-        c.put("auth/token/revoke-orphan", json!({"token": orphan_parent}))
-            .0,
-        204
-    );
-    assert_eq!(
-        server.http(&orphan_parent).get("auth/token/lookup-self").0,
-        403
-    );
+    assert_eq!(c.put("auth/token/revoke-orphan", json!({"token": orphan_parent})).0, 204);
+    assert_eq!(server.http(&orphan_parent).get("auth/token/lookup-self").0, 403);
     let (s, kept) = server.http(&kept_child).get("auth/token/lookup-self");
     assert_eq!((s, &kept["data"]["orphan"]), (200, &json!(true)));
 
     // revoke-self and revoke-accessor.
     let (t, _) = create(&c, json!({}));
-    assert_eq!(
-        server.http(&t).put("auth/token/revoke-self", json!({})).0,
-        204
-    );
+    assert_eq!(server.http(&t).put("auth/token/revoke-self", json!({})).0, 204);
     assert_eq!(server.http(&t).get("auth/token/lookup-self").0, 403);
     let (t, b) = create(&c, json!({}));
     let acc = b["auth"]["accessor"].as_str().unwrap();
-    assert_eq!(
-        c.put("auth/token/revoke-accessor", json!({"accessor": acc}))
-            .0,
-        204
-    );
+    assert_eq!(c.put("auth/token/revoke-accessor", json!({"accessor": acc})).0, 204);
     assert_eq!(server.http(&t).get("auth/token/lookup-self").0, 403);
-    let (s, w) = c.put(
-        "auth/token/revoke-accessor",
-        json!({"accessor": "nonexistent"}),
-    );
-    assert_eq!(
-        (s, &w["warnings"]),
-        (200, &json!(["No token found with this accessor"]))
-    );
+    let (s, w) = c.put("auth/token/revoke-accessor", json!({"accessor": "nonexistent"}));
+    assert_eq!((s, &w["warnings"]), (200, &json!(["No token found with this accessor"])));
 }
 
 #[test]
@@ -182,41 +111,15 @@ fn a_child_cannot_escalate_and_limited_tokens_run_out() {
     let server = TestServer::dev();
     let c = server.root();
     let create_policy = "path \"auth/token/create\" { capabilities = [\"update\"] }\npath \"secret/*\" { capabilities = [\"read\", \"create\", \"update\"] }";
-    assert_eq!(
-        c.put("sys/policies/acl/app", json!({"policy": create_policy}))
-            .0,
-        204
-    );
-    assert_eq!(
-        c.put(
-            "sys/policies/acl/admin",
-            json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }"})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("sys/policies/acl/app", json!({"policy": create_policy})).0, 204);
+    assert_eq!(c.put("sys/policies/acl/admin", json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }"})).0, 204);
     let (parent, _) = create(&c, json!({"policies": ["app"]}));
     let p = server.http(&parent);
-    assert_eq!(
-        p.put("auth/token/create", json!({"policies": ["admin"]})),
-        (
-            400,
-            json!({"errors": ["child policies must be subset of parent"]})
-        )
-    );
-    assert_eq!(
-        p.put("auth/token/create", json!({"policies": ["root"]})).0,
-        400
-    );
-    assert_eq!(
-        p.put("auth/token/create", json!({"no_parent": true})).0,
-        400
-    );
+    assert_eq!(p.put("auth/token/create", json!({"policies": ["admin"]})), (400, json!({"errors": ["child policies must be subset of parent"]})));
+    assert_eq!(p.put("auth/token/create", json!({"policies": ["root"]})).0, 400);
+    assert_eq!(p.put("auth/token/create", json!({"no_parent": true})).0, 400);
     let (s, ok) = p.put("auth/token/create", json!({"policies": ["app"]}));
-    assert_eq!(
-        (s, &ok["auth"]["policies"]),
-        (200, &json!(["app", "default"]))
-    );
+    assert_eq!((s, &ok["auth"]["policies"]), (200, &json!(["app", "default"])));
 
     // num_uses: two requests, then refused.
     let (limited, _) = create(&c, json!({"policies": ["app"], "num_uses": 2}));
@@ -224,29 +127,16 @@ fn a_child_cannot_escalate_and_limited_tokens_run_out() {
     assert_eq!(l.put("secret/data/a", json!({"data": {"x": 1}})).0, 200);
     assert_eq!(l.get("secret/data/a").0, 200);
     let r = l.raw("GET", "secret/data/a", None, None);
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (403, DENIED),
-        "a used-up token is refused"
-    );
+    assert_eq!((r.status, r.body.as_str()), (403, DENIED), "a used-up token is refused");
     // A limited-use token may not have children.
     let (limited, _) = create(&c, json!({"policies": ["app"], "num_uses": 5}));
-    assert_eq!(
-        server.http(&limited).put("auth/token/create", json!({})).0,
-        400
-    );
+    assert_eq!(server.http(&limited).put("auth/token/create", json!({})).0, 400);
 
     // Expiry.
     let (short, _) = create(&c, json!({"policies": ["app"], "ttl": "1s"}));
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let r = server
-        .http(&short)
-        .raw("GET", "auth/token/lookup-self", None, None);
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (403, DENIED),
-        "an expired token is refused"
-    );
+    let r = server.http(&short).raw("GET", "auth/token/lookup-self", None, None);
+    assert_eq!((r.status, r.body.as_str()), (403, DENIED), "an expired token is refused");
     // Garbage and missing tokens.
     for t in ["", "s.garbage", "root2"] {
         assert_eq!(server.http(t).get("secret/data/a").0, 403);
@@ -261,33 +151,15 @@ fn token_roles() {
     assert_eq!(s, 204);
     let (_, r) = c.get("auth/token/roles/web");
     assert_eq!(r["data"]["allowed_policies"], json!(["app"]));
-    assert_eq!(
-        (
-            r["data"]["token_period"].as_u64(),
-            r["data"]["orphan"].as_bool()
-        ),
-        (Some(3600), Some(true))
-    );
+    assert_eq!((r["data"]["token_period"].as_u64(), r["data"]["orphan"].as_bool()), (Some(3600), Some(true)));
     assert_eq!(c.list("auth/token/roles").1["data"]["keys"], json!(["web"]));
     let (s, b) = c.put("auth/token/create/web", json!({"policies": ["app"]}));
     assert_eq!(s, 200, "{b}");
-    assert_eq!(
-        (
-            b["auth"]["lease_duration"].as_u64(),
-            b["auth"]["orphan"].as_bool()
-        ),
-        (Some(3600), Some(true))
-    );
+    assert_eq!((b["auth"]["lease_duration"].as_u64(), b["auth"]["orphan"].as_bool()), (Some(3600), Some(true)));
     assert!(b["auth"]["metadata"].is_null());
     let (s, b) = c.put("auth/token/create/web", json!({"policies": ["root"]}));
     assert_eq!(s, 400);
-    assert!(
-        b["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("must be subset of the role's allowed policies"),
-        "{b}"
-    );
+    assert!(b["errors"][0].as_str().unwrap().contains("must be subset of the role's allowed policies"), "{b}");
     assert_eq!(c.delete("auth/token/roles/web").0, 204);
     assert_eq!(c.get("auth/token/roles/web").0, 404);
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_tests::{BaoDev, Http, TestServer};
 
 const HELLO: &str = "aGVsbG8gd29ybGQ=";
@@ -16,18 +16,13 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn unb64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
 
 fn mounted() -> (TestServer, Http) {
     let server = TestServer::dev();
     let c = server.root();
-    assert_eq!(
-        c.put("sys/mounts/transit", json!({"type": "transit"})).0,
-        204
-    );
+    assert_eq!(c.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
     (server, c)
 }
 
@@ -70,216 +65,79 @@ fn http_shapes_and_errors_match_vault() {
     }
     assert!(created["keys"]["1"].is_u64());
     // Re-creating is idempotent; reading returns the same body.
-    assert_eq!(
-        data(&c, "transit/keys/k1", json!({"type": "ed25519"})),
-        created
-    );
+    assert_eq!(data(&c, "transit/keys/k1", json!({"type": "ed25519"})), created);
     assert_eq!(c.get("transit/keys/k1").1["data"], created);
     let (s, b) = c.get("transit/keys/missing");
     assert_eq!((s, b), (404, json!({"errors": []})));
-    assert_eq!(
-        error(&c, "transit/keys/bad", json!({"type": "foo"})),
-        "unknown key type foo"
-    );
+    assert_eq!(error(&c, "transit/keys/bad", json!({"type": "foo"})), "unknown key type foo");
     assert_eq!(c.get("transit/encrypt/k1").0, 405);
 
     let ct = data(&c, "transit/encrypt/k1", json!({"plaintext": HELLO}));
     assert_eq!(ct["key_version"], 1);
     let ciphertext = ct["ciphertext"].as_str().unwrap();
-    assert!(
-        ciphertext.starts_with("vault:v1:") && ciphertext.len() == 9 + 52,
-        "{ciphertext}"
-    );
-    assert_eq!(
-        data(&c, "transit/decrypt/k1", json!({"ciphertext": ciphertext}))["plaintext"],
-        HELLO
-    );
-    assert_eq!(
-        error(
-            &c,
-            "transit/encrypt/k1",
-            json!({"plaintext": "not base64!!"})
-        ),
-        "illegal base64 data at input byte 3"
-    );
-    assert_eq!(
-        error(&c, "transit/decrypt/k1", json!({"ciphertext": "nope"})),
-        "invalid ciphertext: no prefix"
-    );
-    assert_eq!(
-        error(
-            &c,
-            "transit/decrypt/k1",
-            json!({"ciphertext": "vault:v2:garbage"})
-        ),
-        "invalid ciphertext: version is too new"
-    );
-    assert_eq!(
-        error(&c, "transit/sign/k1", json!({"input": HELLO})),
-        "key type aes256-gcm96 does not support signing"
-    );
+    assert!(ciphertext.starts_with("vault:v1:") && ciphertext.len() == 9 + 52, "{ciphertext}");
+    assert_eq!(data(&c, "transit/decrypt/k1", json!({"ciphertext": ciphertext}))["plaintext"], HELLO);
+    assert_eq!(error(&c, "transit/encrypt/k1", json!({"plaintext": "not base64!!"})), "illegal base64 data at input byte 3");
+    assert_eq!(error(&c, "transit/decrypt/k1", json!({"ciphertext": "nope"})), "invalid ciphertext: no prefix");
+    assert_eq!(error(&c, "transit/decrypt/k1", json!({"ciphertext": "vault:v2:garbage"})), "invalid ciphertext: version is too new");
+    assert_eq!(error(&c, "transit/sign/k1", json!({"input": HELLO})), "key type aes256-gcm96 does not support signing");
 
     // First encrypt creates the key.
-    assert_eq!(
-        data(
-            &c,
-            "transit/encrypt/autocreated",
-            json!({"plaintext": HELLO})
-        )["key_version"],
-        1
-    );
-    assert_eq!(
-        c.get("transit/keys/autocreated").1["data"]["type"],
-        "aes256-gcm96"
-    );
+    assert_eq!(data(&c, "transit/encrypt/autocreated", json!({"plaintext": HELLO}))["key_version"], 1);
+    assert_eq!(c.get("transit/keys/autocreated").1["data"]["type"], "aes256-gcm96");
 
     // Rotation, rewrap, min_decryption_version.
-    assert_eq!(
-        data(&c, "transit/keys/k1/rotate", json!({}))["latest_version"],
-        2
-    );
+    assert_eq!(data(&c, "transit/keys/k1/rotate", json!({}))["latest_version"], 2);
     let rewrapped = data(&c, "transit/rewrap/k1", json!({"ciphertext": ciphertext}));
     assert_eq!(rewrapped["key_version"], 2);
-    let config = data(
-        &c,
-        "transit/keys/k1/config",
-        json!({"min_decryption_version": 2}),
-    );
+    let config = data(&c, "transit/keys/k1/config", json!({"min_decryption_version": 2}));
     assert_eq!(config["min_decryption_version"], 2);
     assert!(config["keys"].get("1").is_none());
-    assert_eq!(
-        error(&c, "transit/decrypt/k1", json!({"ciphertext": ciphertext})),
-        "ciphertext or signature version is disallowed by policy (too old)"
-    );
+    assert_eq!(error(&c, "transit/decrypt/k1", json!({"ciphertext": ciphertext})), "ciphertext or signature version is disallowed by policy (too old)");
 
     // A batch with one bad item: per-item errors, the others succeed, status 400 (Vault's default).
     let (s, b) = c.put("transit/encrypt/k1", json!({"batch_input": [{"plaintext": HELLO}, {"plaintext": "!!"}, {"plaintext": "aGk=", "reference": "r2"}]}));
     assert_eq!(s, 400);
     let results = b["data"]["batch_results"].as_array().unwrap();
     assert_eq!(results[0]["key_version"], 2);
-    assert_eq!(
-        results[1],
-        json!({"error": "illegal base64 data at input byte 0", "reference": ""})
-    );
+    assert_eq!(results[1], json!({"error": "illegal base64 data at input byte 0", "reference": ""}));
     assert_eq!(results[2]["reference"], "r2");
-    let back = data(
-        &c,
-        "transit/decrypt/k1",
-        json!({"batch_input": [{"ciphertext": results[0]["ciphertext"]}, {"ciphertext": results[2]["ciphertext"], "reference": "x"}]}),
-    );
-    assert_eq!(
-        back["batch_results"],
-        json!([{"plaintext": HELLO, "reference": ""}, {"plaintext": "aGk=", "reference": "x"}])
-    );
+    let back = data(&c, "transit/decrypt/k1", json!({"batch_input": [{"ciphertext": results[0]["ciphertext"]}, {"ciphertext": results[2]["ciphertext"], "reference": "x"}]}));
+    assert_eq!(back["batch_results"], json!([{"plaintext": HELLO, "reference": ""}, {"plaintext": "aGk=", "reference": "x"}]));
 
     // Deletion needs deletion_allowed.
     let (s, b) = c.delete("transit/keys/k1");
-    assert_eq!(
-        (s, b["errors"][0].as_str().unwrap()),
-        (
-            400,
-            "error deleting policy k1: deletion is not allowed for this key"
-        )
-    );
-    data(
-        &c,
-        "transit/keys/k1/config",
-        json!({"deletion_allowed": true}),
-    );
+    assert_eq!((s, b["errors"][0].as_str().unwrap()), (400, "error deleting policy k1: deletion is not allowed for this key"));
+    data(&c, "transit/keys/k1/config", json!({"deletion_allowed": true}));
     assert_eq!(c.delete("transit/keys/k1").0, 204);
-    assert_eq!(
-        c.list("transit/keys").1["data"]["keys"],
-        json!(["autocreated"])
-    );
+    assert_eq!(c.list("transit/keys").1["data"]["keys"], json!(["autocreated"]));
 
     // Signing keys, HMAC, hash, random.
     let sig_key = data(&c, "transit/keys/sig", json!({"type": "ed25519"}));
-    assert_eq!(
-        (
-            sig_key["supports_signing"].clone(),
-            sig_key["supports_encryption"].clone()
-        ),
-        (json!(true), json!(false))
-    );
+    assert_eq!((sig_key["supports_signing"].clone(), sig_key["supports_encryption"].clone()), (json!(true), json!(false)));
     let sig = data(&c, "transit/sign/sig", json!({"input": HELLO}));
     assert_eq!(sig["key_version"], 1);
-    assert_eq!(
-        data(
-            &c,
-            "transit/verify/sig",
-            json!({"input": HELLO, "signature": sig["signature"]})
-        )["valid"],
-        true
-    );
-    assert_eq!(
-        data(
-            &c,
-            "transit/verify/sig",
-            json!({"input": "b3RoZXI=", "signature": sig["signature"]})
-        )["valid"],
-        false
-    );
-    let hmac = data(
-        &c,
-        "transit/hmac/autocreated/sha2-512",
-        json!({"input": HELLO}),
-    )["hmac"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(data(&c, "transit/verify/sig", json!({"input": HELLO, "signature": sig["signature"]}))["valid"], true);
+    assert_eq!(data(&c, "transit/verify/sig", json!({"input": "b3RoZXI=", "signature": sig["signature"]}))["valid"], false);
+    let hmac = data(&c, "transit/hmac/autocreated/sha2-512", json!({"input": HELLO}))["hmac"].as_str().unwrap().to_string();
     assert_eq!(hmac.len(), 9 + 88);
+    assert_eq!(data(&c, "transit/verify/autocreated/sha2-512", json!({"input": HELLO, "hmac": hmac}))["valid"], true);
     assert_eq!(
-        data(
-            &c,
-            "transit/verify/autocreated/sha2-512",
-            json!({"input": HELLO, "hmac": hmac})
-        )["valid"],
-        true
-    );
-    assert_eq!(
-        data(
-            &c,
-            "transit/hash",
-            json!({"input": HELLO, "algorithm": "sha2-256", "format": "hex"})
-        )["sum"],
+        data(&c, "transit/hash", json!({"input": HELLO, "algorithm": "sha2-256", "format": "hex"}))["sum"],
         "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
     );
-    assert_eq!(
-        data(&c, "transit/random/16", json!({"format": "hex"}))["random_bytes"]
-            .as_str()
-            .unwrap()
-            .len(),
-        32
-    );
+    assert_eq!(data(&c, "transit/random/16", json!({"format": "hex"}))["random_bytes"].as_str().unwrap().len(), 32);
 }
 
 #[test]
 fn encrypting_to_a_new_key_needs_create_capability() {
     let (server, c) = mounted();
     data(&c, "transit/keys/existing", json!({}));
-    assert_eq!(
-        c.put(
-            "sys/policies/acl/enc",
-            json!({"policy": "path \"transit/encrypt/*\" { capabilities = [\"update\"] }"})
-        )
-        .0,
-        204
-    );
-    let token = c.put("auth/token/create", json!({"policies": ["enc"]})).1["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(c.put("sys/policies/acl/enc", json!({"policy": "path \"transit/encrypt/*\" { capabilities = [\"update\"] }"})).0, 204);
+    let token = c.put("auth/token/create", json!({"policies": ["enc"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
     let app = server.http(&token);
-    assert_eq!(
-        app.put("transit/encrypt/existing", json!({"plaintext": HELLO}))
-            .0,
-        200
-    );
-    assert_eq!(
-        app.put("transit/encrypt/brand-new", json!({"plaintext": HELLO}))
-            .0,
-        403
-    );
+    assert_eq!(app.put("transit/encrypt/existing", json!({"plaintext": HELLO})).0, 200);
+    assert_eq!(app.put("transit/encrypt/brand-new", json!({"plaintext": HELLO})).0, 403);
 }
 
 #[test]
@@ -293,100 +151,41 @@ fn bao_cli_encrypts_and_decrypts() {
     let (server, _c) = mounted();
     let run = |args: &[&str]| {
         let out = tresor_tests::bao(&server, &server.root_token, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     run(&["write", "-f", "transit/keys/cli"]);
-    let ct = run(&[
-        "write",
-        "-field=ciphertext",
-        "transit/encrypt/cli",
-        &format!("plaintext={HELLO}"),
-    ]);
+    let ct = run(&["write", "-field=ciphertext", "transit/encrypt/cli", &format!("plaintext={HELLO}")]);
     assert!(ct.starts_with("vault:v1:"), "{ct}");
-    assert_eq!(
-        run(&[
-            "write",
-            "-field=plaintext",
-            "transit/decrypt/cli",
-            &format!("ciphertext={ct}")
-        ]),
-        HELLO
-    );
+    assert_eq!(run(&["write", "-field=plaintext", "transit/decrypt/cli", &format!("ciphertext={ct}")]), HELLO);
     assert!(run(&["list", "transit/keys"]).contains("cli"));
 }
 
 /// Encrypt (or sign) on `from`, back the key up there, restore it on `to`, decrypt (or verify) there.
 fn cross(from: &Http, to: &Http, key_type: &str, name: &str) {
-    data(
-        from,
-        &format!("transit/keys/{name}"),
-        json!({"type": key_type, "exportable": true, "allow_plaintext_backup": true}),
-    );
+    data(from, &format!("transit/keys/{name}"), json!({"type": key_type, "exportable": true, "allow_plaintext_backup": true}));
     data(from, &format!("transit/keys/{name}/rotate"), json!({}));
     let signing = matches!(key_type, "ed25519" | "ecdsa-p256" | "ecdsa-p384");
     let produced = if signing {
-        data(
-            from,
-            &format!("transit/sign/{name}"),
-            json!({"input": HELLO}),
-        )["signature"]
-            .clone()
+        data(from, &format!("transit/sign/{name}"), json!({"input": HELLO}))["signature"].clone()
     } else {
-        data(
-            from,
-            &format!("transit/encrypt/{name}"),
-            json!({"plaintext": HELLO, "key_version": 1}),
-        )["ciphertext"]
-            .clone()
+        data(from, &format!("transit/encrypt/{name}"), json!({"plaintext": HELLO, "key_version": 1}))["ciphertext"].clone()
     };
     let (s, b) = from.get(&format!("transit/backup/{name}"));
     assert_eq!(s, 200, "{b}");
     let restored = format!("{name}-restored");
-    let (s, b) = to.put(
-        &format!("transit/restore/{restored}"),
-        json!({"backup": b["data"]["backup"]}),
-    );
+    let (s, b) = to.put(&format!("transit/restore/{restored}"), json!({"backup": b["data"]["backup"]}));
     assert_eq!(s, 204, "{key_type}: {b}");
     let key = to.get(&format!("transit/keys/{restored}")).1["data"].clone();
     assert_eq!(key["latest_version"], 2, "{key_type}: {key}");
     if signing {
-        let valid = data(
-            to,
-            &format!("transit/verify/{restored}"),
-            json!({"input": HELLO, "signature": produced}),
-        );
+        let valid = data(to, &format!("transit/verify/{restored}"), json!({"input": HELLO, "signature": produced}));
         assert_eq!(valid["valid"], true, "{key_type}");
     } else {
-        assert_eq!(
-            data(
-                to,
-                &format!("transit/decrypt/{restored}"),
-                json!({"ciphertext": produced})
-            )["plaintext"],
-            HELLO,
-            "{key_type}"
-        );
+        assert_eq!(data(to, &format!("transit/decrypt/{restored}"), json!({"ciphertext": produced}))["plaintext"], HELLO, "{key_type}");
         // The restored key keeps encrypting in the same format the origin decrypts.
-        let again = data(
-            to,
-            &format!("transit/encrypt/{restored}"),
-            json!({"plaintext": HELLO}),
-        )["ciphertext"]
-            .clone();
-        assert_eq!(
-            data(
-                from,
-                &format!("transit/decrypt/{name}"),
-                json!({"ciphertext": again})
-            )["plaintext"],
-            HELLO,
-            "{key_type}"
-        );
+        let again = data(to, &format!("transit/encrypt/{restored}"), json!({"plaintext": HELLO}))["ciphertext"].clone();
+        assert_eq!(data(from, &format!("transit/decrypt/{name}"), json!({"ciphertext": again}))["plaintext"], HELLO, "{key_type}");
     }
 }
 
@@ -394,22 +193,9 @@ fn cross(from: &Http, to: &Http, key_type: &str, name: &str) {
 fn openbao_backups_restore_here_and_ours_restore_there() {
     let bao = BaoDev::start();
     let theirs = bao.http();
-    assert_eq!(
-        theirs
-            .put("sys/mounts/transit", json!({"type": "transit"}))
-            .0,
-        204
-    );
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
     let (_server, ours) = mounted();
-    for key_type in [
-        "aes256-gcm96",
-        "aes128-gcm96",
-        "chacha20-poly1305",
-        "rsa-2048",
-        "ed25519",
-        "ecdsa-p256",
-        "ecdsa-p384",
-    ] {
+    for key_type in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "rsa-2048", "ed25519", "ecdsa-p256", "ecdsa-p384"] {
         cross(&theirs, &ours, key_type, &format!("from-bao-{key_type}"));
         cross(&ours, &theirs, key_type, &format!("from-tresor-{key_type}"));
     }
@@ -421,62 +207,29 @@ fn auto_rotation_runs_from_the_hosts_periodic_call() {
     let (keys, root) = server.init(1, 1);
     server.unseal(&keys);
     let c = server.http(&root);
-    assert_eq!(
-        c.put("sys/mounts/transit", json!({"type": "transit"})).0,
-        204
-    );
-    let opts =
-        json!({"exportable": true, "allow_plaintext_backup": true, "auto_rotate_period": "1h"});
+    assert_eq!(c.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let opts = json!({"exportable": true, "allow_plaintext_backup": true, "auto_rotate_period": "1h"});
     data(&c, "transit/keys/fresh", opts.clone());
     data(&c, "transit/keys/template", opts);
-    assert_eq!(
-        error(
-            &c,
-            "transit/keys/fresh/config",
-            json!({"auto_rotate_period": "30m"})
-        ),
-        "auto rotate period must be 0 to disable or at least an hour"
-    );
+    assert_eq!(error(&c, "transit/keys/fresh/config", json!({"auto_rotate_period": "30m"})), "auto rotate period must be 0 to disable or at least an hour");
     // A key whose latest version is two hours old: restore a backup with its creation time moved back.
-    let backup = c.get("transit/backup/template").1["data"]["backup"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let backup = c.get("transit/backup/template").1["data"]["backup"].as_str().unwrap().to_string();
     let mut doc: Value = serde_json::from_slice(&unb64(&backup)).unwrap();
-    let two_hours_ago = doc["policy"]["keys"]["1"]["creation_time"]
-        .as_i64()
-        .unwrap()
-        - 7200;
+    let two_hours_ago = doc["policy"]["keys"]["1"]["creation_time"].as_i64().unwrap() - 7200;
     doc["policy"]["keys"]["1"]["creation_time"] = json!(two_hours_ago);
     doc["archived_keys"]["keys"][1]["creation_time"] = json!(two_hours_ago);
-    assert_eq!(
-        c.put(
-            "transit/restore/aged",
-            json!({"backup": b64(doc.to_string().as_bytes())})
-        )
-        .0,
-        204
-    );
+    assert_eq!(c.put("transit/restore/aged", json!({"backup": b64(doc.to_string().as_bytes())})).0, 204);
     let ct = data(&c, "transit/encrypt/aged", json!({"plaintext": HELLO}))["ciphertext"].clone();
 
     let start = Instant::now();
     while c.get("transit/keys/aged").1["data"]["latest_version"] != 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the periodic call did not rotate the aged key"
-        );
+        assert!(start.elapsed() < Duration::from_secs(15), "the periodic call did not rotate the aged key");
         std::thread::sleep(Duration::from_millis(100));
     }
     // Nothing else rotated, and old ciphertexts still decrypt.
     assert_eq!(c.get("transit/keys/fresh").1["data"]["latest_version"], 1);
-    assert_eq!(
-        data(&c, "transit/decrypt/aged", json!({"ciphertext": ct}))["plaintext"],
-        HELLO
-    );
-    assert_eq!(
-        data(&c, "transit/encrypt/aged", json!({"plaintext": HELLO}))["key_version"],
-        2
-    );
+    assert_eq!(data(&c, "transit/decrypt/aged", json!({"ciphertext": ct}))["plaintext"], HELLO);
+    assert_eq!(data(&c, "transit/encrypt/aged", json!({"plaintext": HELLO}))["key_version"], 2);
     // Exactly one rotation: the new version is recent.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(c.get("transit/keys/aged").1["data"]["latest_version"], 2);
@@ -491,22 +244,14 @@ fn concurrent_rotations_each_add_a_version() {
         let handles: Vec<_> = (0..rotations)
             .map(|_| {
                 let c = server.root();
-                s.spawn(move || {
-                    data(&c, "transit/keys/busy/rotate", json!({}))["latest_version"]
-                        .as_u64()
-                        .unwrap()
-                })
+                s.spawn(move || data(&c, "transit/keys/busy/rotate", json!({}))["latest_version"].as_u64().unwrap())
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut sorted = latest.clone();
     sorted.sort_unstable();
-    assert_eq!(
-        sorted,
-        (2..=rotations + 1).collect::<Vec<_>>(),
-        "no rotation may overwrite another's key version"
-    );
+    assert_eq!(sorted, (2..=rotations + 1).collect::<Vec<_>>(), "no rotation may overwrite another's key version");
     let key = c.get("transit/keys/busy").1["data"].clone();
     assert_eq!(key["keys"].as_object().unwrap().len() as u64, rotations + 1);
 }

@@ -20,9 +20,9 @@ use async_trait::async_trait;
 use tresor_logical::{Storage, StorageOp, StorageResult};
 use zeroize::Zeroizing;
 
-use crate::keyring::{KEY_LEN, Keyring};
+use crate::keyring::{Keyring, KEY_LEN};
 use crate::physical::Backend;
-use crate::{Error, keys};
+use crate::{keys, Error};
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -50,13 +50,7 @@ fn encrypt(cipher: &Aes256Gcm, term: u32, path: &str, plaintext: &[u8]) -> Resul
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce);
     let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: path.as_bytes(),
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: path.as_bytes() })
         .map_err(|_| Error::Corrupt("encryption failed"))?;
     let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
     out.push(VERSION);
@@ -78,20 +72,9 @@ fn parse(value: &[u8]) -> Result<(u32, &[u8], &[u8]), Error> {
     Ok((term, &value[5..HEADER_LEN], &value[HEADER_LEN..]))
 }
 
-fn decrypt(
-    cipher: &Aes256Gcm,
-    path: &str,
-    nonce: &[u8],
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, Error> {
+fn decrypt(cipher: &Aes256Gcm, path: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: path.as_bytes(),
-            },
-        )
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: path.as_bytes() })
         .map(Zeroizing::new)
         .map_err(|_| Error::Decrypt)
 }
@@ -130,12 +113,7 @@ impl Unsealed {
             .map(|k| Ok((k.term, cipher_for(k.value.as_ref())?)))
             .collect::<Result<HashMap<_, _>, Error>>()?;
         let active_term = keyring.active().term;
-        Ok(Self {
-            root_key,
-            keyring,
-            ciphers,
-            active_term,
-        })
+        Ok(Self { root_key, keyring, ciphers, active_term })
     }
 }
 
@@ -191,11 +169,7 @@ impl Barrier {
     }
 
     fn current(&self) -> Result<Arc<Unsealed>, Error> {
-        self.state
-            .read()
-            .map_err(|_| Error::Sealed)?
-            .clone()
-            .ok_or(Error::Sealed)
+        self.state.read().map_err(|_| Error::Sealed)?.clone().ok_or(Error::Sealed)
     }
 
     fn install(&self, unsealed: Option<Unsealed>) {
@@ -230,11 +204,7 @@ impl Barrier {
     /// Open the keyring with `root_key` and start serving.
     pub async fn unseal(&self, root_key: &[u8]) -> Result<(), Error> {
         let root: [u8; KEY_LEN] = root_key.try_into().map_err(|_| Error::KeyLength)?;
-        let stored = self
-            .physical
-            .get(keys::KEYRING)
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let stored = self.physical.get(keys::KEYRING).await?.ok_or(Error::NotInitialized)?;
         let bytes = open_with_key(&root, keys::KEYRING, &stored)?;
         let keyring = Keyring::from_bytes(&bytes)?;
         // Never under-count after a crash: resume above the last persisted value.
@@ -307,10 +277,7 @@ impl Barrier {
     pub async fn put_value(&self, path: &str, value: &[u8]) -> Result<(), Error> {
         let sealed = {
             let state = self.current()?;
-            let cipher = state
-                .ciphers
-                .get(&state.active_term)
-                .ok_or(Error::Corrupt("no active key"))?;
+            let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
             encrypt(cipher, state.active_term, path, value)?
         };
         self.physical.put(path, &sealed).await?;
@@ -318,19 +285,13 @@ impl Barrier {
     }
 
     /// Load and decrypt every entry under `prefix` in one physical scan (sorted by key).
-    pub async fn scan_values(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, Error> {
+    pub async fn scan_values(&self, prefix: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, Error> {
         let rows = self.physical.scan_prefix(prefix).await?;
         let state = self.current()?;
         rows.into_iter()
             .map(|(key, stored)| {
                 let (term, nonce, ct) = parse(&stored)?;
-                let cipher = state
-                    .ciphers
-                    .get(&term)
-                    .ok_or(Error::Corrupt("unknown key term"))?;
+                let cipher = state.ciphers.get(&term).ok_or(Error::Corrupt("unknown key term"))?;
                 let plain = decrypt(cipher, &key, nonce, ct)?;
                 Ok((key, plain))
             })
@@ -340,14 +301,9 @@ impl Barrier {
     /// Load and decrypt.
     pub async fn get_value(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let state = self.current()?;
-        let Some(stored) = self.physical.get(path).await? else {
-            return Ok(None);
-        };
+        let Some(stored) = self.physical.get(path).await? else { return Ok(None) };
         let (term, nonce, ct) = parse(&stored)?;
-        let cipher = state
-            .ciphers
-            .get(&term)
-            .ok_or(Error::Corrupt("unknown key term"))?;
+        let cipher = state.ciphers.get(&term).ok_or(Error::Corrupt("unknown key term"))?;
         decrypt(cipher, path, nonce, ct).map(Some)
     }
 }
@@ -357,9 +313,7 @@ impl Storage for Barrier {
     async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         match self.get_value(key).await {
             Ok(v) => Ok(v.map(|z| z.to_vec())),
-            Err(Error::Decrypt) | Err(Error::Corrupt(_)) => {
-                Err(tresor_logical::StorageError::Decrypt(key.into()))
-            }
+            Err(Error::Decrypt) | Err(Error::Corrupt(_)) => Err(tresor_logical::StorageError::Decrypt(key.into())),
             Err(e) => Err(e.into()),
         }
     }
@@ -384,10 +338,7 @@ impl Storage for Barrier {
         let mut puts = 0u64;
         let physical_ops = {
             let state = self.current()?;
-            let cipher = state
-                .ciphers
-                .get(&state.active_term)
-                .ok_or(Error::Corrupt("no active key"))?;
+            let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
             ops.into_iter()
                 .map(|op| match op {
                     StorageOp::Put(k, v) => {
@@ -425,10 +376,7 @@ mod tests {
     async fn round_trips_and_stores_no_plaintext() {
         let (physical, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
         barrier.put("secret/a", b"hunter2-plaintext").await.unwrap();
-        assert_eq!(
-            barrier.get("secret/a").await.unwrap().unwrap(),
-            b"hunter2-plaintext"
-        );
+        assert_eq!(barrier.get("secret/a").await.unwrap().unwrap(), b"hunter2-plaintext");
         let raw = physical.get("secret/a").await.unwrap().unwrap();
         assert!(!raw.windows(7).any(|w| w == b"hunter2"));
     }
@@ -439,10 +387,7 @@ mod tests {
         barrier.put("a", b"value").await.unwrap();
         let raw = physical.get("a").await.unwrap().unwrap();
         physical.put("b", &raw).await.unwrap();
-        assert!(matches!(
-            barrier.get("b").await,
-            Err(tresor_logical::StorageError::Decrypt(_))
-        ));
+        assert!(matches!(barrier.get("b").await, Err(tresor_logical::StorageError::Decrypt(_))));
     }
 
     #[tokio::test]
@@ -463,18 +408,8 @@ mod tests {
         let status = barrier.rotate().await.unwrap();
         assert_eq!(status.term, 2);
         barrier.put("new", b"2").await.unwrap();
-        assert_eq!(
-            parse(&physical.get("old").await.unwrap().unwrap())
-                .unwrap()
-                .0,
-            1
-        );
-        assert_eq!(
-            parse(&physical.get("new").await.unwrap().unwrap())
-                .unwrap()
-                .0,
-            2
-        );
+        assert_eq!(parse(&physical.get("old").await.unwrap().unwrap()).unwrap().0, 1);
+        assert_eq!(parse(&physical.get("new").await.unwrap().unwrap()).unwrap().0, 2);
         // Survives seal + unseal.
         barrier.seal().await;
         assert!(barrier.get("old").await.is_err());
@@ -500,10 +435,7 @@ mod tests {
     async fn wrong_root_key_does_not_unseal() {
         let (_, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
         barrier.seal().await;
-        assert!(matches!(
-            barrier.unseal(&[8u8; 32]).await,
-            Err(Error::Decrypt)
-        ));
+        assert!(matches!(barrier.unseal(&[8u8; 32]).await, Err(Error::Decrypt)));
         assert!(barrier.is_sealed());
     }
 
@@ -511,22 +443,13 @@ mod tests {
     async fn sealed_barrier_refuses_everything() {
         let (_, barrier, _) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
         barrier.seal().await;
-        assert!(matches!(
-            barrier.put("a", b"v").await,
-            Err(tresor_logical::StorageError::Sealed)
-        ));
-        assert!(matches!(
-            barrier.list("").await,
-            Err(tresor_logical::StorageError::Sealed)
-        ));
+        assert!(matches!(barrier.put("a", b"v").await, Err(tresor_logical::StorageError::Sealed)));
+        assert!(matches!(barrier.list("").await, Err(tresor_logical::StorageError::Sealed)));
     }
 
     #[tokio::test]
     async fn second_initialize_is_refused() {
         let (_, barrier, root) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
-        assert!(matches!(
-            barrier.initialize(&root).await,
-            Err(Error::AlreadyInitialized)
-        ));
+        assert!(matches!(barrier.initialize(&root).await, Err(Error::AlreadyInitialized)));
     }
 }

@@ -24,10 +24,7 @@ pub struct Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key")
-            .field("term", &self.term)
-            .field("install_time", &self.install_time)
-            .finish()
+        f.debug_struct("Key").field("term", &self.term).field("install_time", &self.install_time).finish()
     }
 }
 
@@ -47,24 +44,13 @@ const ENTRY_LEN: usize = 4 + 8 + KEY_LEN;
 impl Keyring {
     /// A keyring with one fresh random key at term 1.
     pub fn generate(now: i64) -> Self {
-        Self {
-            keys: vec![Key {
-                term: 1,
-                value: random_key(),
-                install_time: now,
-            }],
-            active: 1,
-            encryptions: 0,
-        }
+        Self { keys: vec![Key { term: 1, value: random_key(), install_time: now }], active: 1, encryptions: 0 }
     }
 
     /// The key that encrypts new writes.
     pub fn active(&self) -> &Key {
         // `active` always names a key in `keys`: both change together in `rotated`.
-        self.keys
-            .iter()
-            .find(|k| k.term == self.active)
-            .unwrap_or(&self.keys[0])
+        self.keys.iter().find(|k| k.term == self.active).unwrap_or(&self.keys[0])
     }
 
     /// The key of a given term.
@@ -81,16 +67,8 @@ impl Keyring {
     pub fn rotated(&self, now: i64) -> Self {
         let term = self.keys.iter().map(|k| k.term).max().unwrap_or(0) + 1;
         let mut keys = self.keys.clone();
-        keys.push(Key {
-            term,
-            value: random_key(),
-            install_time: now,
-        });
-        Self {
-            keys,
-            active: term,
-            encryptions: 0,
-        }
+        keys.push(Key { term, value: random_key(), install_time: now });
+        Self { keys, active: term, encryptions: 0 }
     }
 
     /// Serialise: version, active term, encryptions, count, then (term, install time, key) per key.
@@ -127,20 +105,12 @@ impl Keyring {
             let install_time = i64::from_be_bytes(entry[4..12].try_into().map_err(|_| corrupt())?);
             let mut value = Zeroizing::new([0u8; KEY_LEN]);
             value.copy_from_slice(&entry[12..]);
-            keys.push(Key {
-                term,
-                value,
-                install_time,
-            });
+            keys.push(Key { term, value, install_time });
         }
         if !keys.iter().any(|k| k.term == active) {
             return Err(corrupt());
         }
-        Ok(Self {
-            keys,
-            active,
-            encryptions,
-        })
+        Ok(Self { keys, active, encryptions })
     }
 }
 

@@ -16,9 +16,9 @@ pub mod physical;
 pub mod shamir;
 mod view;
 
-pub use barrier::{Barrier, DEFAULT_ROTATION_THRESHOLD, KeyStatus};
+pub use barrier::{Barrier, KeyStatus, DEFAULT_ROTATION_THRESHOLD};
 pub use error::Error;
-pub use keyring::{KEY_LEN, Key, Keyring};
+pub use keyring::{Key, Keyring, KEY_LEN};
 pub use view::BarrierView;
 
 /// Seal a value with a single key outside the keyring (used for the root key under the unseal key).

@@ -57,9 +57,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 pub(crate) fn children(prefix: &str, keys: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else {
-            continue;
-        };
+        let Some(rest) = key.strip_prefix(prefix) else { continue };
         if rest.is_empty() {
             continue;
         }
@@ -82,9 +80,7 @@ mod tests {
 
     #[test]
     fn children_returns_next_segment_with_folders() {
-        let keys = ["app/db", "app/x/y", "app/x/z", "app/web", "other"]
-            .map(String::from)
-            .to_vec();
+        let keys = ["app/db", "app/x/y", "app/x/z", "app/web", "other"].map(String::from).to_vec();
         assert_eq!(children("app/", keys), vec!["db", "web", "x/"]);
     }
 
@@ -98,23 +94,14 @@ mod tests {
         assert_eq!(backend.get("a/b").await.ok().flatten(), Some(b"1".to_vec()));
         backend.put("a/b", b"5").await.ok();
         assert_eq!(backend.get("a/b").await.ok().flatten(), Some(b"5".to_vec()));
-        assert_eq!(
-            backend.list("a/").await.ok(),
-            Some(vec!["b".to_string(), "c/".to_string()])
-        );
-        assert_eq!(
-            backend.list("").await.ok(),
-            Some(vec!["a/".to_string(), "ab".to_string()])
-        );
+        assert_eq!(backend.list("a/").await.ok(), Some(vec!["b".to_string(), "c/".to_string()]));
+        assert_eq!(backend.list("").await.ok(), Some(vec!["a/".to_string(), "ab".to_string()]));
         assert_eq!(backend.list("zzz/").await.ok(), Some(vec![]));
         backend.delete("a/b").await.ok();
         backend.delete("never/there").await.ok();
         assert_eq!(backend.get("a/b").await.ok().flatten(), None);
         backend
-            .transaction(vec![
-                StorageOp::Put("t/1".into(), b"x".to_vec()),
-                StorageOp::Delete("a/c/d".into()),
-            ])
+            .transaction(vec![StorageOp::Put("t/1".into(), b"x".to_vec()), StorageOp::Delete("a/c/d".into())])
             .await
             .ok();
         assert_eq!(backend.get("t/1").await.ok().flatten(), Some(b"x".to_vec()));

@@ -17,25 +17,15 @@ pub enum ShamirError {
 }
 
 /// Split `secret` into `shares` parts, any `threshold` of which recombine it.
-pub fn split(
-    secret: &[u8],
-    shares: u8,
-    threshold: u8,
-) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
+pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
     if shares == 0 || threshold == 0 {
-        return Err(ShamirError::Config(
-            "secret shares and threshold must be at least 1",
-        ));
+        return Err(ShamirError::Config("secret shares and threshold must be at least 1"));
     }
     if threshold > shares {
-        return Err(ShamirError::Config(
-            "threshold cannot be larger than shares",
-        ));
+        return Err(ShamirError::Config("threshold cannot be larger than shares"));
     }
     if shares > 1 && threshold < 2 {
-        return Err(ShamirError::Config(
-            "threshold must be greater than one for multiple shares",
-        ));
+        return Err(ShamirError::Config("threshold must be greater than one for multiple shares"));
     }
     if secret.is_empty() {
         return Err(ShamirError::Config("empty secret"));
@@ -58,15 +48,9 @@ pub fn split(
 }
 
 /// Recombine shares. With one share (n = 1 configurations), the share is the secret.
-pub fn combine(
-    parts: &[Zeroizing<Vec<u8>>],
-    threshold: u8,
-) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+pub fn combine(parts: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
     if threshold <= 1 {
-        return parts
-            .first()
-            .cloned()
-            .ok_or(ShamirError::Shares("no shares"));
+        return parts.first().cloned().ok_or(ShamirError::Shares("no shares"));
     }
     if parts.len() < threshold as usize {
         return Err(ShamirError::Shares("not enough shares"));
@@ -87,10 +71,7 @@ pub fn combine(
         bytes.extend_from_slice(&part[..len - 1]);
         shares.push(Share::try_from(bytes.as_slice()).map_err(ShamirError::Shares)?);
     }
-    Sharks(threshold)
-        .recover(&shares)
-        .map(Zeroizing::new)
-        .map_err(|_| ShamirError::Shares("not enough shares"))
+    Sharks(threshold).recover(&shares).map(Zeroizing::new).map_err(|_| ShamirError::Shares("not enough shares"))
 }
 
 #[cfg(test)]

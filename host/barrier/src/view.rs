@@ -19,18 +19,12 @@ pub struct BarrierView {
 impl BarrierView {
     /// A view of `inner` under `prefix` (which should end with `/`).
     pub fn new(inner: Arc<dyn Storage>, prefix: impl Into<String>) -> Self {
-        Self {
-            inner,
-            prefix: prefix.into(),
-        }
+        Self { inner, prefix: prefix.into() }
     }
 
     /// A view nested inside this one.
     pub fn sub_view(&self, prefix: &str) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            prefix: format!("{}{prefix}", self.prefix),
-        }
+        Self { inner: self.inner.clone(), prefix: format!("{}{prefix}", self.prefix) }
     }
 
     /// The prefix of this view.
@@ -39,8 +33,7 @@ impl BarrierView {
     }
 
     fn full(&self, key: &str) -> StorageResult<String> {
-        let escapes =
-            key.starts_with('/') || key.split('/').any(|seg| seg == "..") || key.contains('\0');
+        let escapes = key.starts_with('/') || key.split('/').any(|seg| seg == "..") || key.contains('\0');
         if escapes {
             return Err(StorageError::InvalidKey(key.to_string()));
         }
@@ -97,8 +90,8 @@ impl Storage for BarrierView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Barrier;
     use crate::physical::InmemBackend;
+    use crate::Barrier;
 
     async fn barrier() -> Arc<Barrier> {
         let b = Arc::new(Barrier::new(Arc::new(InmemBackend::new())));
@@ -112,16 +105,8 @@ mod tests {
         let b = barrier().await;
         b.put("logical/other/secret", b"theirs").await.unwrap();
         let view = BarrierView::new(b.clone(), "logical/mine/");
-        for key in [
-            "../other/secret",
-            "/logical/other/secret",
-            "a/../../other/secret",
-            "x\0y",
-        ] {
-            assert!(
-                matches!(view.get(key).await, Err(StorageError::InvalidKey(_))),
-                "{key}"
-            );
+        for key in ["../other/secret", "/logical/other/secret", "a/../../other/secret", "x\0y"] {
+            assert!(matches!(view.get(key).await, Err(StorageError::InvalidKey(_))), "{key}");
             assert!(view.put(key, b"x").await.is_err(), "{key}");
         }
         // Keys that merely look like other paths stay inside the prefix.

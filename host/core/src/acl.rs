@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 use tresor_logical::{Map, Operation};
 
-use crate::policy::{Permissions, Policy, cap};
+use crate::policy::{cap, Permissions, Policy};
 
 /// A wildcard pattern with its precomputed priority keys.
 #[derive(Debug, Clone)]
@@ -71,9 +71,7 @@ impl Pattern {
                 let prefix = &seg[..seg.len() - 1];
                 return parts.next().is_some_and(|p| p.starts_with(prefix));
             }
-            let Some(part) = parts.next() else {
-                return false;
-            };
+            let Some(part) = parts.next() else { return false };
             if seg != "+" && seg != part {
                 return false;
             }
@@ -102,10 +100,7 @@ pub struct Acl {
     wildcard: Vec<(Pattern, Permissions)>,
 }
 
-fn merge_params(
-    into: &mut Option<BTreeMap<String, Vec<Value>>>,
-    from: &Option<BTreeMap<String, Vec<Value>>>,
-) {
+fn merge_params(into: &mut Option<BTreeMap<String, Vec<Value>>>, from: &Option<BTreeMap<String, Vec<Value>>>) {
     let Some(from) = from else { return };
     let target = into.get_or_insert_with(BTreeMap::new);
     for (k, v) in from {
@@ -122,10 +117,7 @@ fn merge_params(
 
 fn merge(into: &mut Permissions, from: &Permissions) {
     if into.capabilities & cap::DENY != 0 || from.capabilities & cap::DENY != 0 {
-        *into = Permissions {
-            capabilities: cap::DENY,
-            ..Permissions::default()
-        };
+        *into = Permissions { capabilities: cap::DENY, ..Permissions::default() };
         return;
     }
     into.capabilities |= from.capabilities;
@@ -136,9 +128,7 @@ fn merge(into: &mut Permissions, from: &Permissions) {
             into.required_parameters.push(r.clone());
         }
     }
-    if from.min_wrapping_ttl > 0
-        && (into.min_wrapping_ttl == 0 || from.min_wrapping_ttl < into.min_wrapping_ttl)
-    {
+    if from.min_wrapping_ttl > 0 && (into.min_wrapping_ttl == 0 || from.min_wrapping_ttl < into.min_wrapping_ttl) {
         into.min_wrapping_ttl = from.min_wrapping_ttl;
     }
     if from.max_wrapping_ttl > into.max_wrapping_ttl {
@@ -174,9 +164,7 @@ fn glob_match(pattern: &str, s: &str) -> bool {
         return true;
     }
     match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
-        (Some(rest), _) if rest.ends_with('*') && !rest.is_empty() => {
-            s.contains(&rest[..rest.len() - 1])
-        }
+        (Some(rest), _) if rest.ends_with('*') && !rest.is_empty() => s.contains(&rest[..rest.len() - 1]),
         (Some(suffix), _) => s.ends_with(suffix),
         (None, Some(prefix)) => s.starts_with(prefix),
         (None, None) => pattern == s,
@@ -206,9 +194,7 @@ fn parameters_allowed(p: &Permissions, data: &Map) -> bool {
             }
         }
     }
-    let Some(allowed) = &p.allowed_parameters else {
-        return true;
-    };
+    let Some(allowed) = &p.allowed_parameters else { return true };
     if allowed.is_empty() {
         return true;
     }
@@ -216,11 +202,10 @@ fn parameters_allowed(p: &Permissions, data: &Map) -> bool {
     if any_key && allowed.len() == 1 {
         return true;
     }
-    data.iter()
-        .all(|(k, v)| match allowed.get(&k.to_lowercase()) {
-            Some(values) => value_in(v, values),
-            None => any_key,
-        })
+    data.iter().all(|(k, v)| match allowed.get(&k.to_lowercase()) {
+        Some(values) => value_in(v, values),
+        None => any_key,
+    })
 }
 
 impl Acl {
@@ -237,11 +222,7 @@ impl Acl {
                 if rule.pattern.contains("{{") {
                     continue;
                 }
-                let table = if Pattern::is_exact(&rule.pattern) {
-                    &mut acl.exact
-                } else {
-                    &mut wildcard
-                };
+                let table = if Pattern::is_exact(&rule.pattern) { &mut acl.exact } else { &mut wildcard };
                 match table.get_mut(&rule.pattern) {
                     Some(existing) => merge(existing, &rule.permissions),
                     None => {
@@ -250,20 +231,14 @@ impl Acl {
                 }
             }
         }
-        acl.wildcard = wildcard
-            .into_iter()
-            .map(|(k, v)| (Pattern::new(&k), v))
-            .collect();
+        acl.wildcard = wildcard.into_iter().map(|(k, v)| (Pattern::new(&k), v)).collect();
         acl.wildcard.sort_by(|a, b| b.0.priority(&a.0));
         acl
     }
 
     /// An ACL for the root policy alone.
     pub fn root() -> Self {
-        Self {
-            root: true,
-            ..Self::default()
-        }
+        Self { root: true, ..Self::default() }
     }
 
     /// Whether this ACL is root's.
@@ -276,10 +251,7 @@ impl Acl {
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        self.wildcard
-            .iter()
-            .find(|(pat, _)| pat.matches(path))
-            .map(|(_, p)| p)
+        self.wildcard.iter().find(|(pat, _)| pat.matches(path)).map(|(_, p)| p)
     }
 
     /// Capabilities on `path` (bits); root has all.
@@ -287,13 +259,7 @@ impl Acl {
         if self.root {
             return None;
         }
-        Some(self.governing(path).map_or(cap::DENY, |p| {
-            if p.capabilities == 0 {
-                cap::DENY
-            } else {
-                p.capabilities
-            }
-        }))
+        Some(self.governing(path).map_or(cap::DENY, |p| if p.capabilities == 0 { cap::DENY } else { p.capabilities }))
     }
 
     /// `sys/capabilities` names: `["root"]`, `["deny"]` or the sorted capabilities.
@@ -307,21 +273,11 @@ impl Acl {
     /// May `op` with `data` (top-level body keys) and the requested wrapping TTL run on `path`?
     pub fn check(&self, path: &str, op: Operation, data: &Map, wrap_ttl: Option<u64>) -> Decision {
         if self.root {
-            return Decision {
-                allowed: true,
-                sudo: true,
-                capabilities: u16::MAX,
-            };
+            return Decision { allowed: true, sudo: true, capabilities: u16::MAX };
         }
-        let Some(p) = self.governing(path) else {
-            return Decision::default();
-        };
+        let Some(p) = self.governing(path) else { return Decision::default() };
         let caps = p.capabilities;
-        let denied = Decision {
-            allowed: false,
-            sudo: false,
-            capabilities: caps,
-        };
+        let denied = Decision { allowed: false, sudo: false, capabilities: caps };
         if caps & cap::DENY != 0 || caps & required_capability(op) == 0 {
             return denied;
         }
@@ -332,22 +288,10 @@ impl Acl {
         if p.max_wrapping_ttl > 0 && wrap_ttl.is_none_or(|t| t > p.max_wrapping_ttl) {
             return denied;
         }
-        if matches!(
-            op,
-            Operation::Read | Operation::Create | Operation::Update | Operation::Patch
-        ) && !parameters_allowed(p, data)
-        {
-            return Decision {
-                allowed: false,
-                sudo,
-                capabilities: caps,
-            };
+        if matches!(op, Operation::Read | Operation::Create | Operation::Update | Operation::Patch) && !parameters_allowed(p, data) {
+            return Decision { allowed: false, sudo, capabilities: caps };
         }
-        Decision {
-            allowed: true,
-            sudo,
-            capabilities: caps,
-        }
+        Decision { allowed: true, sudo, capabilities: caps }
     }
 
     /// Whether any rule grants something (not `deny`) inside the mount at `mount_path` (`secret/`):
@@ -358,9 +302,7 @@ impl Acl {
         }
         let grants = |p: &Permissions| p.capabilities & cap::DENY == 0 && p.capabilities != 0;
         let literal = |pattern: &str| pattern.split(['*', '+']).next().unwrap_or("").to_string();
-        self.exact
-            .iter()
-            .any(|(k, p)| grants(p) && (k.starts_with(mount_path) || format!("{k}/") == mount_path))
+        self.exact.iter().any(|(k, p)| grants(p) && (k.starts_with(mount_path) || format!("{k}/") == mount_path))
             || self.wildcard.iter().any(|(pat, p)| {
                 let lit = literal(&pat.raw);
                 grants(p) && (lit.starts_with(mount_path) || mount_path.starts_with(&lit))
@@ -377,9 +319,7 @@ impl Acl {
             None => true,
             Some(p) => {
                 let both = cap::CREATE | cap::UPDATE;
-                p.capabilities & cap::DENY != 0
-                    || p.capabilities & both == both
-                    || p.capabilities & both == 0
+                p.capabilities & cap::DENY != 0 || p.capabilities & both == both || p.capabilities & both == 0
             }
         }
     }
@@ -390,11 +330,7 @@ mod tests {
     use super::*;
 
     fn acl(texts: &[&str]) -> Acl {
-        let policies: Vec<Policy> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Policy::parse(&format!("p{i}"), t).unwrap())
-            .collect();
+        let policies: Vec<Policy> = texts.iter().enumerate().map(|(i, t)| Policy::parse(&format!("p{i}"), t).unwrap()).collect();
         Acl::new(policies.iter())
     }
 
@@ -427,25 +363,15 @@ mod tests {
             ("other", &["deny"]),
         ];
         for (path, want) in cases {
-            assert_eq!(
-                a.capability_names(path),
-                want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                "{path}"
-            );
+            assert_eq!(a.capability_names(path), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{path}");
         }
     }
 
     #[test]
     fn same_pattern_unions_and_deny_wins() {
-        let a = acl(&[
-            r#"path "s/*" { capabilities = ["read"] }"#,
-            r#"path "s/*" { capabilities = ["list"] }"#,
-        ]);
+        let a = acl(&[r#"path "s/*" { capabilities = ["read"] }"#, r#"path "s/*" { capabilities = ["list"] }"#]);
         assert_eq!(a.capability_names("s/x"), vec!["list", "read"]);
-        let a = acl(&[
-            r#"path "s/x" { capabilities = ["read"] }"#,
-            r#"path "s/x" { capabilities = ["deny"] }"#,
-        ]);
+        let a = acl(&[r#"path "s/x" { capabilities = ["read"] }"#, r#"path "s/x" { capabilities = ["deny"] }"#]);
         assert_eq!(a.capability_names("s/x"), vec!["deny"]);
         assert!(!a.check("s/x", Operation::Read, &Map::new(), None).allowed);
     }
@@ -458,10 +384,7 @@ mod tests {
             path "k/any" { capabilities = ["update"] allowed_parameters = { "*" = [] } denied_parameters = { "password" = [] } }
             path "k/r" { capabilities = ["update"] required_parameters = ["must"] }
         "#]);
-        let ok = |path: &str, body: serde_json::Value| {
-            a.check(path, Operation::Update, body.as_object().unwrap(), None)
-                .allowed
-        };
+        let ok = |path: &str, body: serde_json::Value| a.check(path, Operation::Update, body.as_object().unwrap(), None).allowed;
         assert!(ok("k/p", serde_json::json!({"foo": "x", "bar": "a"})));
         assert!(!ok("k/p", serde_json::json!({"foo": "x", "bar": "c"})));
         assert!(!ok("k/p", serde_json::json!({"baz": "x"})));
@@ -475,9 +398,7 @@ mod tests {
 
     #[test]
     fn wrapping_ttl_bounds() {
-        let a = acl(&[
-            r#"path "w" { capabilities = ["read"] min_wrapping_ttl = "1m" max_wrapping_ttl = "10m" }"#,
-        ]);
+        let a = acl(&[r#"path "w" { capabilities = ["read"] min_wrapping_ttl = "1m" max_wrapping_ttl = "10m" }"#]);
         let m = Map::new();
         assert!(!a.check("w", Operation::Read, &m, None).allowed);
         assert!(!a.check("w", Operation::Read, &m, Some(30)).allowed);

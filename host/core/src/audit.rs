@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use sha2::Sha256;
 use tresor_logical::{Error, Map, Operation, Response, Storage};
 use zeroize::Zeroizing;
@@ -58,22 +58,11 @@ pub struct AuditDeviceConfig {
 /// Where lines go.
 #[derive(Debug)]
 enum Sink {
-    File {
-        path: std::path::PathBuf,
-        mode: Option<u32>,
-        file: Mutex<Option<std::fs::File>>,
-    },
+    File { path: std::path::PathBuf, mode: Option<u32>, file: Mutex<Option<std::fs::File>> },
     Stdout,
     Discard,
-    Tcp {
-        address: String,
-        timeout: Duration,
-        conn: tokio::sync::Mutex<Option<tokio::net::TcpStream>>,
-    },
-    Udp {
-        address: String,
-        socket: tokio::sync::Mutex<Option<tokio::net::UdpSocket>>,
-    },
+    Tcp { address: String, timeout: Duration, conn: tokio::sync::Mutex<Option<tokio::net::TcpStream>> },
+    Udp { address: String, socket: tokio::sync::Mutex<Option<tokio::net::UdpSocket>> },
 }
 
 fn open_append(path: &std::path::Path, mode: Option<u32>) -> std::io::Result<std::fs::File> {
@@ -97,12 +86,7 @@ impl Sink {
     fn from_config(config: &AuditDeviceConfig) -> Result<Self, Error> {
         match config.kind.as_str() {
             "file" => {
-                let path = config
-                    .options
-                    .get("file_path")
-                    .or_else(|| config.options.get("path"))
-                    .map(String::as_str)
-                    .unwrap_or("");
+                let path = config.options.get("file_path").or_else(|| config.options.get("path")).map(String::as_str).unwrap_or("");
                 match path {
                     "" => Err(Error::invalid("file_path is required")),
                     "stdout" => Ok(Self::Stdout),
@@ -111,22 +95,11 @@ impl Sink {
                         let mode = match config.options.get("mode").map(String::as_str) {
                             None | Some("") => Some(0o600),
                             Some("0" | "0000") => None,
-                            Some(m) => Some(
-                                u32::from_str_radix(m, 8)
-                                    .map_err(|_| Error::invalid(format!("invalid mode {m:?}")))?,
-                            ),
+                            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| Error::invalid(format!("invalid mode {m:?}")))?),
                         };
                         let path = std::path::PathBuf::from(p);
-                        let file = open_append(&path, mode).map_err(|e| {
-                            Error::invalid(format!(
-                                "sanity check failed; unable to open \"{p}\" for writing: {e}"
-                            ))
-                        })?;
-                        Ok(Self::File {
-                            path,
-                            mode,
-                            file: Mutex::new(Some(file)),
-                        })
+                        let file = open_append(&path, mode).map_err(|e| Error::invalid(format!("sanity check failed; unable to open \"{p}\" for writing: {e}")))?;
+                        Ok(Self::File { path, mode, file: Mutex::new(Some(file)) })
                     }
                 }
             }
@@ -137,43 +110,23 @@ impl Sink {
                 }
                 let timeout = match config.options.get("write_timeout") {
                     None => Duration::from_secs(2),
-                    Some(t) => Duration::from_secs(
-                        tresor_logical::parse_duration(&Value::String(t.clone()))
-                            .map_err(|_| Error::invalid("invalid write_timeout"))?,
-                    ),
+                    Some(t) => Duration::from_secs(tresor_logical::parse_duration(&Value::String(t.clone())).map_err(|_| Error::invalid("invalid write_timeout"))?),
                 };
-                match config
-                    .options
-                    .get("socket_type")
-                    .map_or("tcp", String::as_str)
-                {
-                    "tcp" => Ok(Self::Tcp {
-                        address,
-                        timeout,
-                        conn: tokio::sync::Mutex::new(None),
-                    }),
-                    "udp" => Ok(Self::Udp {
-                        address,
-                        socket: tokio::sync::Mutex::new(None),
-                    }),
+                match config.options.get("socket_type").map_or("tcp", String::as_str) {
+                    "tcp" => Ok(Self::Tcp { address, timeout, conn: tokio::sync::Mutex::new(None) }),
+                    "udp" => Ok(Self::Udp { address, socket: tokio::sync::Mutex::new(None) }),
                     other => Err(Error::invalid(format!("unsupported socket_type {other:?}"))),
                 }
             }
-            other => Err(Error::invalid(format!(
-                "unknown audit backend type: {other}"
-            ))),
+            other => Err(Error::invalid(format!("unknown audit backend type: {other}"))),
         }
     }
 
     async fn write(&self, line: &[u8]) -> std::io::Result<()> {
         match self {
             Self::File { file, .. } => {
-                let mut guard = file
-                    .lock()
-                    .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
-                let f = guard
-                    .as_mut()
-                    .ok_or_else(|| std::io::Error::other("audit file is not open"))?;
+                let mut guard = file.lock().map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
+                let f = guard.as_mut().ok_or_else(|| std::io::Error::other("audit file is not open"))?;
                 f.write_all(line)
             }
             Self::Stdout => {
@@ -182,40 +135,21 @@ impl Sink {
                 out.flush()
             }
             Self::Discard => Ok(()),
-            Self::Tcp {
-                address,
-                timeout,
-                conn,
-            } => {
+            Self::Tcp { address, timeout, conn } => {
                 use tokio::io::AsyncWriteExt;
                 let mut guard = conn.lock().await;
                 for attempt in 0..2 {
                     if guard.is_none() {
-                        let stream = tokio::time::timeout(
-                            *timeout,
-                            tokio::net::TcpStream::connect(address.as_str()),
-                        )
-                        .await
-                        .map_err(|_| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "audit socket connect timed out",
-                            )
-                        })??;
+                        let stream = tokio::time::timeout(*timeout, tokio::net::TcpStream::connect(address.as_str()))
+                            .await
+                            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "audit socket connect timed out"))??;
                         *guard = Some(stream);
                     }
-                    let Some(stream) = guard.as_mut() else {
-                        continue;
-                    };
+                    let Some(stream) = guard.as_mut() else { continue };
                     match tokio::time::timeout(*timeout, stream.write_all(line)).await {
                         Ok(Ok(())) => return Ok(()),
                         Ok(Err(e)) if attempt == 1 => return Err(e),
-                        Err(_) if attempt == 1 => {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "audit socket write timed out",
-                            ));
-                        }
+                        Err(_) if attempt == 1 => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "audit socket write timed out")),
                         _ => *guard = None,
                     }
                 }
@@ -228,9 +162,7 @@ impl Sink {
                     s.connect(address.as_str()).await?;
                     *guard = Some(s);
                 }
-                let s = guard
-                    .as_ref()
-                    .ok_or_else(|| std::io::Error::other("audit socket unavailable"))?;
+                let s = guard.as_ref().ok_or_else(|| std::io::Error::other("audit socket unavailable"))?;
                 s.send(line).await.map(|_| ())
             }
         }
@@ -239,9 +171,7 @@ impl Sink {
     /// Close and reopen the file (log rotation on SIGHUP). A failure leaves the device failing.
     fn reopen(&self) -> std::io::Result<()> {
         if let Self::File { path, mode, file } = self {
-            let mut guard = file
-                .lock()
-                .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
+            let mut guard = file.lock().map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
             *guard = None;
             *guard = Some(open_append(path, *mode)?);
         }
@@ -261,10 +191,7 @@ pub(crate) struct Device {
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
-            .field("path", &self.config.path)
-            .field("type", &self.config.kind)
-            .finish_non_exhaustive()
+        f.debug_struct("Device").field("path", &self.config.path).field("type", &self.config.kind).finish_non_exhaustive()
     }
 }
 
@@ -276,11 +203,7 @@ impl Device {
     fn new(config: AuditDeviceConfig, salt: Zeroizing<Vec<u8>>) -> Result<Self, Error> {
         match config.options.get("format").map(String::as_str) {
             None | Some("" | "json") => {}
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "unsupported audit format {other:?}: only json is supported"
-                )));
-            }
+            Some(other) => return Err(Error::invalid(format!("unsupported audit format {other:?}: only json is supported"))),
         }
         let sink = Sink::from_config(&config)?;
         Ok(Self {
@@ -295,9 +218,7 @@ impl Device {
 
     /// `hmac-sha256:<hex>` of `input` under this device's salt.
     pub(crate) fn hash(&self, input: &str) -> String {
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.salt) else {
-            return "hmac-sha256:".into();
-        };
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.salt) else { return "hmac-sha256:".into() };
         mac.update(input.as_bytes());
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -327,19 +248,11 @@ impl Device {
     }
 
     fn token(&self, t: &str) -> String {
-        if t.is_empty() {
-            String::new()
-        } else {
-            self.hash(t)
-        }
+        if t.is_empty() { String::new() } else { self.hash(t) }
     }
 
     fn accessor(&self, a: &str) -> String {
-        if a.is_empty() || !self.hmac_accessor {
-            a.to_string()
-        } else {
-            self.hash(a)
-        }
+        if a.is_empty() || !self.hmac_accessor { a.to_string() } else { self.hash(a) }
     }
 
     async fn write(&self, entry: &Value) -> std::io::Result<()> {
@@ -369,10 +282,7 @@ impl AuditBroker {
 
     /// Reopen every file device (SIGHUP). Returns the failures.
     pub(crate) fn reopen(&self) -> Vec<(String, std::io::Error)> {
-        self.devices()
-            .iter()
-            .filter_map(|d| d.sink.reopen().err().map(|e| (d.config.path.clone(), e)))
-            .collect()
+        self.devices().iter().filter_map(|d| d.sink.reopen().err().map(|e| (d.config.path.clone(), e))).collect()
     }
 }
 
@@ -404,28 +314,16 @@ fn mount_fields(m: &MountEntry) -> Map {
     fields.insert("mount_point".into(), json!(m.path));
     fields.insert("mount_type".into(), json!(m.kind));
     fields.insert("mount_accessor".into(), json!(m.accessor));
-    fields.insert(
-        "mount_class".into(),
-        json!(if m.is_auth() { "auth" } else { "secret" }),
-    );
+    fields.insert("mount_class".into(), json!(if m.is_auth() { "auth" } else { "secret" }));
     fields
 }
 
 /// Sensitive field names declared by the plugin path `relative` of `mount`.
 pub(crate) fn sensitive_fields(mount: &MountEntry, relative: &str) -> Vec<String> {
-    let Handler::Plugin(backend) = &mount.handler else {
-        return Vec::new();
-    };
-    let Some(spec) = backend.spec() else {
-        return Vec::new();
-    };
+    let Handler::Plugin(backend) = &mount.handler else { return Vec::new() };
+    let Some(spec) = backend.spec() else { return Vec::new() };
     match tresor_logical::framework::match_path(&spec, relative) {
-        Some(m) => spec[m.index]
-            .fields
-            .iter()
-            .filter(|f| f.sensitive)
-            .map(|f| f.name.clone())
-            .collect(),
+        Some(m) => spec[m.index].fields.iter().filter(|f| f.sensitive).map(|f| f.name.clone()).collect(),
         None => Vec::new(),
     }
 }
@@ -444,9 +342,7 @@ async fn write_line(device: &Device, line: &Value, what: &str) -> bool {
 /// Fail closed: devices exist and none of them wrote the line.
 fn all_failed(ok: usize, devices: usize, what: &str) -> Result<(), Error> {
     if ok == 0 && devices > 0 {
-        return Err(Error::Internal(format!(
-            "no audit device could record the {what}"
-        )));
+        return Err(Error::Internal(format!("no audit device could record the {what}")));
     }
     Ok(())
 }
@@ -503,19 +399,14 @@ impl Core {
             "remote_port": ctx.remote.map_or(0, |a| a.port()),
         });
         if let Some(e) = &ctx.entry {
-            r["client_token"] =
-                json!(device.token(ctx.token.as_deref().map_or("", String::as_str)));
+            r["client_token"] = json!(device.token(ctx.token.as_deref().map_or("", String::as_str)));
             r["client_token_accessor"] = json!(device.accessor(&e.accessor));
         }
         if let (Some(m), Value::Object(obj)) = (&ctx.mount, &mut r) {
             obj.extend(mount_fields(m));
             obj.insert(
                 "mount_running_version".into(),
-                json!(if m.running_version.is_empty() {
-                    format!("v{}+builtin.tresor", crate::VERSION)
-                } else {
-                    m.running_version.clone()
-                }),
+                json!(if m.running_version.is_empty() { format!("v{}+builtin.tresor", crate::VERSION) } else { m.running_version.clone() }),
             );
         }
         if let Some(t) = ctx.wrap_ttl {
@@ -525,16 +416,9 @@ impl Core {
     }
 
     /// Write the request line on every device; `Err` when devices exist and none succeeded.
-    pub(crate) async fn audit_log_request(
-        &self,
-        ctx: &mut AuditCtx,
-        error: Option<&Error>,
-    ) -> Result<(), Error> {
+    pub(crate) async fn audit_log_request(&self, ctx: &mut AuditCtx, error: Option<&Error>) -> Result<(), Error> {
         let devices = ctx.devices.clone();
-        ctx.rendered = devices
-            .iter()
-            .map(|d| (self.audit_auth(d, ctx), self.audit_request_object(d, ctx)))
-            .collect();
+        ctx.rendered = devices.iter().map(|d| (self.audit_auth(d, ctx), self.audit_request_object(d, ctx))).collect();
         ctx.request_logged = true;
         let time = rfc3339_nanos(now_unix_nanos());
         let mut ok = 0usize;
@@ -549,11 +433,7 @@ impl Core {
     }
 
     /// Write the response line on every device; `Err` when devices exist and none succeeded.
-    pub(crate) async fn audit_log_response(
-        &self,
-        ctx: &AuditCtx,
-        result: &Result<Response, Error>,
-    ) -> Result<(), Error> {
+    pub(crate) async fn audit_log_response(&self, ctx: &AuditCtx, result: &Result<Response, Error>) -> Result<(), Error> {
         let time = rfc3339_nanos(now_unix_nanos());
         let mut ok = 0usize;
         // The request line (always written first) rendered one (auth, request) pair per device.
@@ -584,8 +464,7 @@ impl Core {
                         // Vault repeats a login's auth at the top level of the response line.
                         if ctx.entry.is_none() {
                             line["auth"] = response["auth"].clone();
-                            line["auth"]["display_name"] =
-                                json!(ctx.path.rsplit('/').next().unwrap_or_default());
+                            line["auth"]["display_name"] = json!(ctx.path.rsplit('/').next().unwrap_or_default());
                         }
                     }
                     if !r.lease_id.is_empty() {
@@ -632,8 +511,7 @@ impl Core {
     async fn load_audit_table(&self) -> Result<Vec<AuditDeviceConfig>, Error> {
         match self.barrier.get(AUDIT_TABLE_KEY).await? {
             None => Ok(Vec::new()),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| Error::Internal(format!("corrupt audit table: {e}"))),
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt audit table: {e}"))),
         }
     }
 
@@ -651,24 +529,15 @@ impl Core {
         let mut table = self.load_audit_table().await?;
         for declared in &self.config.audit_devices {
             if table.iter().any(|d| d.path == declared.path) {
-                return Err(Error::Internal(format!(
-                    "declared audit device {:?} duplicates an API-created one",
-                    declared.path
-                )));
+                return Err(Error::Internal(format!("declared audit device {:?} duplicates an API-created one", declared.path)));
             }
-            table.push(AuditDeviceConfig {
-                declarative: true,
-                ..declared.clone()
-            });
+            table.push(AuditDeviceConfig { declarative: true, ..declared.clone() });
         }
         let mut devices = Vec::with_capacity(table.len());
         for config in table {
             let salt = self.audit_salt(&config.path).await?;
             let path = config.path.clone();
-            devices
-                .push(Arc::new(Device::new(config, salt).map_err(|e| {
-                    Error::Internal(format!("audit device {path}: {e}"))
-                })?));
+            devices.push(Arc::new(Device::new(config, salt).map_err(|e| Error::Internal(format!("audit device {path}: {e}")))?));
         }
         self.audit.set(devices);
         Ok(())
@@ -698,23 +567,13 @@ impl Core {
         }
         let options: BTreeMap<String, String> = match data.get("options") {
             None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(o)) => o
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect(),
+            Some(Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
             Some(_) => return Err(Error::invalid("options must be a map")),
         };
         let config = AuditDeviceConfig {
             path: path.clone(),
             kind: kind.to_string(),
-            description: crate::util::field::str(data, "description")?
-                .unwrap_or("")
-                .to_string(),
+            description: crate::util::field::str(data, "description")?.unwrap_or("").to_string(),
             options,
             local: crate::util::field::bool(data, "local")?.unwrap_or(false),
             declarative: false,
@@ -729,11 +588,7 @@ impl Core {
         let device = Arc::new(Device::new(config, salt)?);
         // Vault's sanity test entry.
         let test = json!({"type": "request", "auth": {"token_type": "default"}, "request": {"id": uuid::Uuid::new_v4().to_string(), "operation": "update", "namespace": {"id": "root"}, "path": "sys/audit/test"}});
-        device.write(&test).await.map_err(|e| {
-            Error::invalid(format!(
-                "sanity check failed; unable to write to the audit device: {e}"
-            ))
-        })?;
+        device.write(&test).await.map_err(|e| Error::invalid(format!("sanity check failed; unable to write to the audit device: {e}")))?;
         let mut table: Vec<AuditDeviceConfig> = current.iter().map(|d| d.config.clone()).collect();
         table.push(device.config.clone());
         self.save_audit_table(&table).await?;
@@ -748,19 +603,11 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let path = format!("{}/", path.trim_matches('/'));
         let current = self.audit.devices();
-        let Some(device) = current.iter().find(|d| d.config.path == path) else {
-            return Ok(());
-        };
+        let Some(device) = current.iter().find(|d| d.config.path == path) else { return Ok(()) };
         if device.config.declarative {
-            return Err(Error::invalid(
-                "cannot disable a declarative audit device; remove it from the server configuration",
-            ));
+            return Err(Error::invalid("cannot disable a declarative audit device; remove it from the server configuration"));
         }
-        let devices: Vec<Arc<Device>> = current
-            .iter()
-            .filter(|d| d.config.path != path)
-            .cloned()
-            .collect();
+        let devices: Vec<Arc<Device>> = current.iter().filter(|d| d.config.path != path).cloned().collect();
         let table: Vec<AuditDeviceConfig> = devices.iter().map(|d| d.config.clone()).collect();
         self.save_audit_table(&table).await?;
         self.barrier.delete(&format!("{SALT_PREFIX}{path}")).await?;
@@ -786,10 +633,7 @@ impl Core {
     pub(crate) fn audit_hash(&self, path: &str, input: &str) -> Result<String, Error> {
         let path = format!("{}/", path.trim_matches('/'));
         let devices = self.audit.devices();
-        let device = devices
-            .iter()
-            .find(|d| d.config.path == path)
-            .ok_or_else(|| Error::invalid(format!("unknown audit backend {path}")))?;
+        let device = devices.iter().find(|d| d.config.path == path).ok_or_else(|| Error::invalid(format!("unknown audit backend {path}")))?;
         Ok(device.hash(input))
     }
 }
@@ -803,11 +647,7 @@ mod tests {
             path: "t/".into(),
             kind: "file".into(),
             description: String::new(),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .chain([("file_path".to_string(), "discard".to_string())])
-                .collect(),
+            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain([("file_path".to_string(), "discard".to_string())]).collect(),
             local: false,
             declarative: false,
         };
@@ -820,14 +660,8 @@ mod tests {
         let mut v = json!({"a": "secret", "n": 1, "b": true, "z": null, "nested": {"list": ["x", {"y": ""}]}});
         d.hash_value(&mut v, &[]);
         let h = |s: &str| d.hash(s);
-        assert_eq!(
-            v,
-            json!({"a": h("secret"), "n": 1, "b": true, "z": null, "nested": {"list": [h("x"), {"y": h("")}]}})
-        );
-        assert!(
-            h("secret").starts_with("hmac-sha256:")
-                && h("secret").len() == "hmac-sha256:".len() + 64
-        );
+        assert_eq!(v, json!({"a": h("secret"), "n": 1, "b": true, "z": null, "nested": {"list": [h("x"), {"y": h("")}]}}));
+        assert!(h("secret").starts_with("hmac-sha256:") && h("secret").len() == "hmac-sha256:".len() + 64);
         assert_ne!(h("secret"), device(&[]).hash("Secret"));
     }
 
@@ -846,17 +680,7 @@ mod tests {
     fn unknown_types_formats_and_missing_paths_are_refused() {
         let mk = |kind: &str, opts: &[(&str, &str)]| {
             Device::new(
-                AuditDeviceConfig {
-                    path: "x/".into(),
-                    kind: kind.into(),
-                    description: String::new(),
-                    options: opts
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    local: false,
-                    declarative: false,
-                },
+                AuditDeviceConfig { path: "x/".into(), kind: kind.into(), description: String::new(), options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), local: false, declarative: false },
                 Zeroizing::new(vec![0; 32]),
             )
         };

@@ -4,7 +4,7 @@
 //! so a file changed after registration is refused.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_logical::{Error, Map, Storage};
 
 use crate::core::Core;
@@ -31,22 +31,13 @@ fn plugin_type(t: &str) -> Result<&'static str, Error> {
     match t {
         "secret" => Ok("secret"),
         "auth" => Ok("auth"),
-        "database" => Err(Error::invalid(
-            "database plugins are served by the database secrets engine",
-        )),
-        other => Err(Error::invalid(format!(
-            "{other:?} is not a supported plugin type"
-        ))),
+        "database" => Err(Error::invalid("database plugins are served by the database secrets engine")),
+        other => Err(Error::invalid(format!("{other:?} is not a supported plugin type"))),
     }
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        || name.starts_with('.')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') || name.starts_with('.') {
         return Err(Error::invalid(format!("invalid plugin name {name:?}")));
     }
     Ok(())
@@ -57,15 +48,9 @@ impl Core {
     pub async fn catalog_get(&self, kind: &str, name: &str) -> Result<Option<CatalogEntry>, Error> {
         let kind = plugin_type(kind)?;
         check_name(name)?;
-        match self
-            .barrier
-            .get(&format!("{CATALOG_PREFIX}{kind}/{name}"))
-            .await?
-        {
+        match self.barrier.get(&format!("{CATALOG_PREFIX}{kind}/{name}")).await? {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| Error::Internal(format!("corrupt catalog entry: {e}"))),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt catalog entry: {e}"))),
         }
     }
 
@@ -73,12 +58,7 @@ impl Core {
     pub async fn catalog_register(&self, kind: &str, name: &str, data: &Map) -> Result<(), Error> {
         let kind = plugin_type(kind)?;
         check_name(name)?;
-        let field = |k: &str| {
-            data.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
+        let field = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let sha256 = field("sha256").to_ascii_lowercase();
         if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::invalid("sha256 must be 64 hex characters"));
@@ -87,23 +67,11 @@ impl Core {
             c if c.is_empty() => name.to_string(),
             c => c,
         };
-        let entry = CatalogEntry {
-            name: name.to_string(),
-            kind: kind.into(),
-            command,
-            sha256,
-            version: field("version"),
-        };
-        let factory = self
-            .config
-            .backend_factory
-            .as_ref()
-            .ok_or_else(|| Error::invalid("this server has no plugin runtime"))?;
+        let entry = CatalogEntry { name: name.to_string(), kind: kind.into(), command, sha256, version: field("version") };
+        let factory = self.config.backend_factory.as_ref().ok_or_else(|| Error::invalid("this server has no plugin runtime"))?;
         factory.verify(&entry).await?;
         let raw = serde_json::to_vec(&entry).map_err(|e| Error::Internal(e.to_string()))?;
-        self.barrier
-            .put(&format!("{CATALOG_PREFIX}{kind}/{name}"), &raw)
-            .await?;
+        self.barrier.put(&format!("{CATALOG_PREFIX}{kind}/{name}"), &raw).await?;
         Ok(())
     }
 
@@ -111,30 +79,19 @@ impl Core {
     pub async fn catalog_delete(&self, kind: &str, name: &str) -> Result<(), Error> {
         let kind = plugin_type(kind)?;
         check_name(name)?;
-        self.barrier
-            .delete(&format!("{CATALOG_PREFIX}{kind}/{name}"))
-            .await?;
+        self.barrier.delete(&format!("{CATALOG_PREFIX}{kind}/{name}")).await?;
         Ok(())
     }
 
     /// Registered names of one type.
     pub async fn catalog_list(&self, kind: &str) -> Result<Vec<String>, Error> {
         let kind = plugin_type(kind)?;
-        Ok(self
-            .barrier
-            .list(&format!("{CATALOG_PREFIX}{kind}/"))
-            .await?)
+        Ok(self.barrier.list(&format!("{CATALOG_PREFIX}{kind}/")).await?)
     }
 
     /// `GET sys/plugins/catalog`.
     pub(crate) async fn catalog_json(&self) -> Result<Map, Error> {
-        let builtin = |auth: bool| {
-            self.config
-                .backend_factory
-                .as_ref()
-                .map(|f| f.builtin_names(auth))
-                .unwrap_or_default()
-        };
+        let builtin = |auth: bool| self.config.backend_factory.as_ref().map(|f| f.builtin_names(auth)).unwrap_or_default();
         let mut secret: Vec<String> = builtin(false);
         let mut auth: Vec<String> = builtin(true);
         let mut detailed = Vec::new();
@@ -144,18 +101,11 @@ impl Core {
                     "version": format!("v{}+builtin.tresor", crate::VERSION)}));
             }
         }
-        for (kind, names) in [
-            ("secret", self.catalog_list("secret").await?),
-            ("auth", self.catalog_list("auth").await?),
-        ] {
+        for (kind, names) in [("secret", self.catalog_list("secret").await?), ("auth", self.catalog_list("auth").await?)] {
             for name in names {
                 if let Some(e) = self.catalog_get(kind, &name).await? {
                     detailed.push(json!({"builtin": false, "name": e.name, "sha256": e.sha256, "type": kind, "version": e.version}));
-                    let list = if kind == "secret" {
-                        &mut secret
-                    } else {
-                        &mut auth
-                    };
+                    let list = if kind == "secret" { &mut secret } else { &mut auth };
                     if !list.contains(&name) {
                         list.push(name);
                     }

@@ -13,7 +13,7 @@ use crate::policy_store::PolicyStore;
 use crate::router::{Handler, MountEntry, Router};
 use crate::seal::UnsealProgress;
 use crate::token::{LoginSource, NewToken, TokenStore};
-use crate::token_api::{Caller, auth_block};
+use crate::token_api::{auth_block, Caller};
 use tresor_logical::{Login, Operation};
 
 /// Barrier prefix of the per-token cubbyholes.
@@ -134,17 +134,11 @@ pub struct Core {
 impl Core {
     /// A sealed core over `physical`. Reads the seal configuration to learn whether it is initialised.
     pub async fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Result<Arc<Self>, Error> {
-        let barrier = Arc::new(Barrier::with_rotation_threshold(
-            physical,
-            config.rotation_threshold,
-        ));
+        let barrier = Arc::new(Barrier::with_rotation_threshold(physical, config.rotation_threshold));
         let storage: Arc<dyn tresor_logical::Storage> = barrier.clone();
         let tokens = TokenStore::new(BarrierView::new(storage.clone(), "sys/token/"));
         let policies = PolicyStore::new(BarrierView::new(storage.clone(), "sys/policy/"));
-        let leases = crate::expiration::Leases::new(
-            BarrierView::new(storage.clone(), crate::expiration::LEASE_PREFIX),
-            config.clock.clone(),
-        );
+        let leases = crate::expiration::Leases::new(BarrierView::new(storage.clone(), crate::expiration::LEASE_PREFIX), config.clock.clone());
         let mut router = Router::default();
         router.mount(MountEntry {
             path: "sys/".into(),
@@ -176,10 +170,7 @@ impl Core {
             sandbox_config: Default::default(),
             running_sha256: String::new(),
             running_version: String::new(),
-            handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(
-                storage,
-                CUBBYHOLE_PREFIX,
-            )))),
+            handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, CUBBYHOLE_PREFIX)))),
         });
         router.mount(MountEntry {
             path: "auth/token/".into(),
@@ -269,11 +260,7 @@ impl Core {
             } else {
                 "0001-01-01T00:00:00Z".into()
             },
-            leader_address: if active {
-                self.config.api_addr.clone()
-            } else {
-                String::new()
-            },
+            leader_address: if active { self.config.api_addr.clone() } else { String::new() },
             leader_cluster_address: String::new(),
             performance_standby: false,
             performance_standby_last_remote_wal: 0,
@@ -286,42 +273,28 @@ impl Core {
     ///
     /// With audit devices enabled, the request line is written before the handler runs and the
     /// response line after; if no device can write either, the request fails closed.
-    // A debug span: at the default `info` level it costs nothing (building it formatted both
-    // fields on every request, ~3% of a KV read's server time).
+    // A debug span: at the default `info` level it costs nothing (at `info` it was built, its
+    // fields formatted, and entered and exited on every poll of every request).
     #[tracing::instrument(level = "debug", skip_all, fields(op = %request.operation, path = %request.path))]
     pub async fn handle_request(&self, request: Request) -> Result<Response, Error> {
-        let mut audit = if self.is_sealed() {
-            None
-        } else {
-            self.audit_ctx(&request)
-        };
+        let mut audit = if self.is_sealed() { None } else { self.audit_ctx(&request) };
         let result = self.handle_inner(request, &mut audit).await;
         let Some(mut ctx) = audit else { return result };
         if !ctx.request_logged {
             // Refused before any handler ran: the request line carries the error.
-            self.audit_log_request(&mut ctx, result.as_ref().err())
-                .await?;
+            self.audit_log_request(&mut ctx, result.as_ref().err()).await?;
         }
         self.audit_log_response(&ctx, &result).await?;
         result
     }
 
-    async fn handle_inner(
-        &self,
-        mut request: Request,
-        audit: &mut Option<crate::audit::AuditCtx>,
-    ) -> Result<Response, Error> {
+    async fn handle_inner(&self, mut request: Request, audit: &mut Option<crate::audit::AuditCtx>) -> Result<Response, Error> {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
         let (mount, relative) = {
-            let router = self
-                .router
-                .read()
-                .map_err(|_| Error::Internal("router lock poisoned".into()))?;
-            let (mount, rel) = router
-                .route(&request.path)
-                .ok_or_else(|| Error::NoRoute(request.path.clone()))?;
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            let (mount, rel) = router.route(&request.path).ok_or_else(|| Error::NoRoute(request.path.clone()))?;
             (mount, rel.to_string())
         };
         let token = request.client_token.take();
@@ -345,9 +318,7 @@ impl Core {
             }
             let mut response = backend.handle(request).await?.unwrap_or_default();
             if response.secret.is_some() {
-                return Err(Error::Internal(
-                    "an auth method's login path returned a lease; refused".into(),
-                ));
+                return Err(Error::Internal("an auth method's login path returned a lease; refused".into()));
             }
             if let Some(login) = response.login.take() {
                 response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
@@ -360,35 +331,21 @@ impl Core {
             && relative.trim_end_matches('/') == "wrapping/lookup"
             && matches!(request.operation, Operation::Update | Operation::Create)
         {
-            return self
-                .wrapping_lookup(&request.data, token.as_deref().map(String::as_str))
-                .await;
+            return self.wrapping_lookup(&request.data, token.as_deref().map(String::as_str)).await;
         }
 
         // Unwrapping with a used-up or unknown wrapping token is a 400, as in Vault, not a 403.
         let unwrap_by_header = matches!(mount.handler, Handler::Sys)
             && relative.trim_end_matches('/') == "wrapping/unwrap"
-            && request
-                .data
-                .get("token")
-                .and_then(|t| t.as_str())
-                .is_none_or(str::is_empty);
-        let denied = || {
-            if unwrap_by_header {
-                Error::invalid(crate::wrapping::INVALID)
-            } else {
-                Error::PermissionDenied
-            }
-        };
+            && request.data.get("token").and_then(|t| t.as_str()).is_none_or(str::is_empty);
+        let denied = || if unwrap_by_header { Error::invalid(crate::wrapping::INVALID) } else { Error::PermissionDenied };
         let token = token.ok_or_else(denied)?;
         let entry = self.tokens.lookup(&token).await?.ok_or_else(denied)?;
         if let Some(ctx) = audit.as_mut() {
             ctx.entry = Some(entry.clone());
             ctx.mount = Some(mount.clone());
         }
-        if !entry.bound_cidrs.is_empty()
-            && !remote.is_some_and(|a| crate::util::cidrs_contain(&entry.bound_cidrs, a.ip()))
-        {
+        if !entry.bound_cidrs.is_empty() && !remote.is_some_and(|a| crate::util::cidrs_contain(&entry.bound_cidrs, a.ip())) {
             return Err(Error::PermissionDenied);
         }
         let acl = self.policies.acl(&entry.policies).await?;
@@ -402,17 +359,9 @@ impl Core {
                 request.operation = Operation::Create;
             }
         }
-        let mut decision = acl.check(
-            &request.path,
-            request.operation,
-            &request.data,
-            request.wrap_ttl,
-        );
+        let mut decision = acl.check(&request.path, request.operation, &request.data, request.wrap_ttl);
         // Any valid token may ask which mounts it can see (the handler filters by its ACL), as in Vault.
-        if matches!(mount.handler, Handler::Sys)
-            && request.operation == Operation::Read
-            && (relative == "internal/ui/mounts" || relative.starts_with("internal/ui/mounts/"))
-        {
+        if matches!(mount.handler, Handler::Sys) && request.operation == Operation::Read && (relative == "internal/ui/mounts" || relative.starts_with("internal/ui/mounts/")) {
             decision.allowed = true;
         }
         if !decision.allowed || (requires_sudo(&mount, &relative) && !decision.sudo) {
@@ -430,14 +379,10 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         let full_path = std::mem::replace(&mut request.path, relative);
-        let mut result = self
-            .dispatch(&mount, &entry, &token, decision.sudo, &full_path, request)
-            .await;
+        let mut result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
         if let Ok(response) = &mut result
             && let Some(secret) = response.secret.take()
-            && let Err(e) = self
-                .register_lease(&mount, &full_path, &entry.id_hash, secret, response)
-                .await
+            && let Err(e) = self.register_lease(&mount, &full_path, &entry.id_hash, secret, response).await
         {
             // The backend created something it can no longer be told to revoke: say so loudly.
             tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
@@ -455,12 +400,7 @@ impl Core {
 
     /// Answer with a wrapping token instead of `response` when the request asked for one (an empty
     /// response has nothing to wrap and stays a 204).
-    async fn wrap_if_asked(
-        &self,
-        response: Response,
-        wrap_ttl: Option<u64>,
-        path: &str,
-    ) -> Result<Response, Error> {
+    async fn wrap_if_asked(&self, response: Response, wrap_ttl: Option<u64>, path: &str) -> Result<Response, Error> {
         match wrap_ttl {
             Some(ttl) if !response.is_empty() => self.wrap_response(response, ttl, path).await,
             _ => Ok(response),
@@ -469,10 +409,7 @@ impl Core {
 
     /// The wrapping TTL a request asked for (0 = none), capped at the system maximum.
     fn wrap_ttl(&self, request: &Request) -> Option<u64> {
-        request
-            .wrap_ttl
-            .filter(|t| *t > 0)
-            .map(|t| t.min(self.config.max_lease_ttl))
+        request.wrap_ttl.filter(|t| *t > 0).map(|t| t.min(self.config.max_lease_ttl))
     }
 
     async fn dispatch(
@@ -486,10 +423,7 @@ impl Core {
     ) -> Result<Response, Error> {
         let response = match &mount.handler {
             Handler::Sys => self.handle_sys(entry, request).await?,
-            Handler::Token => {
-                self.handle_token(&Caller { entry, token, sudo }, request)
-                    .await?
-            }
+            Handler::Token => self.handle_token(&Caller { entry, token, sudo }, request).await?,
             Handler::PerToken(backend) => {
                 request.path = format!("{}/{}", entry.id_hash, request.path);
                 backend.handle(request).await?
@@ -506,26 +440,14 @@ impl Core {
         let response = response.unwrap_or_default();
         if response.login.is_some() {
             tracing::error!(path = %full_path, "backend returned a login from a path that is not a login path; refused");
-            return Err(Error::Internal(
-                "backend returned a login from a path that is not a login path".into(),
-            ));
+            return Err(Error::Internal("backend returned a login from a path that is not a login path".into()));
         }
         Ok(response)
     }
 
     /// Mint the token for a successful login at `path` of auth mount `mount`.
-    async fn mint_login_token(
-        &self,
-        mount: &MountEntry,
-        path: &str,
-        login: Login,
-    ) -> Result<tresor_logical::ResponseAuth, Error> {
-        let mut policies: Vec<String> = login
-            .policies
-            .iter()
-            .map(|p| p.trim().to_lowercase())
-            .filter(|p| !p.is_empty())
-            .collect();
+    async fn mint_login_token(&self, mount: &MountEntry, path: &str, login: Login) -> Result<tresor_logical::ResponseAuth, Error> {
+        let mut policies: Vec<String> = login.policies.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
         if policies.iter().any(|p| p == "root") {
             return Err(Error::invalid("auth methods cannot create root tokens"));
         }
@@ -534,16 +456,8 @@ impl Core {
         }
         policies.sort();
         policies.dedup();
-        let mount_default = if mount.default_lease_ttl > 0 {
-            mount.default_lease_ttl
-        } else {
-            self.config.default_lease_ttl
-        };
-        let mut max_ttl = if mount.max_lease_ttl > 0 {
-            mount.max_lease_ttl
-        } else {
-            self.config.max_lease_ttl
-        };
+        let mount_default = if mount.default_lease_ttl > 0 { mount.default_lease_ttl } else { self.config.default_lease_ttl };
+        let mut max_ttl = if mount.max_lease_ttl > 0 { mount.max_lease_ttl } else { self.config.max_lease_ttl };
         if login.max_ttl > 0 {
             max_ttl = max_ttl.min(login.max_ttl);
         }
@@ -557,16 +471,8 @@ impl Core {
         if login.explicit_max_ttl > 0 {
             ttl = ttl.min(login.explicit_max_ttl);
         }
-        let prefix = mount
-            .path
-            .trim_start_matches("auth/")
-            .trim_end_matches('/')
-            .replace('/', "-");
-        let display_name = if login.display_name.is_empty() {
-            prefix
-        } else {
-            format!("{prefix}-{}", login.display_name)
-        };
+        let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
+        let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
         let (token, entry) = self
             .tokens
             .create(NewToken {
@@ -584,10 +490,7 @@ impl Core {
                 parent: None,
                 bound_cidrs: login.bound_cidrs.clone(),
                 role: None,
-                login: Some(LoginSource {
-                    mount_accessor: mount.accessor.clone(),
-                    login,
-                }),
+                login: Some(LoginSource { mount_accessor: mount.accessor.clone(), login }),
             })
             .await?;
         Ok(auth_block(&entry, &token))
@@ -596,10 +499,7 @@ impl Core {
     /// The cubbyhole of the token stored as `id_hash` (what the cubbyhole backend sees under
     /// `<id_hash>/`, and where wrapped responses live).
     pub(crate) fn cubbyhole_of(&self, id_hash: &str) -> BarrierView {
-        BarrierView::new(
-            self.barrier.clone() as Arc<dyn tresor_logical::Storage>,
-            format!("{CUBBYHOLE_PREFIX}{id_hash}/"),
-        )
+        BarrierView::new(self.barrier.clone() as Arc<dyn tresor_logical::Storage>, format!("{CUBBYHOLE_PREFIX}{id_hash}/"))
     }
 
     /// Destroy the cubbyholes of revoked tokens.
@@ -626,27 +526,9 @@ impl Core {
 /// Paths that need `sudo` on top of the operation's capability (Vault's root-protected paths).
 fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
     const SYS: &[&str] = &[
-        "auth/*",
-        "remount",
-        "audit",
-        "audit/*",
-        "raw",
-        "raw/*",
-        "rotate",
-        "rotate/*",
-        "seal",
-        "step-down",
-        "config/cors",
-        "config/auditing/*",
-        "config/ui/headers/*",
-        "plugins/catalog/*",
-        "revoke-prefix/*",
-        "revoke-force/*",
-        "leases/revoke-prefix/*",
-        "leases/revoke-force/*",
-        "leases/lookup/*",
-        "leases",
-        "internal/inspect/*",
+        "auth/*", "remount", "audit", "audit/*", "raw", "raw/*", "rotate", "rotate/*", "seal", "step-down", "config/cors",
+        "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*", "revoke-prefix/*", "revoke-force/*",
+        "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "internal/inspect/*",
     ];
     const TOKEN: &[&str] = &["revoke-orphan/*", "accessors*"];
     let list = match mount.handler {
@@ -662,9 +544,7 @@ fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
 
 /// Revoke expired tokens once a second for as long as the core lives.
 fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     handle.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -681,16 +561,8 @@ fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
 /// Run every plugin mount's periodic function each `periodic_interval` while unsealed, one mount
 /// after another (a failure is logged and does not stop the others).
 fn spawn_periodic(core: std::sync::Weak<Core>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let Some(interval) = core
-        .upgrade()
-        .map(|c| c.config.periodic_interval)
-        .filter(|i| !i.is_zero())
-    else {
-        return;
-    };
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    let Some(interval) = core.upgrade().map(|c| c.config.periodic_interval).filter(|i| !i.is_zero()) else { return };
     handle.spawn(async move {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -700,11 +572,7 @@ fn spawn_periodic(core: std::sync::Weak<Core>) {
             if core.is_sealed() {
                 continue;
             }
-            let backends = core
-                .router
-                .read()
-                .map(|r| r.plugin_backends())
-                .unwrap_or_default();
+            let backends = core.router.read().map(|r| r.plugin_backends()).unwrap_or_default();
             for (path, backend) in backends {
                 if let Err(e) = backend.periodic().await {
                     tracing::warn!(mount = %path, error = %e, "periodic function failed");

@@ -29,8 +29,7 @@ impl LogicalBackend for Cubbyhole {
                     return Err(Error::UnsupportedOperation);
                 }
                 let raw = self.view.get(path).await?.ok_or(Error::NotFound)?;
-                let data: Map =
-                    serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?;
+                let data: Map = serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?;
                 Ok(Some(Response::with_data(data)))
             }
             Operation::Create | Operation::Update => {
@@ -40,8 +39,7 @@ impl LogicalBackend for Cubbyhole {
                 if request.data.is_empty() {
                     return Err(Error::invalid("missing data fields"));
                 }
-                let raw = serde_json::to_vec(&request.data)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let raw = serde_json::to_vec(&request.data).map_err(|e| Error::Internal(e.to_string()))?;
                 self.view.put(path, &raw).await?;
                 Ok(None)
             }
@@ -50,11 +48,7 @@ impl LogicalBackend for Cubbyhole {
                 Ok(None)
             }
             Operation::List => {
-                let prefix = if path.ends_with('/') {
-                    path.to_string()
-                } else {
-                    format!("{path}/")
-                };
+                let prefix = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
                 let keys = self.view.list(&prefix).await?;
                 if keys.is_empty() {
                     return Err(Error::NotFound);

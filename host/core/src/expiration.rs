@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_barrier::BarrierView;
 use tresor_logical::{Error, LeaseSecret, Map, Response, Storage};
 
@@ -106,10 +106,7 @@ pub(crate) struct LeaseEntry {
 
 impl std::fmt::Debug for LeaseEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaseEntry")
-            .field("id", &self.id)
-            .field("expire_ms", &self.expire_ms)
-            .finish_non_exhaustive()
+        f.debug_struct("LeaseEntry").field("id", &self.id).field("expire_ms", &self.expire_ms).finish_non_exhaustive()
     }
 }
 
@@ -148,10 +145,7 @@ impl Index {
         let id: Arc<str> = Arc::from(id);
         let token: Option<Arc<str>> = (!token.is_empty()).then(|| Arc::from(token));
         if let Some(t) = &token {
-            self.by_token
-                .entry(t.clone())
-                .or_default()
-                .insert(id.clone());
+            self.by_token.entry(t.clone()).or_default().insert(id.clone());
         }
         if let Some(d) = due {
             self.timers.insert((d, id.clone()));
@@ -160,9 +154,7 @@ impl Index {
     }
 
     fn remove(&mut self, id: &str) {
-        let Some((key, slot)) = self.by_id.remove_entry(id) else {
-            return;
-        };
+        let Some((key, slot)) = self.by_id.remove_entry(id) else { return };
         if let Some(d) = slot.due {
             self.timers.remove(&(d, key.clone()));
         }
@@ -178,9 +170,7 @@ impl Index {
 
     /// Move a lease's timer; `false` if the index does not hold the lease.
     fn reschedule(&mut self, id: &str, due: Option<i64>) -> bool {
-        let Some((key, slot)) = self.by_id.get_key_value(id) else {
-            return false;
-        };
+        let Some((key, slot)) = self.by_id.get_key_value(id) else { return false };
         let key = key.clone();
         if let Some(d) = slot.due {
             self.timers.remove(&(d, key.clone()));
@@ -206,18 +196,11 @@ pub(crate) struct Leases {
 
 impl Leases {
     pub(crate) fn new(view: BarrierView, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            view,
-            index: Mutex::new(Index::default()),
-            wake: tokio::sync::Notify::new(),
-            clock,
-        }
+        Self { view, index: Mutex::new(Index::default()), wake: tokio::sync::Notify::new(), clock }
     }
 
     fn index(&self) -> Result<MutexGuard<'_, Index>, Error> {
-        self.index
-            .lock()
-            .map_err(|_| Error::Internal("lease index lock poisoned".into()))
+        self.index.lock().map_err(|_| Error::Internal("lease index lock poisoned".into()))
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -227,9 +210,7 @@ impl Leases {
     async fn load(&self, id: &str) -> Result<Option<LeaseEntry>, Error> {
         match self.view.get(id).await? {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| Error::Internal(format!("corrupt lease entry: {e}"))),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt lease entry: {e}"))),
         }
     }
 
@@ -294,9 +275,7 @@ impl Leases {
 
     /// The earliest due time.
     pub(crate) fn next_due(&self) -> Option<i64> {
-        self.index()
-            .ok()
-            .and_then(|i| i.timers.first().map(|(t, _)| *t))
+        self.index().ok().and_then(|i| i.timers.first().map(|(t, _)| *t))
     }
 
     /// Ids of all leases under `prefix`, in order.
@@ -304,10 +283,7 @@ impl Leases {
         let index = self.index()?;
         Ok(index
             .by_id
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
             .map(|(id, _)| id.to_string())
             .collect())
@@ -316,12 +292,7 @@ impl Leases {
     /// Ids of the leases created by any of these tokens.
     fn ids_of_tokens(&self, hashes: &[String]) -> Result<Vec<String>, Error> {
         let index = self.index()?;
-        Ok(hashes
-            .iter()
-            .filter_map(|h| index.by_token.get(h.as_str()))
-            .flatten()
-            .map(|id| id.to_string())
-            .collect())
+        Ok(hashes.iter().filter_map(|h| index.by_token.get(h.as_str())).flatten().map(|id| id.to_string()).collect())
     }
 
     /// Number of live leases.
@@ -374,9 +345,7 @@ fn bounded(mut s: String) -> String {
 }
 
 fn backoff_ms(attempt: u32) -> i64 {
-    1000_i64
-        .saturating_mul(1_i64 << attempt.saturating_sub(1).min(6))
-        .min(60_000)
+    1000_i64.saturating_mul(1_i64 << attempt.saturating_sub(1).min(6)).min(60_000)
 }
 
 /// A token's lease id, as Vault shapes it: the path it was created at, then `h` + its storage hash.
@@ -390,17 +359,11 @@ impl Core {
         if !id.starts_with("auth/") {
             return Ok(None);
         }
-        let Some(hash) = id.rsplit('/').next().and_then(|l| l.strip_prefix('h')) else {
-            return Ok(None);
-        };
+        let Some(hash) = id.rsplit('/').next().and_then(|l| l.strip_prefix('h')) else { return Ok(None) };
         if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        Ok(self
-            .tokens
-            .lookup_hash(hash)
-            .await?
-            .filter(|e| e.expire_time > 0 && token_lease_id(e) == id))
+        Ok(self.tokens.lookup_hash(hash).await?.filter(|e| e.expire_time > 0 && token_lease_id(e) == id))
     }
 
     /// The lease `id` as read and shown by the API.
@@ -411,46 +374,19 @@ impl Core {
 
     /// Register the lease a backend asked for with its response and fill the envelope's lease fields.
     /// TTLs are clamped to the mount's (or the system's) default and maximum.
-    pub(crate) async fn register_lease(
-        &self,
-        mount: &MountEntry,
-        request_path: &str,
-        token_hash: &str,
-        secret: LeaseSecret,
-        response: &mut Response,
-    ) -> Result<(), Error> {
-        let default = if mount.default_lease_ttl > 0 {
-            mount.default_lease_ttl
-        } else {
-            self.config.default_lease_ttl
-        };
-        let mut max = if mount.max_lease_ttl > 0 {
-            mount.max_lease_ttl
-        } else {
-            self.config.max_lease_ttl
-        };
+    pub(crate) async fn register_lease(&self, mount: &MountEntry, request_path: &str, token_hash: &str, secret: LeaseSecret, response: &mut Response) -> Result<(), Error> {
+        let default = if mount.default_lease_ttl > 0 { mount.default_lease_ttl } else { self.config.default_lease_ttl };
+        let mut max = if mount.max_lease_ttl > 0 { mount.max_lease_ttl } else { self.config.max_lease_ttl };
         if secret.max_ttl > 0 {
             max = max.min(secret.max_ttl);
         }
-        let ttl = if secret.ttl > 0 {
-            secret.ttl.min(max)
-        } else {
-            default.min(max)
-        };
+        let ttl = if secret.ttl > 0 { secret.ttl.min(max) } else { default.min(max) };
         let now = self.leases.now();
-        let id = format!(
-            "{}/{}",
-            request_path.trim_end_matches('/'),
-            random_base62(24)
-        );
+        let id = format!("{}/{}", request_path.trim_end_matches('/'), random_base62(24));
         let entry = LeaseEntry {
             id: id.clone(),
             path: request_path.to_string(),
-            secret: LeaseSecret {
-                ttl,
-                max_ttl: max,
-                ..secret
-            },
+            secret: LeaseSecret { ttl, max_ttl: max, ..secret },
             token: token_hash.to_string(),
             issue_ms: now,
             expire_ms: now.saturating_add(secs_to_ms(ttl)),
@@ -470,45 +406,22 @@ impl Core {
     /// `sys/leases/lookup`.
     pub(crate) async fn lease_lookup(&self, id: &str) -> Result<Response, Error> {
         let Some(entry) = self.leases.load(id).await? else {
-            let token = self
-                .token_of_lease(id)
-                .await?
-                .ok_or_else(|| Error::invalid("invalid lease"))?;
+            let token = self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("invalid lease"))?;
             let mut data = Map::new();
             data.insert("id".into(), json!(id));
-            data.insert(
-                "issue_time".into(),
-                json!(crate::util::rfc3339(token.creation_time)),
-            );
-            data.insert(
-                "expire_time".into(),
-                json!(crate::util::rfc3339(token.expire_time)),
-            );
+            data.insert("issue_time".into(), json!(crate::util::rfc3339(token.creation_time)));
+            data.insert("expire_time".into(), json!(crate::util::rfc3339(token.expire_time)));
             data.insert("last_renewal".into(), Value::Null);
             data.insert("renewable".into(), json!(token.renewable));
-            data.insert(
-                "ttl".into(),
-                json!(token.remaining(crate::util::now_unix())),
-            );
+            data.insert("ttl".into(), json!(token.remaining(crate::util::now_unix())));
             return Ok(Response::with_data(data));
         };
         let now = self.leases.now();
         let mut data = Map::new();
         data.insert("id".into(), json!(entry.id));
-        data.insert(
-            "issue_time".into(),
-            json!(rfc3339_nanos(ms_to_nanos(entry.issue_ms))),
-        );
-        data.insert(
-            "expire_time".into(),
-            json!(rfc3339_nanos(ms_to_nanos(entry.expire_ms))),
-        );
-        data.insert(
-            "last_renewal".into(),
-            entry
-                .last_renewal_ms
-                .map_or(Value::Null, |t| json!(rfc3339_nanos(ms_to_nanos(t)))),
-        );
+        data.insert("issue_time".into(), json!(rfc3339_nanos(ms_to_nanos(entry.issue_ms))));
+        data.insert("expire_time".into(), json!(rfc3339_nanos(ms_to_nanos(entry.expire_ms))));
+        data.insert("last_renewal".into(), entry.last_renewal_ms.map_or(Value::Null, |t| json!(rfc3339_nanos(ms_to_nanos(t)))));
         data.insert("renewable".into(), json!(entry.secret.renewable));
         data.insert("ttl".into(), json!(secs_left(entry.expire_ms, now)));
         if entry.revoke_attempts > 0 {
@@ -521,20 +434,10 @@ impl Core {
 
     /// `LIST sys/leases/lookup/<prefix>`: the next path segments of live lease ids under `prefix`.
     pub(crate) async fn lease_list(&self, prefix: &str) -> Result<Response, Error> {
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        };
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
         let mut ids = self.leases.ids_with_prefix(&prefix)?;
         if prefix.is_empty() || prefix.starts_with("auth/") {
-            ids.extend(
-                self.tokens
-                    .expiring_under(&prefix)
-                    .await?
-                    .iter()
-                    .map(token_lease_id),
-            );
+            ids.extend(self.tokens.expiring_under(&prefix).await?.iter().map(token_lease_id));
             ids.sort();
         }
         let mut keys: Vec<String> = ids
@@ -555,16 +458,9 @@ impl Core {
     }
 
     /// `sys/leases/renew`: ask the backend, then cap at the lease's max TTL (with Vault's warning).
-    pub(crate) async fn lease_renew(
-        &self,
-        id: &str,
-        increment: Option<u64>,
-    ) -> Result<Response, Error> {
+    pub(crate) async fn lease_renew(&self, id: &str, increment: Option<u64>) -> Result<Response, Error> {
         let Some(mut entry) = self.leases.load(id).await? else {
-            let token = self
-                .token_of_lease(id)
-                .await?
-                .ok_or_else(|| Error::invalid("lease not found"))?;
+            let token = self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("lease not found"))?;
             if !token.renewable {
                 return Err(Error::invalid("lease is not renewable"));
             }
@@ -583,31 +479,18 @@ impl Core {
         if entry.expire_ms <= now {
             return Err(Error::invalid("lease expired"));
         }
-        let mount = self
-            .mount_of_lease(id)
-            .ok_or_else(|| Error::invalid("lease not found"))?;
-        let Handler::Plugin(backend) = &mount.handler else {
-            return Err(Error::invalid("lease is not renewable"));
-        };
+        let mount = self.mount_of_lease(id).ok_or_else(|| Error::invalid("lease not found"))?;
+        let Handler::Plugin(backend) = &mount.handler else { return Err(Error::invalid("lease is not renewable")) };
         let requested = increment.filter(|i| *i > 0).unwrap_or(entry.secret.ttl);
         let left = secs_left(entry.max_expire_ms, now);
         // The backend is told the TTL the lease will really get (a database sets VALID UNTIL to it).
-        let asked = LeaseSecret {
-            ttl: requested.min(left),
-            ..entry.secret.clone()
-        };
+        let asked = LeaseSecret { ttl: requested.min(left), ..entry.secret.clone() };
         let granted = match backend.renew_secret(&asked).await {
             Ok(g) => g,
-            Err(Error::UnsupportedOperation) => {
-                return Err(Error::invalid("lease is not renewable"));
-            }
+            Err(Error::UnsupportedOperation) => return Err(Error::invalid("lease is not renewable")),
             Err(e) => return Err(e),
         };
-        let mut ttl = if granted.ttl > 0 {
-            granted.ttl
-        } else {
-            requested
-        };
+        let mut ttl = if granted.ttl > 0 { granted.ttl } else { requested };
         let mut response = Response::default();
         if requested > left || ttl > left {
             ttl = ttl.max(requested);
@@ -675,41 +558,23 @@ impl Core {
                     tracing::warn!(lease = %id, attempts = entry.revoke_attempts, error = %entry.revoke_error, "lease revocation failed; will retry");
                 }
                 self.leases.persist(&entry).await?;
-                let due = (!entry.irrevocable)
-                    .then(|| now.saturating_add(backoff_ms(entry.revoke_attempts)));
+                let due = (!entry.irrevocable).then(|| now.saturating_add(backoff_ms(entry.revoke_attempts)));
                 let _ = self.leases.index()?.reschedule(id, due);
                 self.leases.wake.notify_one();
-                Err(Error::invalid(format!(
-                    "failed to revoke lease {id}: {}",
-                    entry.revoke_error
-                )))
+                Err(Error::invalid(format!("failed to revoke lease {id}: {}", entry.revoke_error)))
             }
         }
     }
 
     /// Revoke every lease under `prefix` (a mount, a role...). Errors are collected; with `force` the
     /// leases are forgotten even when the backend fails.
-    pub(crate) async fn lease_revoke_prefix(
-        &self,
-        prefix: &str,
-        force: bool,
-    ) -> Result<usize, Error> {
+    pub(crate) async fn lease_revoke_prefix(&self, prefix: &str, force: bool) -> Result<usize, Error> {
         // As Vault: a prefix is a path, so `p1` never reaches `p1x/`.
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        };
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
         let prefix = prefix.as_str();
         let mut ids = self.leases.ids_with_prefix(prefix)?;
         if prefix.is_empty() || prefix.starts_with("auth/") {
-            ids.extend(
-                self.tokens
-                    .expiring_under(prefix)
-                    .await?
-                    .iter()
-                    .map(token_lease_id),
-            );
+            ids.extend(self.tokens.expiring_under(prefix).await?.iter().map(token_lease_id));
         }
         let mut failed = 0usize;
         for id in &ids {
@@ -718,10 +583,7 @@ impl Core {
             }
         }
         if failed > 0 {
-            return Err(Error::invalid(format!(
-                "failed to revoke {failed} of {} leases under {prefix:?}; they will be retried",
-                ids.len()
-            )));
+            return Err(Error::invalid(format!("failed to revoke {failed} of {} leases under {prefix:?}; they will be retried", ids.len())));
         }
         Ok(ids.len())
     }
@@ -763,11 +625,7 @@ impl Core {
     /// Rebuild the index from storage after unseal. One scan; expired leases fall due at once.
     pub(crate) async fn restore_leases(&self) -> Result<usize, Error> {
         let started = std::time::Instant::now();
-        let rows = self
-            .barrier
-            .scan_values(LEASE_PREFIX)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let rows = self.barrier.scan_values(LEASE_PREFIX).await.map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.leases.now();
         let mut restored = 0usize;
         {
@@ -779,33 +637,19 @@ impl Core {
                         index.upsert(&entry.id, entry.due(now), &entry.token);
                         restored += 1;
                     }
-                    Err(e) => {
-                        tracing::error!(key = %key, error = %e, "unreadable lease entry left in storage")
-                    }
+                    Err(e) => tracing::error!(key = %key, error = %e, "unreadable lease entry left in storage"),
                 }
             }
         }
         self.leases.wake.notify_one();
-        tracing::info!(
-            leases = restored,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "leases restored"
-        );
+        tracing::info!(leases = restored, elapsed_ms = started.elapsed().as_millis() as u64, "leases restored");
         Ok(restored)
     }
 
     /// `sys/leases/tidy`: drop index entries whose storage entry is gone and re-arm stored leases the
     /// index lost.
     pub(crate) async fn lease_tidy(&self) -> Result<(), Error> {
-        let stored: BTreeSet<String> = self
-            .barrier
-            .physical()
-            .keys_with_prefix(LEASE_PREFIX)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .into_iter()
-            .map(|k| k[LEASE_PREFIX.len()..].to_string())
-            .collect();
+        let stored: BTreeSet<String> = self.barrier.physical().keys_with_prefix(LEASE_PREFIX).await.map_err(|e| Error::Internal(e.to_string()))?.into_iter().map(|k| k[LEASE_PREFIX.len()..].to_string()).collect();
         let indexed: BTreeSet<String> = self.leases.ids_with_prefix("")?.into_iter().collect();
         for gone in indexed.difference(&stored) {
             self.leases.index()?.remove(gone);
@@ -813,9 +657,7 @@ impl Core {
         let now = self.leases.now();
         for missing in stored.difference(&indexed) {
             if let Some(entry) = self.leases.load(missing).await? {
-                self.leases
-                    .index()?
-                    .upsert(&entry.id, entry.due(now), &entry.token);
+                self.leases.index()?.upsert(&entry.id, entry.due(now), &entry.token);
             }
         }
         self.leases.wake.notify_one();
@@ -824,12 +666,7 @@ impl Core {
 
     /// The `sys/leases/*` family (and the legacy `sys/renew`, `sys/revoke*`). `path` is relative to
     /// `sys/`, untrimmed. `None`: not a lease path.
-    pub(crate) async fn handle_lease_path(
-        &self,
-        path: &str,
-        op: tresor_logical::Operation,
-        data: &Map,
-    ) -> Option<Result<Option<Response>, Error>> {
+    pub(crate) async fn handle_lease_path(&self, path: &str, op: tresor_logical::Operation, data: &Map) -> Option<Result<Option<Response>, Error>> {
         let action = if let Some(prefix) = strip_any(path, &["leases/lookup"]) {
             LeaseAction::Lookup(prefix)
         } else if let Some(id) = strip_any(path, &["leases/renew", "renew"]) {
@@ -848,12 +685,7 @@ impl Core {
         Some(self.lease_action(action, op, data).await)
     }
 
-    async fn lease_action(
-        &self,
-        action: LeaseAction<'_>,
-        op: tresor_logical::Operation,
-        data: &Map,
-    ) -> Result<Option<Response>, Error> {
+    async fn lease_action(&self, action: LeaseAction<'_>, op: tresor_logical::Operation, data: &Map) -> Result<Option<Response>, Error> {
         use tresor_logical::Operation::{Create, List, Update};
         if let LeaseAction::Lookup(prefix) = action
             && op == List
@@ -865,11 +697,7 @@ impl Core {
         }
         // The lease id from the path, else from the body.
         let lease_id = |suffix: &str| -> Result<String, Error> {
-            let id = if suffix.is_empty() {
-                field::str(data, "lease_id")?.unwrap_or("")
-            } else {
-                suffix
-            };
+            let id = if suffix.is_empty() { field::str(data, "lease_id")?.unwrap_or("") } else { suffix };
             if id.is_empty() {
                 return Err(Error::invalid("lease_id must be specified"));
             }
@@ -883,19 +711,13 @@ impl Core {
                 let increment = field::duration(data, "increment")?;
                 self.lease_renew(&id, increment).await.map(Some)
             }
-            LeaseAction::RevokePrefix(prefix, force) => {
-                self.lease_revoke_prefix(prefix, force).await.map(|_| None)
-            }
+            LeaseAction::RevokePrefix(prefix, force) => self.lease_revoke_prefix(prefix, force).await.map(|_| None),
             LeaseAction::Revoke(id) => {
                 let id = lease_id(id)?;
                 // `sync: false` (the `bao lease revoke` default) queues an indexed lease on the timer
                 // (failures are retried as for expiry); anything else (token leases, unknown ids) is
                 // revoked here and now.
-                let queued = !field::bool(data, "sync").ok().flatten().unwrap_or(true)
-                    && self
-                        .leases
-                        .index()?
-                        .reschedule(&id, Some(self.leases.now()));
+                let queued = !field::bool(data, "sync").ok().flatten().unwrap_or(true) && self.leases.index()?.reschedule(&id, Some(self.leases.now()));
                 if !queued {
                     return self.lease_revoke(&id, false).await.map(|()| None);
                 }
@@ -935,9 +757,7 @@ fn strip_any<'a>(path: &'a str, bases: &[&str]) -> Option<&'a str> {
 /// Revoke due leases for as long as the core lives: sleep until the earliest due time (at most 1 s,
 /// so clock jumps are noticed), or until a new lease wakes the loop.
 pub(crate) fn spawn_lease_timer(core: std::sync::Weak<Core>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     if core.upgrade().is_none_or(|c| !c.leases.clock.runs_timer()) {
         return;
     }
@@ -963,9 +783,9 @@ pub(crate) fn spawn_lease_timer(core: std::sync::Weak<Core>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CatalogEntry;
     use crate::mount::{BackendFactory, Created, MountSettings};
     use crate::seal::InitParams;
+    use crate::CatalogEntry;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tresor_logical::{LogicalBackend, Operation, Request};
 
@@ -982,12 +802,7 @@ mod tests {
             let ttl = request.data.get("ttl").and_then(Value::as_u64).unwrap_or(0);
             Ok(Some(Response {
                 data: Some(Map::new()),
-                secret: Some(LeaseSecret {
-                    internal_data: "{}".into(),
-                    ttl,
-                    max_ttl: 0,
-                    renewable: true,
-                }),
+                secret: Some(LeaseSecret { internal_data: "{}".into(), ttl, max_ttl: 0, renewable: true }),
                 ..Response::default()
             }))
         }
@@ -1014,52 +829,24 @@ mod tests {
         async fn verify(&self, _entry: &CatalogEntry) -> Result<(), Error> {
             Ok(())
         }
-        async fn create(
-            &self,
-            _mount: &MountSettings,
-            _plugin: Option<&CatalogEntry>,
-            _storage: Arc<dyn Storage>,
-        ) -> Result<Created, Error> {
-            Ok(Created {
-                backend: self.0.clone(),
-                sha256: String::new(),
-                version: String::new(),
-            })
+        async fn create(&self, _mount: &MountSettings, _plugin: Option<&CatalogEntry>, _storage: Arc<dyn Storage>) -> Result<Created, Error> {
+            Ok(Created { backend: self.0.clone(), sha256: String::new(), version: String::new() })
         }
     }
 
-    async fn core_with_clock(
-        clock: Arc<ManualClock>,
-        counting: Arc<Counting>,
-    ) -> (Arc<Core>, String) {
+    async fn core_with_clock(clock: Arc<ManualClock>, counting: Arc<Counting>) -> (Arc<Core>, String) {
         let physical = Arc::new(tresor_barrier::physical::InmemBackend::new());
-        let config = crate::CoreConfig {
-            clock,
-            backend_factory: Some(Arc::new(Factory(counting))),
-            ..Default::default()
-        };
+        let config = crate::CoreConfig { clock, backend_factory: Some(Arc::new(Factory(counting))), ..Default::default() };
         let core = Core::new(physical, config).await.unwrap();
-        let init = core
-            .init(InitParams {
-                secret_shares: 1,
-                secret_threshold: 1,
-                root_token_id: None,
-                stay_unsealed: true,
-            })
-            .await
-            .unwrap();
-        core.enable_mount(false, "c", "counting", "", Map::new(), &Map::new())
-            .await
-            .unwrap();
+        let init = core.init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: None, stay_unsealed: true }).await.unwrap();
+        core.enable_mount(false, "c", "counting", "", Map::new(), &Map::new()).await.unwrap();
         (core, init.root_token.to_string())
     }
 
     fn issue(ttl: u64, token: &str) -> Request {
         let mut data = Map::new();
         data.insert("ttl".into(), json!(ttl));
-        Request::new(Operation::Update, "c/creds/x")
-            .with_data(data)
-            .with_token(token)
+        Request::new(Operation::Update, "c/creds/x").with_data(data).with_token(token)
     }
 
     /// Time only moves when the test moves it: nothing is revoked early, everything on time.
@@ -1088,11 +875,7 @@ mod tests {
         assert_eq!(core.leases.count(), 1);
         counting.failing.store(false, Ordering::SeqCst);
         clock.advance(999);
-        assert_eq!(
-            core.expire_due_leases().await.unwrap(),
-            0,
-            "backoff of 1 s not over"
-        );
+        assert_eq!(core.expire_due_leases().await.unwrap(), 0, "backoff of 1 s not over");
         clock.advance(1);
         assert_eq!(core.expire_due_leases().await.unwrap(), 1);
         assert_eq!(counting.revoked.load(Ordering::SeqCst), 2);
@@ -1111,11 +894,7 @@ mod tests {
             assert_eq!(core.expire_due_leases().await.unwrap(), 1);
             clock.advance(60_000);
         }
-        assert_eq!(
-            core.expire_due_leases().await.unwrap(),
-            0,
-            "no more automatic attempts"
-        );
+        assert_eq!(core.expire_due_leases().await.unwrap(), 0, "no more automatic attempts");
         let look = core.lease_lookup(&lease).await.unwrap().data.unwrap();
         assert_eq!(look["irrevocable"], true);
         assert_eq!(look["revoke_attempts"], MAX_REVOKE_ATTEMPTS);
@@ -1125,11 +904,7 @@ mod tests {
         assert_eq!(core.leases.next_due(), None);
         core.lease_revoke_prefix("c/", true).await.unwrap();
         assert_eq!(core.leases.count(), 0);
-        assert_eq!(
-            counting.revoked.load(Ordering::SeqCst),
-            0,
-            "forced: forgotten without the backend"
-        );
+        assert_eq!(counting.revoked.load(Ordering::SeqCst), 0, "forced: forgotten without the backend");
     }
 
     #[test]
@@ -1138,10 +913,7 @@ mod tests {
         i.upsert("a/1", Some(30), "t1");
         i.upsert("a/2", Some(10), "t1");
         i.upsert("b/1", None, "t2");
-        assert_eq!(
-            i.timers.first().map(|(t, id)| (*t, id.to_string())),
-            Some((10, "a/2".to_string()))
-        );
+        assert_eq!(i.timers.first().map(|(t, id)| (*t, id.to_string())), Some((10, "a/2".to_string())));
         i.upsert("a/2", Some(40), "t1");
         assert_eq!(i.timers.len(), 2, "re-upsert replaces the timer");
         i.remove("a/1");
@@ -1161,13 +933,7 @@ mod tests {
         assert_eq!(backoff_ms(3), 4000);
         assert_eq!(backoff_ms(30), 60_000);
         assert_eq!(strip_any("leases/revoke", &["leases/revoke"]), Some(""));
-        assert_eq!(
-            strip_any("leases/revoke/a/b", &["leases/revoke"]),
-            Some("a/b")
-        );
-        assert_eq!(
-            strip_any("leases/revoke-prefix/a", &["leases/revoke"]),
-            None
-        );
+        assert_eq!(strip_any("leases/revoke/a/b", &["leases/revoke"]), Some("a/b"));
+        assert_eq!(strip_any("leases/revoke-prefix/a", &["leases/revoke"]), None);
     }
 }

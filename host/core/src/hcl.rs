@@ -75,10 +75,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
     let mut out = Vec::new();
     let mut i = 0;
     let mut line = 1;
-    let err = |line, m: &str| ParseError {
-        line,
-        message: m.to_string(),
-    };
+    let err = |line, m: &str| ParseError { line, message: m.to_string() };
     while i < chars.len() {
         let c = chars[i];
         match c {
@@ -139,17 +136,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 let mut s = String::new();
                 i += 1;
                 loop {
-                    let Some(&c) = chars.get(i) else {
-                        return Err(err(start_line, "unterminated string"));
-                    };
+                    let Some(&c) = chars.get(i) else { return Err(err(start_line, "unterminated string")) };
                     match c {
                         '"' => break,
                         '\n' => return Err(err(start_line, "newline in string")),
                         '\\' => {
-                            let esc = chars
-                                .get(i + 1)
-                                .copied()
-                                .ok_or_else(|| err(line, "bad escape"))?;
+                            let esc = chars.get(i + 1).copied().ok_or_else(|| err(line, "bad escape"))?;
                             s.push(match esc {
                                 'n' => '\n',
                                 't' => '\t',
@@ -159,9 +151,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                             });
                             i += 1;
                         }
-                        '$' if chars.get(i + 1) == Some(&'{') => {
-                            return Err(err(line, "interpolation is not supported"));
-                        }
+                        '$' if chars.get(i + 1) == Some(&'{') => return Err(err(line, "interpolation is not supported")),
                         c => s.push(c),
                     }
                     i += 1;
@@ -169,37 +159,24 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 i += 1;
                 out.push((Tok::Str(s), start_line));
             }
-            c if c.is_ascii_digit()
-                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
-            {
+            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
                 let start = i;
                 i += 1;
-                while i < chars.len()
-                    && (chars[i].is_ascii_digit()
-                        || chars[i] == '.'
-                        || chars[i] == 'e'
-                        || chars[i] == 'E')
-                {
+                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.' || chars[i] == 'e' || chars[i] == 'E') {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
-                let n = text
-                    .parse::<f64>()
-                    .map_err(|_| err(line, &format!("invalid number {text:?}")))?;
+                let n = text.parse::<f64>().map_err(|_| err(line, &format!("invalid number {text:?}")))?;
                 out.push((Tok::Num(n), line));
             }
             c if c.is_alphabetic() || c == '_' => {
                 let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '-' | '.'))
-                {
+                while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '-' | '.')) {
                     i += 1;
                 }
                 out.push((Tok::Ident(chars[start..i].iter().collect()), line));
             }
-            '<' if chars.get(i + 1) == Some(&'<') => {
-                return Err(err(line, "heredocs are not supported"));
-            }
+            '<' if chars.get(i + 1) == Some(&'<') => return Err(err(line, "heredocs are not supported")),
             other => return Err(err(line, &format!("unexpected character {other:?}"))),
         }
     }
@@ -217,17 +194,11 @@ impl Parser {
     }
 
     fn line(&self) -> usize {
-        self.toks
-            .get(self.pos)
-            .or(self.toks.last())
-            .map_or(1, |(_, l)| *l)
+        self.toks.get(self.pos).or(self.toks.last()).map_or(1, |(_, l)| *l)
     }
 
     fn err(&self, m: impl Into<String>) -> ParseError {
-        ParseError {
-            line: self.line(),
-            message: m.into(),
-        }
+        ParseError { line: self.line(), message: m.into() }
     }
 
     fn next(&mut self) -> Option<Tok> {
@@ -273,11 +244,7 @@ impl Parser {
                         _ => return Err(self.err(format!("expected '=' or a block after {key:?}"))),
                     }
                 }
-                Ok(Item::Block(Block {
-                    ident: key,
-                    labels,
-                    body: self.body(true)?,
-                }))
+                Ok(Item::Block(Block { ident: key, labels, body: self.body(true)? }))
             }
         }
     }
@@ -320,20 +287,10 @@ mod tests {
 
     #[test]
     fn vault_style_one_line_blocks_parse() {
-        let items =
-            parse(r#"listener "tcp" { address = "127.0.0.1:8200"  tls_disable = 1 }"#).unwrap();
+        let items = parse(r#"listener "tcp" { address = "127.0.0.1:8200"  tls_disable = 1 }"#).unwrap();
         let Item::Block(b) = &items[0] else { panic!() };
-        assert_eq!(
-            (b.ident.as_str(), b.labels.clone()),
-            ("listener", vec!["tcp".to_string()])
-        );
-        assert_eq!(
-            b.body,
-            vec![
-                Item::Attr("address".into(), Value::Str("127.0.0.1:8200".into())),
-                Item::Attr("tls_disable".into(), Value::Num(1.0))
-            ]
-        );
+        assert_eq!((b.ident.as_str(), b.labels.clone()), ("listener", vec!["tcp".to_string()]));
+        assert_eq!(b.body, vec![Item::Attr("address".into(), Value::Str("127.0.0.1:8200".into())), Item::Attr("tls_disable".into(), Value::Num(1.0))]);
     }
 
     #[test]
@@ -351,13 +308,7 @@ mod tests {
         let items = parse(src).unwrap();
         assert_eq!(items.len(), 5);
         assert_eq!(items[0], Item::Attr("ui".into(), Value::Bool(true)));
-        assert_eq!(
-            items[3],
-            Item::Attr(
-                "list".into(),
-                Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])
-            )
-        );
+        assert_eq!(items[3], Item::Attr("list".into(), Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])));
     }
 
     #[test]

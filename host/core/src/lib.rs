@@ -23,11 +23,11 @@ mod token_api;
 mod util;
 mod wrapping;
 
-pub use crate::audit::{AUDIT_TABLE_KEY, AuditDeviceConfig};
-pub use crate::catalog::{CATALOG_PREFIX, CatalogEntry};
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::audit::{AuditDeviceConfig, AUDIT_TABLE_KEY};
 pub use crate::expiration::{Clock, ManualClock, SystemClock};
-pub use crate::mount::{AUTH_KEY, BackendFactory, Created, MOUNTS_KEY, MountSettings};
+pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
+pub use crate::mount::{BackendFactory, Created, MountSettings, AUTH_KEY, MOUNTS_KEY};
 pub use crate::router::MountEntry;
 pub use crate::seal::{InitParams, InitResult, SealStatus};
 pub use crate::token::{TokenEntry, TokenRole};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_barrier::BarrierView;
 use tresor_logical::{Error, LogicalBackend, Map, Storage};
 
@@ -37,12 +37,7 @@ pub trait BackendFactory: Send + Sync + std::fmt::Debug {
     async fn verify(&self, entry: &CatalogEntry) -> Result<(), Error>;
     /// Build the backend for `mount` over its private `storage`, from the registered `plugin` when
     /// given (verified again: a file changed since registration is refused), else the built-in.
-    async fn create(
-        &self,
-        mount: &MountSettings,
-        plugin: Option<&CatalogEntry>,
-        storage: Arc<dyn Storage>,
-    ) -> Result<Created, Error>;
+    async fn create(&self, mount: &MountSettings, plugin: Option<&CatalogEntry>, storage: Arc<dyn Storage>) -> Result<Created, Error>;
 }
 
 /// A backend and what is running it.
@@ -106,22 +101,13 @@ impl MountSettings {
     pub fn sandbox_config(&self) -> Map {
         let mut out = Map::new();
         if !self.allowed_outbound_hosts.is_empty() {
-            out.insert(
-                "allowed_outbound_hosts".into(),
-                json!(self.allowed_outbound_hosts),
-            );
+            out.insert("allowed_outbound_hosts".into(), json!(self.allowed_outbound_hosts));
         }
         if self.plugin_cpu_deadline > 0 {
-            out.insert(
-                "plugin_cpu_deadline".into(),
-                json!(self.plugin_cpu_deadline),
-            );
+            out.insert("plugin_cpu_deadline".into(), json!(self.plugin_cpu_deadline));
         }
         if self.plugin_memory_limit > 0 {
-            out.insert(
-                "plugin_memory_limit".into(),
-                json!(self.plugin_memory_limit),
-            );
+            out.insert("plugin_memory_limit".into(), json!(self.plugin_memory_limit));
         }
         out
     }
@@ -132,12 +118,8 @@ impl MountSettings {
     fn apply_sandbox(&mut self, config: &Map, options: &mut Map) -> Result<(), Error> {
         let mut rest = options.clone();
         let hosts = outbound_hosts(config, &mut rest)?;
-        let cpu = sandbox_value(config, &mut rest, "plugin_cpu_deadline")
-            .map(|v| cpu_deadline(&v))
-            .transpose()?;
-        let memory = sandbox_value(config, &mut rest, "plugin_memory_limit")
-            .map(|v| memory_limit(&v))
-            .transpose()?;
+        let cpu = sandbox_value(config, &mut rest, "plugin_cpu_deadline").map(|v| cpu_deadline(&v)).transpose()?;
+        let memory = sandbox_value(config, &mut rest, "plugin_memory_limit").map(|v| memory_limit(&v)).transpose()?;
         *options = rest;
         if let Some(h) = hosts {
             self.allowed_outbound_hosts = h;
@@ -153,28 +135,16 @@ impl MountSettings {
 
     /// Where the router serves it (`secret/`, `auth/userpass/`).
     pub fn router_path(&self) -> String {
-        if self.auth {
-            format!("auth/{}", self.path)
-        } else {
-            self.path.clone()
-        }
+        if self.auth { format!("auth/{}", self.path) } else { self.path.clone() }
     }
 
     /// The mount's effective default TTL given the system values.
     pub fn effective_default_ttl(&self, system_default: u64) -> u64 {
-        if self.default_lease_ttl > 0 {
-            self.default_lease_ttl
-        } else {
-            system_default
-        }
+        if self.default_lease_ttl > 0 { self.default_lease_ttl } else { system_default }
     }
     /// The mount's effective max TTL given the system values.
     pub fn effective_max_ttl(&self, system_max: u64) -> u64 {
-        if self.max_lease_ttl > 0 {
-            self.max_lease_ttl
-        } else {
-            system_max
-        }
+        if self.max_lease_ttl > 0 { self.max_lease_ttl } else { system_max }
     }
 }
 
@@ -186,10 +156,7 @@ fn catalog_type(auth: bool) -> &'static str {
 /// Normalise a mount point: no leading slash, exactly one trailing slash.
 pub(crate) fn normalize(path: &str) -> Result<String, Error> {
     let p = path.trim_matches('/');
-    if p.is_empty()
-        || p.split('/').any(|s| s.is_empty() || s == ".." || s == ".")
-        || p.contains('\0')
-    {
+    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == ".." || s == ".") || p.contains('\0') {
         return Err(Error::invalid(format!("invalid mount path {path:?}")));
     }
     Ok(format!("{p}/"))
@@ -225,73 +192,34 @@ impl Core {
     }
 
     /// Enable a secrets engine (or, with `auth`, an auth method under `auth/`) at `path`.
-    pub async fn enable_mount(
-        &self,
-        auth: bool,
-        path: &str,
-        kind: &str,
-        description: &str,
-        mut options: Map,
-        config: &Map,
-    ) -> Result<(), Error> {
+    pub async fn enable_mount(&self, auth: bool, path: &str, kind: &str, description: &str, mut options: Map, config: &Map) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let reserved: &[&str] = if auth { &["token/"] } else { RESERVED };
-        if let Some(r) = reserved
-            .iter()
-            .find(|r| path.starts_with(*r) || r.starts_with(&path))
-        {
-            return Err(Error::invalid(format!(
-                "path is already in use at {}{r}",
-                if auth { "auth/" } else { "" }
-            )));
+        if let Some(r) = reserved.iter().find(|r| path.starts_with(*r) || r.starts_with(&path)) {
+            return Err(Error::invalid(format!("path is already in use at {}{r}", if auth { "auth/" } else { "" })));
         }
-        let kind = if auth {
-            kind.to_string()
-        } else {
-            canonical_type(kind, &mut options)
-        };
-        let factory = self
-            .factory()
-            .ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?
-            .clone();
-        let registered = if kind
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+        let kind = if auth { kind.to_string() } else { canonical_type(kind, &mut options) };
+        let factory = self.factory().ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
+        let registered = if kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
             self.catalog_get(catalog_type(auth), &kind).await?
         } else {
             None
         };
         if registered.is_none() && !factory.supports(&kind, auth) {
-            return Err(Error::invalid(format!(
-                "plugin not found in the catalog: {kind}"
-            )));
+            return Err(Error::invalid(format!("plugin not found in the catalog: {kind}")));
         }
-        let router_path = if auth {
-            format!("auth/{path}")
-        } else {
-            path.clone()
-        };
+        let router_path = if auth { format!("auth/{path}") } else { path.clone() };
         {
-            let router = self
-                .router
-                .read()
-                .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
             if let Some(existing) = router.conflicting(&router_path) {
-                return Err(Error::invalid(format!(
-                    "path is already in use at {existing}"
-                )));
+                return Err(Error::invalid(format!("path is already in use at {existing}")));
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();
         let mut settings = MountSettings {
             auth,
-            accessor: format!(
-                "{}{kind}_{}",
-                if auth { "auth_" } else { "" },
-                &uuid.replace('-', "")[..8]
-            ),
+            accessor: format!("{}{kind}_{}", if auth { "auth_" } else { "" }, &uuid.replace('-', "")[..8]),
             path,
             kind,
             description: description.to_string(),
@@ -306,22 +234,11 @@ impl Core {
         let mut options = std::mem::take(&mut settings.options);
         settings.apply_sandbox(config, &mut options)?;
         settings.options = options;
-        let created = factory
-            .create(
-                &settings,
-                registered.as_ref(),
-                self.mount_view(&settings.uuid),
-            )
-            .await?;
+        let created = factory.create(&settings, registered.as_ref(), self.mount_view(&settings.uuid)).await?;
         let mut table = self.load_mount_table(auth).await?;
         table.push(settings.clone());
         self.save_mount_table(auth, &table).await?;
-        self.router_mount(
-            settings,
-            Handler::Plugin(created.backend),
-            created.sha256,
-            created.version,
-        )?;
+        self.router_mount(settings, Handler::Plugin(created.backend), created.sha256, created.version)?;
         Ok(())
     }
 
@@ -330,23 +247,14 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
-        let Some(pos) = table.iter().position(|m| m.path == path) else {
-            return Ok(());
-        };
+        let Some(pos) = table.iter().position(|m| m.path == path) else { return Ok(()) };
         // Its leases are revoked first (through the still-mounted backend); if any cannot be, the
         // mount stays, as in Vault.
-        let lease_prefix = if auth {
-            format!("auth/{path}")
-        } else {
-            path.clone()
-        };
+        let lease_prefix = if auth { format!("auth/{path}") } else { path.clone() };
         self.lease_revoke_prefix(&lease_prefix, false).await?;
         let removed = table.remove(pos);
         {
-            let mut router = self
-                .router
-                .write()
-                .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
             router.unmount(&removed.router_path());
         }
         self.save_mount_table(auth, &table).await?;
@@ -356,10 +264,7 @@ impl Core {
                 self.revoke_token_tree(&hash).await?;
             }
         }
-        let view = BarrierView::new(
-            self.barrier.clone() as Arc<dyn Storage>,
-            format!("{LOGICAL_PREFIX}{}/", removed.uuid),
-        );
+        let view = BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{}/", removed.uuid));
         view.clear().await?;
         Ok(())
     }
@@ -370,36 +275,20 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let from = normalize(from)?;
         let to = normalize(to)?;
-        if let Some(r) = RESERVED
-            .iter()
-            .find(|r| to.starts_with(*r) || r.starts_with(&to))
-        {
-            return Err(Error::invalid(format!(
-                "cannot remount to a reserved path ({r})"
-            )));
+        if let Some(r) = RESERVED.iter().find(|r| to.starts_with(*r) || r.starts_with(&to)) {
+            return Err(Error::invalid(format!("cannot remount to a reserved path ({r})")));
         }
         let mut table = self.load_mount_table(false).await?;
-        let pos = table
-            .iter()
-            .position(|m| m.path == from)
-            .ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
+        let pos = table.iter().position(|m| m.path == from).ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
         {
-            let router = self
-                .router
-                .read()
-                .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
             if let Some(existing) = router.conflicting(&to).filter(|e| *e != from) {
-                return Err(Error::invalid(format!(
-                    "path already in use at \"{existing}\""
-                )));
+                return Err(Error::invalid(format!("path already in use at \"{existing}\"")));
             }
         }
         table[pos].path = to.clone();
         self.save_mount_table(false, &table).await?;
-        let mut router = self
-            .router
-            .write()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.rename(&from, &to);
         Ok(())
     }
@@ -409,10 +298,7 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
-        let entry = table
-            .iter_mut()
-            .find(|m| m.path == path)
-            .ok_or_else(|| Error::invalid(format!("no mount entry found at {path}")))?;
+        let entry = table.iter_mut().find(|m| m.path == path).ok_or_else(|| Error::invalid(format!("no mount entry found at {path}")))?;
         if let Some(t) = ttl_field(data, "default_lease_ttl")? {
             entry.default_lease_ttl = t;
         }
@@ -430,9 +316,7 @@ impl Core {
         if !options.is_empty() {
             for (k, v) in &options {
                 if k == "version" && entry.options.get("version") != Some(v) && entry.kind == "kv" {
-                    return Err(Error::invalid(
-                        "changing the KV version of a mount is not supported",
-                    ));
+                    return Err(Error::invalid("changing the KV version of a mount is not supported"));
                 }
                 entry.options.insert(k.clone(), v.clone());
             }
@@ -443,118 +327,53 @@ impl Core {
     }
 
     /// Persisted mounts served by plugin `name` (optionally only those at `only` paths).
-    pub(crate) async fn mounts_of(
-        &self,
-        name: &str,
-        only: &[String],
-    ) -> Result<Vec<MountSettings>, Error> {
-        let only: Vec<String> = only
-            .iter()
-            .map(|p| normalize(p))
-            .collect::<Result<_, _>>()?;
+    pub(crate) async fn mounts_of(&self, name: &str, only: &[String]) -> Result<Vec<MountSettings>, Error> {
+        let only: Vec<String> = only.iter().map(|p| normalize(p)).collect::<Result<_, _>>()?;
         let mut all = self.load_mount_table(false).await?;
         all.extend(self.load_mount_table(true).await?);
         Ok(all
             .into_iter()
-            .filter(|m| {
-                m.kind == name
-                    && (only.is_empty()
-                        || only.contains(&m.path)
-                        || only.contains(&m.router_path()))
-            })
+            .filter(|m| m.kind == name && (only.is_empty() || only.contains(&m.path) || only.contains(&m.router_path())))
             .collect())
     }
 
     /// Build a fresh backend for `settings` and swap it into the router. With `strict`, a failure is
     /// returned and the running backend keeps serving; otherwise the mount becomes unavailable.
-    pub(crate) async fn rebuild_mount(
-        &self,
-        settings: &MountSettings,
-        strict: bool,
-    ) -> Result<(), Error> {
+    pub(crate) async fn rebuild_mount(&self, settings: &MountSettings, strict: bool) -> Result<(), Error> {
         match self.build_backend(settings).await {
-            Ok((handler, sha, version)) => {
-                self.router_mount(settings.clone(), handler, sha, version)
-            }
+            Ok((handler, sha, version)) => self.router_mount(settings.clone(), handler, sha, version),
             Err(e) if strict => Err(e),
-            Err(e) => self.router_mount(
-                settings.clone(),
-                Handler::Unavailable(e.to_string()),
-                String::new(),
-                String::new(),
-            ),
+            Err(e) => self.router_mount(settings.clone(), Handler::Unavailable(e.to_string()), String::new(), String::new()),
         }
     }
 
     /// Settings of the mount at `path` (relative to `auth/` with `auth`), if it is an operator mount.
-    pub async fn mount_settings(
-        &self,
-        auth: bool,
-        path: &str,
-    ) -> Result<Option<MountSettings>, Error> {
+    pub async fn mount_settings(&self, auth: bool, path: &str) -> Result<Option<MountSettings>, Error> {
         let path = normalize(path)?;
-        Ok(self
-            .load_mount_table(auth)
-            .await?
-            .into_iter()
-            .find(|m| m.path == path))
+        Ok(self.load_mount_table(auth).await?.into_iter().find(|m| m.path == path))
     }
 
     fn mount_view(&self, uuid: &str) -> Arc<dyn Storage> {
-        Arc::new(BarrierView::new(
-            self.barrier.clone() as Arc<dyn Storage>,
-            format!("{LOGICAL_PREFIX}{uuid}/"),
-        ))
+        Arc::new(BarrierView::new(self.barrier.clone() as Arc<dyn Storage>, format!("{LOGICAL_PREFIX}{uuid}/")))
     }
 
-    async fn build_backend(
-        &self,
-        settings: &MountSettings,
-    ) -> Result<(Handler, String, String), Error> {
-        let factory = self.factory().ok_or_else(|| {
-            Error::Unavailable(format!("no plugin runtime for mount {}", settings.path))
-        })?;
-        let registered = self
-            .catalog_get(catalog_type(settings.auth), &settings.kind)
-            .await
-            .ok()
-            .flatten();
+    async fn build_backend(&self, settings: &MountSettings) -> Result<(Handler, String, String), Error> {
+        let factory = self.factory().ok_or_else(|| Error::Unavailable(format!("no plugin runtime for mount {}", settings.path)))?;
+        let registered = self.catalog_get(catalog_type(settings.auth), &settings.kind).await.ok().flatten();
         if registered.is_none() && !factory.supports(&settings.kind, settings.auth) {
-            return Err(Error::Unavailable(format!(
-                "plugin {:?} for mount {} is not in the catalog",
-                settings.kind, settings.path
-            )));
+            return Err(Error::Unavailable(format!("plugin {:?} for mount {} is not in the catalog", settings.kind, settings.path)));
         }
-        match factory
-            .create(
-                settings,
-                registered.as_ref(),
-                self.mount_view(&settings.uuid),
-            )
-            .await
-        {
+        match factory.create(settings, registered.as_ref(), self.mount_view(&settings.uuid)).await {
             Ok(c) => Ok((Handler::Plugin(c.backend), c.sha256, c.version)),
             Err(e) => {
                 tracing::error!(mount = %settings.path, error = %e, "plugin could not be loaded");
-                Err(Error::Unavailable(format!(
-                    "plugin for mount {} could not be loaded: {e}",
-                    settings.path
-                )))
+                Err(Error::Unavailable(format!("plugin for mount {} could not be loaded: {e}", settings.path)))
             }
         }
     }
 
-    fn router_mount(
-        &self,
-        s: MountSettings,
-        handler: Handler,
-        running_sha256: String,
-        running_version: String,
-    ) -> Result<(), Error> {
-        let mut router = self
-            .router
-            .write()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+    fn router_mount(&self, s: MountSettings, handler: Handler, running_sha256: String, running_version: String) -> Result<(), Error> {
+        let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.mount(MountEntry {
             path: s.router_path(),
             kind: s.kind.clone(),
@@ -594,16 +413,11 @@ impl Core {
 
     async fn load_mount_table(&self, auth: bool) -> Result<Vec<MountSettings>, Error> {
         let key = if auth { AUTH_KEY } else { MOUNTS_KEY };
-        match self
-            .barrier
-            .get_value(key)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-        {
+        match self.barrier.get_value(key).await.map_err(|e| Error::Internal(e.to_string()))? {
             None => Ok(Vec::new()),
             Some(raw) => {
-                let mut table: Vec<MountSettings> = serde_json::from_slice(&raw)
-                    .map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?;
+                let mut table: Vec<MountSettings> =
+                    serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?;
                 for m in &mut table {
                     m.auth = auth;
                 }
@@ -615,10 +429,7 @@ impl Core {
     async fn save_mount_table(&self, auth: bool, table: &[MountSettings]) -> Result<(), Error> {
         let key = if auth { AUTH_KEY } else { MOUNTS_KEY };
         let raw = serde_json::to_vec(table).map_err(|e| Error::Internal(e.to_string()))?;
-        self.barrier
-            .put_value(key, &raw)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))
+        self.barrier.put_value(key, &raw).await.map_err(|e| Error::Internal(e.to_string()))
     }
 }
 
@@ -628,32 +439,18 @@ impl Core {
 /// works); the option is taken out of the options the plugin sees. Validated here: a bad entry is a
 /// 400 and nothing changes.
 fn outbound_hosts(config: &Map, options: &mut Map) -> Result<Option<Vec<String>>, Error> {
-    let Some(value) = sandbox_value(config, options, "allowed_outbound_hosts") else {
-        return Ok(None);
-    };
+    let Some(value) = sandbox_value(config, options, "allowed_outbound_hosts") else { return Ok(None) };
     let hosts: Vec<String> = match value {
-        Value::String(s) => s
-            .split(',')
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .collect(),
+        Value::String(s) => s.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
         Value::Array(items) => items
             .iter()
-            .map(|v| {
-                v.as_str().map(|h| h.trim().to_string()).ok_or_else(|| {
-                    Error::invalid("allowed_outbound_hosts must be a list of strings")
-                })
-            })
+            .map(|v| v.as_str().map(|h| h.trim().to_string()).ok_or_else(|| Error::invalid("allowed_outbound_hosts must be a list of strings")))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .filter(|h| !h.is_empty())
             .collect(),
         Value::Null => Vec::new(),
-        _ => {
-            return Err(Error::invalid(
-                "allowed_outbound_hosts must be a list of strings",
-            ));
-        }
+        _ => return Err(Error::invalid("allowed_outbound_hosts must be a list of strings")),
     };
     tresor_logical::Grants::parse(&hosts).map_err(|e| Error::invalid(e.to_string()))?;
     Ok(Some(hosts))
@@ -671,11 +468,7 @@ fn sandbox_value(config: &Map, options: &mut Map, key: &str) -> Option<Value> {
 /// `plugin_cpu_deadline`: seconds or a duration string, 1 s to [`MAX_PLUGIN_CPU_DEADLINE`]; 0 or
 /// `""` restores the default.
 fn cpu_deadline(value: &Value) -> Result<u64, Error> {
-    let bad = || {
-        Error::invalid(format!(
-            "invalid plugin_cpu_deadline: expected a duration from 1s to {MAX_PLUGIN_CPU_DEADLINE}s"
-        ))
-    };
+    let bad = || Error::invalid(format!("invalid plugin_cpu_deadline: expected a duration from 1s to {MAX_PLUGIN_CPU_DEADLINE}s"));
     let secs = tresor_logical::parse_duration(value).map_err(|_| bad())?;
     if secs > MAX_PLUGIN_CPU_DEADLINE {
         return Err(bad());
@@ -686,21 +479,13 @@ fn cpu_deadline(value: &Value) -> Result<u64, Error> {
 /// `plugin_memory_limit`: bytes, or a size with a unit (`128MiB`, `64MB`, `1GiB`, `512KiB`),
 /// 1 MiB to [`MAX_PLUGIN_MEMORY_LIMIT`]; 0 or `""` restores the default.
 fn memory_limit(value: &Value) -> Result<u64, Error> {
-    let bad = || {
-        Error::invalid(
-            "invalid plugin_memory_limit: expected a size from 1MiB to 512MiB (bytes, or a number with KiB, MiB, GiB, KB, MB or GB)",
-        )
-    };
+    let bad = || Error::invalid("invalid plugin_memory_limit: expected a size from 1MiB to 512MiB (bytes, or a number with KiB, MiB, GiB, KB, MB or GB)");
     let bytes = match value {
         Value::Number(n) => n.as_u64().ok_or_else(bad)?,
         Value::String(s) => {
             let s = s.trim();
             let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let number: u64 = if split == 0 && s.is_empty() {
-                0
-            } else {
-                s[..split].parse().map_err(|_| bad())?
-            };
+            let number: u64 = if split == 0 && s.is_empty() { 0 } else { s[..split].parse().map_err(|_| bad())? };
             let unit: u64 = match s[split..].trim().to_ascii_lowercase().as_str() {
                 "" | "b" => 1,
                 "k" | "kib" => 1 << 10,
@@ -725,9 +510,7 @@ fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() || s == "system" => Ok(Some(0)),
-        Some(v) => tresor_logical::parse_duration(v)
-            .map(Some)
-            .map_err(|_| Error::invalid(format!("invalid {key}"))),
+        Some(v) => tresor_logical::parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("invalid {key}"))),
     }
 }
 
@@ -743,16 +526,7 @@ mod tests {
         assert_eq!(memory_limit(&json!("512m")).unwrap(), 512 << 20);
         assert_eq!(memory_limit(&json!("")).unwrap(), 0);
         assert_eq!(memory_limit(&json!(0)).unwrap(), 0);
-        for bad in [
-            json!("513MiB"),
-            json!("1GiB"),
-            json!(1024),
-            json!("MiB"),
-            json!("12 parsecs"),
-            json!(-1),
-            json!(true),
-            json!("99999999999999999999GiB"),
-        ] {
+        for bad in [json!("513MiB"), json!("1GiB"), json!(1024), json!("MiB"), json!("12 parsecs"), json!(-1), json!(true), json!("99999999999999999999GiB")] {
             assert!(memory_limit(&bad).is_err(), "{bad}");
         }
         assert_eq!(cpu_deadline(&json!("1m30s")).unwrap(), 90);
@@ -767,23 +541,12 @@ mod tests {
         let mut config = Map::new();
         config.insert("plugin_memory_limit".into(), json!("bad"));
         assert!(s.apply_sandbox(&config, &mut options).is_err());
-        assert_eq!(
-            (s.plugin_cpu_deadline, s.plugin_memory_limit),
-            (0, 0),
-            "nothing applied on error"
-        );
+        assert_eq!((s.plugin_cpu_deadline, s.plugin_memory_limit), (0, 0), "nothing applied on error");
         assert_eq!(options.len(), 2, "options untouched on error");
         config.insert("plugin_memory_limit".into(), json!("8MiB"));
         s.apply_sandbox(&config, &mut options).unwrap();
-        assert_eq!(
-            (s.plugin_cpu_deadline, s.plugin_memory_limit),
-            (10, 8 << 20)
-        );
-        assert_eq!(
-            options.len(),
-            1,
-            "only the plugin's own options remain: {options:?}"
-        );
+        assert_eq!((s.plugin_cpu_deadline, s.plugin_memory_limit), (10, 8 << 20));
+        assert_eq!(options.len(), 1, "only the plugin's own options remain: {options:?}");
     }
 
     #[test]

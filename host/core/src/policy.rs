@@ -49,11 +49,7 @@ pub mod cap {
 
     /// Names of the set bits, sorted.
     pub fn names(bits: u16) -> Vec<String> {
-        NAMES
-            .iter()
-            .filter(|(_, b)| bits & b != 0)
-            .map(|(n, _)| n.to_string())
-            .collect()
+        NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| n.to_string()).collect()
     }
 }
 
@@ -122,11 +118,9 @@ fn from_json(v: &Value) -> Node {
 fn from_hcl_value(v: &hcl::Value) -> Node {
     match v {
         hcl::Value::Str(s) => Node::Scalar(Value::String(s.clone())),
-        hcl::Value::Num(n) => Node::Scalar(if n.fract() == 0.0 && n.abs() < 9.0e15 {
-            Value::from(*n as i64)
-        } else {
-            serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
-        }),
+        hcl::Value::Num(n) => Node::Scalar(
+            if n.fract() == 0.0 && n.abs() < 9.0e15 { Value::from(*n as i64) } else { serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number) },
+        ),
         hcl::Value::Bool(b) => Node::Scalar(Value::Bool(*b)),
         hcl::Value::List(l) => Node::List(l.iter().map(from_hcl_value).collect()),
         hcl::Value::Object(items) => Node::Map(items.iter().flat_map(from_hcl_item).collect()),
@@ -158,8 +152,7 @@ impl Policy {
                 Err(e) => return Err(err(format!("invalid JSON: {e}"))),
             }
         } else {
-            let items =
-                hcl::parse(raw).map_err(|e| err(format!("At {}: {}", e.line, e.message)))?;
+            let items = hcl::parse(raw).map_err(|e| err(format!("At {}: {}", e.line, e.message)))?;
             items.iter().flat_map(from_hcl_item).collect()
         };
         let mut rules = Vec::new();
@@ -167,9 +160,7 @@ impl Policy {
             match key.as_str() {
                 "name" => {}
                 "path" => {
-                    let Node::Map(paths) = node else {
-                        return Err(err("path must be an object"));
-                    };
+                    let Node::Map(paths) = node else { return Err(err("path must be an object")) };
                     for (pattern, body) in paths {
                         rules.push(parse_rule(&pattern, body)?);
                     }
@@ -177,42 +168,19 @@ impl Policy {
                 other => return Err(err(format!("invalid key {other:?}"))),
             }
         }
-        Ok(Self {
-            name: name.to_lowercase(),
-            raw: raw.to_string(),
-            rules,
-        })
+        Ok(Self { name: name.to_lowercase(), raw: raw.to_string(), rules })
     }
 }
 
 impl Policy {
     /// Canonical HCL for the rules (`tresor policy fmt`): one block per rule, two-space indent.
     pub fn to_hcl(&self) -> String {
-        const ORDER: [&str; 9] = [
-            "create",
-            "read",
-            "update",
-            "patch",
-            "delete",
-            "list",
-            "sudo",
-            "deny",
-            "subscribe",
-        ];
+        const ORDER: [&str; 9] = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe"];
         let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
         let params = |m: &BTreeMap<String, Vec<Value>>| {
             let items: Vec<String> = m
                 .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{} = [{}]",
-                        quote(k),
-                        v.iter()
-                            .map(|x| x.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
+                .map(|(k, v)| format!("{} = [{}]", quote(k), v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")))
                 .collect();
             format!("{{ {} }}", items.join(", "))
         };
@@ -223,11 +191,7 @@ impl Policy {
             }
             let p = &rule.permissions;
             out.push_str(&format!("path {} {{\n", quote(&rule.pattern)));
-            let caps: Vec<String> = ORDER
-                .iter()
-                .filter(|n| cap::parse(n).is_some_and(|b| p.capabilities & b != 0))
-                .map(|n| quote(n))
-                .collect();
+            let caps: Vec<String> = ORDER.iter().filter(|n| cap::parse(n).is_some_and(|b| p.capabilities & b != 0)).map(|n| quote(n)).collect();
             out.push_str(&format!("  capabilities = [{}]\n", caps.join(", ")));
             if let Some(a) = &p.allowed_parameters {
                 out.push_str(&format!("  allowed_parameters = {}\n", params(a)));
@@ -240,16 +204,10 @@ impl Policy {
                 out.push_str(&format!("  required_parameters = [{}]\n", r.join(", ")));
             }
             if p.min_wrapping_ttl > 0 {
-                out.push_str(&format!(
-                    "  min_wrapping_ttl = \"{}s\"\n",
-                    p.min_wrapping_ttl
-                ));
+                out.push_str(&format!("  min_wrapping_ttl = \"{}s\"\n", p.min_wrapping_ttl));
             }
             if p.max_wrapping_ttl > 0 {
-                out.push_str(&format!(
-                    "  max_wrapping_ttl = \"{}s\"\n",
-                    p.max_wrapping_ttl
-                ));
+                out.push_str(&format!("  max_wrapping_ttl = \"{}s\"\n", p.max_wrapping_ttl));
             }
             out.push_str("}\n");
         }
@@ -259,43 +217,29 @@ impl Policy {
 
 fn parse_rule(pattern: &str, body: Node) -> Result<PathRule, PolicyError> {
     let ctx = |m: String| err(format!("path {pattern:?}: {m}"));
-    let Node::Map(items) = body else {
-        return Err(ctx("expected an object".into()));
-    };
+    let Node::Map(items) = body else { return Err(ctx("expected an object".into())) };
     let mut p = Permissions::default();
     for (key, value) in items {
         match key.as_str() {
             "capabilities" => {
                 for name in strings(&value).map_err(&ctx)? {
-                    p.capabilities |= cap::parse(&name).ok_or_else(|| {
-                        ctx(format!("path {pattern:?}: invalid capability {name:?}"))
-                    })?;
+                    p.capabilities |= cap::parse(&name).ok_or_else(|| ctx(format!("path {pattern:?}: invalid capability {name:?}")))?;
                 }
             }
             // The pre-0.5 shorthand.
             "policy" => {
-                let Node::Scalar(Value::String(s)) = value else {
-                    return Err(ctx("policy must be a string".into()));
-                };
+                let Node::Scalar(Value::String(s)) = value else { return Err(ctx("policy must be a string".into())) };
                 p.capabilities |= match s.as_str() {
                     "deny" => cap::DENY,
                     "read" => cap::READ | cap::LIST,
                     "write" => cap::CREATE | cap::READ | cap::UPDATE | cap::DELETE | cap::LIST,
-                    "sudo" => {
-                        cap::CREATE | cap::READ | cap::UPDATE | cap::DELETE | cap::LIST | cap::SUDO
-                    }
+                    "sudo" => cap::CREATE | cap::READ | cap::UPDATE | cap::DELETE | cap::LIST | cap::SUDO,
                     other => return Err(ctx(format!("invalid policy {other:?}"))),
                 };
             }
             "allowed_parameters" => p.allowed_parameters = Some(parameters(value).map_err(&ctx)?),
             "denied_parameters" => p.denied_parameters = Some(parameters(value).map_err(&ctx)?),
-            "required_parameters" => {
-                p.required_parameters = strings(&value)
-                    .map_err(&ctx)?
-                    .into_iter()
-                    .map(|s| s.to_lowercase())
-                    .collect()
-            }
+            "required_parameters" => p.required_parameters = strings(&value).map_err(&ctx)?.into_iter().map(|s| s.to_lowercase()).collect(),
             "min_wrapping_ttl" => p.min_wrapping_ttl = duration(&value).map_err(&ctx)?,
             "max_wrapping_ttl" => p.max_wrapping_ttl = duration(&value).map_err(&ctx)?,
             "comment" | "mfa_methods" | "control_group" | "pagination_limit" | "expiration" => {}
@@ -303,17 +247,12 @@ fn parse_rule(pattern: &str, body: Node) -> Result<PathRule, PolicyError> {
         }
     }
     if p.max_wrapping_ttl > 0 && p.min_wrapping_ttl > p.max_wrapping_ttl {
-        return Err(ctx(
-            "max_wrapping_ttl cannot be less than min_wrapping_ttl".into()
-        ));
+        return Err(ctx("max_wrapping_ttl cannot be less than min_wrapping_ttl".into()));
     }
     if p.capabilities & cap::DENY != 0 {
         p.capabilities = cap::DENY;
     }
-    Ok(PathRule {
-        pattern: pattern.trim_start_matches('/').to_string(),
-        permissions: p,
-    })
+    Ok(PathRule { pattern: pattern.trim_start_matches('/').to_string(), permissions: p })
 }
 
 fn strings(node: &Node) -> Result<Vec<String>, String> {
@@ -325,19 +264,13 @@ fn strings(node: &Node) -> Result<Vec<String>, String> {
                 _ => Err("expected a list of strings".to_string()),
             })
             .collect(),
-        Node::Scalar(Value::String(s)) => Ok(s
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()),
+        Node::Scalar(Value::String(s)) => Ok(s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
         _ => Err("expected a list of strings".into()),
     }
 }
 
 fn parameters(node: Node) -> Result<BTreeMap<String, Vec<Value>>, String> {
-    let Node::Map(items) = node else {
-        return Err("parameters must be an object".into());
-    };
+    let Node::Map(items) = node else { return Err("parameters must be an object".into()) };
     let mut out = BTreeMap::new();
     for (k, v) in items {
         let values = match v {
@@ -352,9 +285,7 @@ fn parameters(node: Node) -> Result<BTreeMap<String, Vec<Value>>, String> {
             Node::Map(m) if m.is_empty() => Vec::new(),
             Node::Map(_) => return Err(format!("parameter {k:?}: values must be a list")),
         };
-        out.entry(k.to_lowercase())
-            .or_insert_with(Vec::new)
-            .extend(values);
+        out.entry(k.to_lowercase()).or_insert_with(Vec::new).extend(values);
     }
     Ok(out)
 }
@@ -463,26 +394,15 @@ mod tests {
         assert_eq!(a.rules[1].pattern, "kv1/params");
         let p = &a.rules[1].permissions;
         assert_eq!(p.capabilities, cap::CREATE | cap::UPDATE);
-        assert_eq!(
-            p.allowed_parameters.as_ref().unwrap()["bar"],
-            vec![Value::from("a"), Value::from("b")]
-        );
+        assert_eq!(p.allowed_parameters.as_ref().unwrap()["bar"], vec![Value::from("a"), Value::from("b")]);
         assert_eq!((p.min_wrapping_ttl, p.max_wrapping_ttl), (60, 600));
     }
 
     #[test]
     fn bad_policies_are_refused_with_vaults_messages() {
         let e = Policy::parse("x", r#"path "x" { capabilities = ["fly"] }"#).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"failed to parse policy: path "x": path "x": invalid capability "fly""#
-        );
-        assert!(
-            Policy::parse("x", "garbage {")
-                .unwrap_err()
-                .to_string()
-                .starts_with("failed to parse policy: At 1")
-        );
+        assert_eq!(e.to_string(), r#"failed to parse policy: path "x": path "x": invalid capability "fly""#);
+        assert!(Policy::parse("x", "garbage {").unwrap_err().to_string().starts_with("failed to parse policy: At 1"));
         assert!(Policy::parse("x", r#"path "x" { capabilities = ["read"] wat = 1 }"#).is_err());
         assert!(Policy::parse("x", r#"{"path": 1}"#).is_err());
         assert!(Policy::parse("x", r#"nope "x" {}"#).is_err());
@@ -493,10 +413,7 @@ mod tests {
         let src = r#"path "a/*" { capabilities = ["list","read"] allowed_parameters = { "x" = ["1"] } }  path "b" { policy = "write" }"#;
         let p = Policy::parse("p", src).unwrap();
         let text = p.to_hcl();
-        assert!(
-            text.starts_with("path \"a/*\" {\n  capabilities = [\"read\", \"list\"]\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("path \"a/*\" {\n  capabilities = [\"read\", \"list\"]\n"), "{text}");
         assert_eq!(Policy::parse("p", &text).unwrap().rules, p.rules);
     }
 

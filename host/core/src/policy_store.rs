@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_barrier::BarrierView;
 use tresor_logical::{Error, Map, Storage};
 
 use crate::acl::Acl;
-use crate::policy::{DEFAULT_POLICY, Policy};
+use crate::policy::{Policy, DEFAULT_POLICY};
 use crate::util::{now_unix_nanos, obj, rfc3339_nanos};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,12 +47,7 @@ fn check_name(name: &str) -> Result<String, Error> {
 
 impl PolicyStore {
     pub(crate) fn new(view: BarrierView) -> Self {
-        Self {
-            view,
-            parsed: RwLock::new(HashMap::new()),
-            acls: RwLock::new(HashMap::new()),
-            write: tokio::sync::Mutex::new(()),
-        }
+        Self { view, parsed: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::new()), write: tokio::sync::Mutex::new(()) }
     }
 
     /// Create the `default` policy if missing (after unseal); clear caches.
@@ -76,19 +71,12 @@ impl PolicyStore {
     async fn load(&self, name: &str) -> Result<Option<Stored>, Error> {
         match self.view.get(name).await? {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| Error::Internal(format!("corrupt policy {name:?}: {e}"))),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt policy {name:?}: {e}"))),
         }
     }
 
     async fn store(&self, name: &str, text: &str, version: u64) -> Result<(), Error> {
-        let s = Stored {
-            name: name.into(),
-            policy: text.into(),
-            version,
-            modified: now_unix_nanos(),
-        };
+        let s = Stored { name: name.into(), policy: text.into(), version, modified: now_unix_nanos() };
         let raw = serde_json::to_vec(&s).map_err(|e| Error::Internal(e.to_string()))?;
         self.view.put(name, &raw).await.map_err(Error::from)
     }
@@ -99,17 +87,11 @@ impl PolicyStore {
             return Ok(hit);
         }
         if name == crate::wrapping::WRAPPING_POLICY_NAME {
-            return Policy::parse(name, crate::wrapping::WRAPPING_POLICY)
-                .map(|p| Some(Arc::new(p)))
-                .map_err(|e| Error::Internal(e.to_string()));
+            return Policy::parse(name, crate::wrapping::WRAPPING_POLICY).map(|p| Some(Arc::new(p))).map_err(|e| Error::Internal(e.to_string()));
         }
         let parsed = match self.load(name).await? {
             None => None,
-            Some(s) => {
-                Some(Arc::new(Policy::parse(name, &s.policy).map_err(|e| {
-                    Error::Internal(format!("stored policy {name:?}: {e}"))
-                })?))
-            }
+            Some(s) => Some(Arc::new(Policy::parse(name, &s.policy).map_err(|e| Error::Internal(format!("stored policy {name:?}: {e}")))?)),
         };
         if let Ok(mut p) = self.parsed.write() {
             p.insert(name.to_string(), parsed.clone());
@@ -140,13 +122,7 @@ impl PolicyStore {
     }
 
     pub(crate) async fn names(&self) -> Result<Vec<String>, Error> {
-        let mut keys: Vec<String> = self
-            .view
-            .list("")
-            .await?
-            .into_iter()
-            .filter(|k| !k.ends_with('/'))
-            .collect();
+        let mut keys: Vec<String> = self.view.list("").await?.into_iter().filter(|k| !k.ends_with('/')).collect();
         keys.push("root".into());
         keys.sort();
         keys.dedup();
@@ -168,9 +144,7 @@ impl PolicyStore {
         if let Some(cas) = cas
             && cas != current
         {
-            return Err(Error::invalid(format!(
-                "check-and-set parameter {cas} did not match the current version {current}"
-            )));
+            return Err(Error::invalid(format!("check-and-set parameter {cas} did not match the current version {current}")));
         }
         self.store(&name, text, current + 1).await?;
         self.invalidate();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_logical::{LogicalBackend, Map};
 
 /// What serves a mount.
@@ -94,12 +94,7 @@ impl Router {
     pub(crate) fn mount(&mut self, entry: MountEntry) {
         self.mounts.retain(|m| m.path != entry.path);
         self.mounts.push(Arc::new(entry));
-        self.mounts.sort_by(|a, b| {
-            b.path
-                .len()
-                .cmp(&a.path.len())
-                .then_with(|| a.path.cmp(&b.path))
-        });
+        self.mounts.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.path.cmp(&b.path)));
     }
 
     /// The mount serving `path` and the path relative to it.
@@ -115,26 +110,15 @@ impl Router {
 
     /// All secret (non-auth) mounts as the `sys/mounts` map.
     pub(crate) fn mounts_json(&self, auth: bool) -> Map {
-        self.mounts
-            .iter()
-            .filter(|m| m.is_auth() == auth)
-            .map(|m| {
-                let key = if auth {
-                    m.path.trim_start_matches("auth/").to_string()
-                } else {
-                    m.path.clone()
-                };
-                (key, m.to_json())
-            })
-            .collect()
+        self.mounts.iter().filter(|m| m.is_auth() == auth).map(|m| {
+            let key = if auth { m.path.trim_start_matches("auth/").to_string() } else { m.path.clone() };
+            (key, m.to_json())
+        }).collect()
     }
 
     /// An existing mount that overlaps `path` (one is a prefix of the other).
     pub(crate) fn conflicting(&self, path: &str) -> Option<String> {
-        self.mounts
-            .iter()
-            .find(|m| path.starts_with(m.path.as_str()) || m.path.starts_with(path))
-            .map(|m| m.path.clone())
+        self.mounts.iter().find(|m| path.starts_with(m.path.as_str()) || m.path.starts_with(path)).map(|m| m.path.clone())
     }
 
     /// Move the mount at `from` to `to`, keeping its backend.
@@ -165,8 +149,7 @@ impl Router {
 
     /// Keep only the host's own mounts (sys/, cubbyhole/, auth/token/).
     pub(crate) fn retain_builtin(&mut self) {
-        self.mounts
-            .retain(|m| !matches!(m.handler, Handler::Plugin(_) | Handler::Unavailable(_)));
+        self.mounts.retain(|m| !matches!(m.handler, Handler::Plugin(_) | Handler::Unavailable(_)));
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<Arc<MountEntry>> {

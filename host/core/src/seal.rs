@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tresor_barrier::{KEY_LEN, keys, open_with_key, seal_with_key, shamir};
+use tresor_barrier::{keys, open_with_key, seal_with_key, shamir, KEY_LEN};
 use tresor_logical::Error;
 use zeroize::Zeroizing;
 
@@ -19,7 +19,8 @@ use crate::util::{now_unix, random_base62};
 /// Stored cluster identity (inside the barrier).
 const CLUSTER_KEY: &str = "core/cluster";
 /// Vault's message when the recombined key does not open the root key.
-const BAD_KEY_MESSAGE: &str = "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
+const BAD_KEY_MESSAGE: &str =
+    "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
 
 /// Persisted seal configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,9 +40,7 @@ pub(crate) struct UnsealProgress {
 
 impl std::fmt::Debug for UnsealProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnsealProgress")
-            .field("progress", &self.parts.len())
-            .finish_non_exhaustive()
+        f.debug_struct("UnsealProgress").field("progress", &self.parts.len()).finish_non_exhaustive()
     }
 }
 
@@ -68,9 +67,7 @@ pub struct InitResult {
 
 impl std::fmt::Debug for InitResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitResult")
-            .field("keys", &self.keys.len())
-            .finish_non_exhaustive()
+        f.debug_struct("InitResult").field("keys", &self.keys.len()).finish_non_exhaustive()
     }
 }
 
@@ -116,24 +113,15 @@ fn decode_share(key: &str) -> Option<Zeroizing<Vec<u8>>> {
     // Hex first, as Vault does; a base64 share that happens to be all hex digits decodes to the wrong
     // length as hex and falls through to base64.
     if let Ok(bytes) = hex::decode(key).map(Zeroizing::new)
-        && (bytes.len() == KEY_LEN || bytes.len() == KEY_LEN + 1)
-    {
-        return Some(bytes);
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .ok()
-        .map(Zeroizing::new)
+        && (bytes.len() == KEY_LEN || bytes.len() == KEY_LEN + 1) {
+            return Some(bytes);
+        }
+    base64::engine::general_purpose::STANDARD.decode(key).ok().map(Zeroizing::new)
 }
 
 impl Core {
     pub(crate) async fn load_seal_config(&self) -> Result<(), Error> {
-        let raw = self
-            .barrier
-            .physical()
-            .get(keys::SEAL_CONFIG)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let raw = self.barrier.physical().get(keys::SEAL_CONFIG).await.map_err(|e| Error::Internal(e.to_string()))?;
         let config = raw
             .map(|r| serde_json::from_slice::<SealConfig>(&r))
             .transpose()
@@ -187,12 +175,8 @@ impl Core {
         let mut root_key = Zeroizing::new([0u8; KEY_LEN]);
         rand::fill(&mut unseal_key[..]);
         rand::fill(&mut root_key[..]);
-        let shares = shamir::split(
-            unseal_key.as_ref(),
-            params.secret_shares,
-            params.secret_threshold,
-        )
-        .map_err(|e| Error::invalid(e.to_string()))?;
+        let shares = shamir::split(unseal_key.as_ref(), params.secret_shares, params.secret_threshold)
+            .map_err(|e| Error::invalid(e.to_string()))?;
 
         let physical = self.barrier.physical().clone();
         let internal = |e: tresor_barrier::Error| Error::Internal(e.to_string());
@@ -200,42 +184,22 @@ impl Core {
         // were never handed out, so it is discarded.
         physical.delete(keys::KEYRING).await.map_err(internal)?;
         physical.delete(keys::ROOT_KEY).await.map_err(internal)?;
-        self.barrier
-            .initialize(root_key.as_ref())
-            .await
-            .map_err(internal)?;
-        let sealed_root = seal_with_key(unseal_key.as_ref(), keys::ROOT_KEY, root_key.as_ref())
-            .map_err(internal)?;
-        physical
-            .put(keys::ROOT_KEY, &sealed_root)
-            .await
-            .map_err(internal)?;
+        self.barrier.initialize(root_key.as_ref()).await.map_err(internal)?;
+        let sealed_root = seal_with_key(unseal_key.as_ref(), keys::ROOT_KEY, root_key.as_ref()).map_err(internal)?;
+        physical.put(keys::ROOT_KEY, &sealed_root).await.map_err(internal)?;
 
-        self.barrier
-            .unseal(root_key.as_ref())
-            .await
-            .map_err(internal)?;
+        self.barrier.unseal(root_key.as_ref()).await.map_err(internal)?;
         let cluster = ClusterInfo {
-            name: format!(
-                "vault-cluster-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
+            name: format!("vault-cluster-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
             id: uuid::Uuid::new_v4().to_string(),
         };
-        let cluster_json =
-            serde_json::to_vec(&cluster).map_err(|e| Error::Internal(e.to_string()))?;
-        self.barrier
-            .put_value(CLUSTER_KEY, &cluster_json)
-            .await
-            .map_err(internal)?;
+        let cluster_json = serde_json::to_vec(&cluster).map_err(|e| Error::Internal(e.to_string()))?;
+        self.barrier.put_value(CLUSTER_KEY, &cluster_json).await.map_err(internal)?;
         self.post_unseal().await?;
         let (root_token, _) = self
             .tokens
             .create(crate::token::NewToken {
-                id: params
-                    .root_token_id
-                    .as_deref()
-                    .map(|s| Zeroizing::new(s.to_string())),
+                id: params.root_token_id.as_deref().map(|s| Zeroizing::new(s.to_string())),
                 policies: vec!["root".into()],
                 path: "auth/token/root".into(),
                 display_name: "root".into(),
@@ -248,12 +212,8 @@ impl Core {
             secret_shares: params.secret_shares,
             secret_threshold: params.secret_threshold,
         };
-        let config_json =
-            serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
-        physical
-            .put(keys::SEAL_CONFIG, &config_json)
-            .await
-            .map_err(internal)?;
+        let config_json = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        physical.put(keys::SEAL_CONFIG, &config_json).await.map_err(internal)?;
         if let Ok(mut guard) = self.seal_config.write() {
             *guard = Some(config);
         }
@@ -261,23 +221,14 @@ impl Core {
         if !params.stay_unsealed {
             self.seal_inner().await;
         }
-        tracing::info!(
-            shares = params.secret_shares,
-            threshold = params.secret_threshold,
-            "core initialized"
-        );
-        Ok(InitResult {
-            keys: shares,
-            root_token,
-        })
+        tracing::info!(shares = params.secret_shares, threshold = params.secret_threshold, "core initialized");
+        Ok(InitResult { keys: shares, root_token })
     }
 
     /// Enter one share (or reset the attempt).
     pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<SealStatus, Error> {
         let _transition = self.transition.lock().await;
-        let config = self
-            .seal_config()
-            .ok_or_else(|| Error::invalid("Vault is not initialized"))?;
+        let config = self.seal_config().ok_or_else(|| Error::invalid("Vault is not initialized"))?;
         let mut progress = self.progress.lock().await;
         if reset {
             *progress = UnsealProgress::default();
@@ -286,18 +237,9 @@ impl Core {
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
         }
-        let key = key.ok_or_else(|| {
-            Error::invalid(
-                "'key' must be specified in request body as JSON, or 'reset' set to true",
-            )
-        })?;
-        let share = decode_share(key)
-            .ok_or_else(|| Error::invalid("'key' must be a valid hex or base64 string"))?;
-        if progress
-            .parts
-            .iter()
-            .any(|p| bool::from(p.as_slice().ct_eq(share.as_slice())))
-        {
+        let key = key.ok_or_else(|| Error::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
+        let share = decode_share(key).ok_or_else(|| Error::invalid("'key' must be a valid hex or base64 string"))?;
+        if progress.parts.iter().any(|p| bool::from(p.as_slice().ct_eq(share.as_slice()))) {
             return Ok(self.status_with(&progress));
         }
         if progress.parts.is_empty() {
@@ -315,8 +257,7 @@ impl Core {
     }
 
     async fn try_unseal(&self, parts: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<(), Error> {
-        let unseal_key =
-            shamir::combine(parts, threshold).map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
+        let unseal_key = shamir::combine(parts, threshold).map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
         let stored = self
             .barrier
             .physical()
@@ -324,12 +265,8 @@ impl Core {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .ok_or_else(|| Error::Internal("root key missing from storage".into()))?;
-        let root_key = open_with_key(&unseal_key, keys::ROOT_KEY, &stored)
-            .map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
-        self.barrier
-            .unseal(&root_key)
-            .await
-            .map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
+        let root_key = open_with_key(&unseal_key, keys::ROOT_KEY, &stored).map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
+        self.barrier.unseal(&root_key).await.map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
         if let Err(err) = self.post_unseal().await {
             self.seal_inner().await;
             return Err(err);
@@ -342,19 +279,9 @@ impl Core {
     async fn post_unseal(&self) -> Result<(), Error> {
         self.tokens.setup().await?;
         self.policies.setup().await?;
-        let cluster = match self
-            .barrier
-            .get_value(CLUSTER_KEY)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-        {
-            Some(raw) => {
-                serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?
-            }
-            None => ClusterInfo {
-                name: format!("vault-cluster-{}", random_base62(8)),
-                id: uuid::Uuid::new_v4().to_string(),
-            },
+        let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string()))?,
+            None => ClusterInfo { name: format!("vault-cluster-{}", random_base62(8)), id: uuid::Uuid::new_v4().to_string() },
         };
         if let Ok(mut guard) = self.cluster.write() {
             *guard = Some(cluster);

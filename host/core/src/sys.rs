@@ -5,7 +5,7 @@
 //! the HTTP layer through `Core` methods before a token is looked up; reaching them here means an
 //! unsupported verb.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_logical::{Error, Map, Operation, Request, Response};
 
 use crate::core::Core;
@@ -13,25 +13,16 @@ use crate::token::TokenEntry;
 use crate::util::{field, obj, rfc3339};
 
 impl Core {
-    pub(crate) async fn handle_sys(
-        &self,
-        entry: &TokenEntry,
-        request: Request,
-    ) -> Result<Option<Response>, Error> {
+    pub(crate) async fn handle_sys(&self, entry: &TokenEntry, request: Request) -> Result<Option<Response>, Error> {
         let op = request.operation;
-        if let Some(result) = self
-            .handle_lease_path(&request.path, op, &request.data)
-            .await
-        {
+        if let Some(result) = self.handle_lease_path(&request.path, op, &request.data).await {
             return result;
         }
         let path = request.path.trim_end_matches('/');
         if let Some(action) = path.strip_prefix("wrapping/")
             && matches!(op, Operation::Update | Operation::Create)
         {
-            return self
-                .handle_wrapping(entry, action, &request.data, request.wrap_ttl)
-                .await;
+            return self.handle_wrapping(entry, action, &request.data, request.wrap_ttl).await;
         }
         match (path, op) {
             ("audit", Operation::Read) => Ok(Some(Response::with_data(self.audit_json()))),
@@ -42,8 +33,7 @@ impl Core {
             }
             (p, op) if p.starts_with("audit/") => match op {
                 Operation::Update | Operation::Create => {
-                    self.enable_audit(&p["audit/".len()..], &request.data)
-                        .await?;
+                    self.enable_audit(&p["audit/".len()..], &request.data).await?;
                     Ok(None)
                 }
                 Operation::Delete => {
@@ -61,10 +51,7 @@ impl Core {
                 ]))))
             }
             ("rotate" | "rotate/keyring", Operation::Update | Operation::Create) => {
-                self.barrier
-                    .rotate()
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                self.barrier.rotate().await.map_err(|e| Error::Internal(e.to_string()))?;
                 Ok(None)
             }
             ("seal", Operation::Update | Operation::Create) => {
@@ -73,16 +60,11 @@ impl Core {
             }
             ("mounts", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(false)?))),
             ("auth", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(true)?))),
-            (p, op)
-                if (p.starts_with("mounts/") || p.starts_with("auth/")) && p.ends_with("/tune") =>
-            {
+            (p, op) if (p.starts_with("mounts/") || p.starts_with("auth/")) && p.ends_with("/tune") => {
                 let auth = p.starts_with("auth/");
                 let mount = &p[p.find('/').map_or(0, |i| i + 1)..p.len() - "/tune".len()];
                 match op {
-                    Operation::Read => self
-                        .tune_json(auth, mount)
-                        .await
-                        .map(|d| Some(Response::with_data(d))),
+                    Operation::Read => self.tune_json(auth, mount).await.map(|d| Some(Response::with_data(d))),
                     Operation::Update | Operation::Create => {
                         self.tune_mount(auth, mount, &request.data).await?;
                         Ok(None)
@@ -95,17 +77,11 @@ impl Core {
                 let mount = &p[p.find('/').map_or(0, |i| i + 1)..];
                 match op {
                     Operation::Read => {
-                        let full = format!(
-                            "{}{}/",
-                            if auth { "auth/" } else { "" },
-                            mount.trim_end_matches('/')
-                        );
+                        let full = format!("{}{}/", if auth { "auth/" } else { "" }, mount.trim_end_matches('/'));
                         self.mount_json(&full).map(|d| Some(Response::with_data(d)))
                     }
                     Operation::Update | Operation::Create => {
-                        let kind = request
-                            .get_str("type")
-                            .ok_or_else(|| Error::invalid("missing mount type"))?;
+                        let kind = request.get_str("type").ok_or_else(|| Error::invalid("missing mount type"))?;
                         let description = request.get_str("description").unwrap_or("");
                         let options = match request.data.get("options") {
                             Some(Value::Object(o)) => o.clone(),
@@ -116,8 +92,7 @@ impl Core {
                             Some(Value::Object(c)) => c.clone(),
                             _ => Map::new(),
                         };
-                        self.enable_mount(auth, mount, kind, description, options, &config)
-                            .await?;
+                        self.enable_mount(auth, mount, kind, description, options, &config).await?;
                         Ok(None)
                     }
                     Operation::Delete => {
@@ -138,34 +113,17 @@ impl Core {
             }
             (p, op) if p.starts_with("policy/") || p.starts_with("policies/acl/") => {
                 let legacy = p.starts_with("policy/");
-                let name = &p[if legacy {
-                    "policy/".len()
-                } else {
-                    "policies/acl/".len()
-                }..];
+                let name = &p[if legacy { "policy/".len() } else { "policies/acl/".len() }..];
                 match op {
-                    Operation::Read => Ok(Some(Response::with_data(
-                        self.policies
-                            .read_json(name, legacy)
-                            .await?
-                            .ok_or(Error::NotFound)?,
-                    ))),
+                    Operation::Read => Ok(Some(Response::with_data(self.policies.read_json(name, legacy).await?.ok_or(Error::NotFound)?))),
                     Operation::Update | Operation::Create => {
-                        let text = field::str(&request.data, "policy")?
-                            .or(field::str(&request.data, "rules")?)
-                            .unwrap_or("");
+                        let text = field::str(&request.data, "policy")?.or(field::str(&request.data, "rules")?).unwrap_or("");
                         if text.trim().is_empty() {
                             return Err(Error::invalid("'policy' parameter not supplied or empty"));
                         }
                         let cas = match request.data.get("cas") {
                             None | Some(Value::Null) => None,
-                            Some(v) => Some(
-                                v.as_u64()
-                                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                                    .ok_or_else(|| {
-                                        Error::invalid("cas must be a non-negative integer")
-                                    })?,
-                            ),
+                            Some(v) => Some(v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| Error::invalid("cas must be a non-negative integer"))?),
                         };
                         self.policies.put(name, text, cas).await?;
                         Ok(None)
@@ -177,28 +135,17 @@ impl Core {
                     _ => Err(Error::UnsupportedOperation),
                 }
             }
-            (
-                "capabilities" | "capabilities-self" | "capabilities-accessor",
-                Operation::Update | Operation::Create,
-            ) => {
+            ("capabilities" | "capabilities-self" | "capabilities-accessor", Operation::Update | Operation::Create) => {
                 let acl = match path {
                     "capabilities-self" => self.policies.acl(&entry.policies).await?,
                     "capabilities" => {
                         let token = field::str(&request.data, "token")?.unwrap_or("");
-                        let target = self
-                            .tokens
-                            .lookup(token)
-                            .await?
-                            .ok_or_else(|| Error::invalid("invalid token"))?;
+                        let target = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid("invalid token"))?;
                         self.policies.acl(&target.policies).await?
                     }
                     _ => {
                         let accessor = field::str(&request.data, "accessor")?.unwrap_or("");
-                        let target = self
-                            .tokens
-                            .lookup_accessor(accessor)
-                            .await?
-                            .ok_or_else(|| Error::Unavailable("invalid accessor".into()))?;
+                        let target = self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::Unavailable("invalid accessor".into()))?;
                         self.policies.acl(&target.policies).await?
                     }
                 };
@@ -211,41 +158,26 @@ impl Core {
                 }
                 let mut data = Map::new();
                 for p in &paths {
-                    data.insert(
-                        p.clone(),
-                        json!(acl.capability_names(p.trim_start_matches('/'))),
-                    );
+                    data.insert(p.clone(), json!(acl.capability_names(p.trim_start_matches('/'))));
                 }
                 if paths.len() == 1 {
-                    data.insert(
-                        "capabilities".into(),
-                        json!(acl.capability_names(paths[0].trim_start_matches('/'))),
-                    );
+                    data.insert("capabilities".into(), json!(acl.capability_names(paths[0].trim_start_matches('/'))));
                 }
                 Ok(Some(Response::with_data(data)))
             }
             (p, Operation::Read) if p.starts_with("internal/ui/mounts/") => {
                 let target = p.trim_start_matches("internal/ui/mounts/");
                 let acl = self.policies.acl(&entry.policies).await?;
-                self.ui_mount_json(target, &acl)
-                    .map(|d| Some(Response::with_data(d)))
+                self.ui_mount_json(target, &acl).map(|d| Some(Response::with_data(d)))
             }
-            ("plugins/catalog", Operation::Read) => {
-                Ok(Some(Response::with_data(self.catalog_json().await?)))
-            }
+            ("plugins/catalog", Operation::Read) => Ok(Some(Response::with_data(self.catalog_json().await?))),
             (p, op) if p.starts_with("plugins/catalog/") => {
                 let rest = p.trim_start_matches("plugins/catalog/");
                 match (rest.split_once('/'), op) {
                     (None, Operation::List | Operation::Read) => {
                         let mut keys = self.catalog_list(rest).await?;
                         if rest == "secret" || rest == "auth" {
-                            keys.extend(
-                                self.config
-                                    .backend_factory
-                                    .as_ref()
-                                    .map(|f| f.builtin_names(rest == "auth"))
-                                    .unwrap_or_default(),
-                            );
+                            keys.extend(self.config.backend_factory.as_ref().map(|f| f.builtin_names(rest == "auth")).unwrap_or_default());
                             keys.sort();
                             keys.dedup();
                         }
@@ -277,15 +209,8 @@ impl Core {
             ("plugins/reload/backend", Operation::Update | Operation::Create) => {
                 let plugin = request.get_str("plugin").unwrap_or("").to_string();
                 let mounts: Vec<String> = match request.data.get("mounts") {
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
-                    Some(Value::String(s)) => s
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
+                    Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                    Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                     _ => Vec::new(),
                 };
                 if plugin.is_empty() && mounts.is_empty() {
@@ -304,30 +229,15 @@ impl Core {
                     plugin
                 };
                 let n = self.reload_plugin(&name, &mounts).await?;
-                Ok(Some(Response::with_data(crate::util::obj([
-                    ("reload_id", json!(uuid::Uuid::new_v4().to_string())),
-                    ("reloaded_mounts", json!(n)),
-                ]))))
+                Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(uuid::Uuid::new_v4().to_string())), ("reloaded_mounts", json!(n))]))))
             }
             ("remount", Operation::Update | Operation::Create) => {
-                let from = request
-                    .get_str("from")
-                    .ok_or_else(|| Error::invalid("missing 'from'"))?
-                    .to_string();
-                let to = request
-                    .get_str("to")
-                    .ok_or_else(|| Error::invalid("missing 'to'"))?
-                    .to_string();
+                let from = request.get_str("from").ok_or_else(|| Error::invalid("missing 'from'"))?.to_string();
+                let to = request.get_str("to").ok_or_else(|| Error::invalid("missing 'to'"))?.to_string();
                 self.remount(&from, &to).await?;
                 let id = uuid::Uuid::new_v4().to_string();
                 if let Ok(mut done) = self.remounts.lock() {
-                    done.insert(
-                        id.clone(),
-                        (
-                            from.trim_matches('/').to_string() + "/",
-                            to.trim_matches('/').to_string() + "/",
-                        ),
-                    );
+                    done.insert(id.clone(), (from.trim_matches('/').to_string() + "/", to.trim_matches('/').to_string() + "/"));
                 }
                 Ok(Some(
                     Response::with_data(crate::util::obj([("migration_id", json!(id))]))
@@ -337,87 +247,40 @@ impl Core {
             (p, Operation::Read) if p.starts_with("remount/status/") => {
                 let id = p.trim_start_matches("remount/status/");
                 let entry = self.remounts.lock().ok().and_then(|m| m.get(id).cloned());
-                let (from, to) = entry.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "Did not find migration info for migration ID {id:?}"
-                    ))
-                })?;
+                let (from, to) = entry.ok_or_else(|| Error::invalid(format!("Did not find migration info for migration ID {id:?}")))?;
                 Ok(Some(Response::with_data(crate::util::obj([
                     ("migration_id", json!(id)),
-                    (
-                        "migration_info",
-                        json!({"source_mount": from, "target_mount": to, "status": "success"}),
-                    ),
+                    ("migration_info", json!({"source_mount": from, "target_mount": to, "status": "success"})),
                 ]))))
             }
-            ("internal/specs/openapi", Operation::Read) => {
-                Ok(Some(Response::with_data(self.openapi()?)))
-            }
+            ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
                 let acl = self.policies.acl(&entry.policies).await?;
-                let visible = |m: Map, prefix: &str| -> Map {
-                    m.into_iter()
-                        .filter(|(k, _)| acl.has_mount_access(&format!("{prefix}{k}")))
-                        .collect()
-                };
+                let visible = |m: Map, prefix: &str| -> Map { m.into_iter().filter(|(k, _)| acl.has_mount_access(&format!("{prefix}{k}"))).collect() };
                 let mut data = Map::new();
-                data.insert(
-                    "secret".into(),
-                    Value::Object(visible(self.mounts_json(false)?, "")),
-                );
-                data.insert(
-                    "auth".into(),
-                    Value::Object(visible(self.mounts_json(true)?, "auth/")),
-                );
+                data.insert("secret".into(), Value::Object(visible(self.mounts_json(false)?, "")));
+                data.insert("auth".into(), Value::Object(visible(self.mounts_json(true)?, "auth/")));
                 Ok(Some(Response::with_data(data)))
             }
-            (
-                "init"
-                | "seal-status"
-                | "unseal"
-                | "health"
-                | "leader"
-                | "key-status"
-                | "rotate"
-                | "seal"
-                | "mounts"
-                | "auth"
-                | "policy"
-                | "policies/acl"
-                | "capabilities"
-                | "capabilities-self"
-                | "capabilities-accessor",
-                _,
-            ) => Err(Error::UnsupportedOperation),
+            ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
+            | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
+                Err(Error::UnsupportedOperation)
+            }
             _ => Err(Error::UnsupportedPath),
         }
     }
 
     fn mounts_json(&self, auth: bool) -> Result<Map, Error> {
-        let router = self
-            .router
-            .read()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         Ok(router.mounts_json(auth))
     }
 
     /// `sys/internal/ui/mounts/<path>`: the mount serving `path`, with its `path` (used by `bao kv` to
     /// find the KV version and mount point).
     fn ui_mount_json(&self, target: &str, acl: &crate::acl::Acl) -> Result<Map, Error> {
-        let router = self
-            .router
-            .read()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
-        let probe = if target.ends_with('/') {
-            target.to_string()
-        } else {
-            format!("{target}/")
-        };
-        let preflight = || {
-            Error::invalid(format!(
-                "preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""
-            ))
-        };
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let probe = if target.ends_with('/') { target.to_string() } else { format!("{target}/") };
+        let preflight = || Error::invalid(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""));
         let (mount, _) = router.route(&probe).ok_or_else(preflight)?;
         if !acl.has_mount_access(&mount.path) {
             return Err(preflight());
@@ -434,39 +297,24 @@ impl Core {
     async fn tune_json(&self, auth: bool, path: &str) -> Result<Map, Error> {
         let mount = format!("{}/", path.trim_matches('/'));
         let mut sandbox = Map::new();
-        let (description, options, default_ttl, max_ttl) =
-            match self.mount_settings(auth, &mount).await? {
-                Some(s) => {
-                    sandbox = s.sandbox_config();
-                    (
-                        s.description.clone(),
-                        Value::Object(s.options.clone()),
-                        s.effective_default_ttl(self.config.default_lease_ttl),
-                        s.effective_max_ttl(self.config.max_lease_ttl),
-                    )
-                }
-                None => {
-                    let router = self
-                        .router
-                        .read()
-                        .map_err(|_| Error::Internal("router lock poisoned".into()))?;
-                    let full = if auth {
-                        format!("auth/{mount}")
-                    } else {
-                        mount.clone()
-                    };
-                    let m = router.get(&full).ok_or_else(|| {
-                        Error::invalid(format!("cannot fetch sysview for path {mount:?}"))
-                    })?;
-                    let options = m.options.clone().map(Value::Object).unwrap_or(Value::Null);
-                    (
-                        m.description.clone(),
-                        options,
-                        self.config.default_lease_ttl,
-                        self.config.max_lease_ttl,
-                    )
-                }
-            };
+        let (description, options, default_ttl, max_ttl) = match self.mount_settings(auth, &mount).await? {
+            Some(s) => {
+                sandbox = s.sandbox_config();
+                (
+                    s.description.clone(),
+                    Value::Object(s.options.clone()),
+                    s.effective_default_ttl(self.config.default_lease_ttl),
+                    s.effective_max_ttl(self.config.max_lease_ttl),
+                )
+            }
+            None => {
+                let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+                let full = if auth { format!("auth/{mount}") } else { mount.clone() };
+                let m = router.get(&full).ok_or_else(|| Error::invalid(format!("cannot fetch sysview for path {mount:?}")))?;
+                let options = m.options.clone().map(Value::Object).unwrap_or(Value::Null);
+                (m.description.clone(), options, self.config.default_lease_ttl, self.config.max_lease_ttl)
+            }
+        };
         let mut out = crate::util::obj([
             ("default_lease_ttl", json!(default_ttl)),
             ("description", json!(description)),
@@ -480,10 +328,7 @@ impl Core {
 
     /// `sys/internal/specs/openapi`: every plugin mount's declared paths, from the host's copy of the spec.
     fn openapi(&self) -> Result<Map, Error> {
-        let router = self
-            .router
-            .read()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         let mut paths = Map::new();
         for (mount, backend) in router.plugin_backends() {
             if let Some(spec) = backend.spec() {
@@ -492,20 +337,14 @@ impl Core {
         }
         Ok(crate::util::obj([
             ("openapi", json!("3.0.2")),
-            (
-                "info",
-                json!({"title": "Tresor API", "description": "HTTP API of Tresor (Vault-compatible)", "version": crate::VERSION}),
-            ),
+            ("info", json!({"title": "Tresor API", "description": "HTTP API of Tresor (Vault-compatible)", "version": crate::VERSION})),
             ("paths", Value::Object(paths)),
             ("components", json!({"schemas": {}})),
         ]))
     }
 
     fn mount_json(&self, path: &str) -> Result<Map, Error> {
-        let router = self
-            .router
-            .read()
-            .map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         match router.get(path).map(|m| m.to_json()) {
             Some(Value::Object(map)) => Ok(map),
             _ => Err(Error::invalid(format!("no matching mount at {path:?}"))),
@@ -514,11 +353,7 @@ impl Core {
 }
 
 /// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.
-pub(crate) fn help_response(
-    mount: &str,
-    backend: &dyn tresor_logical::LogicalBackend,
-    path: &str,
-) -> Result<Option<Response>, Error> {
+pub(crate) fn help_response(mount: &str, backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
     let spec = backend.spec().ok_or(Error::UnsupportedOperation)?;
     let m = tresor_logical::framework::match_path(&spec, path).ok_or(Error::UnsupportedPath)?;
     let matched = &spec[m.index];

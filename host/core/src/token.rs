@@ -115,11 +115,7 @@ impl TokenEntry {
 
     /// Seconds left, 0 for tokens that never expire.
     pub fn remaining(&self, now: i64) -> u64 {
-        if self.expire_time == 0 {
-            0
-        } else {
-            (self.expire_time - now).max(0) as u64
-        }
+        if self.expire_time == 0 { 0 } else { (self.expire_time - now).max(0) as u64 }
     }
 }
 
@@ -204,12 +200,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
 
 impl TokenStore {
     pub(crate) fn new(view: BarrierView) -> Self {
-        Self {
-            view,
-            salt: RwLock::new(None),
-            expiry: Mutex::new(BTreeSet::new()),
-            write: tokio::sync::Mutex::new(()),
-        }
+        Self { view, salt: RwLock::new(None), expiry: Mutex::new(BTreeSet::new()), write: tokio::sync::Mutex::new(()) }
     }
 
     /// Load (or create) the salt and index expiring tokens; called after every unseal.
@@ -251,14 +242,8 @@ impl TokenStore {
     }
 
     fn hash(&self, value: &str) -> Result<String, Error> {
-        let salt = self
-            .salt
-            .read()
-            .ok()
-            .and_then(|g| g.clone())
-            .ok_or(Error::Sealed)?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+        let salt = self.salt.read().ok().and_then(|g| g.clone()).ok_or(Error::Sealed)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&salt).map_err(|e| Error::Internal(e.to_string()))?;
         mac.update(value.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
@@ -272,29 +257,19 @@ impl TokenStore {
     }
 
     async fn save(&self, entry: &TokenEntry) -> Result<(), Error> {
-        self.view
-            .put(&format!("{ID_PREFIX}{}", entry.id_hash), &to_json(entry)?)
-            .await?;
+        self.view.put(&format!("{ID_PREFIX}{}", entry.id_hash), &to_json(entry)?).await?;
         self.track_expiry(entry);
         Ok(())
     }
 
     /// Create a token.
-    pub(crate) async fn create(
-        &self,
-        new: NewToken,
-    ) -> Result<(Zeroizing<String>, TokenEntry), Error> {
+    pub(crate) async fn create(&self, new: NewToken) -> Result<(Zeroizing<String>, TokenEntry), Error> {
         let token = match new.id {
             Some(id) if !id.is_empty() => id,
             _ => Zeroizing::new(format!("s.{}", random_base62(TOKEN_CHARS))),
         };
         let id_hash = self.hash(&token)?;
-        if self
-            .view
-            .get(&format!("{ID_PREFIX}{id_hash}"))
-            .await?
-            .is_some()
-        {
+        if self.view.get(&format!("{ID_PREFIX}{id_hash}")).await?.is_some() {
             return Err(Error::invalid("cannot create a token with a duplicate ID"));
         }
         let accessor = random_base62(ACCESSOR_CHARS);
@@ -308,17 +283,12 @@ impl TokenStore {
             meta: new.meta,
             creation_time: now,
             ttl: new.ttl,
-            expire_time: if new.ttl > 0 {
-                now.saturating_add(new.ttl as i64)
-            } else {
-                0
-            },
+            expire_time: if new.ttl > 0 { now.saturating_add(new.ttl as i64) } else { 0 },
             explicit_max_ttl: new.explicit_max_ttl,
             max_ttl: new.max_ttl,
             period: new.period,
             renewable: new.renewable,
-            num_uses: i64::try_from(new.num_uses)
-                .map_err(|_| Error::invalid("num_uses is too large"))?,
+            num_uses: i64::try_from(new.num_uses).map_err(|_| Error::invalid("num_uses is too large"))?,
             parent: new.parent,
             last_renewal_time: None,
             bound_cidrs: new.bound_cidrs,
@@ -329,17 +299,11 @@ impl TokenStore {
             StorageOp::Put(format!("{ID_PREFIX}{id_hash}"), to_json(&entry)?),
             StorageOp::Put(
                 format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)?),
-                to_json(&AccessorEntry {
-                    accessor,
-                    id_hash: id_hash.clone(),
-                })?,
+                to_json(&AccessorEntry { accessor, id_hash: id_hash.clone() })?,
             ),
         ];
         if let Some(parent) = &entry.parent {
-            ops.push(StorageOp::Put(
-                format!("{PARENT_PREFIX}{parent}/{id_hash}"),
-                Vec::new(),
-            ));
+            ops.push(StorageOp::Put(format!("{PARENT_PREFIX}{parent}/{id_hash}"), Vec::new()));
         }
         self.view.transaction(ops).await?;
         self.track_expiry(&entry);
@@ -347,12 +311,8 @@ impl TokenStore {
     }
 
     async fn get_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {
-        let Some(raw) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("corrupt token entry: {e}")))
+        let Some(raw) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else { return Ok(None) };
+        serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token entry: {e}")))
     }
 
     /// Look a token up; `None` for unknown, expired or used-up tokens.
@@ -361,14 +321,10 @@ impl TokenStore {
             return Ok(None);
         }
         let hash = self.hash(token)?;
-        let Some(entry) = self.get_by_hash(&hash).await? else {
-            return Ok(None);
-        };
+        let Some(entry) = self.get_by_hash(&hash).await? else { return Ok(None) };
         // The storage key already matched; compare again in constant time so no code path ever compares
         // token material with a short-circuiting equality.
-        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes()))
-            || entry.invalid_at(now_unix())
-        {
+        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) || entry.invalid_at(now_unix()) {
             return Ok(None);
         }
         Ok(Some(entry))
@@ -376,29 +332,16 @@ impl TokenStore {
 
     /// A valid token by its stored hash.
     pub(crate) async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {
-        Ok(self
-            .get_by_hash(hash)
-            .await?
-            .filter(|e| !e.invalid_at(now_unix())))
+        Ok(self.get_by_hash(hash).await?.filter(|e| !e.invalid_at(now_unix())))
     }
 
     /// A valid token by accessor.
-    pub(crate) async fn lookup_accessor(
-        &self,
-        accessor: &str,
-    ) -> Result<Option<TokenEntry>, Error> {
+    pub(crate) async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>, Error> {
         if accessor.is_empty() || accessor.len() > 256 {
             return Ok(None);
         }
-        let Some(raw) = self
-            .view
-            .get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)?))
-            .await?
-        else {
-            return Ok(None);
-        };
-        let a: AccessorEntry = serde_json::from_slice(&raw)
-            .map_err(|e| Error::Internal(format!("corrupt accessor entry: {e}")))?;
+        let Some(raw) = self.view.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)?)).await? else { return Ok(None) };
+        let a: AccessorEntry = serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt accessor entry: {e}")))?;
         if !bool::from(a.accessor.as_bytes().ct_eq(accessor.as_bytes())) {
             return Ok(None);
         }
@@ -426,9 +369,7 @@ impl TokenStore {
             return Ok((true, false));
         }
         let _guard = self.write.lock().await;
-        let Some(mut current) = self.get_by_hash(&entry.id_hash).await? else {
-            return Ok((false, false));
-        };
+        let Some(mut current) = self.get_by_hash(&entry.id_hash).await? else { return Ok((false, false)) };
         if current.num_uses <= 0 {
             return Ok((current.num_uses == 0, false));
         }
@@ -442,16 +383,9 @@ impl TokenStore {
     }
 
     /// Extend a token. `increment` 0 means "by its original TTL".
-    pub(crate) async fn renew(
-        &self,
-        entry: &TokenEntry,
-        increment: u64,
-    ) -> Result<TokenEntry, Error> {
+    pub(crate) async fn renew(&self, entry: &TokenEntry, increment: u64) -> Result<TokenEntry, Error> {
         let _guard = self.write.lock().await;
-        let mut e = self
-            .lookup_hash(&entry.id_hash)
-            .await?
-            .ok_or(Error::PermissionDenied)?;
+        let mut e = self.lookup_hash(&entry.id_hash).await?.ok_or(Error::PermissionDenied)?;
         if !e.renewable {
             return Err(Error::invalid("lease is not renewable"));
         }
@@ -459,13 +393,7 @@ impl TokenStore {
             return Ok(e);
         }
         let now = now_unix();
-        let want = if e.period > 0 {
-            e.period
-        } else if increment > 0 {
-            increment
-        } else {
-            e.ttl
-        };
+        let want = if e.period > 0 { e.period } else if increment > 0 { increment } else { e.ttl };
         let mut expire = now.saturating_add(want as i64);
         if e.period == 0 && e.max_ttl > 0 {
             expire = expire.min(e.creation_time.saturating_add(e.max_ttl as i64));
@@ -497,11 +425,7 @@ impl TokenStore {
     /// Revoke only this token; its children become orphans.
     pub(crate) async fn revoke_orphan(&self, id_hash: &str) -> Result<(), Error> {
         let _guard = self.write.lock().await;
-        for child in self
-            .view
-            .list(&format!("{PARENT_PREFIX}{id_hash}/"))
-            .await?
-        {
+        for child in self.view.list(&format!("{PARENT_PREFIX}{id_hash}/")).await? {
             if let Some(mut c) = self.get_by_hash(child.trim_end_matches('/')).await? {
                 c.parent = None;
                 self.save(&c).await?;
@@ -514,19 +438,13 @@ impl TokenStore {
     async fn remove(&self, hash: &str) -> Result<(), Error> {
         let mut ops = Vec::new();
         if let Some(e) = self.get_by_hash(hash).await? {
-            ops.push(StorageOp::Delete(format!(
-                "{ACCESSOR_PREFIX}{}",
-                self.hash(&e.accessor)?
-            )));
+            ops.push(StorageOp::Delete(format!("{ACCESSOR_PREFIX}{}", self.hash(&e.accessor)?)));
             if let Some(parent) = &e.parent {
                 ops.push(StorageOp::Delete(format!("{PARENT_PREFIX}{parent}/{hash}")));
             }
         }
         for child in self.view.list(&format!("{PARENT_PREFIX}{hash}/")).await? {
-            ops.push(StorageOp::Delete(format!(
-                "{PARENT_PREFIX}{hash}/{}",
-                child.trim_end_matches('/')
-            )));
+            ops.push(StorageOp::Delete(format!("{PARENT_PREFIX}{hash}/{}", child.trim_end_matches('/'))));
         }
         ops.push(StorageOp::Delete(format!("{ID_PREFIX}{hash}")));
         self.view.transaction(ops).await.map_err(Error::from)
@@ -576,9 +494,7 @@ impl TokenStore {
         let mut out = Vec::new();
         for key in self.view.list(ID_PREFIX).await? {
             if let Some(e) = self.get_by_hash(&key).await?
-                && e.login
-                    .as_ref()
-                    .is_some_and(|l| l.mount_accessor == accessor)
+                && e.login.as_ref().is_some_and(|l| l.mount_accessor == accessor)
             {
                 out.push(e.id_hash);
             }
@@ -587,26 +503,16 @@ impl TokenStore {
     }
 
     pub(crate) async fn role(&self, name: &str) -> Result<Option<TokenRole>, Error> {
-        let Some(raw) = self.view.get(&format!("{ROLE_PREFIX}{name}")).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("corrupt token role: {e}")))
+        let Some(raw) = self.view.get(&format!("{ROLE_PREFIX}{name}")).await? else { return Ok(None) };
+        serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token role: {e}")))
     }
 
     pub(crate) async fn put_role(&self, role: &TokenRole) -> Result<(), Error> {
-        self.view
-            .put(&format!("{ROLE_PREFIX}{}", role.name), &to_json(role)?)
-            .await
-            .map_err(Error::from)
+        self.view.put(&format!("{ROLE_PREFIX}{}", role.name), &to_json(role)?).await.map_err(Error::from)
     }
 
     pub(crate) async fn delete_role(&self, name: &str) -> Result<(), Error> {
-        self.view
-            .delete(&format!("{ROLE_PREFIX}{name}"))
-            .await
-            .map_err(Error::from)
+        self.view.delete(&format!("{ROLE_PREFIX}{name}")).await.map_err(Error::from)
     }
 
     pub(crate) async fn roles(&self) -> Result<Vec<String>, Error> {

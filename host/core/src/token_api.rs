@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_logical::{Error, Map, Operation, Request, Response, ResponseAuth};
 use zeroize::Zeroizing;
 
@@ -27,16 +27,7 @@ fn display_name(prefix: &str, name: &str) -> String {
     if name.is_empty() {
         return prefix.to_string();
     }
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' }).collect();
     format!("{prefix}-{}", clean.to_lowercase())
 }
 
@@ -62,25 +53,11 @@ pub(crate) fn token_json(entry: &TokenEntry, id: &str) -> Map {
         ("creation_ttl", json!(entry.ttl)),
         ("display_name", json!(entry.display_name)),
         ("entity_id", json!("")),
-        (
-            "expire_time",
-            if entry.expire_time > 0 {
-                json!(rfc3339(entry.expire_time))
-            } else {
-                Value::Null
-            },
-        ),
+        ("expire_time", if entry.expire_time > 0 { json!(rfc3339(entry.expire_time)) } else { Value::Null }),
         ("explicit_max_ttl", json!(entry.explicit_max_ttl)),
         ("id", json!(id)),
         ("issue_time", json!(rfc3339(entry.creation_time))),
-        (
-            "meta",
-            if entry.meta.is_empty() {
-                Value::Null
-            } else {
-                json!(entry.meta)
-            },
-        ),
+        ("meta", if entry.meta.is_empty() { Value::Null } else { json!(entry.meta) }),
         ("num_uses", json!(entry.num_uses.max(0))),
         ("orphan", json!(entry.parent.is_none())),
         ("path", json!(entry.path)),
@@ -128,10 +105,7 @@ fn role_json(r: &TokenRole) -> Map {
         ("allowed_policies", json!(r.allowed_policies)),
         ("allowed_policies_glob", json!(r.allowed_policies_glob)),
         ("disallowed_policies", json!(r.disallowed_policies)),
-        (
-            "disallowed_policies_glob",
-            json!(r.disallowed_policies_glob),
-        ),
+        ("disallowed_policies_glob", json!(r.disallowed_policies_glob)),
         ("explicit_max_ttl", json!(r.token_explicit_max_ttl)),
         ("name", json!(r.name)),
         ("orphan", json!(r.orphan)),
@@ -145,24 +119,13 @@ fn role_json(r: &TokenRole) -> Map {
         ("token_num_uses", json!(r.token_num_uses)),
         ("token_period", json!(r.token_period)),
         ("token_ttl", json!(r.token_ttl)),
-        (
-            "token_type",
-            json!(if r.token_type.is_empty() {
-                "default-service"
-            } else {
-                r.token_type.as_str()
-            }),
-        ),
+        ("token_type", json!(if r.token_type.is_empty() { "default-service" } else { r.token_type.as_str() })),
     ])
 }
 
 impl Core {
     /// `auth/token/*`.
-    pub(crate) async fn handle_token(
-        &self,
-        caller: &Caller<'_>,
-        request: Request,
-    ) -> Result<Option<Response>, Error> {
+    pub(crate) async fn handle_token(&self, caller: &Caller<'_>, request: Request) -> Result<Option<Response>, Error> {
         let op = request.operation;
         let write = matches!(op, Operation::Update | Operation::Create);
         let data = &request.data;
@@ -170,23 +133,16 @@ impl Core {
         match (path, op) {
             ("create", _) if write => self.token_create(caller, data, None, false).await,
             ("create-orphan", _) if write => self.token_create(caller, data, None, true).await,
-            (p, _) if write && p.starts_with("create/") => {
-                self.token_create(caller, data, Some(&p["create/".len()..]), false)
-                    .await
+            (p, _) if write && p.starts_with("create/") => self.token_create(caller, data, Some(&p["create/".len()..]), false).await,
+            ("lookup-self", _) if op == Operation::Read || write => {
+                Ok(Some(Response::with_data(token_json(caller.entry, caller.token))))
             }
-            ("lookup-self", _) if op == Operation::Read || write => Ok(Some(Response::with_data(
-                token_json(caller.entry, caller.token),
-            ))),
             ("lookup", Operation::Read) | ("lookup", Operation::Update | Operation::Create) => {
                 let token = field::str(data, "token")?.unwrap_or("");
                 if token.is_empty() {
                     return Err(Error::invalid("missing token"));
                 }
-                let entry = self
-                    .tokens
-                    .lookup(token)
-                    .await?
-                    .ok_or_else(|| Error::Denied("bad token".into()))?;
+                let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::Denied("bad token".into()))?;
                 Ok(Some(Response::with_data(token_json(&entry, token))))
             }
             ("lookup-accessor", _) if write => {
@@ -196,11 +152,7 @@ impl Core {
             ("renew-self", _) if write => self.token_renew(caller.entry, caller.token, data).await,
             ("renew", _) if write => {
                 let token = field::str(data, "token")?.unwrap_or("").to_string();
-                let entry = self
-                    .tokens
-                    .lookup(&token)
-                    .await?
-                    .ok_or_else(|| Error::invalid("invalid token"))?;
+                let entry = self.tokens.lookup(&token).await?.ok_or_else(|| Error::invalid("invalid token"))?;
                 self.token_renew(&entry, &token, data).await
             }
             ("renew-accessor", _) if write => {
@@ -221,9 +173,7 @@ impl Core {
             }
             ("revoke-orphan", _) if write => {
                 if !caller.sudo {
-                    return Err(Error::invalid(
-                        "root or sudo privileges required to revoke and orphan",
-                    ));
+                    return Err(Error::invalid("root or sudo privileges required to revoke and orphan"));
                 }
                 let token = field::str(data, "token")?.unwrap_or("");
                 if let Some(entry) = self.tokens.lookup(token).await? {
@@ -239,9 +189,7 @@ impl Core {
                         self.revoke_token_tree(&entry.id_hash).await?;
                         Ok(None)
                     }
-                    None => Ok(Some(
-                        Response::default().warn("No token found with this accessor"),
-                    )),
+                    None => Ok(Some(Response::default().warn("No token found with this accessor"))),
                 }
             }
             ("accessors", Operation::List) => {
@@ -264,9 +212,7 @@ impl Core {
                     return Err(Error::UnsupportedPath);
                 }
                 match op {
-                    Operation::Read => Ok(Some(Response::with_data(role_json(
-                        &self.tokens.role(name).await?.ok_or(Error::NotFound)?,
-                    )))),
+                    Operation::Read => Ok(Some(Response::with_data(role_json(&self.tokens.role(name).await?.ok_or(Error::NotFound)?)))),
                     Operation::Delete => {
                         self.tokens.delete_role(name).await?;
                         Ok(None)
@@ -281,9 +227,8 @@ impl Core {
                 }
             }
             (
-                "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew"
-                | "renew-accessor" | "revoke-self" | "revoke" | "revoke-orphan" | "revoke-accessor"
-                | "accessors" | "roles" | "lookup" | "lookup-self",
+                "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
+                | "revoke-orphan" | "revoke-accessor" | "accessors" | "roles" | "lookup" | "lookup-self",
                 _,
             ) => Err(Error::UnsupportedOperation),
             _ => Err(Error::UnsupportedPath),
@@ -295,10 +240,7 @@ impl Core {
         if accessor.is_empty() {
             return Err(Error::invalid("missing accessor"));
         }
-        self.tokens
-            .lookup_accessor(accessor)
-            .await?
-            .ok_or_else(|| Error::invalid("invalid accessor"))
+        self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::invalid("invalid accessor"))
     }
 
     /// Revoke a token with its children, and destroy their cubbyholes.
@@ -308,77 +250,42 @@ impl Core {
         self.cubbyhole_destroy(&revoked).await
     }
 
-    async fn token_renew(
-        &self,
-        entry: &TokenEntry,
-        token: &str,
-        data: &Map,
-    ) -> Result<Option<Response>, Error> {
+    async fn token_renew(&self, entry: &TokenEntry, token: &str, data: &Map) -> Result<Option<Response>, Error> {
         let increment = field::duration(data, "increment")?.unwrap_or(0);
         let renewed = self.tokens.renew(entry, increment).await?;
-        Ok(Some(Response {
-            auth: Some(auth_block(&renewed, token)),
-            ..Response::default()
-        }))
+        Ok(Some(Response { auth: Some(auth_block(&renewed, token)), ..Response::default() }))
     }
 
-    async fn token_create(
-        &self,
-        caller: &Caller<'_>,
-        data: &Map,
-        role_name: Option<&str>,
-        orphan_path: bool,
-    ) -> Result<Option<Response>, Error> {
+    async fn token_create(&self, caller: &Caller<'_>, data: &Map, role_name: Option<&str>, orphan_path: bool) -> Result<Option<Response>, Error> {
         let parent = caller.entry;
         let privileged = parent.is_root() || caller.sudo;
         if parent.num_uses != 0 {
-            return Err(Error::invalid(
-                "restricted use token cannot generate child tokens",
-            ));
+            return Err(Error::invalid("restricted use token cannot generate child tokens"));
         }
         let role = match role_name {
-            Some(n) => Some(
-                self.tokens
-                    .role(n)
-                    .await?
-                    .ok_or_else(|| Error::invalid(format!("unknown role {n}")))?,
-            ),
+            Some(n) => Some(self.tokens.role(n).await?.ok_or_else(|| Error::invalid(format!("unknown role {n}")))?),
             None => None,
         };
         match field::str(data, "type")? {
             None | Some("" | "service" | "default") => {}
-            Some("batch") => {
-                return Err(Error::invalid(
-                    "batch tokens are not supported by this server",
-                ));
-            }
+            Some("batch") => return Err(Error::invalid("batch tokens are not supported by this server")),
             Some(other) => return Err(Error::invalid(format!("unsupported token type {other:?}"))),
         }
         let id = field::str(data, "id")?.filter(|s| !s.is_empty());
         if id.is_some() && !privileged {
-            return Err(Error::invalid(
-                "root or sudo privileges required to specify token id",
-            ));
+            return Err(Error::invalid("root or sudo privileges required to specify token id"));
         }
         let no_parent = field::bool(data, "no_parent")?.unwrap_or(false);
         if no_parent && !privileged {
-            return Err(Error::invalid(
-                "root or sudo privileges required to create orphan token",
-            ));
+            return Err(Error::invalid("root or sudo privileges required to create orphan token"));
         }
-        let no_default = field::bool(data, "no_default_policy")?.unwrap_or(false)
-            || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+        let no_default = field::bool(data, "no_default_policy")?.unwrap_or(false) || role.as_ref().is_some_and(|r| r.token_no_default_policy);
         let requested = field::str_list(data, "policies")?.unwrap_or_default();
         let requested: Vec<String> = requested.into_iter().map(|p| p.to_lowercase()).collect();
 
         let mut policies = match &role {
             Some(r) => {
-                let allowed: Vec<String> = r
-                    .allowed_policies
-                    .iter()
-                    .cloned()
-                    .chain(["default".to_string()])
-                    .collect();
+                let allowed: Vec<String> = r.allowed_policies.iter().cloned().chain(["default".to_string()]).collect();
                 let policies = if requested.is_empty() {
                     if r.allowed_policies.is_empty() && r.allowed_policies_glob.is_empty() {
                         parent.policies.clone()
@@ -388,11 +295,9 @@ impl Core {
                 } else {
                     requested.clone()
                 };
-                let constrained =
-                    !r.allowed_policies.is_empty() || !r.allowed_policies_glob.is_empty();
+                let constrained = !r.allowed_policies.is_empty() || !r.allowed_policies_glob.is_empty();
                 for p in &policies {
-                    let refused = r.disallowed_policies.contains(p)
-                        || glob_any(&r.disallowed_policies_glob, p);
+                    let refused = r.disallowed_policies.contains(p) || glob_any(&r.disallowed_policies_glob, p);
                     let permitted = if constrained {
                         allowed.contains(p) || glob_any(&r.allowed_policies_glob, p)
                     } else {
@@ -401,9 +306,7 @@ impl Core {
                     if refused || !permitted {
                         return Err(Error::invalid(format!(
                             "token policies ({:?}) must be subset of the role's allowed policies ({:?}) or glob policies ({:?})",
-                            policies,
-                            sorted(allowed.clone()),
-                            r.allowed_policies_glob
+                            policies, sorted(allowed.clone()), r.allowed_policies_glob
                         )));
                     }
                 }
@@ -411,20 +314,14 @@ impl Core {
             }
             None if requested.is_empty() => parent.policies.clone(),
             None => {
-                if !privileged
-                    && requested
-                        .iter()
-                        .any(|p| p != "default" && !parent.policies.contains(p))
-                {
+                if !privileged && requested.iter().any(|p| p != "default" && !parent.policies.contains(p)) {
                     return Err(Error::invalid("child policies must be subset of parent"));
                 }
                 requested
             }
         };
         if policies.iter().any(|p| p == "root") && !parent.is_root() {
-            return Err(Error::invalid(
-                "root tokens may not be created without parent token being root",
-            ));
+            return Err(Error::invalid("root tokens may not be created without parent token being root"));
         }
         if no_default {
             policies.retain(|p| p != "default");
@@ -434,33 +331,19 @@ impl Core {
         let policies = sorted(policies);
 
         let period = match (field::duration(data, "period")?, &role) {
-            (Some(p), _) if p > 0 && !privileged => {
-                return Err(Error::invalid(
-                    "root or sudo privileges required to create periodic token",
-                ));
-            }
+            (Some(p), _) if p > 0 && !privileged => return Err(Error::invalid("root or sudo privileges required to create periodic token")),
             (Some(p), _) if p > 0 => p,
             (_, Some(r)) => r.token_period,
             _ => 0,
         };
         let mut explicit_max_ttl = field::duration(data, "explicit_max_ttl")?.unwrap_or(0);
-        if let Some(cap) = role
-            .as_ref()
-            .map(|r| r.token_explicit_max_ttl)
-            .filter(|t| *t > 0)
+        if let Some(cap) = role.as_ref().map(|r| r.token_explicit_max_ttl).filter(|t| *t > 0)
             && (explicit_max_ttl == 0 || explicit_max_ttl > cap)
         {
             explicit_max_ttl = cap;
         }
-        let requested_ttl = field::duration(data, "ttl")?
-            .or_else(|| field::duration(data, "lease").ok().flatten())
-            .unwrap_or(0);
-        let max_ttl = role
-            .as_ref()
-            .map(|r| r.token_max_ttl)
-            .filter(|t| *t > 0)
-            .unwrap_or(self.config.max_lease_ttl)
-            .min(self.config.max_lease_ttl);
+        let requested_ttl = field::duration(data, "ttl")?.or_else(|| field::duration(data, "lease").ok().flatten()).unwrap_or(0);
+        let max_ttl = role.as_ref().map(|r| r.token_max_ttl).filter(|t| *t > 0).unwrap_or(self.config.max_lease_ttl).min(self.config.max_lease_ttl);
         let is_root_token = policies.iter().any(|p| p == "root");
         let mut ttl = if period > 0 {
             period
@@ -469,26 +352,16 @@ impl Core {
         } else if is_root_token && explicit_max_ttl == 0 {
             0
         } else {
-            role.as_ref()
-                .map(|r| r.token_ttl)
-                .filter(|t| *t > 0)
-                .unwrap_or(self.config.default_lease_ttl)
-                .min(max_ttl)
+            role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(self.config.default_lease_ttl).min(max_ttl)
         };
         if explicit_max_ttl > 0 {
-            ttl = if ttl == 0 {
-                explicit_max_ttl
-            } else {
-                ttl.min(explicit_max_ttl)
-            };
+            ttl = if ttl == 0 { explicit_max_ttl } else { ttl.min(explicit_max_ttl) };
         }
         let renewable = match field::bool(data, "renewable")? {
             Some(r) => r && role.as_ref().is_none_or(|r| r.renewable),
             None => role.as_ref().is_none_or(|r| r.renewable),
         };
-        let num_uses = field::uint(data, "num_uses")?
-            .unwrap_or(0)
-            .max(role.as_ref().map_or(0, |r| r.token_num_uses));
+        let num_uses = field::uint(data, "num_uses")?.unwrap_or(0).max(role.as_ref().map_or(0, |r| r.token_num_uses));
         let orphan = no_parent || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
         let meta: BTreeMap<String, String> = field::str_map(data, "meta")?.unwrap_or_default();
         let display = display_name("token", field::str(data, "display_name")?.unwrap_or(""));
@@ -515,10 +388,7 @@ impl Core {
                 renewable,
                 num_uses,
                 parent: (!orphan).then(|| parent.id_hash.clone()),
-                bound_cidrs: role
-                    .as_ref()
-                    .map(|r| r.token_bound_cidrs.clone())
-                    .unwrap_or_default(),
+                bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
                 role: role.as_ref().map(|r| r.name.clone()),
                 login: None,
             })
@@ -527,20 +397,13 @@ impl Core {
         if role.is_some() && entry.meta.is_empty() {
             auth.metadata = None;
         }
-        Ok(Some(Response {
-            auth: Some(auth),
-            ..Response::default()
-        }))
+        Ok(Some(Response { auth: Some(auth), ..Response::default() }))
     }
 }
 
 /// Build a role from request fields over its previous version.
 fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<TokenRole, Error> {
-    let mut r = existing.unwrap_or_else(|| TokenRole {
-        name: name.to_string(),
-        renewable: true,
-        ..TokenRole::default()
-    });
+    let mut r = existing.unwrap_or_else(|| TokenRole { name: name.to_string(), renewable: true, ..TokenRole::default() });
     let lower = |v: Vec<String>| sorted(v.into_iter().map(|p| p.to_lowercase()).collect());
     if let Some(v) = field::str_list(data, "allowed_policies")? {
         r.allowed_policies = lower(v);
@@ -566,9 +429,7 @@ fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<Toke
     if let Some(v) = field::duration(data, "token_period")?.or(field::duration(data, "period")?) {
         r.token_period = v;
     }
-    if let Some(v) = field::duration(data, "token_explicit_max_ttl")?
-        .or(field::duration(data, "explicit_max_ttl")?)
-    {
+    if let Some(v) = field::duration(data, "token_explicit_max_ttl")?.or(field::duration(data, "explicit_max_ttl")?) {
         r.token_explicit_max_ttl = v;
     }
     if let Some(v) = field::duration(data, "token_ttl")? {
@@ -589,11 +450,7 @@ fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<Toke
     if let Some(v) = field::str(data, "token_type")? {
         match v {
             "" | "service" | "default" | "default-service" => r.token_type = v.to_string(),
-            _ => {
-                return Err(Error::invalid(format!(
-                    "unsupported token type {v:?}: only service tokens are supported"
-                )));
-            }
+            _ => return Err(Error::invalid(format!("unsupported token type {v:?}: only service tokens are supported"))),
         }
     }
     Ok(r)

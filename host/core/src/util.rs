@@ -1,8 +1,8 @@
 //! Small helpers shared by the core's modules: time formatting, random ids, JSON coercion.
 
 use serde_json::Value;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use tresor_logical::Map;
 
 /// Now, as Unix seconds.
@@ -59,7 +59,7 @@ pub(crate) mod field {
     use std::collections::BTreeMap;
 
     use serde_json::Value;
-    use tresor_logical::{Error, Map, parse_duration};
+    use tresor_logical::{parse_duration, Error, Map};
 
     /// A string field (numbers and booleans as their text).
     pub(crate) fn str<'a>(data: &'a Map, key: &str) -> Result<Option<&'a str>, Error> {
@@ -90,9 +90,7 @@ pub(crate) mod field {
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(Some(0)),
-            Some(v) => parse_duration(v)
-                .map(Some)
-                .map_err(|_| Error::invalid(format!("field {key:?} is not a valid duration"))),
+            Some(v) => parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("field {key:?} is not a valid duration"))),
         }
     }
 
@@ -100,15 +98,9 @@ pub(crate) mod field {
     pub(crate) fn uint(data: &Map, key: &str) -> Result<Option<u64>, Error> {
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-                Error::invalid(format!("field {key:?} must be a non-negative integer"))
-            }),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                Error::invalid(format!("field {key:?} must be a non-negative integer"))
-            }),
-            Some(_) => Err(Error::invalid(format!(
-                "field {key:?} must be a non-negative integer"
-            ))),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(format!("field {key:?} must be a non-negative integer"))),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(format!("field {key:?} must be a non-negative integer"))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a non-negative integer"))),
         }
     }
 
@@ -116,32 +108,18 @@ pub(crate) mod field {
     pub(crate) fn str_list(data: &Map, key: &str) -> Result<Option<Vec<String>>, Error> {
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect(),
-            )),
+            Some(Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| {
-                    v.as_str().map(|s| s.trim().to_string()).ok_or_else(|| {
-                        Error::invalid(format!("field {key:?} must be a list of strings"))
-                    })
-                })
+                .map(|v| v.as_str().map(|s| s.trim().to_string()).ok_or_else(|| Error::invalid(format!("field {key:?} must be a list of strings"))))
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| Some(v.into_iter().filter(|s| !s.is_empty()).collect())),
-            Some(_) => Err(Error::invalid(format!(
-                "field {key:?} must be a list of strings"
-            ))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a list of strings"))),
         }
     }
 
     /// A map of strings.
-    pub(crate) fn str_map(
-        data: &Map,
-        key: &str,
-    ) -> Result<Option<BTreeMap<String, String>>, Error> {
+    pub(crate) fn str_map(data: &Map, key: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(o)) => o
@@ -149,15 +127,11 @@ pub(crate) mod field {
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
                     Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
-                    _ => Err(Error::invalid(format!(
-                        "field {key:?} must be a map of strings"
-                    ))),
+                    _ => Err(Error::invalid(format!("field {key:?} must be a map of strings"))),
                 })
                 .collect::<Result<_, _>>()
                 .map(Some),
-            Some(_) => Err(Error::invalid(format!(
-                "field {key:?} must be a map of strings"
-            ))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be a map of strings"))),
         }
     }
 }
@@ -171,9 +145,7 @@ pub(crate) fn cidrs_contain(cidrs: &[String], addr: std::net::IpAddr) -> bool {
             Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
             None => (c.as_str(), None),
         };
-        let Ok(net) = ip.trim().parse::<IpAddr>() else {
-            return false;
-        };
+        let Ok(net) = ip.trim().parse::<IpAddr>() else { return false };
         match (net, addr) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let bits = bits.unwrap_or(32);
@@ -196,23 +168,13 @@ pub(crate) fn cidrs_contain(cidrs: &[String], addr: std::net::IpAddr) -> bool {
 mod tests {
     #[test]
     fn cidr_matching() {
-        let c = vec![
-            "10.0.0.0/8".to_string(),
-            "127.0.0.1".to_string(),
-            "::1/128".to_string(),
-        ];
+        let c = vec!["10.0.0.0/8".to_string(), "127.0.0.1".to_string(), "::1/128".to_string()];
         assert!(cidrs_contain(&c, "10.2.3.4".parse().unwrap()));
         assert!(cidrs_contain(&c, "127.0.0.1".parse().unwrap()));
         assert!(cidrs_contain(&c, "::1".parse().unwrap()));
         assert!(!cidrs_contain(&c, "11.0.0.1".parse().unwrap()));
-        assert!(!cidrs_contain(
-            &["garbage".into()],
-            "10.0.0.1".parse().unwrap()
-        ));
-        assert!(cidrs_contain(
-            &["0.0.0.0/0".into()],
-            "8.8.8.8".parse().unwrap()
-        ));
+        assert!(!cidrs_contain(&["garbage".into()], "10.0.0.1".parse().unwrap()));
+        assert!(cidrs_contain(&["0.0.0.0/0".into()], "8.8.8.8".parse().unwrap()));
     }
 
     use super::*;

@@ -49,18 +49,9 @@ fn is_wrapping_token(entry: &TokenEntry) -> bool {
 
 impl Core {
     /// Replace `response` by a wrapping token valid for `ttl` seconds.
-    pub(crate) async fn wrap_response(
-        &self,
-        response: Response,
-        ttl: u64,
-        creation_path: &str,
-    ) -> Result<Response, Error> {
+    pub(crate) async fn wrap_response(&self, response: Response, ttl: u64, creation_path: &str) -> Result<Response, Error> {
         let creation_time = rfc3339_nanos(now_unix_nanos());
-        let wrapped_accessor = response
-            .auth
-            .as_ref()
-            .map(|a| a.accessor.clone())
-            .unwrap_or_default();
+        let wrapped_accessor = response.auth.as_ref().map(|a| a.accessor.clone()).unwrap_or_default();
         let (token, entry) = self
             .tokens
             .create(NewToken {
@@ -81,16 +72,9 @@ impl Core {
                 login: None,
             })
             .await?;
-        let record = Wrapped {
-            response,
-            creation_path: creation_path.to_string(),
-            creation_time: creation_time.clone(),
-            creation_ttl: ttl,
-        };
+        let record = Wrapped { response, creation_path: creation_path.to_string(), creation_time: creation_time.clone(), creation_ttl: ttl };
         let raw = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-        self.cubbyhole_of(&entry.id_hash)
-            .put(RESPONSE_KEY, &raw)
-            .await?;
+        self.cubbyhole_of(&entry.id_hash).put(RESPONSE_KEY, &raw).await?;
         Ok(Response {
             wrap_info: Some(WrapInfo {
                 token: token.to_string(),
@@ -108,22 +92,13 @@ impl Core {
         if !is_wrapping_token(entry) {
             return Err(Error::invalid(INVALID));
         }
-        let raw = self
-            .cubbyhole_of(&entry.id_hash)
-            .get(RESPONSE_KEY)
-            .await?
-            .ok_or_else(|| Error::invalid(INVALID))?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| Error::Internal(format!("corrupt wrapped response: {e}")))
+        let raw = self.cubbyhole_of(&entry.id_hash).get(RESPONSE_KEY).await?.ok_or_else(|| Error::invalid(INVALID))?;
+        serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt wrapped response: {e}")))
     }
 
     /// Use up the wrapping token named in a request body and return what it wrapped.
     async fn consume(&self, token: &str) -> Result<Wrapped, Error> {
-        let entry = self
-            .tokens
-            .lookup(token)
-            .await?
-            .ok_or_else(|| Error::invalid(INVALID))?;
+        let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid(INVALID))?;
         // Checked before using the token up: a normal token named here is left alone.
         if !is_wrapping_token(&entry) {
             return Err(Error::invalid(INVALID));
@@ -139,23 +114,12 @@ impl Core {
 
     /// `sys/wrapping/lookup`: reachable without a token (the wrapping token itself is the credential)
     /// and does not use the token up.
-    pub(crate) async fn wrapping_lookup(
-        &self,
-        data: &Map,
-        header_token: Option<&str>,
-    ) -> Result<Response, Error> {
-        let token = field::str(data, "token")?
-            .filter(|t| !t.is_empty())
-            .or(header_token)
-            .unwrap_or("");
+    pub(crate) async fn wrapping_lookup(&self, data: &Map, header_token: Option<&str>) -> Result<Response, Error> {
+        let token = field::str(data, "token")?.filter(|t| !t.is_empty()).or(header_token).unwrap_or("");
         if token.is_empty() {
             return Err(Error::invalid("missing token"));
         }
-        let entry = self
-            .tokens
-            .lookup(token)
-            .await?
-            .ok_or_else(|| Error::invalid(INVALID))?;
+        let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid(INVALID))?;
         let w = self.read_wrapped(&entry).await?;
         let mut out = Map::new();
         out.insert("creation_path".into(), json!(w.creation_path));
@@ -166,20 +130,12 @@ impl Core {
 
     /// `sys/wrapping/*` once past the ACL. `caller` is the request's token entry: for `unwrap` without
     /// a `token` field it is the wrapping token itself (already used up by the pipeline).
-    pub(crate) async fn handle_wrapping(
-        &self,
-        caller: &TokenEntry,
-        op: &str,
-        data: &Map,
-        wrap_ttl: Option<u64>,
-    ) -> Result<Option<Response>, Error> {
+    pub(crate) async fn handle_wrapping(&self, caller: &TokenEntry, op: &str, data: &Map, wrap_ttl: Option<u64>) -> Result<Option<Response>, Error> {
         let body_token = field::str(data, "token")?.filter(|t| !t.is_empty());
         match op {
             "wrap" => {
                 if wrap_ttl.is_none() {
-                    return Err(Error::invalid(
-                        "endpoint requires response wrapping to be used",
-                    ));
+                    return Err(Error::invalid("endpoint requires response wrapping to be used"));
                 }
                 if data.is_empty() {
                     return Err(Error::invalid("missing data fields"));
@@ -198,14 +154,7 @@ impl Core {
                     Some(t) => self.consume(t).await?,
                     None => self.read_wrapped(caller).await?,
                 };
-                Ok(Some(
-                    self.wrap_response(
-                        wrapped.response,
-                        wrapped.creation_ttl,
-                        &wrapped.creation_path,
-                    )
-                    .await?,
-                ))
+                Ok(Some(self.wrap_response(wrapped.response, wrapped.creation_ttl, &wrapped.creation_path).await?))
             }
             _ => Err(Error::UnsupportedPath),
         }

@@ -29,13 +29,7 @@ pub(crate) fn parse(body: &[u8], content_type: Option<&str>) -> Result<Map, Body
         return Ok(Map::new());
     }
     let is_form = content_type
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         .unwrap_or(false);
     if is_form && trimmed.first() != Some(&b'{') {
         let text = std::str::from_utf8(body).map_err(|_| BodyError::Form)?;
@@ -106,11 +100,7 @@ mod tests {
     #[test]
     fn form_content_type_with_brace_is_json() {
         let err = parse(b"{bad", FORM).unwrap_err();
-        assert!(
-            err.message().starts_with("failed to decode JSON input: "),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().starts_with("failed to decode JSON input: "), "{}", err.message());
         assert!(parse(br#"{"a":"b"}"#, FORM).is_ok());
     }
 

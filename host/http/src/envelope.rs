@@ -55,16 +55,9 @@ impl<'a> From<&'a ResponseAuth> for Auth<'a> {
 }
 
 /// Render `response` for `request_id`. `legacy_copy` duplicates `data` at the top level (sys/ paths).
-pub(crate) fn render(
-    response: &Response,
-    request_id: &str,
-    legacy_copy: bool,
-) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn render(response: &Response, request_id: &str, legacy_copy: bool) -> Result<Vec<u8>, serde_json::Error> {
     let legacy = if legacy_copy {
-        response
-            .data
-            .as_ref()
-            .filter(|d| !d.keys().any(|k| RESERVED.contains(&k.as_str())))
+        response.data.as_ref().filter(|d| !d.keys().any(|k| RESERVED.contains(&k.as_str())))
     } else {
         None
     };
@@ -75,26 +68,15 @@ pub(crate) fn render(
         renewable: response.renewable,
         lease_duration: response.lease_duration,
         data: response.data.as_ref(),
-        wrap_info: response
-            .wrap_info
-            .as_ref()
-            .and_then(|w| serde_json::to_value(w).ok()),
+        wrap_info: response.wrap_info.as_ref().and_then(|w| serde_json::to_value(w).ok()),
         warnings: (!response.warnings.is_empty()).then_some(response.warnings.as_slice()),
         auth: response.auth.as_ref().map(Auth::from),
     })
 }
 
 /// Envelope keys a legacy copy must not shadow; a response whose data uses one is not copied.
-const RESERVED: &[&str] = &[
-    "request_id",
-    "lease_id",
-    "renewable",
-    "lease_duration",
-    "data",
-    "wrap_info",
-    "warnings",
-    "auth",
-];
+const RESERVED: &[&str] =
+    &["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth"];
 
 #[cfg(test)]
 mod tests {
@@ -118,9 +100,7 @@ mod tests {
     fn sys_reads_copy_data_to_the_top_level() {
         let mut data = Map::new();
         data.insert("term".into(), json!(3));
-        let v: Value =
-            serde_json::from_slice(&render(&Response::with_data(data), "r", true).unwrap())
-                .unwrap();
+        let v: Value = serde_json::from_slice(&render(&Response::with_data(data), "r", true).unwrap()).unwrap();
         assert_eq!(v["term"], 3);
         assert_eq!(v["data"]["term"], 3);
     }

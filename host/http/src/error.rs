@@ -36,9 +36,7 @@ pub(crate) fn status_of(err: &Error) -> StatusCode {
         Error::NotFound | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Storage(_) | Error::Internal(_) | Error::Unavailable(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Error::Storage(_) | Error::Internal(_) | Error::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -50,18 +48,14 @@ pub(crate) fn messages_of(err: &Error, request_id: &str) -> Vec<String> {
         Error::Denied(msg) => vec![msg.clone()],
         Error::Forbidden => vec![multierror("permission denied")],
         Error::NotFound => vec![],
-        Error::NoRoute(path) => vec![format!(
-            "no handler for route {path:?}. route entry not found."
-        )],
+        Error::NoRoute(path) => vec![format!("no handler for route {path:?}. route entry not found.")],
         Error::UnsupportedPath => vec![multierror("unsupported path")],
         Error::UnsupportedOperation => vec![multierror("unsupported operation")],
         Error::Sealed => vec!["Vault is sealed".into()],
         Error::Unavailable(msg) => vec![multierror(msg)],
         Error::Storage(_) | Error::Internal(_) => {
             tracing::error!(request_id, error = %err, "request failed with an internal error");
-            vec![multierror(&format!(
-                "internal error; see the server log for request id {request_id}"
-            ))]
+            vec![multierror(&format!("internal error; see the server log for request id {request_id}"))]
         }
     }
 }
@@ -97,9 +91,6 @@ mod tests {
             messages_of(&Error::NoRoute("nosuchmount/foo".into()), "r"),
             vec!["no handler for route \"nosuchmount/foo\". route entry not found.".to_string()]
         );
-        assert_eq!(
-            messages_of(&Error::Forbidden, "r"),
-            vec!["1 error occurred:\n\t* permission denied\n\n".to_string()]
-        );
+        assert_eq!(messages_of(&Error::Forbidden, "r"), vec!["1 error occurred:\n\t* permission denied\n\n".to_string()]);
     }
 }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -13,17 +13,13 @@ use tresor_logical::{Error, Map, Operation, Request};
 use zeroize::Zeroizing;
 
 use crate::error::Failure;
-use crate::{Api, body, envelope, error, status, urlencoded};
+use crate::{body, envelope, error, status, urlencoded, Api};
 
 /// The response type of every handler.
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// Handle one request. Never fails: every error becomes a Vault-shaped error response.
-pub async fn handle<B>(
-    api: &Api,
-    req: hyper::Request<B>,
-    remote: Option<SocketAddr>,
-) -> HttpResponse
+pub async fn handle<B>(api: &Api, req: hyper::Request<B>, remote: Option<SocketAddr>) -> HttpResponse
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -31,13 +27,8 @@ where
     let request_id = uuid::Uuid::new_v4().to_string();
     match route(api, req, remote, &request_id).await {
         Ok(resp) => resp,
-        Err(Failure::Logical(err)) => error_response(
-            error::status_of(&err),
-            error::messages_of(&err, &request_id),
-        ),
-        Err(Failure::TooLarge) => {
-            error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()])
-        }
+        Err(Failure::Logical(err)) => error_response(error::status_of(&err), error::messages_of(&err, &request_id)),
+        Err(Failure::TooLarge) => error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]),
     }
 }
 
@@ -55,12 +46,9 @@ where
     let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
         return Ok(error_response(StatusCode::NOT_FOUND, vec![]));
     };
-    let path = urlencoded::decode(raw_path, false)
-        .ok_or_else(|| Error::invalid("invalid path encoding"))?;
+    let path = urlencoded::decode(raw_path, false).ok_or_else(|| Error::invalid("invalid path encoding"))?;
     let query = match parts.uri.query() {
-        Some(q) => body::pairs_to_map(
-            urlencoded::parse_pairs(q).ok_or_else(|| Error::invalid("invalid query string"))?,
-        ),
+        Some(q) => body::pairs_to_map(urlencoded::parse_pairs(q).ok_or_else(|| Error::invalid("invalid query string"))?),
         None => Map::new(),
     };
     let method = parts.method.clone();
@@ -112,14 +100,8 @@ where
         _ => {}
     }
 
-    let list_query = query
-        .get("list")
-        .and_then(Value::as_str)
-        .is_some_and(|v| matches!(v, "true" | "1" | "t"));
-    let help_query = query
-        .get("help")
-        .and_then(Value::as_str)
-        .is_some_and(|v| matches!(v, "true" | "1" | "t"));
+    let list_query = query.get("list").and_then(Value::as_str).is_some_and(|v| matches!(v, "true" | "1" | "t"));
+    let help_query = query.get("help").and_then(Value::as_str).is_some_and(|v| matches!(v, "true" | "1" | "t"));
     let operation = match method.as_str() {
         "GET" if help_query => Operation::Help,
         "GET" if list_query => Operation::List,
@@ -130,19 +112,13 @@ where
         "DELETE" => Operation::Delete,
         _ => return Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec![])),
     };
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if operation == Operation::Patch {
         let ct = content_type.as_deref().unwrap_or("");
         if ct.split(';').next().map(str::trim) != Some("application/merge-patch+json") {
             return Ok(error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                vec![format!(
-                    "PATCH requires Content-Type of application/merge-patch+json, provided {ct}"
-                )],
+                vec![format!("PATCH requires Content-Type of application/merge-patch+json, provided {ct}")],
             ));
         }
     }
@@ -163,8 +139,7 @@ where
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
     // An unwrapped response is returned as it was produced, without the sys/ legacy copy.
-    let legacy_copy =
-        request.path.starts_with("sys/") && !request.path.starts_with("sys/wrapping/");
+    let legacy_copy = request.path.starts_with("sys/") && !request.path.starts_with("sys/wrapping/");
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
@@ -175,13 +150,8 @@ where
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     // A wrapped response carries no request id (as Vault): the id belongs to the wrapped one.
-    let rid = if response.wrap_info.is_some() {
-        ""
-    } else {
-        request_id
-    };
-    let body = envelope::render(&response, rid, legacy_copy)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let rid = if response.wrap_info.is_some() { "" } else { request_id };
+    let body = envelope::render(&response, rid, legacy_copy).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(json_response(status, Bytes::from(body)))
 }
 
@@ -201,12 +171,7 @@ where
     }
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(Failure::TooLarge);
-        }
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Failure::TooLarge),
         Err(_) => return Err(Error::invalid("failed to read request body").into()),
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -216,26 +181,19 @@ where
 /// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
 fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
     if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok())
-        && !t.is_empty()
-    {
-        return Some(Zeroizing::new(t.to_string()));
-    }
+        && !t.is_empty() {
+            return Some(Zeroizing::new(t.to_string()));
+        }
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| Zeroizing::new(t.trim().to_string()))
 }
 
 /// `X-Vault-Wrap-TTL` as seconds.
 fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, Error> {
-    match headers
-        .get("x-vault-wrap-ttl")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
         None => Ok(None),
         Some(raw) => tresor_logical::parse_duration(&Value::String(raw.to_string()))
             .map(Some)
@@ -254,22 +212,19 @@ fn reply((status, body): (StatusCode, Option<Value>)) -> Result<HttpResponse, Fa
 }
 
 fn error_response(status: StatusCode, errors: Vec<String>) -> HttpResponse {
-    let body = serde_json::to_vec(&serde_json::json!({ "errors": errors }))
-        .unwrap_or_else(|_| b"{\"errors\":[]}".to_vec());
+    let body = serde_json::to_vec(&serde_json::json!({ "errors": errors })).unwrap_or_else(|_| b"{\"errors\":[]}".to_vec());
     json_response(status, Bytes::from(body))
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
     let mut resp = bare(status, body);
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
 fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
     let mut resp = hyper::Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tresor_core::Core;
 
 pub use handler::handle;
-pub use server::{ServeError, serve};
+pub use server::{serve, ServeError};
 
 /// Vault's default `max_request_size`: 32 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -35,9 +35,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self {
-            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
-        }
+        Self { max_request_size: DEFAULT_MAX_REQUEST_SIZE }
     }
 }
 

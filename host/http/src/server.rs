@@ -49,9 +49,7 @@ pub async fn serve(
         let api = api.clone();
         let service = service_fn(move |req| {
             let api = api.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(crate::handle(&api, req, Some(remote)).await)
-            }
+            async move { Ok::<_, std::convert::Infallible>(crate::handle(&api, req, Some(remote)).await) }
         });
         let builder = hyper::server::conn::http1::Builder::new();
         match &tls {
@@ -75,8 +73,7 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn =
-                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -95,8 +92,5 @@ pub async fn serve(
 /// Errors after which accepting can continue (per-connection failures, fd exhaustion).
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || e.raw_os_error() == Some(24)
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock) || e.raw_os_error() == Some(24)
 }

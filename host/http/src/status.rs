@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use hyper::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tresor_core::{Core, InitParams};
 use tresor_logical::{Error, Map};
 
@@ -44,10 +44,7 @@ pub(crate) fn health(core: &Core, query: &Map) -> Reply {
 
 /// `GET sys/init`.
 pub(crate) fn init_status(core: &Core) -> Reply {
-    Ok((
-        StatusCode::OK,
-        Some(json!({"initialized": core.is_initialized()})),
-    ))
+    Ok((StatusCode::OK, Some(json!({"initialized": core.is_initialized()}))))
 }
 
 /// `PUT|POST sys/init`.
@@ -59,19 +56,11 @@ pub(crate) async fn init(core: &Core, data: &Map) -> Reply {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s.is_empty() => {}
             Some(Value::Array(a)) if a.is_empty() => {}
-            Some(_) => {
-                return Err(Error::invalid(format!(
-                    "{unsupported} is not supported by Tresor"
-                )));
-            }
+            Some(_) => return Err(Error::invalid(format!("{unsupported} is not supported by Tresor"))),
         }
     }
     let result = core
-        .init(InitParams {
-            secret_shares: shares,
-            secret_threshold: threshold,
-            ..InitParams::default()
-        })
+        .init(InitParams { secret_shares: shares, secret_threshold: threshold, ..InitParams::default() })
         .await?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let body = json!({
@@ -120,14 +109,9 @@ pub(crate) fn leader(core: &Core) -> Reply {
 fn small_int(data: &Map, key: &str) -> Result<u8, Error> {
     let n = match data.get(key) {
         None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .ok_or_else(|| Error::invalid(format!("invalid value for {key}")))?,
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| Error::invalid(format!("invalid value for {key}")))?,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| Error::invalid(format!("invalid value for {key}")))?,
+        Some(Value::String(s)) => s.parse().map_err(|_| Error::invalid(format!("invalid value for {key}")))?,
         Some(_) => return Err(Error::invalid(format!("invalid value for {key}"))),
     };
-    u8::try_from(n)
-        .map_err(|_| Error::invalid("invalid seal configuration: shares must be less than 256"))
+    u8::try_from(n).map_err(|_| Error::invalid("invalid seal configuration: shares must be less than 256"))
 }

@@ -65,12 +65,7 @@ mod tests {
     fn parses_pairs() {
         assert_eq!(
             parse_pairs("a=1&b=&c&&d=x%3Dy").unwrap(),
-            vec![
-                ("a".into(), "1".into()),
-                ("b".into(), "".into()),
-                ("c".into(), "".into()),
-                ("d".into(), "x=y".into())
-            ]
+            vec![("a".into(), "1".into()), ("b".into(), "".into()), ("c".into(), "".into()), ("d".into(), "x=y".into())]
         );
     }
 }

@@ -134,11 +134,10 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         // `metadata` against `metadata/{path*}`: an absent rest is an empty rest.
         if tail.is_none()
             && let Some(next) = segments.peek()
-            && let Some(name) = next.strip_prefix('{').and_then(|s| s.strip_suffix("*}"))
-        {
-            captures.push((name.to_string(), String::new()));
-            return Some(captures);
-        }
+                && let Some(name) = next.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
+                    captures.push((name.to_string(), String::new()));
+                    return Some(captures);
+                }
         match (is_last, tail) {
             (true, None) => return Some(captures),
             // A trailing slash after the last literal/segment is tolerated (`config/`).
@@ -155,11 +154,7 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
 /// Read and list requests ignore unknown query parameters (clients send extras such as `version`
 /// only where declared); writes reject unknown fields unless the path allows them.
 /// Captures are not fields: they travel separately, so a secret's own key may share a placeholder's name.
-pub fn validate(
-    spec: &PathSpec,
-    op: Operation,
-    data: &Map,
-) -> Result<Vec<(String, FieldValue)>, Error> {
+pub fn validate(spec: &PathSpec, op: Operation, data: &Map) -> Result<Vec<(String, FieldValue)>, Error> {
     let mut out: Vec<(String, FieldValue)> = Vec::new();
     for field in &spec.fields {
         let raw = data.get(&field.name).cloned().filter(|v| !v.is_null());
@@ -168,13 +163,8 @@ pub fn validate(
             None => {
                 if let Some(d) = &field.default {
                     out.push((field.name.clone(), coerce(field, d)?));
-                } else if field.required
-                    && !matches!(op, Operation::Read | Operation::List | Operation::Delete)
-                {
-                    return Err(Error::invalid(format!(
-                        "missing required field {:?}",
-                        field.name
-                    )));
+                } else if field.required && !matches!(op, Operation::Read | Operation::List | Operation::Delete) {
+                    return Err(Error::invalid(format!("missing required field {:?}", field.name)));
                 }
             }
         }
@@ -193,10 +183,7 @@ pub fn validate(
 
 fn bad(field: &FieldSpec, what: &str) -> Error {
     // Never echo the value: the field may be sensitive.
-    Error::invalid(format!(
-        "error converting input for field {:?}: {what}",
-        field.name
-    ))
+    Error::invalid(format!("error converting input for field {:?}: {what}", field.name))
 }
 
 fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
@@ -208,13 +195,8 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
             _ => return Err(bad(field, "expected a string")),
         }),
         FieldKind::Int => FieldValue::Int(match v {
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| bad(field, "expected an integer"))?,
-            Value::String(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| bad(field, "expected an integer"))?,
+            Value::Number(n) => n.as_i64().ok_or_else(|| bad(field, "expected an integer"))?,
+            Value::String(s) => s.trim().parse().map_err(|_| bad(field, "expected an integer"))?,
             _ => return Err(bad(field, "expected an integer")),
         }),
         FieldKind::Bool => FieldValue::Bool(match v {
@@ -227,9 +209,7 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
             Value::Number(n) => n.as_i64() != Some(0),
             _ => return Err(bad(field, "expected a boolean")),
         }),
-        FieldKind::Duration => FieldValue::Duration(
-            crate::parse_duration(v).map_err(|_| bad(field, "expected a duration"))?,
-        ),
+        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| bad(field, "expected a duration"))?),
         FieldKind::StrList => FieldValue::StrList(match v {
             Value::Array(items) => items
                 .iter()
@@ -269,9 +249,7 @@ fn kind_schema(kind: FieldKind) -> Value {
         FieldKind::Bool => serde_json::json!({"type": "boolean"}),
         FieldKind::Duration => serde_json::json!({"type": "string", "format": "duration"}),
         FieldKind::StrList => serde_json::json!({"type": "array", "items": {"type": "string"}}),
-        FieldKind::StrMap => {
-            serde_json::json!({"type": "object", "additionalProperties": {"type": "string"}})
-        }
+        FieldKind::StrMap => serde_json::json!({"type": "object", "additionalProperties": {"type": "string"}}),
         FieldKind::Json => serde_json::json!({"type": "object"}),
     }
 }
@@ -305,12 +283,7 @@ pub fn openapi_paths(mount: &str, paths: &[PathSpec]) -> Map {
                 (f.name.clone(), schema)
             })
             .collect();
-        let required: Vec<&str> = p
-            .fields
-            .iter()
-            .filter(|f| f.required)
-            .map(|f| f.name.as_str())
-            .collect();
+        let required: Vec<&str> = p.fields.iter().filter(|f| f.required).map(|f| f.name.as_str()).collect();
         for op in &p.operations {
             let (verb, body) = match op {
                 Operation::Read => ("get", false),
@@ -349,41 +322,20 @@ mod tests {
     }
 
     fn field(name: &str, kind: FieldKind) -> FieldSpec {
-        FieldSpec {
-            name: name.into(),
-            kind,
-            description: String::new(),
-            required: false,
-            sensitive: false,
-            default: None,
-        }
+        FieldSpec { name: name.into(), kind, description: String::new(), required: false, sensitive: false, default: None }
     }
 
     #[test]
     fn patterns_match_literals_segments_and_rest() {
-        let paths = vec![
-            path("config", vec![]),
-            path("data/{path*}", vec![]),
-            path("roles/{name}", vec![]),
-            path("{path*}", vec![]),
-        ];
+        let paths = vec![path("config", vec![]), path("data/{path*}", vec![]), path("roles/{name}", vec![]), path("{path*}", vec![])];
         assert_eq!(match_path(&paths, "config").unwrap().index, 0);
         assert_eq!(match_path(&paths, "config/").unwrap().index, 0);
         let m = match_path(&paths, "data/a/b/c").unwrap();
-        assert_eq!(
-            (m.index, m.captures),
-            (1, vec![("path".into(), "a/b/c".into())])
-        );
-        assert_eq!(
-            match_path(&paths, "data/").unwrap().captures,
-            vec![("path".into(), "".into())]
-        );
+        assert_eq!((m.index, m.captures), (1, vec![("path".into(), "a/b/c".into())]));
+        assert_eq!(match_path(&paths, "data/").unwrap().captures, vec![("path".into(), "".into())]);
         let m = match_path(&paths, "data").unwrap();
         assert_eq!((m.index, m.captures), (1, vec![("path".into(), "".into())]));
-        assert_eq!(
-            match_path(&paths, "roles/web").unwrap().captures,
-            vec![("name".into(), "web".into())]
-        );
+        assert_eq!(match_path(&paths, "roles/web").unwrap().captures, vec![("name".into(), "web".into())]);
         // `roles/` has an empty segment: falls through to the catch-all.
         assert_eq!(match_path(&paths, "roles/").unwrap().index, 3);
         assert_eq!(match_path(&paths, "roles/a/b").unwrap().index, 3);
@@ -394,44 +346,22 @@ mod tests {
     fn fields_are_coerced_and_validated() {
         let mut spec = path(
             "x",
-            vec![
-                field("n", FieldKind::Int),
-                field("b", FieldKind::Bool),
-                field("ttl", FieldKind::Duration),
-                field("l", FieldKind::StrList),
-            ],
+            vec![field("n", FieldKind::Int), field("b", FieldKind::Bool), field("ttl", FieldKind::Duration), field("l", FieldKind::StrList)],
         );
-        spec.fields.push(FieldSpec {
-            required: true,
-            ..field("req", FieldKind::Str)
-        });
-        spec.fields.push(FieldSpec {
-            default: Some(json!(10)),
-            ..field("d", FieldKind::Int)
-        });
-        let data: Map = serde_json::from_value(
-            json!({"n": "5", "b": "true", "ttl": "1h", "l": "a,b", "req": 7, "zzz": 1}),
-        )
-        .unwrap();
+        spec.fields.push(FieldSpec { required: true, ..field("req", FieldKind::Str) });
+        spec.fields.push(FieldSpec { default: Some(json!(10)), ..field("d", FieldKind::Int) });
+        let data: Map = serde_json::from_value(json!({"n": "5", "b": "true", "ttl": "1h", "l": "a,b", "req": 7, "zzz": 1})).unwrap();
         let out = validate(&spec, Operation::Update, &data).unwrap();
         assert!(out.contains(&("n".into(), FieldValue::Int(5))));
         assert!(out.contains(&("b".into(), FieldValue::Bool(true))));
         assert!(out.contains(&("ttl".into(), FieldValue::Duration(3600))));
-        assert!(out.contains(&(
-            "l".into(),
-            FieldValue::StrList(vec!["a".into(), "b".into()])
-        )));
+        assert!(out.contains(&("l".into(), FieldValue::StrList(vec!["a".into(), "b".into()]))));
         assert!(out.contains(&("req".into(), FieldValue::Str("7".into()))));
         assert!(out.contains(&("d".into(), FieldValue::Int(10))));
-        assert!(
-            !out.iter().any(|(k, _)| k == "zzz"),
-            "unknown fields dropped unless allowed"
-        );
+        assert!(!out.iter().any(|(k, _)| k == "zzz"), "unknown fields dropped unless allowed");
 
         let bad: Map = serde_json::from_value(json!({"n": "five", "req": "x"})).unwrap();
-        let err = validate(&spec, Operation::Update, &bad)
-            .unwrap_err()
-            .to_string();
+        let err = validate(&spec, Operation::Update, &bad).unwrap_err().to_string();
         assert!(err.contains("\"n\"") && !err.contains("five"), "{err}");
         let missing: Map = Map::new();
         assert!(validate(&spec, Operation::Update, &missing).is_err());
@@ -440,22 +370,13 @@ mod tests {
 
     #[test]
     fn openapi_lists_paths_parameters_and_fields() {
-        let mut p = path(
-            "roles/{name}",
-            vec![FieldSpec {
-                required: true,
-                ..field("ttl", FieldKind::Duration)
-            }],
-        );
+        let mut p = path("roles/{name}", vec![FieldSpec { required: true, ..field("ttl", FieldKind::Duration) }]);
         p.operations = vec![Operation::Read, Operation::Update];
         let doc = openapi_paths("ssh/", &[p]);
         let item = &doc["/ssh/roles/{name}"];
         assert_eq!(item["parameters"][0]["name"], "name");
         assert!(item.get("get").is_some());
-        assert_eq!(
-            item["post"]["requestBody"]["content"]["application/json"]["schema"]["required"],
-            json!(["ttl"])
-        );
+        assert_eq!(item["post"]["requestBody"]["content"]["application/json"]["schema"]["required"], json!(["ttl"]));
     }
 
     #[test]
@@ -464,10 +385,7 @@ mod tests {
         spec.allow_unknown_fields = true;
         let data: Map = serde_json::from_value(json!({"data": {"a": 1}, "path": "mine"})).unwrap();
         let out = validate(&spec, Operation::Update, &data).unwrap();
-        assert!(
-            out.contains(&("path".into(), FieldValue::Json(json!("mine")))),
-            "a field may share a capture's name"
-        );
+        assert!(out.contains(&("path".into(), FieldValue::Json(json!("mine")))), "a field may share a capture's name");
         assert!(out.contains(&("data".into(), FieldValue::Json(json!({"a": 1})))));
     }
 }

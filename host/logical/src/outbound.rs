@@ -11,11 +11,7 @@ pub struct Grants(Vec<Grant>);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Grant {
-    Net {
-        scheme: Option<String>,
-        host: String,
-        port: Option<u16>,
-    },
+    Net { scheme: Option<String>, host: String, port: Option<u16> },
     Socket(String),
 }
 
@@ -34,11 +30,7 @@ impl Grants {
                 continue;
             }
             let bad = |why| GrantError(entry.to_string(), why);
-            if let Some(path) = entry
-                .strip_prefix("unix:")
-                .map(|p| p.trim_start_matches("//"))
-                .or(entry.starts_with('/').then_some(entry))
-            {
+            if let Some(path) = entry.strip_prefix("unix:").map(|p| p.trim_start_matches("//")).or(entry.starts_with('/').then_some(entry)) {
                 if !path.starts_with('/') || path.split('/').any(|s| s == "..") {
                     return Err(bad("a Unix socket directory must be an absolute path"));
                 }
@@ -50,20 +42,13 @@ impl Grants {
                 None => (None, entry),
             };
             let rest = rest.trim_end_matches('/');
-            let (host, port) =
-                split_host_port(rest).ok_or_else(|| bad("expected host, host:port or *"))?;
+            let (host, port) = split_host_port(rest).ok_or_else(|| bad("expected host, host:port or *"))?;
             let port = match port {
                 None | Some("*") => None,
-                Some(p) => Some(
-                    p.parse::<u16>()
-                        .map_err(|_| bad("port must be a number or *"))?,
-                ),
+                Some(p) => Some(p.parse::<u16>().map_err(|_| bad("port must be a number or *"))?),
             };
             let host = host.to_ascii_lowercase();
-            let wildcard_ok = host == "*"
-                || host
-                    .strip_prefix("*.")
-                    .is_some_and(|suffix| !suffix.is_empty() && !suffix.contains('*'));
+            let wildcard_ok = host == "*" || host.strip_prefix("*.").is_some_and(|suffix| !suffix.is_empty() && !suffix.contains('*'));
             if host.is_empty() || host.contains('/') || (host.contains('*') && !wildcard_ok) {
                 return Err(bad("host must be a name, an address, *.suffix or *"));
             }
@@ -80,22 +65,12 @@ impl Grants {
     /// May the mount connect to `host:port` over `scheme`?
     pub fn allows_net(&self, scheme: &str, host: &str, port: u16) -> bool {
         let scheme = normal_scheme(scheme);
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         self.0.iter().any(|g| match g {
-            Grant::Net {
-                scheme: s,
-                host: h,
-                port: p,
-            } => {
+            Grant::Net { scheme: s, host: h, port: p } => {
                 s.as_ref().is_none_or(|s| *s == scheme)
                     && p.is_none_or(|p| p == port)
-                    && (h == "*"
-                        || *h == host
-                        || h.strip_prefix("*.")
-                            .is_some_and(|suffix| host.ends_with(&format!(".{suffix}"))))
+                    && (h == "*" || *h == host || h.strip_prefix("*.").is_some_and(|suffix| host.ends_with(&format!(".{suffix}"))))
             }
             Grant::Socket(_) => false,
         })
@@ -104,18 +79,12 @@ impl Grants {
     /// May the mount connect through a Unix socket in directory `dir`?
     pub fn allows_socket(&self, dir: &str) -> bool {
         let dir = dir.trim_end_matches('/');
-        self.0
-            .iter()
-            .any(|g| matches!(g, Grant::Socket(d) if d == dir))
+        self.0.iter().any(|g| matches!(g, Grant::Socket(d) if d == dir))
     }
 }
 
 fn normal_scheme(s: &str) -> String {
-    if s == "postgresql" {
-        "postgres".into()
-    } else {
-        s.to_string()
-    }
+    if s == "postgresql" { "postgres".into() } else { s.to_string() }
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`.
@@ -140,15 +109,7 @@ mod tests {
 
     #[test]
     fn grants_match_host_port_wildcards_and_sockets() {
-        let g = Grants::parse(&[
-            "127.0.0.1:5432",
-            "db.internal",
-            "*.corp.example:6432",
-            "postgres://pg.example",
-            "/run/pgsock/",
-            "[::1]:5432",
-        ])
-        .expect("valid");
+        let g = Grants::parse(&["127.0.0.1:5432", "db.internal", "*.corp.example:6432", "postgres://pg.example", "/run/pgsock/", "[::1]:5432"]).expect("valid");
         assert!(g.allows_net("postgres", "127.0.0.1", 5432));
         assert!(!g.allows_net("postgres", "127.0.0.1", 5433));
         assert!(g.allows_net("postgres", "DB.internal", 1));
@@ -161,22 +122,9 @@ mod tests {
         assert!(g.allows_socket("/run/pgsock"));
         assert!(!g.allows_socket("/run"));
         assert!(!g.allows_net("postgres", "10.0.0.1", 5432));
-        assert!(
-            Grants::parse(&["*"])
-                .expect("valid")
-                .allows_net("postgres", "anything", 1)
-        );
-        assert!(
-            Grants::default().is_empty()
-                && !Grants::default().allows_net("postgres", "127.0.0.1", 5432)
-        );
-        for bad in [
-            "host:port",
-            "a*b.example",
-            "unix:relative",
-            "/a/../b",
-            "*.*.x",
-        ] {
+        assert!(Grants::parse(&["*"]).expect("valid").allows_net("postgres", "anything", 1));
+        assert!(Grants::default().is_empty() && !Grants::default().allows_net("postgres", "127.0.0.1", 5432));
+        for bad in ["host:port", "a*b.example", "unix:relative", "/a/../b", "*.*.x"] {
             assert!(Grants::parse(&[bad]).is_err(), "{bad}");
         }
     }

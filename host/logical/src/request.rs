@@ -112,10 +112,7 @@ impl fmt::Debug for Request {
             .field("operation", &self.operation)
             .field("path", &self.path)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
-            .field(
-                "client_token",
-                &self.client_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("client_token", &self.client_token.as_ref().map(|_| "<redacted>"))
             .field("remote_addr", &self.remote_addr)
             .field("wrap_ttl", &self.wrap_ttl)
             .finish()

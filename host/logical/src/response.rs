@@ -125,10 +125,7 @@ pub struct WrapInfo {
 
 impl fmt::Debug for WrapInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WrapInfo")
-            .field("creation_path", &self.creation_path)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+        f.debug_struct("WrapInfo").field("creation_path", &self.creation_path).field("ttl", &self.ttl).finish_non_exhaustive()
     }
 }
 
@@ -163,10 +160,7 @@ pub struct Response {
 impl Response {
     /// A response carrying `data`.
     pub fn with_data(data: Map) -> Self {
-        Self {
-            data: Some(data),
-            ..Self::default()
-        }
+        Self { data: Some(data), ..Self::default() }
     }
 
     /// An empty success (`204`).
@@ -189,11 +183,7 @@ impl Response {
 
     /// Whether this response renders as `204 No Content`.
     pub fn is_empty(&self) -> bool {
-        self.data.is_none()
-            && self.auth.is_none()
-            && self.warnings.is_empty()
-            && self.lease_id.is_empty()
-            && self.wrap_info.is_none()
+        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease_id.is_empty() && self.wrap_info.is_none()
     }
 }
 
@@ -201,10 +191,7 @@ impl fmt::Debug for Response {
     // Data may be a secret: only its shape is printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
-            .field(
-                "data_keys",
-                &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()),
-            )
+            .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
             .field("warnings", &self.warnings)
             .field("auth", &self.auth)
             .field("login", &self.login)

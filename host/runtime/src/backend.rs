@@ -5,16 +5,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use tresor_logical::framework::{PathSpec, match_path, validate};
+use tresor_logical::framework::{match_path, validate, PathSpec};
 use tresor_logical::{Error, LeaseSecret, LogicalBackend, Operation, Request, Response, Storage};
 use wasmtime::Store;
 
-use crate::conflict::Conflicts;
 use crate::convert;
-use crate::engine::bindings::{SecretsEngine, tresor::plugin::types as wit};
+use crate::engine::bindings::{tresor::plugin::types as wit, SecretsEngine};
 use crate::engine::{Plugin, Runtime, TICK};
-use crate::host::State;
+use crate::conflict::Conflicts;
 use crate::sql::SqlPools;
+use crate::host::State;
 
 /// Per-mount settings a plugin runs under.
 #[derive(Debug, Clone)]
@@ -104,9 +104,7 @@ macro_rules! with_retries {
 
 impl std::fmt::Debug for WasmBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmBackend")
-            .field("mount", &self.mount.path)
-            .finish_non_exhaustive()
+        f.debug_struct("WasmBackend").field("mount", &self.mount.path).finish_non_exhaustive()
     }
 }
 
@@ -114,10 +112,7 @@ impl std::fmt::Debug for WasmBackend {
 fn classify(err: &wasmtime::Error, store: &Store<State>) -> &'static str {
     if store.data().limits.exceeded {
         "memory limit exceeded"
-    } else if matches!(
-        err.downcast_ref::<wasmtime::Trap>(),
-        Some(wasmtime::Trap::Interrupt)
-    ) {
+    } else if matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
         "CPU deadline exceeded"
     } else {
         "plugin trapped"
@@ -135,66 +130,28 @@ impl WasmBackend {
         let sql = Arc::new(SqlPools::new(mount.allowed_outbound_hosts.clone()));
         let mount = Arc::new(mount);
         let conflicts = Arc::new(Conflicts::new());
-        let env = Env {
-            runtime: &runtime,
-            storage: &storage,
-            mount: &mount,
-            conflicts: &conflicts,
-            sql: &sql,
-        };
+        let env = Env { runtime: &runtime, storage: &storage, mount: &mount, conflicts: &conflicts, sql: &sql };
         let loaded = Self::prepare(&env, plugin).await?;
-        Ok(Self {
-            runtime,
-            loaded: RwLock::new(Arc::new(loaded)),
-            storage,
-            mount,
-            conflicts,
-            sql,
-            retry_lane: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { runtime, loaded: RwLock::new(Arc::new(loaded)), storage, mount, conflicts, sql, retry_lane: tokio::sync::Mutex::new(()) })
     }
 
     async fn prepare(env: &Env<'_>, plugin: Plugin) -> Result<Loaded, crate::Error> {
         let storage = env.storage;
-        let (mut store, instance) = instantiate(env, &plugin, None)
-            .await
-            .map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
-        let spec = instance
-            .tresor_plugin_backend()
-            .call_spec(&mut store)
-            .await
-            .map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
+        let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        let spec = instance.tresor_plugin_backend().call_spec(&mut store).await.map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
         let (auth, paths) = convert::spec_from_wit(spec)?;
-        let (mut store, instance) = instantiate(env, &plugin, None)
-            .await
-            .map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
-        match instance
-            .tresor_plugin_backend()
-            .call_initialize(&mut store)
-            .await
-        {
+        let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
+        match instance.tresor_plugin_backend().call_initialize(&mut store).await {
             Ok(Ok(())) => {
                 let ops = store.data_mut().take_staged();
                 if !ops.is_empty() {
-                    storage
-                        .transaction(ops)
-                        .await
-                        .map_err(|e| crate::Error::Guest(format!("initialize: storage: {e}")))?;
+                    storage.transaction(ops).await.map_err(|e| crate::Error::Guest(format!("initialize: storage: {e}")))?;
                 }
             }
-            Ok(Err(e)) => {
-                return Err(crate::Error::Guest(format!(
-                    "initialize failed: {}",
-                    convert::error_from_wit(e)
-                )));
-            }
+            Ok(Err(e)) => return Err(crate::Error::Guest(format!("initialize failed: {}", convert::error_from_wit(e)))),
             Err(e) => return Err(crate::Error::Guest(classify(&e, &store).into())),
         }
-        Ok(Loaded {
-            plugin,
-            spec: Arc::new(paths),
-            auth,
-        })
+        Ok(Loaded { plugin, spec: Arc::new(paths), auth })
     }
 
     /// Switch to another build of the plugin. In-flight requests finish on the instance they started
@@ -209,9 +166,7 @@ impl WasmBackend {
 
     /// The sha256 of the running plugin.
     pub fn running_sha256(&self) -> String {
-        self.current()
-            .map(|l| l.plugin.sha256.clone())
-            .unwrap_or_default()
+        self.current().map(|l| l.plugin.sha256.clone()).unwrap_or_default()
     }
 
     /// Whether the plugin declared itself an auth method.
@@ -233,15 +188,9 @@ impl WasmBackend {
         let path = &spec[matched.index];
         let mut operation = request.operation;
         // Create and update share a handler when a path declares only one of them.
-        if operation == Operation::Update
-            && !path.operations.contains(&Operation::Update)
-            && path.operations.contains(&Operation::Create)
-        {
+        if operation == Operation::Update && !path.operations.contains(&Operation::Update) && path.operations.contains(&Operation::Create) {
             operation = Operation::Create;
-        } else if operation == Operation::Create
-            && !path.operations.contains(&Operation::Create)
-            && path.operations.contains(&Operation::Update)
-        {
+        } else if operation == Operation::Create && !path.operations.contains(&Operation::Create) && path.operations.contains(&Operation::Update) {
             operation = Operation::Update;
         }
         if !path.operations.contains(&operation) {
@@ -252,39 +201,21 @@ impl WasmBackend {
         Ok(wit::Request {
             operation: op,
             path: request.path.clone(),
-            path_index: u32::try_from(matched.index)
-                .map_err(|_| Error::Internal("path index overflow".into()))?,
+            path_index: u32::try_from(matched.index).map_err(|_| Error::Internal("path index overflow".into()))?,
             captures: matched.captures,
-            data: fields
-                .into_iter()
-                .map(|(k, v)| (k, convert::value_to_wit(v)))
-                .collect(),
-            raw_body: (operation == Operation::Patch)
-                .then(|| Value::Object(request.data.clone()).to_string()),
+            data: fields.into_iter().map(|(k, v)| (k, convert::value_to_wit(v))).collect(),
+            raw_body: (operation == Operation::Patch).then(|| Value::Object(request.data.clone()).to_string()),
             // The core strips the address except on login paths; check again here.
-            remote_addr: request
-                .remote_addr
-                .filter(|_| path.unauthenticated)
-                .map(|a| a.ip().to_string()),
+            remote_addr: request.remote_addr.filter(|_| path.unauthenticated).map(|a| a.ip().to_string()),
         })
     }
 
     fn env(&self) -> Env<'_> {
-        Env {
-            runtime: &self.runtime,
-            storage: &self.storage,
-            mount: &self.mount,
-            conflicts: &self.conflicts,
-            sql: &self.sql,
-        }
+        Env { runtime: &self.runtime, storage: &self.storage, mount: &self.mount, conflicts: &self.conflicts, sql: &self.sql }
     }
 
     /// A fresh instance of `loaded` for one call (on behalf of a token with `display_name`).
-    async fn instance(
-        &self,
-        loaded: &Loaded,
-        display_name: Option<&str>,
-    ) -> Result<(Store<State>, SecretsEngine), Error> {
+    async fn instance(&self, loaded: &Loaded, display_name: Option<&str>) -> Result<(Store<State>, SecretsEngine), Error> {
         instantiate(&self.env(), &loaded.plugin, display_name)
             .await
             .map_err(|e| Error::Internal(format!("instantiating plugin: {e}")))
@@ -299,13 +230,9 @@ impl WasmBackend {
         }
         let read_set = std::mem::take(&mut store.data_mut().read_set);
         let keys = ops.iter().map(|op| match op {
-            tresor_logical::StorageOp::Put(k, _) | tresor_logical::StorageOp::Delete(k) => {
-                k.as_str()
-            }
+            tresor_logical::StorageOp::Put(k, _) | tresor_logical::StorageOp::Delete(k) => k.as_str(),
         });
-        let Some(_marked) = self.conflicts.validate(&read_set, keys).await else {
-            return Ok(false);
-        };
+        let Some(_marked) = self.conflicts.validate(&read_set, keys).await else { return Ok(false) };
         self.storage.transaction(ops).await?;
         Ok(true)
     }
@@ -328,12 +255,7 @@ struct Env<'a> {
 
 /// A fresh store for one call: the mount's storage view, memory cap and CPU deadline.
 fn new_store(env: &Env<'_>, display_name: Option<&str>) -> Store<State> {
-    let mut state = State::new(
-        env.storage.clone(),
-        env.mount.clone(),
-        env.conflicts.clone(),
-        env.sql.clone(),
-    );
+    let mut state = State::new(env.storage.clone(), env.mount.clone(), env.conflicts.clone(), env.sql.clone());
     state.display_name = display_name.unwrap_or_default().to_string();
     let mount = env.mount;
     let mut store = Store::new(&env.runtime.engine, state);
@@ -353,11 +275,7 @@ fn new_store(env: &Env<'_>, display_name: Option<&str>) -> Store<State> {
     store
 }
 
-async fn instantiate(
-    env: &Env<'_>,
-    plugin: &Plugin,
-    display_name: Option<&str>,
-) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
+async fn instantiate(env: &Env<'_>, plugin: &Plugin, display_name: Option<&str>) -> wasmtime::Result<(Store<State>, SecretsEngine)> {
     let mut store = new_store(env, display_name);
     let instance = plugin.pre.instantiate_async(&mut store).await?;
     Ok((store, instance))
@@ -366,35 +284,22 @@ async fn instantiate(
 #[async_trait::async_trait]
 impl LogicalBackend for WasmBackend {
     async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
-        let loaded = self
-            .current()
-            .ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let req = self.to_wit(&loaded.spec, &request)?;
         let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
         let display_name = request.display_name.as_deref();
-        with_retries!(
-            self,
-            async {
-                let (mut store, instance) = self.instance(&loaded, display_name).await?;
-                match instance
-                    .tresor_plugin_backend()
-                    .call_handle(&mut store, &req)
-                    .await
-                {
-                    Ok(Ok(resp)) => {
-                        let response = convert::response_from_wit(
-                            resp,
-                            self.mount.max_lease_ttl,
-                            login_allowed,
-                        )?;
-                        Ok((store, Some(response)))
-                    }
-                    Ok(Err(e)) => Err(convert::error_from_wit(e)),
-                    Err(e) => Err(self.guest_failure(&e, &store)),
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded, display_name).await?;
+            match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
+                Ok(Ok(resp)) => {
+                    let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
+                    Ok((store, Some(response)))
                 }
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            .await
-        )
+        }
+        .await)
     }
 
     fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
@@ -402,121 +307,76 @@ impl LogicalBackend for WasmBackend {
     }
 
     async fn renew_secret(&self, secret: &LeaseSecret) -> Result<LeaseSecret, Error> {
-        let loaded = self
-            .current()
-            .ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let wit_secret = convert::secret_to_wit(secret);
-        with_retries!(
-            self,
-            async {
-                let (mut store, instance) = self.instance(&loaded, None).await?;
-                match instance
-                    .tresor_plugin_backend()
-                    .call_renew_secret(&mut store, &wit_secret)
-                    .await
-                {
-                    Ok(Ok(lease)) => Ok((
-                        store,
-                        LeaseSecret {
-                            internal_data: secret.internal_data.clone(),
-                            ttl: lease.ttl_seconds,
-                            max_ttl: lease.max_ttl_seconds,
-                            renewable: lease.renewable,
-                        },
-                    )),
-                    Ok(Err(e)) => Err(convert::error_from_wit(e)),
-                    Err(e) => Err(self.guest_failure(&e, &store)),
-                }
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded, None).await?;
+            match instance.tresor_plugin_backend().call_renew_secret(&mut store, &wit_secret).await {
+                Ok(Ok(lease)) => Ok((
+                    store,
+                    LeaseSecret {
+                        internal_data: secret.internal_data.clone(),
+                        ttl: lease.ttl_seconds,
+                        max_ttl: lease.max_ttl_seconds,
+                        renewable: lease.renewable,
+                    },
+                )),
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            .await
-        )
+        }
+        .await)
     }
 
     async fn revoke_secret(&self, secret: &LeaseSecret) -> Result<(), Error> {
-        let loaded = self
-            .current()
-            .ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
         let wit_secret = convert::secret_to_wit(secret);
-        with_retries!(
-            self,
-            async {
-                let (mut store, instance) = self.instance(&loaded, None).await?;
-                match instance
-                    .tresor_plugin_backend()
-                    .call_revoke_secret(&mut store, &wit_secret)
-                    .await
-                {
-                    Ok(Ok(())) => Ok((store, ())),
-                    Ok(Err(e)) => Err(convert::error_from_wit(e)),
-                    Err(e) => Err(self.guest_failure(&e, &store)),
-                }
+        with_retries!(self, async {
+            let (mut store, instance) = self.instance(&loaded, None).await?;
+            match instance.tresor_plugin_backend().call_revoke_secret(&mut store, &wit_secret).await {
+                Ok(Ok(())) => Ok((store, ())),
+                Ok(Err(e)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            .await
-        )
+        }
+        .await)
     }
 
     async fn periodic(&self) -> Result<(), Error> {
-        let loaded = self
-            .current()
-            .ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let Some(index) = loaded.plugin.periodic else {
-            return Ok(());
-        };
-        with_retries!(
-            self,
-            async {
-                let mut store = new_store(&self.env(), None);
-                // The bindings' instance hides the raw one, which the optional export is looked up on.
-                let instance = match loaded
-                    .plugin
-                    .pre
-                    .instance_pre()
-                    .instantiate_async(&mut store)
-                    .await
-                {
-                    Ok(i) => i,
-                    Err(e) => return Err(Error::Internal(format!("instantiating plugin: {e}"))),
-                };
-                let run = instance
-                    .get_typed_func::<(), (Result<(), wit::Error>,)>(&mut store, index)
-                    .map_err(|e| {
-                        Error::Internal(format!("plugin periodic export has the wrong type: {e}"))
-                    })?;
-                match run.call_async(&mut store, ()).await {
-                    Ok((Ok(()),)) => Ok((store, ())),
-                    Ok((Err(e),)) => Err(convert::error_from_wit(e)),
-                    Err(e) => Err(self.guest_failure(&e, &store)),
-                }
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let Some(index) = loaded.plugin.periodic else { return Ok(()) };
+        with_retries!(self, async {
+            let mut store = new_store(&self.env(), None);
+            // The bindings' instance hides the raw one, which the optional export is looked up on.
+            let instance = match loaded.plugin.pre.instance_pre().instantiate_async(&mut store).await {
+                Ok(i) => i,
+                Err(e) => return Err(Error::Internal(format!("instantiating plugin: {e}"))),
+            };
+            let run = instance
+                .get_typed_func::<(), (Result<(), wit::Error>,)>(&mut store, index)
+                .map_err(|e| Error::Internal(format!("plugin periodic export has the wrong type: {e}")))?;
+            match run.call_async(&mut store, ()).await {
+                Ok((Ok(()),)) => Ok((store, ())),
+                Ok((Err(e),)) => Err(convert::error_from_wit(e)),
+                Err(e) => Err(self.guest_failure(&e, &store)),
             }
-            .await
-        )
+        }
+        .await)
     }
 
     fn unauthenticated(&self, path: &str) -> bool {
-        self.current().is_some_and(|l| {
-            l.auth && match_path(&l.spec, path).is_some_and(|m| l.spec[m.index].unauthenticated)
-        })
+        self.current().is_some_and(|l| l.auth && match_path(&l.spec, path).is_some_and(|m| l.spec[m.index].unauthenticated))
     }
 
     async fn exists(&self, request: &Request) -> Result<Option<bool>, Error> {
-        let loaded = self
-            .current()
-            .ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let Some(m) = match_path(&loaded.spec, &request.path) else {
-            return Ok(None);
-        };
+        let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
+        let Some(m) = match_path(&loaded.spec, &request.path) else { return Ok(None) };
         if !loaded.spec[m.index].existence_check {
             return Ok(None);
         }
         let req = self.to_wit(&loaded.spec, request)?;
-        let (mut store, instance) = self
-            .instance(&loaded, request.display_name.as_deref())
-            .await?;
-        match instance
-            .tresor_plugin_backend()
-            .call_exists(&mut store, &req)
-            .await
-        {
+        let (mut store, instance) = self.instance(&loaded, request.display_name.as_deref()).await?;
+        match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {
             Ok(Ok(b)) => Ok(Some(b)),
             Ok(Err(e)) => Err(convert::error_from_wit(e)),
             Err(e) => Err(self.guest_failure(&e, &store)),

@@ -72,18 +72,12 @@ impl Conflicts {
     /// Record `key`'s stripe before reading it (first read wins).
     pub(crate) fn observe(&self, read_set: &mut ReadSet, key: &str) {
         let s = stripe_of(key);
-        read_set
-            .entry(s)
-            .or_insert_with(|| self.stripes[s].load(Ordering::Acquire));
+        read_set.entry(s).or_insert_with(|| self.stripes[s].load(Ordering::Acquire));
     }
 
     /// Validate `read_set` and mark the stripes of `written`. `None`: a conflict, run the call again
     /// (after [`Conflicts::wait`]).
-    pub(crate) async fn validate<K: AsRef<str>>(
-        &self,
-        read_set: &ReadSet,
-        written: impl IntoIterator<Item = K>,
-    ) -> Option<Marked<'_>> {
+    pub(crate) async fn validate<K: AsRef<str>>(&self, read_set: &ReadSet, written: impl IntoIterator<Item = K>) -> Option<Marked<'_>> {
         let _lock = self.commit.lock().await;
         for (&s, &seen) in read_set {
             if seen & PENDING_MASK != 0 || self.stripes[s].load(Ordering::Acquire) != seen {
@@ -96,19 +90,12 @@ impl Conflicts {
         for &s in &stripes {
             self.stripes[s].fetch_add(VERSION_ONE + 1, Ordering::AcqRel);
         }
-        Some(Marked {
-            conflicts: self,
-            stripes,
-        })
+        Some(Marked { conflicts: self, stripes })
     }
 
     /// Wait until some writer finishes (or a short timeout: the writer may have finished already).
     pub(crate) async fn wait(&self) {
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_millis(5),
-            self.finished.notified(),
-        )
-        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(5), self.finished.notified()).await;
     }
 }
 
@@ -141,22 +128,12 @@ mod tests {
         let mut r = ReadSet::new();
         c.observe(&mut r, "policy/k");
         drop(writing);
-        assert!(
-            c.validate(&r, std::iter::empty::<&str>()).await.is_none(),
-            "read during a pending write"
-        );
+        assert!(c.validate(&r, std::iter::empty::<&str>()).await.is_none(), "read during a pending write");
         // Disjoint keys (different stripes) never conflict.
         let mut x = ReadSet::new();
         c.observe(&mut x, "policy/a");
-        let other = (0..100)
-            .map(|i| format!("policy/b{i}"))
-            .find(|k| stripe_of(k) != stripe_of("policy/a"))
-            .unwrap_or_default();
-        assert!(
-            c.validate(&ReadSet::new(), [other.as_str()])
-                .await
-                .is_some()
-        );
+        let other = (0..100).map(|i| format!("policy/b{i}")).find(|k| stripe_of(k) != stripe_of("policy/a")).unwrap_or_default();
+        assert!(c.validate(&ReadSet::new(), [other.as_str()]).await.is_some());
         assert!(c.validate(&x, std::iter::empty::<&str>()).await.is_some());
     }
 }

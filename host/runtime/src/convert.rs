@@ -53,20 +53,14 @@ fn kind_from_wit(k: wit::FieldKind) -> FieldKind {
 /// The plugin's declared spec as host path specs; a malformed spec makes the plugin unusable.
 pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpec>), crate::Error> {
     if spec.paths.len() > MAX_PATHS {
-        return Err(crate::Error::Invalid(format!(
-            "plugin declares more than {MAX_PATHS} paths"
-        )));
+        return Err(crate::Error::Invalid(format!("plugin declares more than {MAX_PATHS} paths")));
     }
     let mut out = Vec::with_capacity(spec.paths.len());
     for p in spec.paths {
         if let Some(pos) = p.pattern.find("*}")
-            && pos + 2 != p.pattern.len()
-        {
-            return Err(crate::Error::Invalid(format!(
-                "pattern {:?}: a rest capture must be last",
-                p.pattern
-            )));
-        }
+            && pos + 2 != p.pattern.len() {
+                return Err(crate::Error::Invalid(format!("pattern {:?}: a rest capture must be last", p.pattern)));
+            }
         let mut fields = Vec::with_capacity(p.fields.len());
         for f in p.fields {
             let default = match f.default_value {
@@ -104,9 +98,7 @@ pub(crate) fn value_to_wit(v: FieldValue) -> wit::FieldValue {
         FieldValue::Bool(b) => wit::FieldValue::Boolean(b),
         FieldValue::Duration(d) => wit::FieldValue::Duration(d),
         FieldValue::StrList(l) => wit::FieldValue::StrList(l),
-        FieldValue::StrMap(m) => {
-            wit::FieldValue::StrMap(serde_json::to_string(&m).unwrap_or_else(|_| "{}".into()))
-        }
+        FieldValue::StrMap(m) => wit::FieldValue::StrMap(serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())),
         // `to_string` on a `Value` goes through `fmt::Formatter`; the serializer directly is faster.
         FieldValue::Json(v) => wit::FieldValue::Json(serde_json::to_string(&v).unwrap_or_default()),
     }
@@ -131,9 +123,7 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
         wit::Error::PermissionDenied => Error::Forbidden,
         wit::Error::UnsupportedPath => Error::UnsupportedPath,
         wit::Error::UnsupportedOperation => Error::UnsupportedOperation,
-        wit::Error::Internal(m) => {
-            Error::Internal(format!("plugin error: {}", bounded(m, MAX_ERROR_LEN)))
-        }
+        wit::Error::Internal(m) => Error::Internal(format!("plugin error: {}", bounded(m, MAX_ERROR_LEN))),
     }
 }
 
@@ -146,27 +136,16 @@ fn allowed_status(s: u16) -> bool {
 const MAX_LOGIN_ITEMS: usize = 256;
 
 fn login_from_wit(a: wit::Auth) -> Result<tresor_logical::Login, Error> {
-    if a.policies.len() > MAX_LOGIN_ITEMS
-        || a.metadata.len() > MAX_LOGIN_ITEMS
-        || a.bound_cidrs.len() > MAX_LOGIN_ITEMS
-    {
-        return Err(Error::Internal(
-            "plugin login carries too many policies, metadata or CIDRs".into(),
-        ));
+    if a.policies.len() > MAX_LOGIN_ITEMS || a.metadata.len() > MAX_LOGIN_ITEMS || a.bound_cidrs.len() > MAX_LOGIN_ITEMS {
+        return Err(Error::Internal("plugin login carries too many policies, metadata or CIDRs".into()));
     }
     if a.internal_data.len() > MAX_RESPONSE_LEN {
-        return Err(Error::Internal(
-            "plugin login internal data too large".into(),
-        ));
+        return Err(Error::Internal("plugin login internal data too large".into()));
     }
     let small = |s: String| bounded(s, MAX_ERROR_LEN);
     Ok(tresor_logical::Login {
         policies: a.policies.into_iter().map(small).collect(),
-        metadata: a
-            .metadata
-            .into_iter()
-            .map(|(k, v)| (small(k), small(v)))
-            .collect(),
+        metadata: a.metadata.into_iter().map(|(k, v)| (small(k), small(v))).collect(),
         display_name: small(a.display_name),
         alias_name: small(a.alias_name),
         internal_data: a.internal_data,
@@ -183,26 +162,16 @@ fn login_from_wit(a: wit::Auth) -> Result<tresor_logical::Login, Error> {
 
 /// A guest response as a host response. `login_allowed`: the request hit an auth method's login path,
 /// the only place an `auth` result is accepted.
-pub(crate) fn response_from_wit(
-    r: wit::Response,
-    max_lease_ttl: u64,
-    login_allowed: bool,
-) -> Result<tresor_logical::Response, Error> {
+pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allowed: bool) -> Result<tresor_logical::Response, Error> {
     let data = match r.data {
         None => None,
         Some(text) if text.len() > MAX_RESPONSE_LEN => {
-            return Err(Error::Internal(format!(
-                "plugin response larger than {MAX_RESPONSE_LEN} bytes"
-            )));
+            return Err(Error::Internal(format!("plugin response larger than {MAX_RESPONSE_LEN} bytes")));
         }
         Some(text) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(m)) => Some(m),
             Ok(Value::Null) => None,
-            Ok(_) | Err(_) => {
-                return Err(Error::Internal(
-                    "plugin returned data that is not a JSON object".into(),
-                ));
-            }
+            Ok(_) | Err(_) => return Err(Error::Internal("plugin returned data that is not a JSON object".into())),
         },
     };
     let secret = match r.secret {
@@ -212,27 +181,16 @@ pub(crate) fn response_from_wit(
     let login = match r.auth {
         None => None,
         Some(_) if !login_allowed => {
-            return Err(Error::Internal(
-                "plugin returned a login from a path that is not a login path; refused".into(),
-            ));
+            return Err(Error::Internal("plugin returned a login from a path that is not a login path; refused".into()));
         }
         Some(a) => Some(login_from_wit(a)?),
     };
     let status = match r.status {
         None => None,
         Some(s) if allowed_status(s) => Some(s),
-        Some(s) => {
-            return Err(Error::Internal(format!(
-                "plugin returned disallowed status {s}"
-            )));
-        }
+        Some(s) => return Err(Error::Internal(format!("plugin returned disallowed status {s}"))),
     };
-    let warnings: Vec<String> = r
-        .warnings
-        .into_iter()
-        .take(MAX_WARNINGS)
-        .map(|w| bounded(w, MAX_ERROR_LEN))
-        .collect();
+    let warnings: Vec<String> = r.warnings.into_iter().take(MAX_WARNINGS).map(|w| bounded(w, MAX_ERROR_LEN)).collect();
     let lease_duration = r.ttl_hint.map_or(0, |t| t.min(max_lease_ttl));
     Ok(tresor_logical::Response {
         data: data.map(|m: Map| m),
@@ -252,39 +210,19 @@ pub(crate) fn response_from_wit(
 /// the expiration manager, which knows the mount).
 pub(crate) fn secret_from_wit(s: wit::Secret) -> Result<tresor_logical::LeaseSecret, Error> {
     if s.internal_data.len() > MAX_RESPONSE_LEN {
-        return Err(Error::Internal(
-            "plugin lease internal data too large".into(),
-        ));
+        return Err(Error::Internal("plugin lease internal data too large".into()));
     }
-    let internal_data = if s.internal_data.is_empty() {
-        "{}".to_string()
-    } else {
-        s.internal_data
-    };
-    if !matches!(
-        serde_json::from_str::<Value>(&internal_data),
-        Ok(Value::Object(_))
-    ) {
-        return Err(Error::Internal(
-            "plugin lease internal data is not a JSON object".into(),
-        ));
+    let internal_data = if s.internal_data.is_empty() { "{}".to_string() } else { s.internal_data };
+    if !matches!(serde_json::from_str::<Value>(&internal_data), Ok(Value::Object(_))) {
+        return Err(Error::Internal("plugin lease internal data is not a JSON object".into()));
     }
-    Ok(tresor_logical::LeaseSecret {
-        internal_data,
-        ttl: s.lease.ttl_seconds,
-        max_ttl: s.lease.max_ttl_seconds,
-        renewable: s.lease.renewable,
-    })
+    Ok(tresor_logical::LeaseSecret { internal_data, ttl: s.lease.ttl_seconds, max_ttl: s.lease.max_ttl_seconds, renewable: s.lease.renewable })
 }
 
 /// A host lease as the guest sees it.
 pub(crate) fn secret_to_wit(s: &tresor_logical::LeaseSecret) -> wit::Secret {
     wit::Secret {
         internal_data: s.internal_data.clone(),
-        lease: wit::LeaseOptions {
-            ttl_seconds: s.ttl,
-            max_ttl_seconds: s.max_ttl,
-            renewable: s.renewable,
-        },
+        lease: wit::LeaseOptions { ttl_seconds: s.ttl, max_ttl_seconds: s.max_ttl, renewable: s.renewable },
     }
 }

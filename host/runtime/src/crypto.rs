@@ -14,13 +14,7 @@ fn invalid(msg: &str) -> CryptoError {
 }
 
 /// Seal `plaintext`: ciphertext ‖ tag.
-pub(crate) fn aead_seal(
-    alg: Aead,
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn aead_seal(alg: Aead, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
     if nonce.len() != 12 {
         return Err(invalid("nonce must be 12 bytes"));
@@ -29,33 +23,18 @@ pub(crate) fn aead_seal(
         return Err(invalid("message too large"));
     }
     let nonce = aes_gcm::Nonce::from_slice(nonce);
-    let payload = Payload {
-        msg: plaintext,
-        aad,
-    };
+    let payload = Payload { msg: plaintext, aad };
     let bad_key = |_| invalid("wrong key length for the algorithm");
     let out = match alg {
-        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
-            .map_err(bad_key)?
-            .encrypt(nonce, payload),
-        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
-            .map_err(bad_key)?
-            .encrypt(nonce, payload),
-        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key)
-            .map_err(bad_key)?
-            .encrypt(nonce, payload),
+        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
+        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
+        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.encrypt(nonce, payload),
     };
     out.map_err(|_| invalid("encryption failed"))
 }
 
 /// Open ciphertext ‖ tag.
-pub(crate) fn aead_open(
-    alg: Aead,
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    sealed: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn aead_open(alg: Aead, key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
     if nonce.len() != 12 {
         return Err(invalid("nonce must be 12 bytes"));
@@ -67,41 +46,23 @@ pub(crate) fn aead_open(
     let payload = Payload { msg: sealed, aad };
     let bad_key = |_| invalid("wrong key length for the algorithm");
     let out = match alg {
-        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
-            .map_err(bad_key)?
-            .decrypt(nonce, payload),
-        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
-            .map_err(bad_key)?
-            .decrypt(nonce, payload),
-        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key)
-            .map_err(bad_key)?
-            .decrypt(nonce, payload),
+        Aead::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        Aead::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
+        Aead::Chacha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad_key)?.decrypt(nonce, payload),
     };
     out.map_err(|_| CryptoError::AuthenticationFailed)
 }
 
 pub(crate) fn ed25519_sign(seed: &[u8], message: &[u8]) -> Result<Vec<u8>, CryptoError> {
     use ed25519_dalek::Signer as _;
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-        seed.try_into()
-            .map_err(|_| invalid("ed25519 seed must be 32 bytes"))?,
-    );
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed)
-        .sign(message)
-        .to_bytes()
-        .to_vec())
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().map_err(|_| invalid("ed25519 seed must be 32 bytes"))?);
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(message).to_bytes().to_vec())
 }
 
 pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(public) = <[u8; 32]>::try_from(public) else {
-        return false;
-    };
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else {
-        return false;
-    };
-    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-        return false;
-    };
+    let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return false };
     key.verify_strict(message, &sig).is_ok()
 }
 
@@ -111,56 +72,30 @@ pub(crate) fn rsa_generate(bits: u32) -> Result<Vec<u8>, CryptoError> {
     if !matches!(bits, 2048 | 3072 | 4096) {
         return Err(invalid("RSA key size must be 2048, 3072 or 4096 bits"));
     }
-    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize)
-        .map_err(|_| invalid("RSA key generation failed"))?;
-    let der = key
-        .to_pkcs8_der()
-        .map_err(|_| invalid("RSA key encoding failed"))?;
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize).map_err(|_| invalid("RSA key generation failed"))?;
+    let der = key.to_pkcs8_der().map_err(|_| invalid("RSA key encoding failed"))?;
     Ok(der.as_bytes().to_vec())
 }
 
 impl wit::Host for State {
-    fn aead_seal(
-        &mut self,
-        alg: Aead,
-        key: Vec<u8>,
-        nonce: Vec<u8>,
-        aad: Vec<u8>,
-        plaintext: Vec<u8>,
-    ) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+    fn aead_seal(&mut self, alg: Aead, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, plaintext: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
         let key = Zeroizing::new(key);
         let plaintext = Zeroizing::new(plaintext);
         Ok(aead_seal(alg, &key, &nonce, &aad, &plaintext))
     }
 
-    fn aead_open(
-        &mut self,
-        alg: Aead,
-        key: Vec<u8>,
-        nonce: Vec<u8>,
-        aad: Vec<u8>,
-        sealed: Vec<u8>,
-    ) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+    fn aead_open(&mut self, alg: Aead, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, sealed: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
         let key = Zeroizing::new(key);
         // The plaintext is moved into the guest; the host's buffer is freed (not kept) after lowering.
         Ok(aead_open(alg, &key, &nonce, &aad, &sealed))
     }
 
-    fn ed25519_sign(
-        &mut self,
-        seed: Vec<u8>,
-        message: Vec<u8>,
-    ) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
+    fn ed25519_sign(&mut self, seed: Vec<u8>, message: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, CryptoError>> {
         let seed = Zeroizing::new(seed);
         Ok(ed25519_sign(&seed, &message))
     }
 
-    fn ed25519_verify(
-        &mut self,
-        public_key: Vec<u8>,
-        message: Vec<u8>,
-        signature: Vec<u8>,
-    ) -> wasmtime::Result<bool> {
+    fn ed25519_verify(&mut self, public_key: Vec<u8>, message: Vec<u8>, signature: Vec<u8>) -> wasmtime::Result<bool> {
         Ok(ed25519_verify(&public_key, &message, &signature))
     }
 
@@ -191,14 +126,8 @@ mod tests {
         assert!(key.validate().is_ok());
         let other = rsa_generate(2048).unwrap_or_default();
         assert_ne!(der, other, "two keys from the CSPRNG differ");
-        assert!(matches!(
-            rsa_generate(1024),
-            Err(CryptoError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            rsa_generate(8192),
-            Err(CryptoError::InvalidInput(_))
-        ));
+        assert!(matches!(rsa_generate(1024), Err(CryptoError::InvalidInput(_))));
+        assert!(matches!(rsa_generate(8192), Err(CryptoError::InvalidInput(_))));
     }
 
     fn h(s: &str) -> Vec<u8> {
@@ -228,30 +157,15 @@ mod tests {
             ),
         ];
         for (alg, key, nonce, aad, pt, expected) in cases {
-            let sealed = aead_seal(alg, &h(&key), &h(&nonce), &h(aad), &h(&pt))
-                .map_err(|e| format!("{e:?}"));
+            let sealed = aead_seal(alg, &h(&key), &h(&nonce), &h(aad), &h(&pt)).map_err(|e| format!("{e:?}"));
             assert_eq!(sealed.as_deref().map(hex::encode), Ok(expected.clone()));
-            assert_eq!(
-                aead_open(alg, &h(&key), &h(&nonce), &h(aad), &h(&expected))
-                    .map(hex::encode)
-                    .map_err(|e| format!("{e:?}")),
-                Ok(pt)
-            );
+            assert_eq!(aead_open(alg, &h(&key), &h(&nonce), &h(aad), &h(&expected)).map(hex::encode).map_err(|e| format!("{e:?}")), Ok(pt));
             let mut flipped = h(&expected);
             flipped[3] ^= 0x10;
-            assert!(matches!(
-                aead_open(alg, &h(&key), &h(&nonce), &h(aad), &flipped),
-                Err(CryptoError::AuthenticationFailed)
-            ));
+            assert!(matches!(aead_open(alg, &h(&key), &h(&nonce), &h(aad), &flipped), Err(CryptoError::AuthenticationFailed)));
         }
-        assert!(matches!(
-            aead_seal(Aead::Aes256Gcm, &[0; 16], &[0; 12], b"", b"x"),
-            Err(CryptoError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            aead_seal(Aead::Aes256Gcm, &[0; 32], &[0; 8], b"", b"x"),
-            Err(CryptoError::InvalidInput(_))
-        ));
+        assert!(matches!(aead_seal(Aead::Aes256Gcm, &[0; 16], &[0; 12], b"", b"x"), Err(CryptoError::InvalidInput(_))));
+        assert!(matches!(aead_seal(Aead::Aes256Gcm, &[0; 32], &[0; 8], b"", b"x"), Err(CryptoError::InvalidInput(_))));
     }
 
     #[test]
@@ -259,12 +173,7 @@ mod tests {
         let seed = h("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
         let public = h("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
         let expected = "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00";
-        assert_eq!(
-            ed25519_sign(&seed, &h("72"))
-                .map(hex::encode)
-                .map_err(|e| format!("{e:?}")),
-            Ok(expected.to_string())
-        );
+        assert_eq!(ed25519_sign(&seed, &h("72")).map(hex::encode).map_err(|e| format!("{e:?}")), Ok(expected.to_string()));
         assert!(ed25519_verify(&public, &h("72"), &h(expected)));
         assert!(!ed25519_verify(&public, &h("73"), &h(expected)));
         assert!(!ed25519_verify(&public[..31], &h("72"), &h(expected)));

@@ -7,8 +7,8 @@ use std::time::Duration;
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::Error;
 use crate::host::State;
+use crate::Error;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -74,9 +74,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -92,9 +90,7 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("sha256", &self.sha256)
-            .finish_non_exhaustive()
+        f.debug_struct("Plugin").field("sha256", &self.sha256).finish_non_exhaustive()
     }
 }
 
@@ -129,8 +125,7 @@ impl Runtime {
 
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        bindings::SecretsEngine::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(engine_err)?;
+        bindings::SecretsEngine::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
 
         // The ticker holds only a weak engine handle, so dropping the runtime stops it.
         let weak = engine.weak();
@@ -144,11 +139,7 @@ impl Runtime {
                 }
             })
             .map_err(engine_err)?;
-        Ok(Arc::new(Self {
-            engine,
-            linker,
-            config,
-        }))
+        Ok(Arc::new(Self { engine, linker, config }))
     }
 
     /// Verify `bytes` against `expected_sha256` (when given), then compile (or load the cached
@@ -156,34 +147,21 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8], expected_sha256: Option<&str>) -> Result<Plugin, Error> {
         let sha256 = crate::sha256_hex(bytes);
         if let Some(expected) = expected_sha256
-            && !expected.eq_ignore_ascii_case(&sha256)
-        {
-            return Err(Error::ChecksumMismatch {
-                expected: expected.to_string(),
-                actual: sha256,
-            });
-        }
+            && !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(Error::ChecksumMismatch { expected: expected.to_string(), actual: sha256 });
+            }
         let component = self.compile_cached(bytes, &sha256)?;
         let periodic = component
             .get_export_index(None, PERIODIC_INTERFACE)
             .and_then(|interface| component.get_export_index(Some(&interface), "run"));
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        let pre =
-            bindings::SecretsEnginePre::new(pre).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        Ok(Plugin {
-            sha256,
-            pre,
-            periodic,
-        })
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let pre = bindings::SecretsEnginePre::new(pre).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        Ok(Plugin { sha256, pre, periodic })
     }
 
     fn compile_cached(&self, bytes: &[u8], sha256: &str) -> Result<Component, Error> {
         let Some(dir) = &self.config.cache_dir else {
-            return Component::new(&self.engine, bytes)
-                .map_err(|e| Error::Invalid(format!("{e:#}")));
+            return Component::new(&self.engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")));
         };
         use std::hash::{Hash as _, Hasher as _};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -196,15 +174,10 @@ impl Runtime {
             #[allow(unsafe_code)]
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(error = %e, "discarding unusable compiled plugin cache entry")
-                }
+                Err(e) => tracing::warn!(error = %e, "discarding unusable compiled plugin cache entry"),
             }
         }
-        let artifact = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let artifact = self.engine.precompile_component(bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
         std::fs::create_dir_all(dir).map_err(engine_err)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, &artifact).map_err(engine_err)?;

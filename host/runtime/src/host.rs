@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use tresor_logical::Storage;
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::backend::MountContext;
@@ -29,12 +29,7 @@ pub(crate) struct Limits {
 }
 
 impl ResourceLimiter for Limits {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.exceeded = true;
             return Ok(false);
@@ -42,12 +37,7 @@ impl ResourceLimiter for Limits {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -76,20 +66,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(
-        storage: Arc<dyn Storage>,
-        mount: Arc<MountContext>,
-        conflicts: Arc<crate::conflict::Conflicts>,
-        sql: Arc<crate::sql::SqlPools>,
-    ) -> Self {
+    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>, conflicts: Arc<crate::conflict::Conflicts>, sql: Arc<crate::sql::SqlPools>) -> Self {
         let max_memory = mount.max_memory;
         Self {
             wasi: None,
             table: ResourceTable::new(),
-            limits: Limits {
-                max_memory,
-                exceeded: false,
-            },
+            limits: Limits { max_memory, exceeded: false },
             storage,
             mount,
             staged: std::collections::BTreeMap::new(),
@@ -116,11 +98,8 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
-            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
-            table: &mut self.table,
-        }
+        // Deny-by-default WASI: no preopens, env, args, network; stdout/stderr to a sink.
+        WasiCtxView { ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()), table: &mut self.table }
     }
 }
 
@@ -128,14 +107,10 @@ impl types::Host for State {}
 
 fn check_key(key: &str) -> Result<(), storage::StorageError> {
     if key.len() > MAX_KEY_LEN {
-        return Err(storage::StorageError::InvalidKey(format!(
-            "key longer than {MAX_KEY_LEN} bytes"
-        )));
+        return Err(storage::StorageError::InvalidKey(format!("key longer than {MAX_KEY_LEN} bytes")));
     }
     if key.starts_with('/') || key.contains('\0') || key.split('/').any(|s| s == ".." || s == ".") {
-        return Err(storage::StorageError::InvalidKey(
-            "key must be relative and may not contain '.', '..' or NUL".into(),
-        ));
+        return Err(storage::StorageError::InvalidKey("key must be relative and may not contain '.', '..' or NUL".into()));
     }
     Ok(())
 }
@@ -152,10 +127,7 @@ fn storage_error(e: tresor_logical::StorageError) -> storage::StorageError {
 }
 
 impl storage::Host for State {
-    async fn get(
-        &mut self,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<Vec<u8>>, storage::StorageError>> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, storage::StorageError>> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -167,26 +139,18 @@ impl storage::Host for State {
         Ok(self.storage.get(&key).await.map_err(storage_error))
     }
 
-    async fn put(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), storage::StorageError>> {
+    async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), storage::StorageError>> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
         if key.is_empty() || key.ends_with('/') {
-            return Ok(Err(storage::StorageError::InvalidKey(
-                "cannot write to a folder".into(),
-            )));
+            return Ok(Err(storage::StorageError::InvalidKey("cannot write to a folder".into())));
         }
         if value.len() > MAX_VALUE_LEN {
             return Ok(Err(storage::StorageError::TooLarge(MAX_VALUE_LEN as u64)));
         }
         if self.staged_bytes + value.len() + key.len() > MAX_STAGED_BYTES {
-            return Ok(Err(storage::StorageError::TooLarge(
-                MAX_STAGED_BYTES as u64,
-            )));
+            return Ok(Err(storage::StorageError::TooLarge(MAX_STAGED_BYTES as u64)));
         }
         self.staged_bytes += value.len() + key.len();
         self.staged.insert(key, Some(value));
@@ -199,18 +163,13 @@ impl storage::Host for State {
         }
         self.staged_bytes += key.len();
         if self.staged_bytes > MAX_STAGED_BYTES {
-            return Ok(Err(storage::StorageError::TooLarge(
-                MAX_STAGED_BYTES as u64,
-            )));
+            return Ok(Err(storage::StorageError::TooLarge(MAX_STAGED_BYTES as u64)));
         }
         self.staged.insert(key, None);
         Ok(Ok(()))
     }
 
-    async fn list(
-        &mut self,
-        prefix: String,
-    ) -> wasmtime::Result<Result<Vec<String>, storage::StorageError>> {
+    async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, storage::StorageError>> {
         if let Err(e) = check_key(&prefix) {
             return Ok(Err(e));
         }
@@ -221,9 +180,7 @@ impl storage::Host for State {
         // Overlay this request's staged writes: new leaves and folders appear, deleted leaves go.
         // (A folder emptied by this request's deletes stays listed until the request commits.)
         for (key, value) in self.staged.range(prefix.clone()..) {
-            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
-                break;
-            };
+            let Some(rest) = key.strip_prefix(prefix.as_str()) else { break };
             let entry = match rest.find('/') {
                 Some(i) => rest[..=i].to_string(),
                 None => rest.to_string(),
@@ -257,9 +214,7 @@ impl system::Host for State {
     }
 
     fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok((d.as_secs() as i64, d.subsec_nanos()))
     }
 

@@ -17,9 +17,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _};
 
-use crate::engine::bindings::tresor::plugin::sql::{
-    self as wit, Connection, Rows, SqlError, Statement, Value,
-};
+use crate::engine::bindings::tresor::plugin::sql::{self as wit, Connection, Rows, SqlError, Statement, Value};
 use tresor_logical::Grants;
 
 use crate::host::State;
@@ -42,9 +40,7 @@ pub(crate) struct SqlPools {
 
 impl std::fmt::Debug for SqlPools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlPools")
-            .field("grants", &self.grants)
-            .finish_non_exhaustive()
+        f.debug_struct("SqlPools").field("grants", &self.grants).finish_non_exhaustive()
     }
 }
 
@@ -65,10 +61,7 @@ struct Target {
 
 impl SqlPools {
     pub(crate) fn new(grants: Grants) -> Self {
-        Self {
-            grants,
-            pools: tokio::sync::Mutex::new(HashMap::new()),
-        }
+        Self { grants, pools: tokio::sync::Mutex::new(HashMap::new()) }
     }
 
     /// The pool for `conn`, created or replaced as needed, after the grant check.
@@ -79,13 +72,7 @@ impl SqlPools {
             let mut h = sha2::Sha256::new();
             h.update(conn.url.as_bytes());
             h.update([0]);
-            h.update(
-                format!(
-                    "{}/{}/{}",
-                    conn.max_open, conn.max_idle_seconds, conn.timeout_ms
-                )
-                .as_bytes(),
-            );
+            h.update(format!("{}/{}/{}", conn.max_open, conn.max_idle_seconds, conn.timeout_ms).as_bytes());
             <[u8; 32]>::from(h.finalize())
         };
         let mut pools = self.pools.lock().await;
@@ -95,9 +82,7 @@ impl SqlPools {
             return Ok((p.pool.clone(), target));
         }
         if !pools.contains_key(&conn.name) && pools.len() >= MAX_POOLS {
-            return Err(SqlError::Other(format!(
-                "a mount may hold at most {MAX_POOLS} database connections"
-            )));
+            return Err(SqlError::Other(format!("a mount may hold at most {MAX_POOLS} database connections")));
         }
         let pool = PgPoolOptions::new()
             .max_connections(target.max_open)
@@ -105,13 +90,7 @@ impl SqlPools {
             .idle_timeout(target.idle)
             .acquire_timeout(target.timeout)
             .connect_lazy_with(target.options.clone());
-        if let Some(old) = pools.insert(
-            conn.name.clone(),
-            Pooled {
-                fingerprint,
-                pool: pool.clone(),
-            },
-        ) {
+        if let Some(old) = pools.insert(conn.name.clone(), Pooled { fingerprint, pool: pool.clone() }) {
             tokio::spawn(async move { old.pool.close().await });
         }
         Ok((pool, target))
@@ -121,35 +100,22 @@ impl SqlPools {
         // `postgresql://user:pw@/db?host=/socket/dir` (an empty host, as libpq allows) is not a valid
         // URL to the `url` crate: parse it with a placeholder host and remember it was empty.
         let (text, empty_host) = match conn.url.split_once("://") {
-            Some((scheme, rest))
-                if rest
-                    .split('/')
-                    .next()
-                    .is_some_and(|auth| auth.ends_with('@') || auth.is_empty()) =>
-            {
+            Some((scheme, rest)) if rest.split('/').next().is_some_and(|auth| auth.ends_with('@') || auth.is_empty()) => {
                 let (auth, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
                 (format!("{scheme}://{auth}empty-host.invalid{path}"), true)
             }
             _ => (conn.url.clone(), false),
         };
-        let url = url::Url::from_str(&text)
-            .map_err(|e| SqlError::InvalidUrl(format!("connection URL: {e}")))?;
+        let url = url::Url::from_str(&text).map_err(|e| SqlError::InvalidUrl(format!("connection URL: {e}")))?;
         let password = url.password().map(decode).transpose()?;
         let redact = |m: String| redact(m, password.as_deref());
         if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(SqlError::InvalidUrl(format!(
-                "unsupported database URL scheme {:?}: only postgres:// is supported",
-                url.scheme()
-            )));
+            return Err(SqlError::InvalidUrl(format!("unsupported database URL scheme {:?}: only postgres:// is supported", url.scheme())));
         }
         let mut options = PgConnectOptions::new_without_pgpass();
         let mut socket: Option<String> = None;
         // libpq's default without a host is the Unix socket directory /var/run/postgresql.
-        let mut host = if empty_host {
-            "/var/run/postgresql".to_string()
-        } else {
-            url.host_str().map(decode).transpose()?.unwrap_or_default()
-        };
+        let mut host = if empty_host { "/var/run/postgresql".to_string() } else { url.host_str().map(decode).transpose()?.unwrap_or_default() };
         let mut port = url.port().unwrap_or(5432);
         let mut user = decode(url.username())?;
         let mut database = decode(url.path().trim_start_matches('/'))?;
@@ -158,24 +124,12 @@ impl SqlPools {
         for (key, value) in url.query_pairs() {
             match &*key {
                 "host" => host = value.into_owned(),
-                "port" => {
-                    port = value
-                        .parse()
-                        .map_err(|_| SqlError::InvalidUrl("port must be a number".into()))?
-                }
+                "port" => port = value.parse().map_err(|_| SqlError::InvalidUrl("port must be a number".into()))?,
                 "user" => user = value.into_owned(),
                 "dbname" => database = value.into_owned(),
-                "sslmode" => {
-                    ssl = value
-                        .parse()
-                        .map_err(|_| SqlError::InvalidUrl(format!("unknown sslmode {value:?}")))?
-                }
+                "sslmode" => ssl = value.parse().map_err(|_| SqlError::InvalidUrl(format!("unknown sslmode {value:?}")))?,
                 "application_name" => app_name = value.into_owned(),
-                "password" => {
-                    return Err(SqlError::InvalidUrl(
-                        "give the password in the URL's userinfo, not as a parameter".into(),
-                    ));
-                }
+                "password" => return Err(SqlError::InvalidUrl("give the password in the URL's userinfo, not as a parameter".into())),
                 "connect_timeout" => {}
                 other => {
                     return Err(SqlError::InvalidUrl(redact(format!(
@@ -188,25 +142,17 @@ impl SqlPools {
             socket = Some(host.clone());
         }
         if host.is_empty() {
-            return Err(SqlError::InvalidUrl(
-                "connection URL has no host (give host:port, or ?host=/socket/dir)".into(),
-            ));
+            return Err(SqlError::InvalidUrl("connection URL has no host (give host:port, or ?host=/socket/dir)".into()));
         }
         if user.is_empty() {
-            return Err(SqlError::InvalidUrl(
-                "connection URL has no username".into(),
-            ));
+            return Err(SqlError::InvalidUrl("connection URL has no username".into()));
         }
         match &socket {
             Some(dir) if !self.grants.allows_socket(dir) => {
-                return Err(SqlError::AccessDenied(format!(
-                    "Unix socket directory {dir} is not in this mount's allowed_outbound_hosts"
-                )));
+                return Err(SqlError::AccessDenied(format!("Unix socket directory {dir} is not in this mount's allowed_outbound_hosts")));
             }
             None if !self.grants.allows_net("postgres", &host, port) => {
-                return Err(SqlError::AccessDenied(format!(
-                    "{host}:{port} is not in this mount's allowed_outbound_hosts"
-                )));
+                return Err(SqlError::AccessDenied(format!("{host}:{port} is not in this mount's allowed_outbound_hosts")));
             }
             _ => {}
         }
@@ -214,12 +160,7 @@ impl SqlPools {
             Some(dir) => options.socket(dir),
             None => options.host(&host),
         };
-        options = options
-            .port(port)
-            .username(&user)
-            .password(password.as_deref().unwrap_or(""))
-            .ssl_mode(ssl)
-            .application_name(&app_name);
+        options = options.port(port).username(&user).password(password.as_deref().unwrap_or("")).ssl_mode(ssl).application_name(&app_name);
         if !database.is_empty() {
             options = options.database(&database);
         }
@@ -253,16 +194,9 @@ impl SqlPools {
         bounded(&target, work).await
     }
 
-    pub(crate) async fn execute(
-        &self,
-        conn: &Connection,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<u64, SqlError> {
+    pub(crate) async fn execute(&self, conn: &Connection, statements: Vec<Statement>, transaction: bool) -> Result<u64, SqlError> {
         if statements.len() > MAX_STATEMENTS {
-            return Err(SqlError::Other(format!(
-                "at most {MAX_STATEMENTS} statements per call"
-            )));
+            return Err(SqlError::Other(format!("at most {MAX_STATEMENTS} statements per call")));
         }
         let (pool, target) = self.pool(conn).await?;
         let work = async {
@@ -284,11 +218,7 @@ impl SqlPools {
         bounded(&target, work).await
     }
 
-    pub(crate) async fn query(
-        &self,
-        conn: &Connection,
-        statement: Statement,
-    ) -> Result<Rows, SqlError> {
+    pub(crate) async fn query(&self, conn: &Connection, statement: Statement) -> Result<Rows, SqlError> {
         let (pool, target) = self.pool(conn).await?;
         let work = async {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
@@ -301,14 +231,9 @@ impl SqlPools {
         };
         let rows = bounded(&target, work).await?;
         if rows.len() > MAX_ROWS {
-            return Err(SqlError::Other(format!(
-                "query returned more than {MAX_ROWS} rows"
-            )));
+            return Err(SqlError::Other(format!("query returned more than {MAX_ROWS} rows")));
         }
-        let columns = rows
-            .first()
-            .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-            .unwrap_or_default();
+        let columns = rows.first().map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default();
         let rows = rows.iter().map(row_values).collect::<Result<_, _>>()?;
         Ok(Rows { columns, rows })
     }
@@ -325,9 +250,7 @@ fn decode(s: &str) -> Result<String, SqlError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| {
-            SqlError::InvalidUrl("connection URL is not valid UTF-8 after percent-decoding".into())
-        })
+        .map_err(|_| SqlError::InvalidUrl("connection URL is not valid UTF-8 after percent-decoding".into()))
 }
 
 /// `message` with every occurrence of the password replaced.
@@ -341,10 +264,7 @@ fn redact(message: String, password: Option<&str>) -> String {
 async fn run(conn: &mut sqlx::PgConnection, st: &Statement) -> Result<u64, sqlx::Error> {
     if st.params.is_empty() {
         // Simple query protocol: DDL with literals, several statements in one string.
-        return Ok(conn
-            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(st.sql.as_str())))
-            .await?
-            .rows_affected());
+        return Ok(conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(st.sql.as_str()))).await?.rows_affected());
     }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str()));
     for p in &st.params {
@@ -372,48 +292,16 @@ fn row_values(row: &PgRow) -> Result<Vec<Value>, SqlError> {
         let ty = col.type_info().name();
         let err = |e: sqlx::Error| SqlError::Other(format!("column {:?}: {e}", col.name()));
         let v = match ty {
-            "BOOL" => row
-                .try_get::<Option<bool>, _>(i)
-                .map_err(err)?
-                .map(Value::Boolean),
-            "INT2" => row
-                .try_get::<Option<i16>, _>(i)
-                .map_err(err)?
-                .map(|v| Value::Int(v.into())),
-            "INT4" => row
-                .try_get::<Option<i32>, _>(i)
-                .map_err(err)?
-                .map(|v| Value::Int(v.into())),
-            "INT8" => row
-                .try_get::<Option<i64>, _>(i)
-                .map_err(err)?
-                .map(Value::Int),
-            "OID" => row
-                .try_get::<Option<sqlx::postgres::types::Oid>, _>(i)
-                .map_err(err)?
-                .map(|v| Value::Int(v.0.into())),
-            "FLOAT4" => row
-                .try_get::<Option<f32>, _>(i)
-                .map_err(err)?
-                .map(|v| Value::Float(v.into())),
-            "FLOAT8" => row
-                .try_get::<Option<f64>, _>(i)
-                .map_err(err)?
-                .map(Value::Float),
-            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" | "CHAR" | "UNKNOWN" => row
-                .try_get::<Option<String>, _>(i)
-                .map_err(err)?
-                .map(Value::Text),
-            "BYTEA" => row
-                .try_get::<Option<Vec<u8>>, _>(i)
-                .map_err(err)?
-                .map(Value::Bytes),
-            other => {
-                return Err(SqlError::Other(format!(
-                    "column {:?} has type {other}, which is not supported: cast it to text",
-                    col.name()
-                )));
-            }
+            "BOOL" => row.try_get::<Option<bool>, _>(i).map_err(err)?.map(Value::Boolean),
+            "INT2" => row.try_get::<Option<i16>, _>(i).map_err(err)?.map(|v| Value::Int(v.into())),
+            "INT4" => row.try_get::<Option<i32>, _>(i).map_err(err)?.map(|v| Value::Int(v.into())),
+            "INT8" => row.try_get::<Option<i64>, _>(i).map_err(err)?.map(Value::Int),
+            "OID" => row.try_get::<Option<sqlx::postgres::types::Oid>, _>(i).map_err(err)?.map(|v| Value::Int(v.0.into())),
+            "FLOAT4" => row.try_get::<Option<f32>, _>(i).map_err(err)?.map(|v| Value::Float(v.into())),
+            "FLOAT8" => row.try_get::<Option<f64>, _>(i).map_err(err)?.map(Value::Float),
+            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" | "CHAR" | "UNKNOWN" => row.try_get::<Option<String>, _>(i).map_err(err)?.map(Value::Text),
+            "BYTEA" => row.try_get::<Option<Vec<u8>>, _>(i).map_err(err)?.map(Value::Bytes),
+            other => return Err(SqlError::Other(format!("column {:?} has type {other}, which is not supported: cast it to text", col.name()))),
         };
         out.push(v.unwrap_or(Value::Null));
     }
@@ -421,10 +309,7 @@ fn row_values(row: &PgRow) -> Result<Vec<Value>, SqlError> {
 }
 
 /// Run `work` under the target's timeout and map its error.
-async fn bounded<T>(
-    target: &Target,
-    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, SqlError> {
+async fn bounded<T>(target: &Target, work: impl std::future::Future<Output = Result<T, sqlx::Error>>) -> Result<T, SqlError> {
     match tokio::time::timeout(target.timeout + Duration::from_secs(1), work).await {
         Err(_) => Err(SqlError::Timeout),
         Ok(Ok(v)) => Ok(v),
@@ -459,20 +344,11 @@ impl wit::Host for State {
         Ok(self.sql.ping(&conn).await)
     }
 
-    async fn execute(
-        &mut self,
-        conn: Connection,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> wasmtime::Result<Result<u64, SqlError>> {
+    async fn execute(&mut self, conn: Connection, statements: Vec<Statement>, transaction: bool) -> wasmtime::Result<Result<u64, SqlError>> {
         Ok(self.sql.execute(&conn, statements, transaction).await)
     }
 
-    async fn query(
-        &mut self,
-        conn: Connection,
-        statement: Statement,
-    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+    async fn query(&mut self, conn: Connection, statement: Statement) -> wasmtime::Result<Result<Rows, SqlError>> {
         Ok(self.sql.query(&conn, statement).await)
     }
 
@@ -487,43 +363,18 @@ mod tests {
     use super::*;
 
     fn conn(url: &str) -> Connection {
-        Connection {
-            name: "db".into(),
-            url: url.into(),
-            max_open: 0,
-            max_idle_seconds: 0,
-            timeout_ms: 0,
-        }
+        Connection { name: "db".into(), url: url.into(), max_open: 0, max_idle_seconds: 0, timeout_ms: 0 }
     }
 
     #[test]
     fn urls_are_checked_against_grants_and_never_name_files() {
-        let pools =
-            SqlPools::new(Grants::parse(&["127.0.0.1:5432", "/run/pgsock"]).expect("valid"));
-        assert!(
-            pools
-                .target(&conn("postgres://u:p@127.0.0.1:5432/db?sslmode=disable"))
-                .is_ok()
-        );
-        assert!(
-            pools
-                .target(&conn("postgresql://u:p@/postgres?host=/run/pgsock"))
-                .is_ok()
-        );
-        let denied = pools
-            .target(&conn("postgres://u:secretpw@127.0.0.1:5433/db"))
-            .err();
-        assert!(
-            matches!(&denied, Some(SqlError::AccessDenied(m)) if m.contains("127.0.0.1:5433") && !m.contains("secretpw")),
-            "{denied:?}"
-        );
-        assert!(matches!(
-            pools.target(&conn("postgres://u:p@/postgres?host=/tmp")),
-            Err(SqlError::AccessDenied(_))
-        ));
-        assert!(
-            matches!(pools.target(&conn("postgres://u:p@/postgres")), Err(SqlError::AccessDenied(m)) if m.contains("/var/run/postgresql"))
-        );
+        let pools = SqlPools::new(Grants::parse(&["127.0.0.1:5432", "/run/pgsock"]).expect("valid"));
+        assert!(pools.target(&conn("postgres://u:p@127.0.0.1:5432/db?sslmode=disable")).is_ok());
+        assert!(pools.target(&conn("postgresql://u:p@/postgres?host=/run/pgsock")).is_ok());
+        let denied = pools.target(&conn("postgres://u:secretpw@127.0.0.1:5433/db")).err();
+        assert!(matches!(&denied, Some(SqlError::AccessDenied(m)) if m.contains("127.0.0.1:5433") && !m.contains("secretpw")), "{denied:?}");
+        assert!(matches!(pools.target(&conn("postgres://u:p@/postgres?host=/tmp")), Err(SqlError::AccessDenied(_))));
+        assert!(matches!(pools.target(&conn("postgres://u:p@/postgres")), Err(SqlError::AccessDenied(m)) if m.contains("/var/run/postgresql")));
         for bad in [
             "postgres://u:p@127.0.0.1:5432/db?sslrootcert=/etc/shadow",
             "postgres://u:p@127.0.0.1:5432/db?sslkey=/etc/shadow",
@@ -531,19 +382,13 @@ mod tests {
             "not a url",
             "postgres://127.0.0.1:5432/db",
         ] {
-            assert!(
-                matches!(pools.target(&conn(bad)), Err(SqlError::InvalidUrl(_))),
-                "{bad}"
-            );
+            assert!(matches!(pools.target(&conn(bad)), Err(SqlError::InvalidUrl(_))), "{bad}");
         }
     }
 
     #[test]
     fn passwords_are_redacted_and_percent_decoded() {
-        assert_eq!(
-            redact("auth failed for p@ss".into(), Some("p@ss")),
-            "auth failed for [redacted]"
-        );
+        assert_eq!(redact("auth failed for p@ss".into(), Some("p@ss")), "auth failed for [redacted]");
         assert_eq!(decode("a%40b%2Fc").ok().as_deref(), Some("a@b/c"));
     }
 }

@@ -12,12 +12,12 @@ mod output;
 use std::io::{BufRead as _, Read as _};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Map, Value, json};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value};
 
 use crate::flags::Flags;
-use client::{Client, api_status};
-use output::{Format, cell, table};
+use client::{api_status, Client};
+use output::{cell, table, Format};
 
 const COMMON_VALUED: &[&str] = &["address", "format", "field"];
 
@@ -72,19 +72,13 @@ fn status(argv: &[String]) -> Result<ExitCode> {
     let f = flags(argv, &[], &[])?;
     let client = Client::from_env(f.get("address"));
     let format = Format::parse(f.get("format"))?;
-    let status = client
-        .call("GET", "sys/seal-status", None)?
-        .unwrap_or(Value::Null);
+    let status = client.call("GET", "sys/seal-status", None)?.unwrap_or(Value::Null);
     let sealed = status["sealed"].as_bool().unwrap_or(true);
     match format {
         Format::Json => print!("{}", output::json(&status)),
         Format::Table => print!("{}", seal_status_table(&status)),
     }
-    Ok(if sealed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if sealed { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 fn seal_status_table(s: &Value) -> String {
@@ -96,14 +90,8 @@ fn seal_status_table(s: &Value) -> String {
         ("Threshold".into(), cell(&s["t"])),
     ];
     if s["sealed"].as_bool().unwrap_or(true) {
-        rows.push((
-            "Unseal Progress".into(),
-            format!("{}/{}", cell(&s["progress"]), cell(&s["t"])),
-        ));
-        let nonce = s["nonce"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("n/a");
+        rows.push(("Unseal Progress".into(), format!("{}/{}", cell(&s["progress"]), cell(&s["t"]))));
+        let nonce = s["nonce"].as_str().filter(|n| !n.is_empty()).unwrap_or("n/a");
         rows.push(("Unseal Nonce".into(), nonce.to_string()));
     }
     rows.push(("Version".into(), cell(&s["version"])));
@@ -120,22 +108,10 @@ fn operator_init(argv: &[String]) -> Result<ExitCode> {
     let f = flags(argv, &[], &["key-shares", "key-threshold"])?;
     let client = Client::from_env(f.get("address"));
     let format = Format::parse(f.get("format"))?;
-    let shares: u8 = f
-        .get("key-shares")
-        .unwrap_or("5")
-        .parse()
-        .context("-key-shares must be a number")?;
-    let threshold: u8 = f
-        .get("key-threshold")
-        .unwrap_or("3")
-        .parse()
-        .context("-key-threshold must be a number")?;
+    let shares: u8 = f.get("key-shares").unwrap_or("5").parse().context("-key-shares must be a number")?;
+    let threshold: u8 = f.get("key-threshold").unwrap_or("3").parse().context("-key-threshold must be a number")?;
     let resp = client
-        .call(
-            "PUT",
-            "sys/init",
-            Some(&json!({"secret_shares": shares, "secret_threshold": threshold})),
-        )?
+        .call("PUT", "sys/init", Some(&json!({"secret_shares": shares, "secret_threshold": threshold})))?
         .ok_or_else(|| anyhow!("empty response from sys/init"))?;
     match format {
         Format::Json => {
@@ -184,9 +160,7 @@ fn operator_unseal(argv: &[String]) -> Result<ExitCode> {
         };
         json!({"key": key.trim()})
     };
-    let status = client
-        .call("PUT", "sys/unseal", Some(&body))?
-        .unwrap_or(Value::Null);
+    let status = client.call("PUT", "sys/unseal", Some(&body))?.unwrap_or(Value::Null);
     match format {
         Format::Json => print!("{}", output::json(&status)),
         Format::Table => print!("{}", seal_status_table(&status)),
@@ -237,10 +211,7 @@ pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) ->
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(field) = field {
-        return Ok(print_field(
-            field,
-            resp["data"].get(field).or_else(|| resp.get(field)),
-        ));
+        return Ok(print_field(field, resp["data"].get(field).or_else(|| resp.get(field))));
     }
     match format {
         Format::Json => print!("{}", output::json(resp)),
@@ -248,18 +219,12 @@ pub(super) fn print_secret(resp: &Value, format: Format, field: Option<&str>) ->
             let mut rows = Vec::new();
             if resp["lease_duration"].as_u64().unwrap_or(0) > 0 {
                 rows.push(("lease_id".to_string(), cell(&resp["lease_id"])));
-                rows.push((
-                    "lease_duration".into(),
-                    format!("{}s", resp["lease_duration"]),
-                ));
+                rows.push(("lease_duration".into(), format!("{}s", resp["lease_duration"])));
                 rows.push(("lease_renewable".into(), cell(&resp["renewable"])));
             }
             if let Some(auth) = resp["auth"].as_object() {
                 for (k, v) in auth {
-                    rows.push((
-                        format!("token_{k}").replace("token_client_token", "token"),
-                        cell(v),
-                    ));
+                    rows.push((format!("token_{k}").replace("token_client_token", "token"), cell(v)));
                 }
             }
             if let Some(data) = resp["data"].as_object() {
@@ -300,14 +265,11 @@ pub(super) fn parse_kv(args: &[String]) -> Result<Map<String, Value>> {
         if arg == "-" {
             let mut buf = String::new();
             std::io::stdin().read_to_string(&mut buf)?;
-            let obj: Map<String, Value> =
-                serde_json::from_str(&buf).context("parsing JSON from stdin")?;
+            let obj: Map<String, Value> = serde_json::from_str(&buf).context("parsing JSON from stdin")?;
             data.extend(obj);
             continue;
         }
-        let (k, v) = arg
-            .split_once('=')
-            .ok_or_else(|| anyhow!("invalid key/value pair {arg:?}: format must be key=value"))?;
+        let (k, v) = arg.split_once('=').ok_or_else(|| anyhow!("invalid key/value pair {arg:?}: format must be key=value"))?;
         let value = if let Some(file) = v.strip_prefix('@') {
             std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
         } else if v == "-" {
@@ -329,10 +291,7 @@ fn write(argv: &[String]) -> Result<ExitCode> {
     let mut client = Client::from_env(f.get("address"));
     client.set_wrap_ttl(f.get("wrap-ttl"));
     let format = Format::parse(f.get("format"))?;
-    match client
-        .call("PUT", &path, Some(&Value::Object(data)))
-        .map_err(|e| e.context(format!("Error writing data to {path}")))?
-    {
+    match client.call("PUT", &path, Some(&Value::Object(data))).map_err(|e| e.context(format!("Error writing data to {path}")))? {
         None => {
             println!("Success! Data written to: {path}");
             Ok(ExitCode::SUCCESS)
@@ -345,9 +304,7 @@ fn delete(argv: &[String]) -> Result<ExitCode> {
     let f = flags(argv, &[], &[])?;
     let path = path_arg(&f, "tresor delete [options] PATH")?;
     let client = Client::from_env(f.get("address"));
-    client
-        .call("DELETE", &path, None)
-        .map_err(|e| e.context(format!("Error deleting {path}")))?;
+    client.call("DELETE", &path, None).map_err(|e| e.context(format!("Error deleting {path}")))?;
     println!("Success! Data deleted (if it existed) at: {path}");
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{anyhow, bail, Context, Result};
+
+
 
 use tresor_core::hcl::{self, Block, Item, Value};
 
@@ -97,18 +99,13 @@ pub struct Config {
     pub plugin_periodic_interval: Option<u64>,
 }
 
-const IGNORED_TOP: &[&str] = &[
-    "disable_mlock",
-    "cluster_addr",
-    "cluster_name",
-    "disable_cache",
-];
+const IGNORED_TOP: &[&str] =
+    &["disable_mlock", "cluster_addr", "cluster_name", "disable_cache"];
 
 impl Config {
     /// Load and validate a file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
     }
 
@@ -137,12 +134,8 @@ impl Config {
                 "plugin_directory" => config.plugin_directory = Some(PathBuf::from(string(attr)?)),
                 "default_lease_ttl" => config.default_lease_ttl = Some(duration(attr)?),
                 "max_lease_ttl" => config.max_lease_ttl = Some(duration(attr)?),
-                "plugin_periodic_interval" => {
-                    config.plugin_periodic_interval = Some(duration(attr)?)
-                }
-                key if IGNORED_TOP.contains(&key) => {
-                    tracing::debug!(key, "config key accepted and ignored")
-                }
+                "plugin_periodic_interval" => config.plugin_periodic_interval = Some(duration(attr)?),
+                key if IGNORED_TOP.contains(&key) => tracing::debug!(key, "config key accepted and ignored"),
                 key => bail!("unknown configuration key {key:?}"),
             }
         }
@@ -200,9 +193,7 @@ fn parse_audit(block: &Block) -> Result<tresor_core::AuditDeviceConfig> {
     };
     let mut take_options = |items: &[Item]| -> Result<()> {
         for attr in attributes(items) {
-            device
-                .options
-                .insert(attr.key().to_string(), scalar(attr.key(), attr.value)?);
+            device.options.insert(attr.key().to_string(), scalar(attr.key(), attr.value)?);
         }
         Ok(())
     };
@@ -226,11 +217,7 @@ fn parse_audit(block: &Block) -> Result<tresor_core::AuditDeviceConfig> {
 }
 
 fn label(block: &Block) -> Result<&str> {
-    block
-        .labels
-        .first()
-        .map(String::as_str)
-        .ok_or_else(|| anyhow!("{} block needs a type label", block.ident))
+    block.labels.first().map(String::as_str).ok_or_else(|| anyhow!("{} block needs a type label", block.ident))
 }
 
 fn parse_storage(block: &Block) -> Result<Storage> {
@@ -244,9 +231,7 @@ fn parse_storage(block: &Block) -> Result<Storage> {
                     key => bail!("unknown sqlite storage key {key:?}"),
                 }
             }
-            Ok(Storage::Sqlite {
-                path: path.ok_or_else(|| anyhow!("storage \"sqlite\" needs a path"))?,
-            })
+            Ok(Storage::Sqlite { path: path.ok_or_else(|| anyhow!("storage \"sqlite\" needs a path"))? })
         }
         other => bail!("unknown storage type {other}"),
     }
@@ -283,13 +268,8 @@ fn parse_listener(block: &Block) -> Result<Listener> {
             key => bail!("unknown tcp listener key {key:?}"),
         }
     }
-    if !listener.tls_disable
-        && (listener.tls_cert_file.is_none() || listener.tls_key_file.is_none())
-    {
-        bail!(
-            "listener {}: tls_cert_file and tls_key_file are required unless tls_disable = 1",
-            listener.address
-        );
+    if !listener.tls_disable && (listener.tls_cert_file.is_none() || listener.tls_key_file.is_none()) {
+        bail!("listener {}: tls_cert_file and tls_key_file are required unless tls_disable = 1", listener.address);
     }
     Ok(listener)
 }
@@ -305,9 +285,7 @@ fn string(attr: Attribute) -> Result<String> {
 fn duration(attr: Attribute) -> Result<u64> {
     let v = match attr.value {
         Value::Str(s) => serde_json::Value::String(s.clone()),
-        Value::Num(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 9.0e15 => {
-            serde_json::Value::from(*n as u64)
-        }
+        Value::Num(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 9.0e15 => serde_json::Value::from(*n as u64),
         _ => bail!("{} must be a duration", attr.key()),
     };
     tresor_logical::parse_duration(&v).map_err(|_| anyhow!("{} must be a duration", attr.key()))
@@ -316,9 +294,7 @@ fn duration(attr: Attribute) -> Result<u64> {
 fn integer(attr: Attribute) -> Result<i64> {
     match attr.value {
         Value::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(*n as i64),
-        Value::Str(s) => s
-            .parse()
-            .map_err(|_| anyhow!("{} must be an integer", attr.key())),
+        Value::Str(s) => s.parse().map_err(|_| anyhow!("{} must be an integer", attr.key())),
         _ => bail!("{} must be an integer", attr.key()),
     }
 }
@@ -356,21 +332,13 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(
-            c.storage,
-            Storage::Sqlite {
-                path: "/tmp/x.db".into()
-            }
-        );
+        assert_eq!(c.storage, Storage::Sqlite { path: "/tmp/x.db".into() });
         assert_eq!(c.listeners[0].address, "127.0.0.1:8299");
         assert!(c.listeners[0].tls_disable);
         assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8299"));
         assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (None, None));
         let t = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\"  tls_disable = 1 }\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n").unwrap();
-        assert_eq!(
-            (t.default_lease_ttl, t.max_lease_ttl),
-            (Some(3600), Some(7200))
-        );
+        assert_eq!((t.default_lease_ttl, t.max_lease_ttl), (Some(3600), Some(7200)));
         assert!(c.ui);
     }
 
@@ -407,14 +375,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_storage_and_missing_tls_files() {
-        let err = Config::parse(
-            "storage \"file\" { path = \"x\" }\nlistener \"tcp\" { tls_disable = true }",
-        )
-        .unwrap_err();
+        let err = Config::parse("storage \"file\" { path = \"x\" }\nlistener \"tcp\" { tls_disable = true }").unwrap_err();
         assert!(format!("{err:#}").contains("unknown storage type file"));
-        let err =
-            Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\" }")
-                .unwrap_err();
+        let err = Config::parse("storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:1\" }").unwrap_err();
         assert!(format!("{err:#}").contains("tls_cert_file"));
     }
 

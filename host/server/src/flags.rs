@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{bail, Result};
 
 /// Parsed flags and the remaining positional arguments.
 #[derive(Debug, Default)]
@@ -24,11 +24,7 @@ impl Flags {
                 flags.args.extend(argv[i + 1..].iter().cloned());
                 break;
             }
-            let Some(stripped) = arg
-                .strip_prefix("--")
-                .or_else(|| arg.strip_prefix('-'))
-                .filter(|s| !s.is_empty())
-            else {
+            let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')).filter(|s| !s.is_empty()) else {
                 flags.args.extend(argv[i..].iter().cloned());
                 break;
             };
@@ -53,11 +49,7 @@ impl Flags {
                         }
                     }
                 };
-                flags
-                    .values
-                    .entry(name.to_string())
-                    .or_default()
-                    .push(value);
+                flags.values.entry(name.to_string()).or_default().push(value);
             } else {
                 bail!("flag provided but not defined: -{name}");
             }
@@ -68,18 +60,12 @@ impl Flags {
 
     /// A valued flag (the last occurrence).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(name)
-            .and_then(|v| v.last())
-            .map(String::as_str)
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
     }
 
     /// Every occurrence of a repeatable flag (`-policy=a -policy=b`).
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.values
-            .get(name)
-            .map(|v| v.iter().map(String::as_str).collect())
-            .unwrap_or_default()
+        self.values.get(name).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// A boolean flag (absent = false).
@@ -98,12 +84,8 @@ mod tests {
 
     #[test]
     fn parses_go_style_flags() {
-        let f = Flags::parse(
-            &argv(&["-dev", "-config=x.hcl", "--format", "json", "a", "-b"]),
-            &["dev"],
-            &["config", "format"],
-        )
-        .unwrap();
+        let f = Flags::parse(&argv(&["-dev", "-config=x.hcl", "--format", "json", "a", "-b"]), &["dev"], &["config", "format"])
+            .unwrap();
         assert!(f.is_set("dev"));
         assert_eq!(f.get("config"), Some("x.hcl"));
         assert_eq!(f.get("format"), Some("json"));

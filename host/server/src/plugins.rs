@@ -38,9 +38,7 @@ pub struct PluginFactory {
 
 impl std::fmt::Debug for PluginFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginFactory")
-            .field("builtin", &self.builtin.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        f.debug_struct("PluginFactory").field("builtin", &self.builtin.keys().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }
 
@@ -52,16 +50,10 @@ impl PluginFactory {
         default_lease_ttl: u64,
         max_lease_ttl: u64,
     ) -> anyhow::Result<Arc<Self>> {
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir,
-            ..RuntimeConfig::default()
-        })?;
+        let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
         Ok(Arc::new(Self {
             runtime,
-            builtin: builtin::BUILTIN
-                .iter()
-                .map(|(kind, auth, bytes)| (*kind, (*auth, *bytes)))
-                .collect(),
+            builtin: builtin::BUILTIN.iter().map(|(kind, auth, bytes)| (*kind, (*auth, *bytes))).collect(),
             loaded: Mutex::new(HashMap::new()),
             plugin_directory,
             default_lease_ttl,
@@ -74,10 +66,7 @@ impl PluginFactory {
         if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(kind).cloned()) {
             return Ok(p);
         }
-        let (_, bytes) = *self
-            .builtin
-            .get(kind)
-            .ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?;
+        let (_, bytes) = *self.builtin.get(kind).ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?;
         let runtime = self.runtime.clone();
         // Compiling is CPU-bound (tens of ms): keep it off the async workers.
         let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes, None))
@@ -92,41 +81,18 @@ impl PluginFactory {
 
     /// Read a registered plugin's file and verify it against the registration; compile once per sha.
     async fn external(&self, entry: &CatalogEntry) -> Result<Plugin, Error> {
-        let dir = self
-            .plugin_directory
-            .as_ref()
-            .ok_or_else(|| Error::invalid("no plugin_directory is configured"))?;
+        let dir = self.plugin_directory.as_ref().ok_or_else(|| Error::invalid("no plugin_directory is configured"))?;
         // The command is a file name inside the directory, never a path out of it.
-        if entry.command.is_empty()
-            || entry.command.contains('/')
-            || entry.command.contains('\\')
-            || entry.command.starts_with('.')
-        {
-            return Err(Error::invalid(format!(
-                "invalid plugin command {:?}: must be a file name in plugin_directory",
-                entry.command
-            )));
+        if entry.command.is_empty() || entry.command.contains('/') || entry.command.contains('\\') || entry.command.starts_with('.') {
+            return Err(Error::invalid(format!("invalid plugin command {:?}: must be a file name in plugin_directory", entry.command)));
         }
         let path = dir.join(&entry.command);
-        let bytes = tokio::fs::read(&path).await.map_err(|_| {
-            Error::invalid(format!(
-                "plugin file {:?} not found in plugin_directory",
-                entry.command
-            ))
-        })?;
+        let bytes = tokio::fs::read(&path).await.map_err(|_| Error::invalid(format!("plugin file {:?} not found in plugin_directory", entry.command)))?;
         let actual = tresor_runtime::sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(&entry.sha256) {
-            return Err(Error::invalid(format!(
-                "plugin {:?}: sha256 mismatch: the file does not match its registration",
-                entry.name
-            )));
+            return Err(Error::invalid(format!("plugin {:?}: sha256 mismatch: the file does not match its registration", entry.name)));
         }
-        if let Some(p) = self
-            .loaded
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&actual).cloned())
-        {
+        if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(&actual).cloned()) {
             return Ok(p);
         }
         let runtime = self.runtime.clone();
@@ -134,12 +100,7 @@ impl PluginFactory {
         let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes, Some(&expected)))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| {
-                Error::invalid(format!(
-                    "plugin {:?} is not a valid Tresor plugin: {e}",
-                    entry.name
-                ))
-            })?;
+            .map_err(|e| Error::invalid(format!("plugin {:?} is not a valid Tresor plugin: {e}", entry.name)))?;
         if let Ok(mut m) = self.loaded.lock() {
             m.insert(actual, plugin.clone());
         }
@@ -154,12 +115,7 @@ impl BackendFactory for PluginFactory {
     }
 
     fn builtin_names(&self, auth: bool) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .builtin
-            .iter()
-            .filter(|(_, (a, _))| *a == auth)
-            .map(|(k, _)| k.to_string())
-            .collect();
+        let mut names: Vec<String> = self.builtin.iter().filter(|(_, (a, _))| *a == auth).map(|(k, _)| k.to_string()).collect();
         names.sort();
         names
     }
@@ -168,57 +124,29 @@ impl BackendFactory for PluginFactory {
         self.external(entry).await.map(|_| ())
     }
 
-    async fn create(
-        &self,
-        mount: &MountSettings,
-        registered: Option<&CatalogEntry>,
-        storage: Arc<dyn Storage>,
-    ) -> Result<Created, Error> {
+    async fn create(&self, mount: &MountSettings, registered: Option<&CatalogEntry>, storage: Arc<dyn Storage>) -> Result<Created, Error> {
         let (plugin, version) = match registered {
             Some(entry) => (self.external(entry).await?, entry.version.clone()),
             None => (self.plugin(&mount.kind).await?, String::new()),
         };
-        let sha256 = if registered.is_some() {
-            plugin.sha256.clone()
-        } else {
-            String::new()
-        };
-        let mut ctx = MountContext::new(
-            mount.router_path(),
-            mount.kind.clone(),
-            Value::Object(mount.options.clone()),
-        );
+        let sha256 = if registered.is_some() { plugin.sha256.clone() } else { String::new() };
+        let mut ctx = MountContext::new(mount.router_path(), mount.kind.clone(), Value::Object(mount.options.clone()));
         ctx.default_lease_ttl = mount.effective_default_ttl(self.default_lease_ttl);
         ctx.max_lease_ttl = mount.effective_max_ttl(self.max_lease_ttl);
-        ctx.allowed_outbound_hosts = tresor_logical::Grants::parse(&mount.allowed_outbound_hosts)
-            .map_err(|e| Error::invalid(e.to_string()))?;
+        ctx.allowed_outbound_hosts = tresor_logical::Grants::parse(&mount.allowed_outbound_hosts).map_err(|e| Error::invalid(e.to_string()))?;
         if mount.plugin_cpu_deadline > 0 {
             ctx.cpu_budget = std::time::Duration::from_secs(mount.plugin_cpu_deadline);
         }
         if mount.plugin_memory_limit > 0 {
-            ctx.max_memory = usize::try_from(mount.plugin_memory_limit)
-                .map_err(|_| Error::invalid("plugin_memory_limit is too large"))?;
+            ctx.max_memory = usize::try_from(mount.plugin_memory_limit).map_err(|_| Error::invalid("plugin_memory_limit is too large"))?;
         }
         let backend = WasmBackend::new(self.runtime.clone(), plugin, storage, ctx)
             .await
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "plugin for mount {} failed to start: {e}",
-                    mount.path
-                ))
-            })?;
+            .map_err(|e| Error::Unavailable(format!("plugin for mount {} failed to start: {e}", mount.path)))?;
         if backend.is_auth() != mount.auth {
-            let what = if backend.is_auth() {
-                "an auth method, not a secrets engine"
-            } else {
-                "a secrets engine, not an auth method"
-            };
+            let what = if backend.is_auth() { "an auth method, not a secrets engine" } else { "a secrets engine, not an auth method" };
             return Err(Error::invalid(format!("plugin {:?} is {what}", mount.kind)));
         }
-        Ok(Created {
-            backend: Arc::new(backend),
-            sha256,
-            version,
-        })
+        Ok(Created { backend: Arc::new(backend), sha256, version })
     }
 }

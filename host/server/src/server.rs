@@ -7,13 +7,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tresor_barrier::physical::{
-    Backend, CachedBackend, DEFAULT_CACHE_ENTRIES, InmemBackend, SqliteBackend,
-};
+use tresor_barrier::physical::{Backend, CachedBackend, InmemBackend, SqliteBackend, DEFAULT_CACHE_ENTRIES};
 use tresor_core::{Core, CoreConfig, InitParams};
 use tresor_http::{Api, ApiConfig};
 
@@ -27,14 +25,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
     let flags = Flags::parse(
         argv,
         &["dev", "dev-no-store-token"],
-        &[
-            "config",
-            "dev-root-token-id",
-            "dev-listen-address",
-            "dev-db",
-            "dev-plugin-dir",
-            "log-level",
-        ],
+        &["config", "dev-root-token-id", "dev-listen-address", "dev-db", "dev-plugin-dir", "log-level"],
     )?;
     if !flags.args.is_empty() {
         bail!("unexpected arguments: {:?}", flags.args);
@@ -47,10 +38,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
                 None => Storage::Inmem,
             },
             listeners: vec![Listener {
-                address: flags
-                    .get("dev-listen-address")
-                    .unwrap_or(DEV_ADDRESS)
-                    .to_string(),
+                address: flags.get("dev-listen-address").unwrap_or(DEV_ADDRESS).to_string(),
                 tls_disable: true,
                 tls_cert_file: None,
                 tls_key_file: None,
@@ -68,10 +56,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
         (false, Some(path)) => Config::load(Path::new(path))?,
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
     };
-    let level = flags
-        .get("log-level")
-        .map(str::to_owned)
-        .or_else(|| config.log_level.clone());
+    let level = flags.get("log-level").map(str::to_owned).or_else(|| config.log_level.clone());
     init_tracing(level.as_deref());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,8 +77,7 @@ fn init_tracing(level: Option<&str>) {
         .ok()
         .or_else(|| level.map(str::to_owned))
         .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -115,13 +99,10 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
         Storage::Inmem => (Arc::new(InmemBackend::new()), None),
         Storage::Sqlite { path } => {
             let backend = Arc::new(
-                SqliteBackend::open(path)
-                    .await
-                    .with_context(|| format!("opening SQLite storage at {}", path.display()))?,
+                SqliteBackend::open(path).await.with_context(|| format!("opening SQLite storage at {}", path.display()))?,
             );
             // Reads of ciphertext are served from memory after the first; writes go to disk first.
-            let cached: Arc<dyn Backend> =
-                Arc::new(CachedBackend::new(backend.clone(), DEFAULT_CACHE_ENTRIES));
+            let cached: Arc<dyn Backend> = Arc::new(CachedBackend::new(backend.clone(), DEFAULT_CACHE_ENTRIES));
             (cached, Some(backend))
         }
     };
@@ -129,9 +110,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     // Bind first: with port 0 the real address is only known now, and it is what api_addr defaults to.
     let mut bound = Vec::new();
     for listener in &config.listeners {
-        let tcp = TcpListener::bind(&listener.address)
-            .await
-            .with_context(|| format!("binding {}", listener.address))?;
+        let tcp = TcpListener::bind(&listener.address).await.with_context(|| format!("binding {}", listener.address))?;
         let local = tcp.local_addr()?;
         let tls = match listener.tls_disable {
             true => None,
@@ -141,10 +120,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
     }
     let first = bound.first().ok_or_else(|| anyhow!("no listener"))?;
     let scheme = if first.3.is_some() { "https" } else { "http" };
-    let api_addr = config
-        .api_addr
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{}", first.2));
+    let api_addr = config.api_addr.clone().unwrap_or_else(|| format!("{scheme}://{}", first.2));
 
     let mut defaults = CoreConfig::default();
     if let Some(t) = config.default_lease_ttl.filter(|t| *t > 0) {
@@ -165,17 +141,9 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
         defaults.default_lease_ttl,
         defaults.max_lease_ttl,
     )?;
-    let core = Core::new(
-        physical,
-        CoreConfig {
-            api_addr: api_addr.clone(),
-            backend_factory: Some(factory),
-            audit_devices: config.audit.clone(),
-            ..defaults
-        },
-    )
-    .await
-    .map_err(|e| anyhow!("starting the core: {e}"))?;
+    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), backend_factory: Some(factory), audit_devices: config.audit.clone(), ..defaults })
+        .await
+        .map_err(|e| anyhow!("starting the core: {e}"))?;
 
     let mut banner = String::new();
     if let Some(dev) = dev {
@@ -185,25 +153,12 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
         }
         banner.push_str(&dev_banner(&api_addr, &key, &token));
     }
-    print_banner(
-        &config,
-        &bound
-            .iter()
-            .map(|b| (b.2, b.3.is_some()))
-            .collect::<Vec<_>>(),
-        &api_addr,
-        &banner,
-    );
+    print_banner(&config, &bound.iter().map(|b| (b.2, b.3.is_some())).collect::<Vec<_>>(), &api_addr, &banner);
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, tcp, _, tls) in bound {
-        let api = Api::new(
-            core.clone(),
-            ApiConfig {
-                max_request_size: listener.max_request_size,
-            },
-        );
+        let api = Api::new(core.clone(), ApiConfig { max_request_size: listener.max_request_size });
         let mut rx = rx.clone();
         tasks.spawn(async move {
             let stop = async move {
@@ -236,11 +191,7 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
 /// With `-dev-db` the single unseal key and the root token are kept beside the database in
 /// `<db>.dev-keys` (mode 0600) so a restarted dev server unseals itself. That file is the whole
 /// security of the database: dev mode only, announced by the banner.
-async fn dev_start(
-    core: &Core,
-    config: &Config,
-    root_token_id: Option<String>,
-) -> Result<(String, String)> {
+async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) -> Result<(String, String)> {
     let keys_file = match &config.storage {
         Storage::Sqlite { path } => Some(path.with_extension("dev-keys")),
         Storage::Inmem => None,
@@ -248,64 +199,33 @@ async fn dev_start(
     if core.is_initialized() {
         let file = keys_file.ok_or_else(|| anyhow!("dev storage is already initialised"))?;
         let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(&file)
-                .with_context(|| format!("reading dev keys from {}", file.display()))?,
+            std::fs::read_to_string(&file).with_context(|| format!("reading dev keys from {}", file.display()))?,
         );
-        let saved: serde_json::Value =
-            serde_json::from_str(&text).context("parsing the dev keys file")?;
-        let key = saved["unseal_key"]
-            .as_str()
-            .ok_or_else(|| anyhow!("dev keys file has no unseal_key"))?
-            .to_string();
-        let token = saved["root_token"]
-            .as_str()
-            .ok_or_else(|| anyhow!("dev keys file has no root_token"))?
-            .to_string();
-        core.unseal(Some(&key), false)
-            .await
-            .map_err(|e| anyhow!("unsealing the dev server: {e}"))?;
+        let saved: serde_json::Value = serde_json::from_str(&text).context("parsing the dev keys file")?;
+        let key = saved["unseal_key"].as_str().ok_or_else(|| anyhow!("dev keys file has no unseal_key"))?.to_string();
+        let token = saved["root_token"].as_str().ok_or_else(|| anyhow!("dev keys file has no root_token"))?.to_string();
+        core.unseal(Some(&key), false).await.map_err(|e| anyhow!("unsealing the dev server: {e}"))?;
         return Ok((key, token));
     }
     let init = core
-        .init(InitParams {
-            secret_shares: 1,
-            secret_threshold: 1,
-            root_token_id,
-            stay_unsealed: true,
-        })
+        .init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id, stay_unsealed: true })
         .await
         .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
     // As Vault's dev mode: a KV version 2 engine at secret/.
-    core.enable_mount(
-        false,
-        "secret",
-        "kv-v2",
-        "key/value secret storage",
-        Default::default(),
-        &Default::default(),
-    )
-    .await
-    .map_err(|e| anyhow!("mounting secret/: {e}"))?;
-    let key = init
-        .keys
-        .first()
-        .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
-        .unwrap_or_default();
+    core.enable_mount(false, "secret", "kv-v2", "key/value secret storage", Default::default(), &Default::default())
+        .await
+        .map_err(|e| anyhow!("mounting secret/: {e}"))?;
+    let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();
     let token = init.root_token.to_string();
     if let Some(file) = keys_file {
-        let saved = zeroize::Zeroizing::new(
-            serde_json::json!({"unseal_key": key, "root_token": token}).to_string(),
-        );
-        crate::write_private(&file, saved.as_bytes())
-            .with_context(|| format!("writing {}", file.display()))?;
+        let saved = zeroize::Zeroizing::new(serde_json::json!({"unseal_key": key, "root_token": token}).to_string());
+        crate::write_private(&file, saved.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok((key, token))
 }
 
 fn store_dev_token(token: &str) {
-    let Some(home) = std::env::var_os("HOME") else {
-        return;
-    };
+    let Some(home) = std::env::var_os("HOME") else { return };
     let path = std::path::PathBuf::from(home).join(".vault-token");
     if let Err(e) = crate::write_private(&path, token.as_bytes()) {
         tracing::warn!(error = %e, "could not write the dev root token to the token helper file");
@@ -316,7 +236,7 @@ fn store_dev_token(token: &str) {
 fn spawn_sighup_handler(core: std::sync::Arc<Core>) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
+        use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::hangup()) {
             Ok(mut hup) => {
                 tokio::spawn(async move {
@@ -326,9 +246,7 @@ fn spawn_sighup_handler(core: std::sync::Arc<Core>) {
                     }
                 });
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGHUP; audit files will not be reopened")
-            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; audit files will not be reopened"),
         }
     }
     #[cfg(not(unix))]
@@ -338,7 +256,7 @@ fn spawn_sighup_handler(core: std::sync::Arc<Core>) {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
+        use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
@@ -358,17 +276,10 @@ async fn shutdown_signal() {
 }
 
 fn tls_acceptor(listener: &Listener) -> Result<TlsAcceptor> {
-    let cert_path = listener
-        .tls_cert_file
-        .as_ref()
-        .ok_or_else(|| anyhow!("tls_cert_file is required"))?;
-    let key_path = listener
-        .tls_key_file
-        .as_ref()
-        .ok_or_else(|| anyhow!("tls_key_file is required"))?;
+    let cert_path = listener.tls_cert_file.as_ref().ok_or_else(|| anyhow!("tls_cert_file is required"))?;
+    let key_path = listener.tls_key_file.as_ref().ok_or_else(|| anyhow!("tls_key_file is required"))?;
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert_path)
-            .with_context(|| format!("opening {}", cert_path.display()))?,
+        std::fs::File::open(cert_path).with_context(|| format!("opening {}", cert_path.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("reading certificates from {}", cert_path.display()))?;
@@ -421,17 +332,10 @@ fn print_banner(config: &Config, listeners: &[(SocketAddr, bool)], api_addr: &st
     out.push_str(&format!("{:>24}: {api_addr}\n", "Api Address"));
     for (i, (addr, tls)) in listeners.iter().enumerate() {
         let tls = if *tls { "enabled" } else { "disabled" };
-        out.push_str(&format!(
-            "{:>24}: tcp (addr: \"{addr}\", tls: \"{tls}\")\n",
-            format!("Listener {}", i + 1)
-        ));
+        out.push_str(&format!("{:>24}: tcp (addr: \"{addr}\", tls: \"{tls}\")\n", format!("Listener {}", i + 1)));
     }
     out.push_str(&format!("{:>24}: {storage}\n", "Storage"));
-    out.push_str(&format!(
-        "{:>24}: Tresor v{}\n\n",
-        "Version",
-        tresor_core::VERSION
-    ));
+    out.push_str(&format!("{:>24}: Tresor v{}\n\n", "Version", tresor_core::VERSION));
     out.push_str("==> Tresor server started! Log data will stream in below:\n\n");
     out.push_str(extra);
     // One write so a reader of the pipe sees the whole banner at once.

@@ -1,15 +1,11 @@
 //! Glue between the generated WIT bindings and the SDK's types; used only by [`crate::export!`].
 
 use crate::bindings::tresor::plugin::types as wit;
-use crate::{
-    Auth, Backend, Error, FieldKind, LeaseOptions, Operation, Request, Response, Secret, Value,
-};
+use crate::{Auth, Backend, Error, FieldKind, LeaseOptions, Operation, Request, Response, Secret, Value};
 
 pub use crate::bindings::exports::tresor::plugin::backend::Guest;
 pub use crate::bindings::exports::tresor::plugin::periodic::Guest as PeriodicGuest;
-pub use wit::{
-    Auth as WitAuth, BackendSpec as WitSpec, Error as WitError, LeaseOptions as WitLease,
-};
+pub use wit::{Auth as WitAuth, BackendSpec as WitSpec, Error as WitError, LeaseOptions as WitLease};
 pub use wit::{Request as WitRequest, Response as WitResponse, Secret as WitSecret};
 
 fn op_to_wit(op: Operation) -> wit::Operation {
@@ -64,19 +60,11 @@ fn json_text(v: &serde_json::Value) -> String {
 }
 
 fn lease_to_wit(l: LeaseOptions) -> wit::LeaseOptions {
-    wit::LeaseOptions {
-        ttl_seconds: l.ttl,
-        max_ttl_seconds: l.max_ttl,
-        renewable: l.renewable,
-    }
+    wit::LeaseOptions { ttl_seconds: l.ttl, max_ttl_seconds: l.max_ttl, renewable: l.renewable }
 }
 
 fn lease_from_wit(l: wit::LeaseOptions) -> LeaseOptions {
-    LeaseOptions {
-        ttl: l.ttl_seconds,
-        max_ttl: l.max_ttl_seconds,
-        renewable: l.renewable,
-    }
+    LeaseOptions { ttl: l.ttl_seconds, max_ttl: l.max_ttl_seconds, renewable: l.renewable }
 }
 
 fn value_from_wit(v: wit::FieldValue) -> Value {
@@ -97,28 +85,18 @@ fn request_from_wit(r: wit::Request) -> Request {
         path: r.path,
         path_index: r.path_index as usize,
         captures: r.captures.into_iter().collect(),
-        data: r
-            .data
-            .into_iter()
-            .map(|(k, v)| (k, value_from_wit(v)))
-            .collect(),
+        data: r.data.into_iter().map(|(k, v)| (k, value_from_wit(v))).collect(),
         raw_body: r.raw_body,
         remote_addr: r.remote_addr,
     }
 }
 
 fn secret_from_wit(s: wit::Secret) -> Secret {
-    Secret {
-        internal: serde_json::from_str(&s.internal_data).unwrap_or_default(),
-        lease: lease_from_wit(s.lease),
-    }
+    Secret { internal: serde_json::from_str(&s.internal_data).unwrap_or_default(), lease: lease_from_wit(s.lease) }
 }
 
 fn secret_to_wit(s: Secret) -> wit::Secret {
-    wit::Secret {
-        internal_data: json_text(&s.internal),
-        lease: lease_to_wit(s.lease),
-    }
+    wit::Secret { internal_data: json_text(&s.internal), lease: lease_to_wit(s.lease) }
 }
 
 fn auth_to_wit(a: Auth) -> wit::Auth {
@@ -167,11 +145,7 @@ fn response_to_wit(r: Response) -> wit::Response {
 pub fn spec<B: Backend>() -> wit::BackendSpec {
     let s = B::spec();
     wit::BackendSpec {
-        kind: if s.auth {
-            wit::BackendKind::Auth
-        } else {
-            wit::BackendKind::Secrets
-        },
+        kind: if s.auth { wit::BackendKind::Auth } else { wit::BackendKind::Secrets },
         help: s.help,
         paths: s
             .paths
@@ -205,9 +179,7 @@ pub fn initialize<B: Backend>() -> Result<(), wit::Error> {
 }
 
 pub fn handle<B: Backend>(req: wit::Request) -> Result<wit::Response, wit::Error> {
-    B::handle(request_from_wit(req))
-        .map(response_to_wit)
-        .map_err(error_to_wit)
+    B::handle(request_from_wit(req)).map(response_to_wit).map_err(error_to_wit)
 }
 
 pub fn exists<B: Backend>(req: wit::Request) -> Result<bool, wit::Error> {
@@ -215,9 +187,7 @@ pub fn exists<B: Backend>(req: wit::Request) -> Result<bool, wit::Error> {
 }
 
 pub fn renew_secret<B: Backend>(s: wit::Secret) -> Result<wit::LeaseOptions, wit::Error> {
-    B::renew_secret(secret_from_wit(s))
-        .map(lease_to_wit)
-        .map_err(error_to_wit)
+    B::renew_secret(secret_from_wit(s)).map(lease_to_wit).map_err(error_to_wit)
 }
 
 pub fn revoke_secret<B: Backend>(s: wit::Secret) -> Result<(), wit::Error> {
@@ -225,9 +195,7 @@ pub fn revoke_secret<B: Backend>(s: wit::Secret) -> Result<(), wit::Error> {
 }
 
 pub fn renew_auth<B: Backend>(a: wit::Auth) -> Result<wit::LeaseOptions, wit::Error> {
-    B::renew_auth(auth_from_wit(a))
-        .map(lease_to_wit)
-        .map_err(error_to_wit)
+    B::renew_auth(auth_from_wit(a)).map(lease_to_wit).map_err(error_to_wit)
 }
 
 pub fn periodic<B: Backend>() -> Result<(), wit::Error> {

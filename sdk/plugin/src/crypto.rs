@@ -32,24 +32,12 @@ fn from_wit(e: wit::CryptoError) -> CryptoError {
 }
 
 /// Encrypt `plaintext`; returns ciphertext ‖ 16-byte tag. `nonce` is 12 bytes.
-pub fn aead_seal(
-    algorithm: Aead,
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn aead_seal(algorithm: Aead, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     wit::aead_seal(algorithm, key, nonce, aad, plaintext).map_err(from_wit)
 }
 
 /// Decrypt ciphertext ‖ tag.
-pub fn aead_open(
-    algorithm: Aead,
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    sealed: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn aead_open(algorithm: Aead, key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     wit::aead_open(algorithm, key, nonce, aad, sealed).map_err(from_wit)
 }
 

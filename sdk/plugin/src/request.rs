@@ -67,15 +67,7 @@ pub struct Request {
 impl Request {
     /// A request (for tests).
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
-        Self {
-            operation,
-            path: path.into(),
-            path_index: 0,
-            captures: BTreeMap::new(),
-            data: BTreeMap::new(),
-            raw_body: None,
-            remote_addr: None,
-        }
+        Self { operation, path: path.into(), path_index: 0, captures: BTreeMap::new(), data: BTreeMap::new(), raw_body: None, remote_addr: None }
     }
     /// Builder: add a field (for tests).
     pub fn with(mut self, name: impl Into<String>, value: Value) -> Self {

@@ -79,10 +79,7 @@ impl Response {
     }
     /// `200` with `data` (must be a JSON object).
     pub fn data(data: serde_json::Value) -> Self {
-        Self {
-            data: Some(data),
-            ..Self::default()
-        }
+        Self { data: Some(data), ..Self::default() }
     }
     /// A list response `{"keys": [...]}`; an empty list is a 404 as in Vault.
     pub fn list(keys: Vec<String>) -> Result<Self, crate::Error> {

@@ -62,14 +62,7 @@ pub struct Field {
 impl Field {
     /// A field of `kind`.
     pub fn new(name: impl Into<String>, kind: FieldKind) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            description: String::new(),
-            required: false,
-            sensitive: false,
-            default: None,
-        }
+        Self { name: name.into(), kind, description: String::new(), required: false, sensitive: false, default: None }
     }
     /// Builder: help text.
     pub fn description(mut self, d: impl Into<String>) -> Self {
@@ -187,19 +180,11 @@ pub struct Spec {
 impl Spec {
     /// A secrets engine.
     pub fn secrets(help: impl Into<String>) -> Self {
-        Self {
-            auth: false,
-            paths: Vec::new(),
-            help: help.into(),
-        }
+        Self { auth: false, paths: Vec::new(), help: help.into() }
     }
     /// An auth method.
     pub fn auth(help: impl Into<String>) -> Self {
-        Self {
-            auth: true,
-            paths: Vec::new(),
-            help: help.into(),
-        }
+        Self { auth: true, paths: Vec::new(), help: help.into() }
     }
     /// Builder: add a path (first match wins).
     pub fn path(mut self, p: Path) -> Self {

@@ -59,13 +59,7 @@ pub struct Connection {
 impl Connection {
     /// A connection with the host's defaults.
     pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            url: url.into(),
-            max_open: 0,
-            max_idle_seconds: 0,
-            timeout_ms: 0,
-        }
+        Self { name: name.into(), url: url.into(), max_open: 0, max_idle_seconds: 0, timeout_ms: 0 }
     }
 }
 
@@ -81,18 +75,12 @@ pub struct Statement {
 impl Statement {
     /// A parameterised statement.
     pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Self {
-        Self {
-            sql: sql.into(),
-            params,
-        }
+        Self { sql: sql.into(), params }
     }
 
     /// Literal SQL without parameters (DDL such as `CREATE ROLE` cannot take parameters).
     pub fn raw(sql: impl Into<String>) -> Self {
-        Self {
-            sql: sql.into(),
-            params: Vec::new(),
-        }
+        Self { sql: sql.into(), params: Vec::new() }
     }
 }
 
@@ -149,11 +137,7 @@ pub fn ping(conn: &Connection) -> Result<(), SqlError> {
 
 /// Run `statements` in order, inside one transaction if `transaction` (rolled back if any fails).
 /// Returns the rows affected.
-pub fn execute(
-    conn: &Connection,
-    statements: &[Statement],
-    transaction: bool,
-) -> Result<u64, SqlError> {
+pub fn execute(conn: &Connection, statements: &[Statement], transaction: bool) -> Result<u64, SqlError> {
     imp::execute(conn, statements, transaction)
 }
 
@@ -173,13 +157,7 @@ mod imp {
     use crate::bindings::tresor::plugin::sql as wit;
 
     fn conn_to_wit(c: &Connection) -> wit::Connection {
-        wit::Connection {
-            name: c.name.clone(),
-            url: c.url.clone(),
-            max_open: c.max_open,
-            max_idle_seconds: c.max_idle_seconds,
-            timeout_ms: c.timeout_ms,
-        }
+        wit::Connection { name: c.name.clone(), url: c.url.clone(), max_open: c.max_open, max_idle_seconds: c.max_idle_seconds, timeout_ms: c.timeout_ms }
     }
 
     fn value_to_wit(v: &Value) -> wit::Value {
@@ -205,10 +183,7 @@ mod imp {
     }
 
     fn statement_to_wit(s: &Statement) -> wit::Statement {
-        wit::Statement {
-            sql: s.sql.clone(),
-            params: s.params.iter().map(value_to_wit).collect(),
-        }
+        wit::Statement { sql: s.sql.clone(), params: s.params.iter().map(value_to_wit).collect() }
     }
 
     fn error_from_wit(e: wit::SqlError) -> SqlError {
@@ -226,26 +201,14 @@ mod imp {
         wit::ping(&conn_to_wit(conn)).map_err(error_from_wit)
     }
 
-    pub(super) fn execute(
-        conn: &Connection,
-        statements: &[Statement],
-        transaction: bool,
-    ) -> Result<u64, SqlError> {
+    pub(super) fn execute(conn: &Connection, statements: &[Statement], transaction: bool) -> Result<u64, SqlError> {
         let statements: Vec<wit::Statement> = statements.iter().map(statement_to_wit).collect();
         wit::execute(&conn_to_wit(conn), &statements, transaction).map_err(error_from_wit)
     }
 
     pub(super) fn query(conn: &Connection, statement: &Statement) -> Result<Rows, SqlError> {
-        let rows =
-            wit::query(&conn_to_wit(conn), &statement_to_wit(statement)).map_err(error_from_wit)?;
-        Ok(Rows {
-            columns: rows.columns,
-            rows: rows
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(value_from_wit).collect())
-                .collect(),
-        })
+        let rows = wit::query(&conn_to_wit(conn), &statement_to_wit(statement)).map_err(error_from_wit)?;
+        Ok(Rows { columns: rows.columns, rows: rows.rows.into_iter().map(|r| r.into_iter().map(value_from_wit).collect()).collect() })
     }
 
     pub(super) fn close(name: &str) {
@@ -278,11 +241,7 @@ mod imp {
         run("SELECT 1")
     }
 
-    pub(super) fn execute(
-        _conn: &Connection,
-        statements: &[Statement],
-        _transaction: bool,
-    ) -> Result<u64, SqlError> {
+    pub(super) fn execute(_conn: &Connection, statements: &[Statement], _transaction: bool) -> Result<u64, SqlError> {
         for s in statements {
             run(&s.sql)?;
         }

@@ -9,8 +9,8 @@
 //! # Ok::<(), tresor_sdk::Error>(())
 //! ```
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,11 +88,7 @@ mod imp {
 
     pub(super) fn mount_info() -> MountInfo {
         let m = wit::describe_mount();
-        MountInfo {
-            path: m.path,
-            kind: m.kind,
-            options: serde_json::from_str(&m.options).unwrap_or_default(),
-        }
+        MountInfo { path: m.path, kind: m.kind, options: serde_json::from_str(&m.options).unwrap_or_default() }
     }
     pub(super) fn default_lease_ttl() -> u64 {
         wit::default_lease_ttl()
@@ -152,9 +148,7 @@ mod imp {
     }
     pub(super) fn now() -> (i64, u32) {
         CLOCK.with(|c| *c.borrow()).unwrap_or_else(|| {
-            let d = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
+            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             (d.as_secs() as i64, d.subsec_nanos())
         })
     }
@@ -194,9 +188,6 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            super::rfc3339(1_795_451_298, 5),
-            "2026-11-23T16:28:18.000000005Z"
-        );
+        assert_eq!(super::rfc3339(1_795_451_298, 5), "2026-11-23T16:28:18.000000005Z");
     }
 }

@@ -50,30 +50,20 @@ impl TokenParams {
     /// The field declarations (add them to every path that writes token settings).
     pub fn fields() -> Vec<Field> {
         vec![
-            Field::new("token_ttl", FieldKind::Duration)
-                .description("Default TTL of generated tokens"),
-            Field::new("token_max_ttl", FieldKind::Duration)
-                .description("Maximum TTL of generated tokens"),
-            Field::new("token_policies", FieldKind::StrList)
-                .description("Policies of generated tokens"),
-            Field::new("token_bound_cidrs", FieldKind::StrList)
-                .description("CIDR blocks generated tokens are bound to"),
-            Field::new("token_explicit_max_ttl", FieldKind::Duration)
-                .description("Hard cap on generated tokens"),
-            Field::new("token_no_default_policy", FieldKind::Bool)
-                .description("Do not add the default policy"),
-            Field::new("token_num_uses", FieldKind::Int)
-                .description("Uses per generated token (0 = unlimited)"),
-            Field::new("token_period", FieldKind::Duration)
-                .description("Period of generated periodic tokens"),
+            Field::new("token_ttl", FieldKind::Duration).description("Default TTL of generated tokens"),
+            Field::new("token_max_ttl", FieldKind::Duration).description("Maximum TTL of generated tokens"),
+            Field::new("token_policies", FieldKind::StrList).description("Policies of generated tokens"),
+            Field::new("token_bound_cidrs", FieldKind::StrList).description("CIDR blocks generated tokens are bound to"),
+            Field::new("token_explicit_max_ttl", FieldKind::Duration).description("Hard cap on generated tokens"),
+            Field::new("token_no_default_policy", FieldKind::Bool).description("Do not add the default policy"),
+            Field::new("token_num_uses", FieldKind::Int).description("Uses per generated token (0 = unlimited)"),
+            Field::new("token_period", FieldKind::Duration).description("Period of generated periodic tokens"),
             Field::new("token_type", FieldKind::Str).description("Token type: default or service"),
-            Field::new("policies", FieldKind::StrList)
-                .description("Deprecated: use token_policies"),
+            Field::new("policies", FieldKind::StrList).description("Deprecated: use token_policies"),
             Field::new("ttl", FieldKind::Duration).description("Deprecated: use token_ttl"),
             Field::new("max_ttl", FieldKind::Duration).description("Deprecated: use token_max_ttl"),
             Field::new("period", FieldKind::Duration).description("Deprecated: use token_period"),
-            Field::new("bound_cidrs", FieldKind::StrList)
-                .description("Deprecated: use token_bound_cidrs"),
+            Field::new("bound_cidrs", FieldKind::StrList).description("Deprecated: use token_bound_cidrs"),
         ]
     }
 
@@ -86,19 +76,12 @@ impl TokenParams {
             self.max_ttl = v;
         }
         if let Some(v) = req.str_list("token_policies").or(req.str_list("policies")) {
-            let mut p: Vec<String> = v
-                .iter()
-                .map(|s| s.trim().to_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect();
+            let mut p: Vec<String> = v.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
             p.sort();
             p.dedup();
             self.policies = p;
         }
-        if let Some(v) = req
-            .str_list("token_bound_cidrs")
-            .or(req.str_list("bound_cidrs"))
-        {
+        if let Some(v) = req.str_list("token_bound_cidrs").or(req.str_list("bound_cidrs")) {
             for c in v {
                 if !valid_cidr(c) {
                     return Err(Error::InvalidRequest(format!("invalid CIDR block {c:?}")));
@@ -113,8 +96,7 @@ impl TokenParams {
             self.no_default_policy = v;
         }
         if let Some(v) = req.int("token_num_uses") {
-            self.num_uses = u64::try_from(v)
-                .map_err(|_| Error::InvalidRequest("token_num_uses cannot be negative".into()))?;
+            self.num_uses = u64::try_from(v).map_err(|_| Error::InvalidRequest("token_num_uses cannot be negative".into()))?;
         }
         if let Some(v) = req.duration("token_period").or(req.duration("period")) {
             self.period = v;
@@ -122,17 +104,11 @@ impl TokenParams {
         if let Some(v) = req.str("token_type") {
             match v {
                 "" | "default" | "service" | "default-service" => self.token_type = v.to_string(),
-                other => {
-                    return Err(Error::InvalidRequest(format!(
-                        "unsupported token_type {other:?}: only service tokens are supported"
-                    )));
-                }
+                other => return Err(Error::InvalidRequest(format!("unsupported token_type {other:?}: only service tokens are supported"))),
             }
         }
         if self.max_ttl > 0 && self.ttl > self.max_ttl {
-            return Err(Error::InvalidRequest(
-                "\"token_ttl\" cannot be greater than \"token_max_ttl\"".into(),
-            ));
+            return Err(Error::InvalidRequest("\"token_ttl\" cannot be greater than \"token_max_ttl\"".into()));
         }
         Ok(())
     }
@@ -144,45 +120,23 @@ impl TokenParams {
         out.insert("token_max_ttl".into(), json!(self.max_ttl));
         out.insert("token_policies".into(), json!(self.policies));
         out.insert("token_bound_cidrs".into(), json!(self.bound_cidrs));
-        out.insert(
-            "token_explicit_max_ttl".into(),
-            json!(self.explicit_max_ttl),
-        );
-        out.insert(
-            "token_no_default_policy".into(),
-            json!(self.no_default_policy),
-        );
+        out.insert("token_explicit_max_ttl".into(), json!(self.explicit_max_ttl));
+        out.insert("token_no_default_policy".into(), json!(self.no_default_policy));
         out.insert("token_num_uses".into(), json!(self.num_uses));
         out.insert("token_period".into(), json!(self.period));
         out.insert("token_strictly_bind_ip".into(), json!(false));
-        out.insert(
-            "token_type".into(),
-            json!(if self.token_type.is_empty() {
-                "default"
-            } else {
-                &self.token_type
-            }),
-        );
+        out.insert("token_type".into(), json!(if self.token_type.is_empty() { "default" } else { &self.token_type }));
     }
 
     /// The login result for a principal with these settings.
-    pub fn auth(
-        &self,
-        display_name: &str,
-        alias_name: &str,
-        metadata: Vec<(String, String)>,
-    ) -> Auth {
+    pub fn auth(&self, display_name: &str, alias_name: &str, metadata: Vec<(String, String)>) -> Auth {
         Auth {
             policies: self.policies.clone(),
             metadata,
             display_name: display_name.to_string(),
             alias_name: alias_name.to_string(),
             internal: serde_json::Value::Null,
-            lease: LeaseOptions {
-                ttl: self.ttl,
-                max_ttl: self.max_ttl,
-                renewable: true,
-            },
+            lease: LeaseOptions { ttl: self.ttl, max_ttl: self.max_ttl, renewable: true },
             num_uses: u32::try_from(self.num_uses).unwrap_or(u32::MAX),
             period: self.period,
             explicit_max_ttl: self.explicit_max_ttl,
@@ -210,9 +164,7 @@ pub fn cidrs_allow(cidrs: &[String], addr: Option<&str>) -> bool {
     if cidrs.is_empty() {
         return true;
     }
-    let Some(Ok(addr)) = addr.map(|a| a.parse::<std::net::IpAddr>()) else {
-        return false;
-    };
+    let Some(Ok(addr)) = addr.map(|a| a.parse::<std::net::IpAddr>()) else { return false };
     cidrs.iter().any(|c| {
         let (ip, bits) = match c.split_once('/') {
             Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
@@ -238,12 +190,7 @@ mod tests {
 
     #[test]
     fn cidrs() {
-        assert!(
-            valid_cidr("10.0.0.0/8")
-                && valid_cidr("::1")
-                && !valid_cidr("10.0.0.0/33")
-                && !valid_cidr("x")
-        );
+        assert!(valid_cidr("10.0.0.0/8") && valid_cidr("::1") && !valid_cidr("10.0.0.0/33") && !valid_cidr("x"));
         let c = vec!["127.0.0.0/8".to_string()];
         assert!(cidrs_allow(&c, Some("127.0.0.1")));
         assert!(!cidrs_allow(&c, Some("10.0.0.1")));

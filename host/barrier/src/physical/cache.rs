@@ -34,24 +34,14 @@ pub struct CachedBackend {
 
 impl std::fmt::Debug for CachedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedBackend")
-            .field("inner", &self.inner)
-            .field("max_entries", &self.max_entries)
-            .finish()
+        f.debug_struct("CachedBackend").field("inner", &self.inner).field("max_entries", &self.max_entries).finish()
     }
 }
 
 impl CachedBackend {
     /// Cache up to `max_entries` keys of `inner`.
     pub fn new(inner: Arc<dyn Backend>, max_entries: usize) -> Self {
-        Self {
-            inner,
-            state: Mutex::new(State {
-                entries: HashMap::new(),
-                write_seq: 0,
-            }),
-            max_entries: max_entries.max(1),
-        }
+        Self { inner, state: Mutex::new(State { entries: HashMap::new(), write_seq: 0 }), max_entries: max_entries.max(1) }
     }
 
     fn invalidate<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
@@ -68,11 +58,10 @@ impl CachedBackend {
 impl Backend for CachedBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         // The guard never lives across an await: the lookup is finished before the backend is asked.
-        let lookup: Option<Result<Option<Vec<u8>>, u64>> =
-            self.state.lock().ok().map(|s| match s.entries.get(key) {
-                Some(hit) => Ok(hit.as_ref().map(|v| v.to_vec())),
-                None => Err(s.write_seq),
-            });
+        let lookup: Option<Result<Option<Vec<u8>>, u64>> = self.state.lock().ok().map(|s| match s.entries.get(key) {
+            Some(hit) => Ok(hit.as_ref().map(|v| v.to_vec())),
+            None => Err(s.write_seq),
+        });
         let seq = match lookup {
             Some(Ok(hit)) => return Ok(hit),
             Some(Err(seq)) => seq,
@@ -80,17 +69,15 @@ impl Backend for CachedBackend {
         };
         let value = self.inner.get(key).await?;
         if let Ok(mut s) = self.state.lock()
-            && s.write_seq == seq
-        {
-            if s.entries.len() >= self.max_entries {
-                // Evict an arbitrary entry (HashMap order is randomised per process).
-                if let Some(victim) = s.entries.keys().next().cloned() {
-                    s.entries.remove(&victim);
+            && s.write_seq == seq {
+                if s.entries.len() >= self.max_entries {
+                    // Evict an arbitrary entry (HashMap order is randomised per process).
+                    if let Some(victim) = s.entries.keys().next().cloned() {
+                        s.entries.remove(&victim);
+                    }
                 }
+                s.entries.insert(key.to_string(), value.as_deref().map(Arc::from));
             }
-            s.entries
-                .insert(key.to_string(), value.as_deref().map(Arc::from));
-        }
         Ok(value)
     }
 
@@ -151,10 +138,7 @@ mod tests {
         assert_eq!(cached.get("k").await.unwrap(), Some(b"1".to_vec()));
         cached.put("k", b"2").await.unwrap();
         assert_eq!(cached.get("k").await.unwrap(), Some(b"2".to_vec()));
-        cached
-            .transaction(vec![StorageOp::Delete("k".into())])
-            .await
-            .unwrap();
+        cached.transaction(vec![StorageOp::Delete("k".into())]).await.unwrap();
         assert_eq!(cached.get("k").await.unwrap(), None);
         for i in 0..10 {
             cached.get(&format!("x{i}")).await.unwrap();
@@ -180,11 +164,7 @@ mod tests {
             for r in readers {
                 r.await.unwrap();
             }
-            assert_eq!(
-                cached.get("hot").await.unwrap(),
-                Some(round.to_be_bytes().to_vec()),
-                "round {round}"
-            );
+            assert_eq!(cached.get("hot").await.unwrap(), Some(round.to_be_bytes().to_vec()), "round {round}");
         }
     }
 }

@@ -21,15 +21,11 @@ impl InmemBackend {
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<String, Vec<u8>>>, Error> {
-        self.map
-            .read()
-            .map_err(|_| Error::Physical("inmem lock poisoned".into()))
+        self.map.read().map_err(|_| Error::Physical("inmem lock poisoned".into()))
     }
 
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, BTreeMap<String, Vec<u8>>>, Error> {
-        self.map
-            .write()
-            .map_err(|_| Error::Physical("inmem lock poisoned".into()))
+        self.map.write().map_err(|_| Error::Physical("inmem lock poisoned".into()))
     }
 }
 

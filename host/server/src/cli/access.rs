@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Map, Value, json};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value};
 
-use super::client::{self, Client, api_status};
-use super::output::{self, Format, cell, table};
+use super::client::{self, api_status, Client};
+use super::output::{self, cell, table, Format};
 use super::{flags, parse_kv, path_arg, print_list, read_line};
 
 fn usage(text: &str) -> Result<ExitCode> {
@@ -18,11 +18,7 @@ fn usage(text: &str) -> Result<ExitCode> {
 fn print_auth(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitCode> {
     let auth = &resp["auth"];
     if let Some(field) = field {
-        let key = if field == "token" {
-            "client_token"
-        } else {
-            field.trim_start_matches("token_")
-        };
+        let key = if field == "token" { "client_token" } else { field.trim_start_matches("token_") };
         match auth.get(key) {
             Some(v) => println!("{}", cell(v)),
             None => bail!("Field \"{field}\" not present in the response"),
@@ -46,10 +42,7 @@ fn print_auth(resp: &Value, format: Format, field: Option<&str>) -> Result<ExitC
                 ("policies".into(), cell(&auth["policies"])),
             ];
             if let Some(meta) = auth["metadata"].as_object() {
-                rows.extend(
-                    meta.iter()
-                        .map(|(k, v)| (format!("token_meta_{k}"), cell(v))),
-                );
+                rows.extend(meta.iter().map(|(k, v)| (format!("token_meta_{k}"), cell(v))));
             }
             print!("{}", table(&rows));
         }
@@ -63,11 +56,7 @@ pub fn login(argv: &[String]) -> Result<ExitCode> {
     let method = f.get("method").unwrap_or("token");
     let format = Format::parse(f.get("format"))?;
     let mut client = Client::from_env(f.get("address"));
-    let mount = f
-        .get("path")
-        .unwrap_or(method)
-        .trim_matches('/')
-        .to_string();
+    let mount = f.get("path").unwrap_or(method).trim_matches('/').to_string();
     let resp = match method {
         "token" => {
             let token = match f.args.first() {
@@ -80,21 +69,14 @@ pub fn login(argv: &[String]) -> Result<ExitCode> {
             };
             let token = zeroize::Zeroizing::new(token.trim().to_string());
             client.set_token(&token);
-            let lookup = client
-                .call("GET", "auth/token/lookup-self", None)
-                .map_err(|e| e.context("Error authenticating"))?
-                .unwrap_or(Value::Null);
+            let lookup = client.call("GET", "auth/token/lookup-self", None).map_err(|e| e.context("Error authenticating"))?.unwrap_or(Value::Null);
             let d = &lookup["data"];
             json!({"auth": {"client_token": token.as_str(), "accessor": d["accessor"], "policies": d["policies"], "token_policies": d["policies"],
                 "metadata": d["meta"], "lease_duration": d["ttl"], "renewable": d["renewable"]}})
         }
         "userpass" => {
             let data = parse_kv(&f.args)?;
-            let username = data
-                .get("username")
-                .and_then(Value::as_str)
-                .ok_or_else(|| anyhow!("username=... is required"))?
-                .to_string();
+            let username = data.get("username").and_then(Value::as_str).ok_or_else(|| anyhow!("username=... is required"))?.to_string();
             let password = match data.get("password").and_then(Value::as_str) {
                 Some(p) => p.to_string(),
                 None => {
@@ -104,11 +86,7 @@ pub fn login(argv: &[String]) -> Result<ExitCode> {
             };
             let password = zeroize::Zeroizing::new(password);
             client
-                .call(
-                    "POST",
-                    &format!("auth/{mount}/login/{username}"),
-                    Some(&json!({ "password": password.as_str() })),
-                )
+                .call("POST", &format!("auth/{mount}/login/{username}"), Some(&json!({ "password": password.as_str() })))
                 .map_err(|e| e.context("Error authenticating"))?
                 .unwrap_or(Value::Null)
         }
@@ -119,33 +97,21 @@ pub fn login(argv: &[String]) -> Result<ExitCode> {
                 bail!("role_id=... is required for -method=approle");
             }
             client
-                .call(
-                    "POST",
-                    &format!("auth/{mount}/login"),
-                    Some(&Value::Object(data)),
-                )
+                .call("POST", &format!("auth/{mount}/login"), Some(&Value::Object(data)))
                 .map_err(|e| e.context("Error authenticating"))?
                 .unwrap_or(Value::Null)
         }
     };
-    let token = resp["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server returned no token"))?;
+    let token = resp["auth"]["client_token"].as_str().ok_or_else(|| anyhow!("the server returned no token"))?;
     if !f.is_set("no-store") {
-        let path = client::token_helper_path()
-            .ok_or_else(|| anyhow!("HOME is not set; cannot store the token"))?;
-        crate::write_private(&path, token.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        let path = client::token_helper_path().ok_or_else(|| anyhow!("HOME is not set; cannot store the token"))?;
+        crate::write_private(&path, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     if f.is_set("no-print") {
         return Ok(ExitCode::SUCCESS);
     }
     if format == Format::Table {
-        let stored = if f.is_set("no-store") {
-            ""
-        } else {
-            " The token information displayed below is already stored in the token helper."
-        };
+        let stored = if f.is_set("no-store") { "" } else { " The token information displayed below is already stored in the token helper." };
         println!("Success! You are now authenticated.{stored}\n");
     }
     print_auth(&resp, format, f.get("field"))
@@ -161,51 +127,20 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
             let f = flags(
                 rest,
                 &["orphan", "no-default-policy"],
-                &[
-                    "policy",
-                    "ttl",
-                    "explicit-max-ttl",
-                    "period",
-                    "display-name",
-                    "use-limit",
-                    "role",
-                    "metadata",
-                    "renewable",
-                    "id",
-                    "type",
-                ],
+                &["policy", "ttl", "explicit-max-ttl", "period", "display-name", "use-limit", "role", "metadata", "renewable", "id", "type"],
             )?;
             let mut body = Map::new();
-            let policies: Vec<&str> = f
-                .get_all("policy")
-                .into_iter()
-                .flat_map(|p| p.split(','))
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect();
+            let policies: Vec<&str> = f.get_all("policy").into_iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()).collect();
             if !policies.is_empty() {
                 body.insert("policies".into(), json!(policies));
             }
-            for (flag, key) in [
-                ("ttl", "ttl"),
-                ("explicit-max-ttl", "explicit_max_ttl"),
-                ("period", "period"),
-                ("display-name", "display_name"),
-                ("id", "id"),
-                ("type", "type"),
-            ] {
+            for (flag, key) in [("ttl", "ttl"), ("explicit-max-ttl", "explicit_max_ttl"), ("period", "period"), ("display-name", "display_name"), ("id", "id"), ("type", "type")] {
                 if let Some(v) = f.get(flag) {
                     body.insert(key.into(), json!(v));
                 }
             }
             if let Some(v) = f.get("use-limit") {
-                body.insert(
-                    "num_uses".into(),
-                    json!(
-                        v.parse::<u64>()
-                            .map_err(|_| anyhow!("-use-limit must be a number"))?
-                    ),
-                );
+                body.insert("num_uses".into(), json!(v.parse::<u64>().map_err(|_| anyhow!("-use-limit must be a number"))?));
             }
             if let Some(v) = f.get("renewable") {
                 body.insert("renewable".into(), json!(matches!(v, "true" | "1" | "t")));
@@ -216,11 +151,7 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
             let meta: Map<String, Value> = f
                 .get_all("metadata")
                 .into_iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_string(), json!(v)))
-                        .ok_or_else(|| anyhow!("-metadata must be key=value"))
-                })
+                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), json!(v))).ok_or_else(|| anyhow!("-metadata must be key=value")))
                 .collect::<Result<_>>()?;
             if !meta.is_empty() {
                 body.insert("meta".into(), Value::Object(meta));
@@ -231,10 +162,7 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
                 (None, false) => "auth/token/create".into(),
             };
             let client = Client::from_env(f.get("address"));
-            let resp = client
-                .call("POST", &path, Some(&Value::Object(body)))
-                .map_err(|e| e.context("Error creating token"))?
-                .unwrap_or(Value::Null);
+            let resp = client.call("POST", &path, Some(&Value::Object(body))).map_err(|e| e.context("Error creating token"))?.unwrap_or(Value::Null);
             print_auth(&resp, Format::parse(f.get("format"))?, f.get("field"))
         }
         "lookup" => {
@@ -242,14 +170,8 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
             let client = Client::from_env(f.get("address"));
             let resp = match (f.args.first(), f.is_set("accessor")) {
                 (None, _) => client.call("GET", "auth/token/lookup-self", None),
-                (Some(a), true) => client.call(
-                    "POST",
-                    "auth/token/lookup-accessor",
-                    Some(&json!({ "accessor": a })),
-                ),
-                (Some(t), false) => {
-                    client.call("POST", "auth/token/lookup", Some(&json!({ "token": t })))
-                }
+                (Some(a), true) => client.call("POST", "auth/token/lookup-accessor", Some(&json!({ "accessor": a }))),
+                (Some(t), false) => client.call("POST", "auth/token/lookup", Some(&json!({ "token": t }))),
             }
             .map_err(|e| e.context("Error looking up token"))?
             .unwrap_or(Value::Null);
@@ -273,10 +195,7 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
                     "auth/token/renew"
                 }
             };
-            let resp = client
-                .call("POST", path, Some(&Value::Object(body)))
-                .map_err(|e| e.context("Error renewing token"))?
-                .unwrap_or(Value::Null);
+            let resp = client.call("POST", path, Some(&Value::Object(body))).map_err(|e| e.context("Error renewing token"))?.unwrap_or(Value::Null);
             print_auth(&resp, Format::parse(f.get("format"))?, f.get("field"))
         }
         "revoke" => {
@@ -286,19 +205,11 @@ pub fn token(argv: &[String]) -> Result<ExitCode> {
             let (path, body) = match (f.args.first(), f.is_set("self"), f.is_set("accessor")) {
                 (None, true, _) => ("auth/token/revoke-self", json!({})),
                 (Some(a), false, true) => ("auth/token/revoke-accessor", json!({ "accessor": a })),
-                (Some(t), false, false) if orphan => {
-                    ("auth/token/revoke-orphan", json!({ "token": t }))
-                }
+                (Some(t), false, false) if orphan => ("auth/token/revoke-orphan", json!({ "token": t })),
                 (Some(t), false, false) => ("auth/token/revoke", json!({ "token": t })),
-                _ => {
-                    return usage(
-                        "tresor token revoke [-self | -accessor ACCESSOR | [-mode=orphan] TOKEN]",
-                    );
-                }
+                _ => return usage("tresor token revoke [-self | -accessor ACCESSOR | [-mode=orphan] TOKEN]"),
             };
-            client
-                .call("POST", path, Some(&body))
-                .map_err(|e| e.context("Error revoking token"))?;
+            client.call("POST", path, Some(&body)).map_err(|e| e.context("Error revoking token"))?;
             println!("Success! Revoked token (if it existed)");
             Ok(ExitCode::SUCCESS)
         }
@@ -314,9 +225,7 @@ pub fn policy(argv: &[String]) -> Result<ExitCode> {
     match sub.as_str() {
         "write" => {
             let f = flags(rest, &[], &[])?;
-            let [name, file] = f.args.as_slice() else {
-                return usage("tresor policy write NAME PATH|-");
-            };
+            let [name, file] = f.args.as_slice() else { return usage("tresor policy write NAME PATH|-") };
             let text = if file == "-" {
                 let mut s = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -325,11 +234,7 @@ pub fn policy(argv: &[String]) -> Result<ExitCode> {
                 std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
             };
             Client::from_env(f.get("address"))
-                .call(
-                    "PUT",
-                    &format!("sys/policies/acl/{name}"),
-                    Some(&json!({ "policy": text })),
-                )
+                .call("PUT", &format!("sys/policies/acl/{name}"), Some(&json!({ "policy": text })))
                 .map_err(|e| e.context("Error uploading policy"))?;
             println!("Success! Uploaded policy: {name}");
             Ok(ExitCode::SUCCESS)
@@ -343,9 +248,7 @@ pub fn policy(argv: &[String]) -> Result<ExitCode> {
                     let resp = resp.unwrap_or(Value::Null);
                     match Format::parse(f.get("format"))? {
                         Format::Json => print!("{}", output::json(&resp)),
-                        Format::Table => {
-                            println!("{}", resp["data"]["policy"].as_str().unwrap_or(""))
-                        }
+                        Format::Table => println!("{}", resp["data"]["policy"].as_str().unwrap_or("")),
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -364,9 +267,7 @@ pub fn policy(argv: &[String]) -> Result<ExitCode> {
         "delete" => {
             let f = flags(rest, &[], &[])?;
             let name = path_arg(&f, "tresor policy delete NAME")?;
-            Client::from_env(f.get("address"))
-                .call("DELETE", &format!("sys/policies/acl/{name}"), None)
-                .map_err(|e| e.context("Error deleting policy"))?;
+            Client::from_env(f.get("address")).call("DELETE", &format!("sys/policies/acl/{name}"), None).map_err(|e| e.context("Error deleting policy"))?;
             println!("Success! Deleted policy: {name}");
             Ok(ExitCode::SUCCESS)
         }
@@ -375,8 +276,7 @@ pub fn policy(argv: &[String]) -> Result<ExitCode> {
             let file = path_arg(&f, "tresor policy fmt PATH")?;
             let file = f.args.first().cloned().unwrap_or(file);
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
-            let parsed =
-                tresor_core::policy::Policy::parse("fmt", &text).map_err(|e| anyhow!("{e}"))?;
+            let parsed = tresor_core::policy::Policy::parse("fmt", &text).map_err(|e| anyhow!("{e}"))?;
             std::fs::write(&file, parsed.to_hcl()).with_context(|| format!("writing {file}"))?;
             println!("Success! Formatted policy: {file}");
             Ok(ExitCode::SUCCESS)

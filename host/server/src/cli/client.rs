@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{anyhow, Result};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -21,9 +21,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -38,11 +36,7 @@ pub struct ApiError {
 }
 
 fn render_errors(errors: &[String]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("* {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.iter().map(|e| format!("* {e}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Where the token helper keeps the token (`~/.vault-token`, as the Vault CLI).
@@ -65,15 +59,8 @@ impl Client {
             .or_else(|| token_helper_path().and_then(|p| std::fs::read_to_string(p).ok()))
             .map(|t| Zeroizing::new(t.trim().to_string()))
             .filter(|t| !t.is_empty());
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
-            .build();
-        Self {
-            addr: addr.trim_end_matches('/').to_string(),
-            token,
-            wrap_ttl: None,
-            agent,
-        }
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        Self { addr: addr.trim_end_matches('/').to_string(), token, wrap_ttl: None, agent }
     }
 
     /// Replace the token.
@@ -92,18 +79,9 @@ impl Client {
     }
 
     /// As [`Client::call`], with an explicit body content type (merge-patch for PATCH).
-    pub fn call_as(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        content_type: &str,
-    ) -> Result<Option<Value>> {
+    pub fn call_as(&self, method: &str, path: &str, body: Option<&Value>, content_type: &str) -> Result<Option<Value>> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
-        let mut req = self
-            .agent
-            .request(method, &url)
-            .set("X-Vault-Request", "true");
+        let mut req = self.agent.request(method, &url).set("X-Vault-Request", "true");
         if let Some(token) = &self.token {
             req = req.set("X-Vault-Token", token);
         }
@@ -111,9 +89,7 @@ impl Client {
             req = req.set("X-Vault-Wrap-TTL", ttl);
         }
         let result = match body {
-            Some(b) => req
-                .set("Content-Type", content_type)
-                .send_string(&b.to_string()),
+            Some(b) => req.set("Content-Type", content_type).send_string(&b.to_string()),
             None => req.call(),
         };
         let resp = match result {
@@ -125,13 +101,7 @@ impl Client {
                     .and_then(|v| v.get("errors").cloned())
                     .and_then(|e| serde_json::from_value::<Vec<String>>(e).ok())
                     .unwrap_or_default();
-                return Err(ApiError {
-                    method: method.into(),
-                    url,
-                    code,
-                    errors,
-                }
-                .into());
+                return Err(ApiError { method: method.into(), url, code, errors }.into());
             }
             Err(e) => return Err(anyhow!("error contacting {}: {e}", self.addr)),
         };

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
-use serde_json::{Value, json};
+use anyhow::{anyhow, Result};
+use serde_json::{json, Value};
 
 use super::client::Client;
-use super::output::{self, Format, cell, table};
+use super::output::{self, cell, table, Format};
 use super::{flags, parse_kv, path_arg, print_secret};
 
 fn usage(text: &str) -> Result<ExitCode> {
@@ -36,9 +36,7 @@ pub fn lease(argv: &[String]) -> Result<ExitCode> {
             if let Some(i) = f.get("increment") {
                 body["increment"] = json!(i);
             }
-            let resp = Client::from_env(f.get("address"))
-                .call("PUT", "sys/leases/renew", Some(&body))?
-                .unwrap_or(Value::Null);
+            let resp = Client::from_env(f.get("address")).call("PUT", "sys/leases/renew", Some(&body))?.unwrap_or(Value::Null);
             print_secret(&resp, Format::parse(f.get("format"))?, f.get("field"))
         }
         "revoke" => {
@@ -47,30 +45,16 @@ pub fn lease(argv: &[String]) -> Result<ExitCode> {
             let client = Client::from_env(f.get("address"));
             let force = f.is_set("force") || f.is_set("f");
             if force && !f.is_set("prefix") {
-                return Err(anyhow!(
-                    "Specifying -force requires also specifying -prefix"
-                ));
+                return Err(anyhow!("Specifying -force requires also specifying -prefix"));
             }
             if force {
-                client.call(
-                    "PUT",
-                    &format!("sys/leases/revoke-force/{id}"),
-                    Some(&json!({})),
-                )?;
+                client.call("PUT", &format!("sys/leases/revoke-force/{id}"), Some(&json!({})))?;
                 println!("Success! Force revoked any leases with prefix: {id}");
             } else if f.is_set("prefix") {
-                client.call(
-                    "PUT",
-                    &format!("sys/leases/revoke-prefix/{id}"),
-                    Some(&json!({"sync": true})),
-                )?;
+                client.call("PUT", &format!("sys/leases/revoke-prefix/{id}"), Some(&json!({"sync": true})))?;
                 println!("Success! Revoked any leases with prefix: {id}");
             } else {
-                client.call(
-                    "PUT",
-                    "sys/leases/revoke",
-                    Some(&json!({"lease_id": id, "sync": true})),
-                )?;
+                client.call("PUT", "sys/leases/revoke", Some(&json!({"lease_id": id, "sync": true})))?;
                 println!("Success! Revoked lease: {id}");
             }
             Ok(ExitCode::SUCCESS)
@@ -94,68 +78,31 @@ pub fn audit(argv: &[String]) -> Result<ExitCode> {
             let path = f.get("path").map_or_else(|| kind.clone(), str::to_owned);
             let options = parse_kv(&f.args[1..])?;
             let body = json!({"type": kind, "description": f.get("description").unwrap_or(""), "options": options, "local": f.is_set("local")});
-            Client::from_env(f.get("address")).call(
-                "PUT",
-                &format!("sys/audit/{}", path.trim_matches('/')),
-                Some(&body),
-            )?;
-            println!(
-                "Success! Enabled the {kind} audit device at: {}/",
-                path.trim_matches('/')
-            );
+            Client::from_env(f.get("address")).call("PUT", &format!("sys/audit/{}", path.trim_matches('/')), Some(&body))?;
+            println!("Success! Enabled the {kind} audit device at: {}/", path.trim_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
         "disable" => {
             let f = flags(rest, &[], &[])?;
             let path = path_arg(&f, "tresor audit disable PATH")?;
-            Client::from_env(f.get("address")).call(
-                "DELETE",
-                &format!("sys/audit/{}", path.trim_matches('/')),
-                None,
-            )?;
-            println!(
-                "Success! Disabled audit device (if it was enabled) at: {}/",
-                path.trim_matches('/')
-            );
+            Client::from_env(f.get("address")).call("DELETE", &format!("sys/audit/{}", path.trim_matches('/')), None)?;
+            println!("Success! Disabled audit device (if it was enabled) at: {}/", path.trim_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
         "list" => {
             let f = flags(rest, &["detailed"], &[])?;
-            let resp = Client::from_env(f.get("address"))
-                .call("GET", "sys/audit", None)?
-                .unwrap_or(Value::Null);
+            let resp = Client::from_env(f.get("address")).call("GET", "sys/audit", None)?.unwrap_or(Value::Null);
             let data = resp["data"].as_object().cloned().unwrap_or_default();
             match Format::parse(f.get("format"))? {
                 Format::Json => print!("{}", output::json(&Value::Object(data))),
                 Format::Table if data.is_empty() => println!("No audit devices are enabled."),
                 Format::Table => {
                     let detailed = f.is_set("detailed");
-                    println!(
-                        "{:<16}{:<10}{:<16}{}",
-                        "Path",
-                        "Type",
-                        "Description",
-                        if detailed { "Options" } else { "" }
-                    );
+                    println!("{:<16}{:<10}{:<16}{}", "Path", "Type", "Description", if detailed { "Options" } else { "" });
                     for (path, d) in &data {
-                        let description = d["description"]
-                            .as_str()
-                            .filter(|s| !s.is_empty())
-                            .unwrap_or("n/a");
-                        let options = d["options"]
-                            .as_object()
-                            .map(|o| {
-                                o.iter()
-                                    .map(|(k, v)| format!("{k}={}", cell(v)))
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            })
-                            .unwrap_or_default();
-                        println!(
-                            "{path:<16}{:<10}{description:<16}{}",
-                            cell(&d["type"]),
-                            if detailed { options } else { String::new() }
-                        );
+                        let description = d["description"].as_str().filter(|s| !s.is_empty()).unwrap_or("n/a");
+                        let options = d["options"].as_object().map(|o| o.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+                        println!("{path:<16}{:<10}{description:<16}{}", cell(&d["type"]), if detailed { options } else { String::new() });
                     }
                 }
             }
@@ -175,9 +122,7 @@ pub fn unwrap(argv: &[String]) -> Result<ExitCode> {
         Some(t) => json!({"token": t}),
         None => json!({}),
     };
-    let resp = Client::from_env(f.get("address"))
-        .call("PUT", "sys/wrapping/unwrap", Some(&body))?
-        .unwrap_or(Value::Null);
+    let resp = Client::from_env(f.get("address")).call("PUT", "sys/wrapping/unwrap", Some(&body))?.unwrap_or(Value::Null);
     print_secret(&resp, Format::parse(f.get("format"))?, f.get("field"))
 }
 
@@ -186,18 +131,9 @@ pub(super) fn wrap_rows(info: &serde_json::Map<String, Value>) -> String {
     let mut rows = vec![
         ("wrapping_token:".to_string(), cell(&info["token"])),
         ("wrapping_accessor:".into(), cell(&info["accessor"])),
-        (
-            "wrapping_token_ttl:".into(),
-            format!("{}s", cell(&info["ttl"])),
-        ),
-        (
-            "wrapping_token_creation_time:".into(),
-            cell(&info["creation_time"]),
-        ),
-        (
-            "wrapping_token_creation_path:".into(),
-            cell(&info["creation_path"]),
-        ),
+        ("wrapping_token_ttl:".into(), format!("{}s", cell(&info["ttl"]))),
+        ("wrapping_token_creation_time:".into(), cell(&info["creation_time"])),
+        ("wrapping_token_creation_path:".into(), cell(&info["creation_path"])),
     ];
     if let Some(a) = info.get("wrapped_accessor").and_then(Value::as_str) {
         rows.push(("wrapped_accessor:".into(), a.to_string()));

@@ -12,9 +12,7 @@ pub enum Format {
 impl Format {
     /// Parse `-format` (also `VAULT_FORMAT`).
     pub fn parse(flag: Option<&str>) -> anyhow::Result<Self> {
-        let raw = flag
-            .map(str::to_owned)
-            .or_else(|| std::env::var("VAULT_FORMAT").ok());
+        let raw = flag.map(str::to_owned).or_else(|| std::env::var("VAULT_FORMAT").ok());
         match raw.as_deref().unwrap_or("table") {
             "table" => Ok(Self::Table),
             "json" => Ok(Self::Json),
@@ -57,9 +55,6 @@ mod tests {
     #[test]
     fn table_aligns_columns() {
         let t = table(&[("a".into(), "1".into()), ("longer".into(), "2".into())]);
-        assert_eq!(
-            t,
-            "Key       Value\n---       -----\na         1\nlonger    2\n"
-        );
+        assert_eq!(t, "Key       Value\n---       -----\na         1\nlonger    2\n");
     }
 }
