@@ -108,6 +108,16 @@ def api(port, method, path, body=None, token="root"):
         return json.loads(text) if text else None
 
 
+def wait_answering(port):
+    """Wait (up to 30 s) until a freshly started server answers `sys/seal-status`."""
+    for _ in range(600):
+        try:
+            api(port, "GET", "sys/seal-status", token="")
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def start_durable(kind, binary, port, workdir):
     """A non-dev server on durable storage (Tresor: SQLite; OpenBao: raft), initialised, unsealed,
     with kv-v2 at secret/. Returns (proc, root token)."""
@@ -122,12 +132,7 @@ def start_durable(kind, binary, port, workdir):
         f.write(f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = 1\n}}\napi_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n')
     proc = subprocess.Popen([binary, "server", f"-config={cfg}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, HOME=workdir), cwd=workdir)
-    for _ in range(600):
-        try:
-            api(port, "GET", "sys/seal-status")
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_answering(port)
     init = api(port, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
     api(port, "PUT", "sys/unseal", {"key": init["keys_base64"][0]}, token="")
     token = init["root_token"]
@@ -151,12 +156,7 @@ def start_rustyvault(binary, port, workdir):
                 f'  tls_disable = true\n}}\napi_addr = "http://127.0.0.1:{port}"\nlog_level = "warn"\n')
     proc = subprocess.Popen([binary, "server", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, HOME=workdir), cwd=workdir)
-    for _ in range(600):
-        try:
-            api(port, "GET", "sys/seal-status", token="")
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_answering(port)
     init = api(port, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
     api(port, "PUT", "sys/unseal", {"key": init["keys"][0]}, token="")
     return proc, init["root_token"]
