@@ -335,26 +335,44 @@ impl Storage for Barrier {
     /// Encrypt every value (each with its own path as associated data), then write them all in one
     /// physical transaction: all or nothing, one fsync.
     async fn transaction(&self, ops: Vec<StorageOp>) -> StorageResult<()> {
-        let mut puts = 0u64;
-        let physical_ops = {
-            let state = self.current()?;
-            let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
-            ops.into_iter()
-                .map(|op| match op {
-                    StorageOp::Put(k, v) => {
-                        puts += 1;
-                        let sealed = encrypt(cipher, state.active_term, &k, &v)?;
-                        Ok(StorageOp::Put(k, sealed))
-                    }
-                    delete @ StorageOp::Delete(_) => Ok(delete),
-                })
-                .collect::<Result<Vec<_>, Error>>()?
-        };
+        let (physical_ops, puts) = self.seal_ops(ops)?;
         self.physical.transaction(physical_ops).await?;
         for _ in 0..puts {
             self.count_encryption().await?;
         }
         Ok(())
+    }
+
+    /// As [`Barrier::transaction`], queued: the encryptions are counted first, so the physical
+    /// queueing is the last step and a caller dropped after it returns leaves nothing half done.
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> StorageResult<tresor_logical::Submitted> {
+        let (physical_ops, puts) = self.seal_ops(ops)?;
+        for _ in 0..puts {
+            self.count_encryption().await?;
+        }
+        let (ticket, done) = self.physical.submit(physical_ops, after).await?;
+        Ok(tresor_logical::Submitted { ticket, done: Box::pin(async move { Ok(done.await?) }) })
+    }
+}
+
+impl Barrier {
+    /// Encrypt the values of `ops` under the active key; also returns how many there were.
+    fn seal_ops(&self, ops: Vec<StorageOp>) -> Result<(Vec<StorageOp>, u64), Error> {
+        let mut puts = 0u64;
+        let state = self.current()?;
+        let cipher = state.ciphers.get(&state.active_term).ok_or(Error::Corrupt("no active key"))?;
+        let sealed = ops
+            .into_iter()
+            .map(|op| match op {
+                StorageOp::Put(k, v) => {
+                    puts += 1;
+                    let sealed = encrypt(cipher, state.active_term, &k, &v)?;
+                    Ok(StorageOp::Put(k, sealed))
+                }
+                delete @ StorageOp::Delete(_) => Ok(delete),
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((sealed, puts))
     }
 }
 

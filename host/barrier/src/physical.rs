@@ -18,6 +18,9 @@ use crate::Error;
 /// passes down the layers without conversion (the barrier only encrypts the values).
 pub use tresor_logical::StorageOp;
 
+/// The outcome of a queued physical transaction: resolves once it is durable (or has failed).
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'static>>;
+
 /// A physical storage backend.
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug {
@@ -33,6 +36,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error>;
     /// A short name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
+
+    /// Queue `ops` as one transaction, applied after every transaction queued before this call
+    /// returned; returns its ticket and a future for its outcome. With `after`, it fails unapplied
+    /// if any transaction with a ticket from `after` on failed (see `tresor_logical::Storage::submit`).
+    /// The default applies it before returning (ticket `None`).
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(Option<u64>, Durable), Error> {
+        let _ = after;
+        self.transaction(ops).await?;
+        Ok((None, Box::pin(std::future::ready(Ok(())))))
+    }
 
     /// Every `(key, value)` under `prefix`, sorted by key (restoring leases at unseal reads them all).
     /// The default reads key by key; backends override it with one scan.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tresor_logical::{Storage, StorageError, StorageOp, StorageResult};
+use tresor_logical::{Storage, StorageError, StorageOp, StorageResult, Submitted};
 
 /// Storage restricted to keys under `prefix`.
 #[derive(Debug, Clone)]
@@ -76,14 +76,22 @@ impl Storage for BarrierView {
     }
 
     async fn transaction(&self, ops: Vec<StorageOp>) -> StorageResult<()> {
-        let ops = ops
-            .into_iter()
+        self.inner.transaction(self.full_ops(ops)?).await
+    }
+
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> StorageResult<Submitted> {
+        self.inner.submit(self.full_ops(ops)?, after).await
+    }
+}
+
+impl BarrierView {
+    fn full_ops(&self, ops: Vec<StorageOp>) -> StorageResult<Vec<StorageOp>> {
+        ops.into_iter()
             .map(|op| match op {
                 StorageOp::Put(k, v) => Ok(StorageOp::Put(self.full(&k)?, v)),
                 StorageOp::Delete(k) => Ok(StorageOp::Delete(self.full(&k)?)),
             })
-            .collect::<StorageResult<Vec<_>>>()?;
-        self.inner.transaction(ops).await
+            .collect()
     }
 }
 

@@ -20,7 +20,7 @@ pub use error::Error;
 pub use outbound::{GrantError, Grants};
 pub use request::{Operation, Request};
 pub use response::{LeaseSecret, Login, Response, ResponseAuth, WrapInfo};
-pub use storage::{Storage, StorageError, StorageOp, StorageResult};
+pub use storage::{Commit, Storage, StorageError, StorageOp, StorageResult, Submitted};
 
 /// A JSON object, the shape of request and response `data` (keys sorted, as Vault emits them).
 pub type Map = serde_json::Map<String, serde_json::Value>;

@@ -42,6 +42,24 @@ impl std::fmt::Debug for StorageOp {
 /// Result of a storage operation.
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// The outcome of a queued transaction: resolves once it is durable (or has failed).
+pub type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = StorageResult<()>> + Send + 'static>>;
+
+/// A transaction handed to [`Storage::submit`]: its place in the write queue and its outcome.
+pub struct Submitted {
+    /// Its position in the physical write queue (`None`: it was already applied when `submit`
+    /// returned, so nothing can depend on it being pending).
+    pub ticket: Option<u64>,
+    /// Resolves when the transaction is durable or has failed.
+    pub done: Commit,
+}
+
+impl std::fmt::Debug for Submitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitted").field("ticket", &self.ticket).finish_non_exhaustive()
+    }
+}
+
 /// Key/value storage as seen by the layer above: the barrier for the core, a prefix view for a mount.
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
@@ -64,5 +82,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             }
         }
         Ok(())
+    }
+
+    /// Queue `ops` as one atomic transaction and return once it is queued, before it is durable:
+    /// transactions are applied in the order their `submit` calls returned, so a caller that
+    /// serialises its submissions can queue a write that builds on one still in flight.
+    ///
+    /// `after`: the ticket of the earliest in-flight transaction this one builds on. If any queued
+    /// transaction from that ticket on fails, this one fails too without being applied, so nothing
+    /// durable ever builds on a write that was lost.
+    ///
+    /// The default applies the transaction before returning (no pipelining, `ticket: None`).
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> StorageResult<Submitted> {
+        let _ = after;
+        self.transaction(ops).await?;
+        Ok(Submitted { ticket: None, done: Box::pin(std::future::ready(Ok(()))) })
     }
 }

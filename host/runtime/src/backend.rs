@@ -94,9 +94,10 @@ macro_rules! with_retries {
                 tracing::warn!(mount = %$self.mount.path, "giving up after repeated storage write conflicts");
                 break Err(Error::Internal("storage write conflict: too many concurrent writers".into()));
             }
+            // The write it collided with is in the overlay already: run again at once.
             match lane {
                 None => lane = Some($self.retry_lane.lock().await),
-                Some(_) => $self.conflicts.wait().await,
+                Some(_) => tokio::task::yield_now().await,
             }
         }
     }};
@@ -225,16 +226,12 @@ impl WasmBackend {
     /// (`Ok(false)`: a conflict, nothing written).
     async fn commit(&self, store: &mut Store<State>) -> Result<bool, Error> {
         let ops = store.data_mut().take_staged();
-        if ops.is_empty() {
-            return Ok(true);
-        }
         let read_set = std::mem::take(&mut store.data_mut().read_set);
-        let keys = ops.iter().map(|op| match op {
-            tresor_logical::StorageOp::Put(k, _) | tresor_logical::StorageOp::Delete(k) => k.as_str(),
-        });
-        let Some(_marked) = self.conflicts.validate(&read_set, keys).await else { return Ok(false) };
-        self.storage.transaction(ops).await?;
-        Ok(true)
+        if ops.is_empty() {
+            // Read-only: answer only with what is durable.
+            return Ok(read_set.settle().await);
+        }
+        Ok(self.conflicts.commit(&*self.storage, read_set, ops).await?)
     }
 
     fn guest_failure(&self, err: &wasmtime::Error, store: &Store<State>) -> Error {

@@ -55,8 +55,8 @@ pub(crate) struct State {
     /// error leaves storage untouched). `None` is a delete. Reads see them (read-your-writes).
     pub(crate) staged: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     staged_bytes: usize,
-    /// Stripe words of the keys this call read from storage, validated at commit
-    /// (`conflict.rs`).
+    /// Stripe versions of the keys this call read, and the queued writes it read from, checked at
+    /// commit (`conflict.rs`).
     pub(crate) read_set: crate::conflict::ReadSet,
     pub(crate) conflicts: Arc<crate::conflict::Conflicts>,
     /// The mount's database pools.
@@ -76,7 +76,7 @@ impl State {
             mount,
             staged: std::collections::BTreeMap::new(),
             staged_bytes: 0,
-            read_set: crate::conflict::ReadSet::new(),
+            read_set: crate::conflict::ReadSet::default(),
             conflicts,
             sql,
             display_name: String::new(),
@@ -134,9 +134,9 @@ impl storage::Host for State {
         if let Some(staged) = self.staged.get(&key) {
             return Ok(Ok(staged.clone()));
         }
-        // Observe before reading: a write that lands in between is then seen as a conflict.
-        self.conflicts.observe(&mut self.read_set, &key);
-        Ok(self.storage.get(&key).await.map_err(storage_error))
+        // Recorded before reading (a write that lands in between is then a conflict); sees
+        // writes queued but not yet durable (`conflict.rs`).
+        Ok(self.conflicts.read(&mut self.read_set, &*self.storage, &key).await.map_err(storage_error))
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), storage::StorageError>> {

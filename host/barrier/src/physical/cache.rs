@@ -28,7 +28,7 @@ struct State {
 /// A caching wrapper.
 pub struct CachedBackend {
     inner: Arc<dyn Backend>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     max_entries: usize,
 }
 
@@ -41,17 +41,29 @@ impl std::fmt::Debug for CachedBackend {
 impl CachedBackend {
     /// Cache up to `max_entries` keys of `inner`.
     pub fn new(inner: Arc<dyn Backend>, max_entries: usize) -> Self {
-        Self { inner, state: Mutex::new(State { entries: HashMap::new(), write_seq: 0 }), max_entries: max_entries.max(1) }
+        Self { inner, state: Arc::new(Mutex::new(State { entries: HashMap::new(), write_seq: 0 })), max_entries: max_entries.max(1) }
     }
 
     fn invalidate<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
-        if let Ok(mut s) = self.state.lock() {
-            s.write_seq = s.write_seq.wrapping_add(1);
-            for k in keys {
-                s.entries.remove(k);
-            }
+        invalidate(&self.state, keys);
+    }
+}
+
+fn invalidate<'a>(state: &Mutex<State>, keys: impl IntoIterator<Item = &'a str>) {
+    if let Ok(mut s) = state.lock() {
+        s.write_seq = s.write_seq.wrapping_add(1);
+        for k in keys {
+            s.entries.remove(k);
         }
     }
+}
+
+fn keys_of(ops: &[StorageOp]) -> Vec<String> {
+    ops.iter()
+        .map(|op| match op {
+            StorageOp::Put(k, _) | StorageOp::Delete(k) => k.clone(),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -102,15 +114,30 @@ impl Backend for CachedBackend {
     }
 
     async fn transaction(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
-        let keys: Vec<String> = ops
-            .iter()
-            .map(|op| match op {
-                StorageOp::Put(k, _) | StorageOp::Delete(k) => k.clone(),
-            })
-            .collect();
+        let keys = keys_of(&ops);
         let result = self.inner.transaction(ops).await;
         self.invalidate(keys.iter().map(String::as_str));
         result
+    }
+
+    /// Invalidation follows the outcome, as for [`Backend::transaction`]: until then a read may
+    /// still be served the value from before the write, which is not acknowledged yet either.
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(Option<u64>, super::Durable), Error> {
+        let keys = keys_of(&ops);
+        let (ticket, done) = match self.inner.submit(ops, after).await {
+            Ok(queued) => queued,
+            Err(e) => {
+                self.invalidate(keys.iter().map(String::as_str));
+                return Err(e);
+            }
+        };
+        let state = self.state.clone();
+        let done = async move {
+            let result = done.await;
+            invalidate(&state, keys.iter().map(String::as_str));
+            result
+        };
+        Ok((ticket, Box::pin(done)))
     }
 
     fn kind(&self) -> &'static str {

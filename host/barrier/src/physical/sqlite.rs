@@ -24,21 +24,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
     pool: SqlitePool,
-    /// Group commit: every write goes to one writer task (see [`writer`]).
-    writes: tokio::sync::mpsc::Sender<PendingWrite>,
+    /// Group commit: every write goes to one writer task (see [`writer`]), in ticket order.
+    queue: std::sync::Arc<std::sync::Mutex<Queue>>,
+}
+
+/// The writer's queue and the next ticket, locked together so ticket order is queue order.
+#[derive(Debug)]
+struct Queue {
+    next_ticket: u64,
+    tx: tokio::sync::mpsc::UnboundedSender<Queued>,
 }
 
 /// A transaction waiting for the writer, and where to report its outcome.
-type PendingWrite = (Vec<StorageOp>, tokio::sync::oneshot::Sender<Result<(), Error>>);
+struct Queued {
+    ticket: u64,
+    /// Fail unapplied if any transaction from this ticket on failed (it builds on their writes).
+    after: Option<u64>,
+    ops: Vec<StorageOp>,
+    done: tokio::sync::oneshot::Sender<Result<(), Error>>,
+}
 
 /// Most transactions committed together.
 const MAX_GROUP: usize = 256;
 
-/// The writer: takes every transaction queued right now, applies them in arrival order inside one
+/// The writer: takes every transaction queued right now, applies them in ticket order inside one
 /// SQLite transaction and commits once (one fsync for the group), then acknowledges each. Nothing is
 /// acknowledged before its commit, and a group is all-or-nothing, so each caller's batch stays atomic.
 /// If a group fails, its members are retried one by one so one bad write cannot fail the others.
-async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<PendingWrite>) {
+async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+    // The highest ticket that failed: a transaction queued `after` it must not be applied.
+    let mut failed = None;
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -47,23 +62,71 @@ async fn writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<PendingWri
                 Err(_) => break,
             }
         }
-        let all: Vec<&StorageOp> = group.iter().flat_map(|(ops, _)| ops.iter()).collect();
-        match apply(&pool, &all).await {
-            Ok(()) => {
-                for (_, done) in group {
-                    let _ = done.send(Ok(()));
-                }
+        commit_group(&pool, group, &mut failed).await;
+    }
+}
+
+/// Something that applies a batch of operations atomically (the pool; a fault-injecting fake in tests).
+trait Apply: Sync {
+    fn apply<'a>(&'a self, ops: &'a [&'a StorageOp]) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>;
+}
+
+impl Apply for SqlitePool {
+    fn apply<'a>(&'a self, ops: &'a [&'a StorageOp]) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(apply(self, ops))
+    }
+}
+
+fn builds_on_failure(q: &Queued, failed: Option<u64>) -> bool {
+    matches!((q.after, failed), (Some(after), Some(f)) if f >= after)
+}
+
+fn dependency_failed() -> Error {
+    Error::Physical("a write this one builds on failed".into())
+}
+
+/// Commit one group in ticket order. A member that builds on a failed write fails unapplied, and
+/// every failure raises `failed`, so whatever builds on the failed member fails in turn.
+async fn commit_group(store: &impl Apply, group: Vec<Queued>, failed: &mut Option<u64>) {
+    let mut live = Vec::with_capacity(group.len());
+    for q in group {
+        if builds_on_failure(&q, *failed) {
+            *failed = Some(q.ticket);
+            let _ = q.done.send(Err(dependency_failed()));
+        } else {
+            live.push(q);
+        }
+    }
+    if live.is_empty() {
+        return;
+    }
+    let all: Vec<&StorageOp> = live.iter().flat_map(|q| q.ops.iter()).collect();
+    let result = store.apply(&all).await;
+    drop(all);
+    match result {
+        Ok(()) => {
+            for q in live {
+                let _ = q.done.send(Ok(()));
             }
-            Err(_) if group.len() > 1 => {
-                for (ops, done) in group {
-                    let result = apply(&pool, &ops.iter().collect::<Vec<_>>()).await;
-                    let _ = done.send(result);
+        }
+        Err(_) if live.len() > 1 => {
+            for q in live {
+                let result = if builds_on_failure(&q, *failed) {
+                    Err(dependency_failed())
+                } else {
+                    let ops: Vec<&StorageOp> = q.ops.iter().collect();
+                    store.apply(&ops).await
+                };
+                if result.is_err() {
+                    *failed = Some(q.ticket);
                 }
+                let _ = q.done.send(result);
             }
-            Err(e) => {
-                for (_, done) in group {
-                    let _ = done.send(Err(Error::Physical(e.to_string())));
-                }
+        }
+        Err(e) => {
+            for q in live {
+                *failed = Some(q.ticket);
+                let _ = q.done.send(Err(Error::Physical(e.to_string())));
             }
         }
     }
@@ -162,15 +225,27 @@ impl SqliteBackend {
     }
 
     fn with_writer(pool: SqlitePool) -> Self {
-        let (writes, rx) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
+        // Unbounded: every queued transaction has a caller waiting for it, so the queue is bounded
+        // by the number of requests in flight.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(writer(pool.clone(), rx));
-        Self { pool, writes }
+        Self { pool, queue: std::sync::Arc::new(std::sync::Mutex::new(Queue { next_ticket: 0, tx })) }
+    }
+
+    /// Queue a transaction for the writer: its ticket and where its outcome arrives.
+    fn enqueue(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(u64, tokio::sync::oneshot::Receiver<Result<(), Error>>), Error> {
+        let stopped = || Error::Physical("storage writer stopped".into());
+        let (done, result) = tokio::sync::oneshot::channel();
+        let mut queue = self.queue.lock().map_err(|_| stopped())?;
+        let ticket = queue.next_ticket;
+        queue.tx.send(Queued { ticket, after, ops, done }).map_err(|_| stopped())?;
+        queue.next_ticket += 1;
+        Ok((ticket, result))
     }
 
     /// Queue a transaction for the writer and wait for its commit.
     async fn write(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        self.writes.send((ops, done)).await.map_err(|_| Error::Physical("storage writer stopped".into()))?;
+        let (_, result) = self.enqueue(ops, None)?;
         result.await.map_err(|_| Error::Physical("storage writer stopped".into()))?
     }
 
@@ -253,6 +328,12 @@ impl Backend for SqliteBackend {
         self.write(ops).await
     }
 
+    async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(Option<u64>, super::Durable), Error> {
+        let (ticket, result) = self.enqueue(ops, after)?;
+        let done = async move { result.await.map_err(|_| Error::Physical("storage writer stopped".into()))? };
+        Ok((Some(ticket), Box::pin(done)))
+    }
+
     fn kind(&self) -> &'static str {
         "sqlite"
     }
@@ -314,6 +395,82 @@ mod tests {
         }
         assert_eq!(b.keys_with_prefix("k/").await.unwrap().len(), 64);
         assert_eq!(b.get("k/7").await.unwrap(), Some(vec![7]));
+    }
+
+    /// Applies batches to a map, failing any batch that writes the key `bad`.
+    #[derive(Default)]
+    struct Fake(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+
+    impl Apply for Fake {
+        fn apply<'a>(&'a self, ops: &'a [&'a StorageOp]) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
+            Box::pin(async move {
+                if ops.iter().any(|op| matches!(op, StorageOp::Put(k, _) if k == "bad")) {
+                    return Err(Error::Physical("injected".into()));
+                }
+                let mut map = self.0.lock().unwrap();
+                for op in ops {
+                    match op {
+                        StorageOp::Put(k, v) => map.insert(k.clone(), v.clone()),
+                        StorageOp::Delete(k) => map.remove(k),
+                    };
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn queued(ticket: u64, after: Option<u64>, key: &str) -> (Queued, tokio::sync::oneshot::Receiver<Result<(), Error>>) {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        (Queued { ticket, after, ops: vec![StorageOp::Put(key.into(), vec![ticket as u8])], done }, rx)
+    }
+
+    #[tokio::test]
+    async fn a_write_that_builds_on_a_failed_one_is_not_applied() {
+        let fake = Fake::default();
+        let mut failed = None;
+        // 0 ok; 1 fails; 2 builds on 1 (fails unapplied); 3 builds on 2 (fails); 4 is independent;
+        // 5 builds on 0, which succeeded before any failure... but a failure from ticket 0 on (1)
+        // happened, so it fails too (over-failing is allowed, applying is not).
+        let (members, outcomes): (Vec<_>, Vec<_>) =
+            [queued(0, None, "a"), queued(1, None, "bad"), queued(2, Some(1), "b"), queued(3, Some(2), "c"), queued(4, None, "d"), queued(5, Some(0), "e")]
+                .into_iter()
+                .unzip();
+        commit_group(&fake, members, &mut failed).await;
+        let results: Vec<bool> = futures_ok(outcomes).await;
+        assert_eq!(results, [true, false, false, false, true, false]);
+        let map = fake.0.lock().unwrap().clone();
+        assert_eq!(map.keys().cloned().collect::<Vec<_>>(), ["a", "d"]);
+        // In a later group, a write building on the failed ticket still fails; one after it does not.
+        let (members, outcomes): (Vec<_>, Vec<_>) = [queued(6, Some(3), "f"), queued(7, Some(7), "g")].into_iter().unzip();
+        commit_group(&fake, members, &mut failed).await;
+        assert_eq!(futures_ok(outcomes).await, [false, true]);
+        assert!(!fake.0.lock().unwrap().contains_key("f"));
+    }
+
+    async fn futures_ok(outcomes: Vec<tokio::sync::oneshot::Receiver<Result<(), Error>>>) -> Vec<bool> {
+        let mut out = Vec::new();
+        for o in outcomes {
+            out.push(matches!(o.await, Ok(Ok(()))));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn submitted_transactions_apply_in_ticket_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = SqliteBackend::open(&dir.path().join("t.db")).await.unwrap();
+        let mut pending = Vec::new();
+        let mut last = None;
+        for i in 0..50u8 {
+            let (ticket, done) = b.submit(vec![StorageOp::Put("k".into(), vec![i])], last).await.unwrap();
+            assert!(ticket > last, "tickets increase");
+            last = ticket;
+            pending.push(done);
+        }
+        for done in pending {
+            done.await.unwrap();
+        }
+        assert_eq!(b.get("k").await.unwrap(), Some(vec![49]), "the last submitted write wins");
     }
 
     #[tokio::test]
