@@ -81,6 +81,10 @@ fn builds_on_failure(q: &Queued, failed: Option<u64>) -> bool {
     matches!((q.after, failed), (Some(after), Some(f)) if f >= after)
 }
 
+fn writer_stopped() -> Error {
+    Error::Physical("storage writer stopped".into())
+}
+
 fn dependency_failed() -> Error {
     Error::Physical("a write this one builds on failed".into())
 }
@@ -234,11 +238,10 @@ impl SqliteBackend {
 
     /// Queue a transaction for the writer: its ticket and where its outcome arrives.
     fn enqueue(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(u64, tokio::sync::oneshot::Receiver<Result<(), Error>>), Error> {
-        let stopped = || Error::Physical("storage writer stopped".into());
         let (done, result) = tokio::sync::oneshot::channel();
-        let mut queue = self.queue.lock().map_err(|_| stopped())?;
+        let mut queue = self.queue.lock().map_err(|_| writer_stopped())?;
         let ticket = queue.next_ticket;
-        queue.tx.send(Queued { ticket, after, ops, done }).map_err(|_| stopped())?;
+        queue.tx.send(Queued { ticket, after, ops, done }).map_err(|_| writer_stopped())?;
         queue.next_ticket += 1;
         Ok((ticket, result))
     }
@@ -246,7 +249,7 @@ impl SqliteBackend {
     /// Queue a transaction for the writer and wait for its commit.
     async fn write(&self, ops: Vec<StorageOp>) -> Result<(), Error> {
         let (_, result) = self.enqueue(ops, None)?;
-        result.await.map_err(|_| Error::Physical("storage writer stopped".into()))?
+        result.await.map_err(|_| writer_stopped())?
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self, Error> {
@@ -330,7 +333,7 @@ impl Backend for SqliteBackend {
 
     async fn submit(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(Option<u64>, super::Durable), Error> {
         let (ticket, result) = self.enqueue(ops, after)?;
-        let done = async move { result.await.map_err(|_| Error::Physical("storage writer stopped".into()))? };
+        let done = async move { result.await.map_err(|_| writer_stopped())? };
         Ok((Some(ticket), Box::pin(done)))
     }
 
