@@ -29,6 +29,15 @@ pub enum StorageOp {
     Delete(String),
 }
 
+impl StorageOp {
+    /// The key the operation writes or deletes.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Put(k, _) | Self::Delete(k) => k,
+        }
+    }
+}
+
 impl std::fmt::Debug for StorageOp {
     // Values may be secrets: only their size is printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -111,12 +111,6 @@ fn stripe_of(key: &str) -> usize {
     (h % STRIPES as u64) as usize
 }
 
-fn key_of(op: &StorageOp) -> &str {
-    match op {
-        StorageOp::Put(k, _) | StorageOp::Delete(k) => k,
-    }
-}
-
 impl Conflicts {
     pub(crate) fn new() -> Self {
         Self {
@@ -173,16 +167,17 @@ impl Conflicts {
                     StorageOp::Delete(k) => (k.clone(), None),
                 })
                 .collect();
-            let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(key_of(op))).collect();
+            let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(op.key())).collect();
             stripes.sort_unstable();
             stripes.dedup();
             // Queued: from here to the end of this block nothing awaits, so a caller dropped now
             // cannot leave the overlay or the versions behind the queue.
             let submitted = storage.submit(ops, after).await?;
             let write = Arc::new(InFlight { ticket: submitted.ticket, outcome: tokio::sync::watch::Sender::new(None) });
-            let keys: Vec<String> = values.iter().map(|(k, _)| k.clone()).collect();
+            let mut keys = Vec::with_capacity(values.len());
             if let Ok(mut overlay) = self.overlay.lock() {
                 for (k, value) in values {
+                    keys.push(k.clone());
                     overlay.insert(k, Queued { value, write: write.clone() });
                 }
                 self.overlay_len.store(overlay.len(), Ordering::Release);
@@ -224,10 +219,11 @@ mod tests {
     use async_trait::async_trait;
     use tresor_logical::Submitted;
 
-    /// A map whose queued transactions become durable only when the test says so, in order; a
-    /// transaction fails (unapplied) if its value is `b"bad"` or if it was queued after one that failed.
+    /// A queued transaction: ticket, `after`, operations, where its outcome goes.
     type Pending = (u64, Option<u64>, Vec<StorageOp>, tokio::sync::oneshot::Sender<StorageResult<()>>);
 
+    /// A map whose queued transactions become durable only when the test says so, in order; a
+    /// transaction fails (unapplied) if its value is `b"bad"` or if it was queued after one that failed.
     #[derive(Debug, Default)]
     struct Slow {
         map: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,

@@ -59,11 +59,7 @@ fn invalidate<'a>(state: &Mutex<State>, keys: impl IntoIterator<Item = &'a str>)
 }
 
 fn keys_of(ops: &[StorageOp]) -> Vec<String> {
-    ops.iter()
-        .map(|op| match op {
-            StorageOp::Put(k, _) | StorageOp::Delete(k) => k.clone(),
-        })
-        .collect()
+    ops.iter().map(|op| op.key().to_string()).collect()
 }
 
 #[async_trait]
