@@ -40,7 +40,11 @@ const PERIODIC_INTERFACE: &str = "tresor:plugin/periodic@0.2.0";
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// Linear memory kept mapped (and reset with memset) between instances of a pool slot, so a fresh
-/// instance does not page-fault its way back to the pages the previous one touched.
+/// instance does not page-fault its way back to the pages the previous one touched. With
+/// `PAGEMAP_SCAN` (Linux 6.7+, used when the kernel has it) only the pages the instance dirtied are
+/// reset, not the whole region; without it the built-in plugins' 1 MiB initial memory would be
+/// memset after every request (measured: Transit encrypt at 32 connections fell from 39k to 27k
+/// req/s with a 2 MiB initial memory and no scan).
 const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Engine-wide settings.
@@ -110,7 +114,8 @@ impl Runtime {
             .max_memory_size(config.max_memory_ceiling)
             .max_component_instance_size(1 << 20)
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
