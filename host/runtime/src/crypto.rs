@@ -1,6 +1,12 @@
 //! `tresor:plugin/crypto`: AEAD, Ed25519 and RSA key generation done natively for plugins (RustCrypto, with AES-NI and
-//! CLMUL when the CPU has them). The host keeps nothing: each call gets its key, uses it, zeroes it.
+//! CLMUL when the CPU has them). The host keeps no secret: each call gets its key, uses it, zeroes it.
+//! It keeps only Ed25519 *public* keys it already computed ([`PublicKeys`]).
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use ed25519_dalek::hazmat::ExpandedSecretKey;
+use ed25519_dalek::VerifyingKey;
 use zeroize::Zeroizing;
 
 use crate::engine::bindings::tresor::plugin::crypto::{self as wit, Aead, CryptoError};
@@ -53,15 +59,86 @@ pub(crate) fn aead_open(alg: Aead, key: &[u8], nonce: &[u8], aad: &[u8], sealed:
     out.map_err(|_| CryptoError::AuthenticationFailed)
 }
 
+/// Ed25519 public keys the host has already computed: a signature would otherwise spend half its
+/// time re-deriving the public half of its key (a fixed-base scalar multiplication), a verification
+/// a sixth decompressing the same key again. Only public keys are kept. A signing key's entry is
+/// found by a fingerprint, SHA-256 over a per-process random salt and the seed, which cannot be
+/// turned back into the seed nor compared across processes; the seed itself is never stored.
+/// Each map is cleared when it reaches [`MAX_PUBLIC_KEYS`] entries, so memory stays bounded
+/// whatever keys plugins use.
+struct PublicKeys {
+    /// `None` when the OS gave no randomness for the salt: signing then derives every time.
+    salt: Option<[u8; 32]>,
+    by_seed: Mutex<HashMap<[u8; 32], VerifyingKey>>,
+    by_bytes: Mutex<HashMap<[u8; 32], VerifyingKey>>,
+}
+
+const MAX_PUBLIC_KEYS: usize = 4096;
+
+static PUBLIC_KEYS: LazyLock<PublicKeys> = LazyLock::new(|| {
+    use rand_core::RngCore as _;
+    let mut salt = [0u8; 32];
+    let salt = rand_core::OsRng.try_fill_bytes(&mut salt).ok().map(|()| salt);
+    PublicKeys { salt, by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) }
+});
+
+impl PublicKeys {
+    fn get(map: &Mutex<HashMap<[u8; 32], VerifyingKey>>, id: &[u8; 32]) -> Option<VerifyingKey> {
+        map.lock().ok()?.get(id).copied()
+    }
+
+    fn put(map: &Mutex<HashMap<[u8; 32], VerifyingKey>>, id: [u8; 32], key: VerifyingKey) {
+        if let Ok(mut map) = map.lock() {
+            if map.len() >= MAX_PUBLIC_KEYS {
+                map.clear();
+            }
+            map.insert(id, key);
+        }
+    }
+
+    fn fingerprint(&self, seed: &[u8; 32]) -> Option<[u8; 32]> {
+        use sha2::Digest as _;
+        let salt = self.salt.as_ref()?;
+        Some(sha2::Sha256::new().chain_update(salt).chain_update(seed).finalize().into())
+    }
+
+    /// The public key of the key with this seed.
+    fn of_seed(&self, seed: &[u8; 32], expanded: &ExpandedSecretKey) -> VerifyingKey {
+        let fingerprint = self.fingerprint(seed);
+        if let Some(key) = fingerprint.as_ref().and_then(|f| Self::get(&self.by_seed, f)) {
+            return key;
+        }
+        let key = VerifyingKey::from(expanded);
+        if let Some(f) = fingerprint {
+            Self::put(&self.by_seed, f, key);
+        }
+        key
+    }
+
+    /// `bytes` decompressed, or `None` when they are not a valid point.
+    fn of_bytes(&self, bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        if let Some(key) = Self::get(&self.by_bytes, bytes) {
+            return Some(key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).ok()?;
+        Self::put(&self.by_bytes, *bytes, key);
+        Some(key)
+    }
+}
+
+/// RFC 8032 Ed25519, exactly `SigningKey::from_bytes(seed).sign(message)` with the public half
+/// taken from [`PublicKeys`] (always derived from this seed, never supplied by the guest).
 pub(crate) fn ed25519_sign(seed: &[u8], message: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    use ed25519_dalek::Signer as _;
     let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().map_err(|_| invalid("ed25519 seed must be 32 bytes"))?);
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(message).to_bytes().to_vec())
+    // Zeroized on drop (ed25519-dalek's `zeroize` feature).
+    let expanded = ExpandedSecretKey::from(&*seed);
+    let public = PUBLIC_KEYS.of_seed(&seed, &expanded);
+    Ok(ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&expanded, message, &public).to_bytes().to_vec())
 }
 
 pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
+    let Some(key) = PUBLIC_KEYS.of_bytes(&public) else { return false };
     let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return false };
     key.verify_strict(message, &sig).is_ok()
 }
@@ -177,5 +254,46 @@ mod tests {
         assert!(ed25519_verify(&public, &h("72"), &h(expected)));
         assert!(!ed25519_verify(&public, &h("73"), &h(expected)));
         assert!(!ed25519_verify(&public[..31], &h("72"), &h(expected)));
+    }
+
+    /// The public-key cache changes nothing: RFC 8032 test 1 and 2 interleaved, each signed and
+    /// verified three times (the first derives, the others hit the cache), still give the published
+    /// signatures, and a signature never verifies under the other key.
+    #[test]
+    fn ed25519_with_cached_public_keys() {
+        let one = (h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"), h("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"), h(""),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
+        let two = (h("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"), h("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"), h("72"),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
+        for _ in 0..3 {
+            for ((seed, public, message, expected), other) in [(&one, &two.1), (&two, &one.1)] {
+                assert_eq!(ed25519_sign(seed, message).map(hex::encode).map_err(|e| format!("{e:?}")), Ok(expected.to_string()));
+                assert!(ed25519_verify(public, message, &h(expected)));
+                assert!(!ed25519_verify(other, message, &h(expected)));
+            }
+        }
+        // Not a point: refused, and nothing cached for it.
+        let bad = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some constant 32 bytes are not a point");
+        assert!(!ed25519_verify(&bad, b"m", &[0u8; 64]));
+        assert!(PublicKeys::get(&PUBLIC_KEYS.by_bytes, &bad).is_none());
+    }
+
+    #[test]
+    fn the_public_key_cache_is_bounded() {
+        let keys = PublicKeys { salt: Some([7; 32]), by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) };
+        let key = VerifyingKey::from_bytes(&<[u8; 32]>::try_from(h("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")).unwrap()).unwrap();
+        for i in 0..(MAX_PUBLIC_KEYS as u32 + 10) {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            PublicKeys::put(&keys.by_bytes, id, key);
+            assert!(keys.by_bytes.lock().unwrap().len() <= MAX_PUBLIC_KEYS);
+        }
+        // Fingerprints depend on the salt, so they cannot be matched across processes.
+        let other = PublicKeys { salt: Some([8; 32]), ..keys };
+        assert_ne!(other.fingerprint(&[1; 32]), PublicKeys { salt: Some([7; 32]), by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) }.fingerprint(&[1; 32]));
+        assert_ne!(other.fingerprint(&[1; 32]), Some([1; 32]));
     }
 }
