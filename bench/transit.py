@@ -78,13 +78,18 @@ def main():
             lines.append(f"| {label} | {conns} | " + " | ".join(cells) + f" | {t['rps'] / max(o['rps'], 1e-9):.1f}x |")
     lines += ["",
               "AES-GCM, ChaCha20-Poly1305 and Ed25519 run natively in the host (`tresor:plugin/crypto`, hardware",
-              "AES); the plugin keeps the keys, formats and policy. With the same crates compiled into the wasm",
-              "plugin instead (software AES, 32-bit field arithmetic) this table read 0.6x for 16 KiB and 0.9-1.2x",
-              "for ed25519. The batch rows are bounded by JSON, not cryptography: the 100 items cross host → guest",
-              "→ host as JSON text and are parsed and serialised three times, plus base64 inside wasm (perf with",
-              "`TRESOR_WASM_PERFMAP=1`: ~48% of CPU in guest code, mostly serde_json, base64 and allocation; ~25%",
-              "host JSON/HTTP; ~11% kernel). At 1 connection every row is bounded by the request round trip",
-              "(Tresor's KV read at 1 connection: ~12k req/s).",
+              "AES; Ed25519 public keys derived once and kept); the plugin keeps the keys, formats and policy. With",
+              "the same crates compiled into the wasm plugin instead (software AES, 32-bit field arithmetic) this",
+              "table read 0.6x for 16 KiB and 0.9-1.2x for ed25519. The batch rows are bounded by JSON, not",
+              "cryptography: the 100 items cross host → guest → host as JSON text and are parsed and serialised",
+              "three times, plus base64 inside wasm (perf: ~55% of the server's CPU in guest code, mostly",
+              "serde_json, base64 and allocation). At 1 connection every row is bounded by the request round",
+              "trip: a bare hyper server answering a fixed body (`bench/floor`: `cargo run --release",
+              "--manifest-path bench/floor/Cargo.toml`, then `wrk -t1 -c1 -d5s http://127.0.0.1:18999/`) does",
+              "16.4-17.9k req/s at one connection on this machine, and Tresor's `sys/health` 15.7-17.6k in the",
+              "same minutes (2026-11-24 05:05 UTC, three alternating 5 s runs each). Twice OpenBao's 1-connection",
+              "encrypt rate (~8k) is ~16k req/s, the floor itself: no server can meet 2x at one connection here",
+              "with crypto work on top of the round trip.",
               "", f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"`bash bench/transit.sh` (defaults: {a.duration} s per row, {c} connections).", END]
     write_section(a.out, BEGIN, END, lines)
