@@ -78,11 +78,14 @@ const MAX_PUBLIC_KEYS: usize = 4096;
 static PUBLIC_KEYS: LazyLock<PublicKeys> = LazyLock::new(|| {
     use rand_core::RngCore as _;
     let mut salt = [0u8; 32];
-    let salt = rand_core::OsRng.try_fill_bytes(&mut salt).ok().map(|()| salt);
-    PublicKeys { salt, by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) }
+    PublicKeys::new(rand_core::OsRng.try_fill_bytes(&mut salt).ok().map(|()| salt))
 });
 
 impl PublicKeys {
+    fn new(salt: Option<[u8; 32]>) -> Self {
+        Self { salt, by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) }
+    }
+
     fn get(map: &Mutex<HashMap<[u8; 32], VerifyingKey>>, id: &[u8; 32]) -> Option<VerifyingKey> {
         map.lock().ok()?.get(id).copied()
     }
@@ -283,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_public_key_cache_is_bounded() {
-        let keys = PublicKeys { salt: Some([7; 32]), by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) };
+        let keys = PublicKeys::new(Some([7; 32]));
         let key = VerifyingKey::from_bytes(&<[u8; 32]>::try_from(h("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")).unwrap()).unwrap();
         for i in 0..(MAX_PUBLIC_KEYS as u32 + 10) {
             let mut id = [0u8; 32];
@@ -292,8 +295,9 @@ mod tests {
             assert!(keys.by_bytes.lock().unwrap().len() <= MAX_PUBLIC_KEYS);
         }
         // Fingerprints depend on the salt, so they cannot be matched across processes.
-        let other = PublicKeys { salt: Some([8; 32]), ..keys };
-        assert_ne!(other.fingerprint(&[1; 32]), PublicKeys { salt: Some([7; 32]), by_seed: Mutex::new(HashMap::new()), by_bytes: Mutex::new(HashMap::new()) }.fingerprint(&[1; 32]));
+        let other = PublicKeys::new(Some([8; 32]));
+        assert_ne!(other.fingerprint(&[1; 32]), keys.fingerprint(&[1; 32]));
         assert_ne!(other.fingerprint(&[1; 32]), Some([1; 32]));
+        assert_eq!(PublicKeys::new(None).fingerprint(&[1; 32]), None);
     }
 }
