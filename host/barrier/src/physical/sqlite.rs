@@ -236,6 +236,12 @@ impl SqliteBackend {
         Self { pool, queue: std::sync::Arc::new(std::sync::Mutex::new(Queue { next_ticket: 0, tx })) }
     }
 
+    /// The rows `sql` selects for the key range of `prefix` (`?1` its first key, `?2` the first
+    /// key past it).
+    async fn rows_under(&self, sql: &'static str, prefix: &str) -> Result<Vec<sqlx::sqlite::SqliteRow>, Error> {
+        sqlx::query(sql).bind(prefix).bind(upper_bound(prefix)).fetch_all(&self.pool).await.map_err(Error::physical)
+    }
+
     /// Queue a transaction for the writer: its ticket and where its outcome arrives.
     fn enqueue(&self, ops: Vec<StorageOp>, after: Option<u64>) -> Result<(u64, tokio::sync::oneshot::Receiver<Result<(), Error>>), Error> {
         let (done, result) = tokio::sync::oneshot::channel();
@@ -306,22 +312,12 @@ impl Backend for SqliteBackend {
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query("SELECT key FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
-            .bind(prefix)
-            .bind(upper_bound(prefix))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::physical)?;
+        let rows = self.rows_under("SELECT key FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key", prefix).await?;
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::physical)).collect()
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
-        let rows = sqlx::query("SELECT key, value FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
-            .bind(prefix)
-            .bind(upper_bound(prefix))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::physical)?;
+        let rows = self.rows_under("SELECT key, value FROM tresor_kv WHERE key >= ?1 AND key < ?2 ORDER BY key", prefix).await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>(0).map_err(Error::physical)?, r.try_get::<Vec<u8>, _>(1).map_err(Error::physical)?)))
             .collect()
