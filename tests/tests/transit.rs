@@ -78,6 +78,15 @@ fn http_shapes_and_errors_match_vault() {
     assert!(ciphertext.starts_with("vault:v1:") && ciphertext.len() == 9 + 52, "{ciphertext}");
     assert_eq!(data(&c, "transit/decrypt/k1", json!({"ciphertext": ciphertext}))["plaintext"], HELLO);
     assert_eq!(error(&c, "transit/encrypt/k1", json!({"plaintext": "not base64!!"})), "illegal base64 data at input byte 3");
+    // Base64 in the plugin is SIMD (wasm, 16 bytes per step): a long input round-trips, a bad byte
+    // past the first blocks and non-canonical trailing bits are refused with Go's text.
+    let long = b64(&(0..=255u8).collect::<Vec<_>>());
+    let long_ct = data(&c, "transit/encrypt/k1", json!({"plaintext": long}))["ciphertext"].clone();
+    assert_eq!(data(&c, "transit/decrypt/k1", json!({"ciphertext": long_ct}))["plaintext"], long.as_str());
+    let mut bad = long.clone();
+    bad.replace_range(200..201, "*");
+    assert_eq!(error(&c, "transit/encrypt/k1", json!({"plaintext": bad})), "illegal base64 data at input byte 200");
+    assert_eq!(error(&c, "transit/encrypt/k1", json!({"plaintext": "YR=="})), "illegal base64 data at input byte 1");
     assert_eq!(error(&c, "transit/decrypt/k1", json!({"ciphertext": "nope"})), "invalid ciphertext: no prefix");
     assert_eq!(error(&c, "transit/decrypt/k1", json!({"ciphertext": "vault:v2:garbage"})), "invalid ciphertext: version is too new");
     assert_eq!(error(&c, "transit/sign/k1", json!({"input": HELLO})), "key type aes256-gcm96 does not support signing");
@@ -104,6 +113,10 @@ fn http_shapes_and_errors_match_vault() {
     assert_eq!(results[2]["reference"], "r2");
     let back = data(&c, "transit/decrypt/k1", json!({"batch_input": [{"ciphertext": results[0]["ciphertext"]}, {"ciphertext": results[2]["ciphertext"], "reference": "x"}]}));
     assert_eq!(back["batch_results"], json!([{"plaintext": HELLO, "reference": ""}, {"plaintext": "aGk=", "reference": "x"}]));
+    // A reference is echoed as sent, whatever JSON it is; unknown item keys are ignored.
+    let b = data(&c, "transit/encrypt/k1", json!({"batch_input": [{"plaintext": HELLO, "reference": {"id": [1, "xé"]}, "other": [true]}]}));
+    assert_eq!(b["batch_results"][0]["reference"], json!({"id": [1, "xé"]}));
+    assert_eq!(b["batch_results"][0]["key_version"], 2);
 
     // Deletion needs deletion_allowed.
     let (s, b) = c.delete("transit/keys/k1");

@@ -20,7 +20,7 @@ fn req(op: Operation, path: &str, data: Value) -> Request {
                 Value::String(s) if !k.ends_with("statements") => V::Str(s),
                 Value::Bool(b) => V::Bool(b),
                 Value::Number(n) => V::Int(n.as_i64().unwrap_or_default()),
-                other => V::Json(other),
+                other => V::Json(other.into()),
             };
             r = r.with(k, v);
         }

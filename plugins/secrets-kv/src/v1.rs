@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn write_read_list_delete() {
         storage::reset_mock();
-        let w = Request::new(Operation::Update, "app/db").with("user", V::Json("u".into())).with("ttl", V::Json("1h".into()));
+        let w = Request::new(Operation::Update, "app/db").with("user", V::Json(serde_json::json!("u").into())).with("ttl", V::Json(serde_json::json!("1h").into()));
         handle(w).unwrap();
         let r = handle(Request::new(Operation::Read, "app/db")).unwrap();
         assert_eq!(r.data.unwrap()["user"], "u");

@@ -523,9 +523,9 @@ mod tests {
     }
 
     fn write(path: &str, data: Value, cas: Option<u64>) -> Result<Response, Error> {
-        let mut r = req(Operation::Update, 1, &format!("data/{path}")).with("data", V::Json(data));
+        let mut r = req(Operation::Update, 1, &format!("data/{path}")).with("data", V::Json(data.into()));
         if let Some(c) = cas {
-            r = r.with("options", V::Json(json!({ "cas": c })));
+            r = r.with("options", V::Json(json!({ "cas": c }).into()));
         }
         handle(r)
     }
@@ -554,9 +554,9 @@ mod tests {
         assert!(body["data"].is_null());
         assert_ne!(body["metadata"]["deletion_time"], "");
 
-        handle(req(Operation::Update, 4, "undelete/app/db").with("versions", V::Json(json!([2])))).unwrap();
+        handle(req(Operation::Update, 4, "undelete/app/db").with("versions", V::Json(json!([2]).into()))).unwrap();
         assert_eq!(read("app/db").unwrap().status, None);
-        handle(req(Operation::Update, 5, "destroy/app/db").with("versions", V::Json(json!([2])))).unwrap();
+        handle(req(Operation::Update, 5, "destroy/app/db").with("versions", V::Json(json!([2]).into()))).unwrap();
         let r = read("app/db").unwrap();
         assert_eq!(r.data.unwrap()["metadata"]["destroyed"], true);
         assert_eq!(
@@ -570,7 +570,7 @@ mod tests {
     fn patch_merges_and_metadata_lists() {
         storage::reset_mock();
         write("s2", json!({"k": "v1", "other": "x"}), None).unwrap();
-        let patch = req(Operation::Patch, 1, "data/s2").with("data", V::Json(json!({"k": "v3", "other": null})));
+        let patch = req(Operation::Patch, 1, "data/s2").with("data", V::Json(json!({"k": "v3", "other": null}).into()));
         assert_eq!(handle(patch).unwrap().data.unwrap()["version"], 2);
         assert_eq!(read("s2").unwrap().data.unwrap()["data"], json!({"k": "v3"}));
         write("app/a", json!({"x": "1"}), None).unwrap();

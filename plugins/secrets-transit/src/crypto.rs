@@ -40,12 +40,28 @@ impl rand_core::RngCore for HostRng {
 
 impl rand_core::CryptoRng for HostRng {}
 
+/// Standard base64 of `bytes`.
+///
+/// Standard base64 goes through `base64-simd` (wasm SIMD, 16 bytes per step): encoding and
+/// decoding plaintexts and ciphertexts was ~9% of the server's CPU on a batch of 100 with the
+/// scalar `base64` crate. Both accept exactly canonical, padded standard base64.
 pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
+}
+
+/// Append standard base64 of `bytes` to `out`.
+pub fn b64_append(bytes: &[u8], out: &mut String) {
+    base64_simd::STANDARD.encode_append(bytes, out);
 }
 
 /// Decode standard base64 with Go's error text (`illegal base64 data at input byte N`).
 pub fn unb64(text: &str) -> Result<Vec<u8>, String> {
+    // The SIMD decoder's error has no position: a refused input is decoded again by the scalar
+    // crate for the text. Both accept the same inputs (tested), so this yields the error; were
+    // they ever to disagree, the scalar decoder's answer would stand.
+    if let Ok(bytes) = base64_simd::STANDARD.decode_to_vec(text) {
+        return Ok(bytes);
+    }
     base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| match e {
         base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => format!("illegal base64 data at input byte {i}"),
         base64::DecodeError::InvalidLength(n) => format!("illegal base64 data at input byte {n}"),
@@ -569,3 +585,35 @@ macro_rules! ecdsa_curve {
 ecdsa_curve!(ecdsa_p256, p256, NistP256);
 ecdsa_curve!(ecdsa_p384, p384, NistP384);
 ecdsa_curve!(ecdsa_p521, p521, NistP521);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_and_scalar_base64_accept_the_same_inputs() {
+        let scalar = base64::engine::general_purpose::STANDARD;
+        for len in 0..70 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(b64(&bytes), scalar.encode(&bytes));
+            let mut appended = "vault:v1:".to_string();
+            b64_append(&bytes, &mut appended);
+            assert_eq!(appended, format!("vault:v1:{}", scalar.encode(&bytes)));
+            assert_eq!(unb64(&b64(&bytes)).unwrap(), bytes);
+        }
+        // Non-canonical trailing bits, missing or extra padding, whitespace, other alphabets,
+        // stray characters at both ends and in a SIMD-sized middle.
+        let long = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
+        let cases = [
+            "", "=", "==", "YQ", "YQ=", "YQ==", "YR==", "YWI", "YWI=", "YWJ=", "YWJj", "YWJj=", "YWJj====", " YQ==", "YQ==\n",
+            "YQ==YQ==", "-_-_", "+/+/", "YQ==\0", "ÿÿÿÿ", long, "QUJDREVGR0hJSktMTU5PUFFS U1RVVldYWVo=", "QUJDREVGR0hJSktMTU5PUFFS*1RVVldYWVo=",
+        ];
+        for case in cases {
+            let simd = base64_simd::STANDARD.decode_to_vec(case).ok();
+            assert_eq!(simd, scalar.decode(case).ok(), "{case:?}");
+            assert_eq!(unb64(case).ok(), simd, "{case:?}");
+        }
+        assert_eq!(unb64("YQ=*").unwrap_err(), "illegal base64 data at input byte 2");
+        assert_eq!(unb64("QUJDREVGR0hJSktMTU5PUFFS*1RVVldYWVo=").unwrap_err(), "illegal base64 data at input byte 24");
+    }
+}

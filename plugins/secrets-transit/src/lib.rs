@@ -8,6 +8,7 @@
 //! - `config/keys` → `{"disable_upsert": bool}`.
 
 pub mod backup;
+mod batch;
 pub mod crypto;
 pub mod ops;
 pub mod policy;

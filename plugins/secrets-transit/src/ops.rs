@@ -2,18 +2,17 @@
 //! signatures, hashes and random bytes.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use tresor_sdk::{storage, system, Error, Request, Response};
 use zeroize::Zeroizing;
 
+use crate::batch::{Item, Items, Out};
 use crate::crypto::{self, b64, unb64, HashAlg, SaltLen, SignOptions, NONCE_LEN};
 use crate::policy::{check_auto_rotate, check_name, KeyType, NewKey, Policy};
 
 /// Largest `random` request (Vault's limit).
 const MAX_RANDOM_BYTES: i64 = 128 * 1024;
-/// Most items one batch may carry.
-const MAX_BATCH: usize = 10_000;
 
 fn name(req: &Request) -> Result<&str, Error> {
     let name = req.captured("name").ok_or(Error::UnsupportedPath)?;
@@ -29,16 +28,6 @@ fn version_arg(v: Option<i64>) -> Result<u64, Error> {
     match v {
         None => Ok(0),
         Some(n) => u64::try_from(n).map_err(|_| Error::invalid("key_version must not be negative")),
-    }
-}
-
-/// The error text a batch item carries.
-fn item_error(e: Error) -> String {
-    match e {
-        Error::InvalidRequest(m) => m,
-        Error::NotFound => "not found".into(),
-        Error::PermissionDenied => "permission denied".into(),
-        _ => "internal error".into(),
     }
 }
 
@@ -212,30 +201,6 @@ pub fn auto_rotate() -> Result<(), Error> {
 // ---------------------------------------------------------------------------------------------
 // Encrypt / decrypt / rewrap
 
-/// Optional base64 argument of an item.
-fn b64_arg(item: &Map<String, Value>, key: &str, what: &str) -> Result<Option<Vec<u8>>, Error> {
-    match item.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => unb64(s).map(Some).map_err(|e| Error::invalid(format!("failed to base64-decode {what}: {e}"))),
-        Some(_) => Err(Error::invalid(format!("{key} must be a string"))),
-    }
-}
-
-fn str_arg<'a>(item: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    item.get(key).and_then(Value::as_str)
-}
-
-fn int_arg(item: &Map<String, Value>, key: &str) -> Result<Option<i64>, Error> {
-    match item.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| Error::invalid(format!("{key} must be an integer"))),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| Error::invalid(format!("{key} must be an integer"))),
-        Some(_) => Err(Error::invalid(format!("{key} must be an integer"))),
-    }
-}
-
 /// The derivation context a derived key requires.
 fn context_for(p: &Policy, context: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
     if !p.derived {
@@ -284,12 +249,11 @@ pub fn encrypt_with(p: &Policy, version: u64, plaintext: &[u8], context: Option<
 
 /// `vault:v<N>:<base64>` built without `format!` (hot in batches inside wasm).
 fn versioned(version: u64, raw: &[u8]) -> String {
-    use base64::Engine as _;
     let mut out = String::with_capacity(12 + raw.len() * 4 / 3 + 4);
     out.push_str("vault:v");
     out.push_str(&version.to_string());
     out.push(':');
-    base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
+    crypto::b64_append(raw, &mut out);
     out
 }
 
@@ -310,8 +274,8 @@ fn parse_versioned<'a>(p: &Policy, value: &'a str, what: &str) -> Result<(u64, &
 }
 
 /// An item's `key_version`, else the request's.
-fn item_version(item: &Map<String, Value>, default: u64) -> Result<u64, Error> {
-    match int_arg(item, "key_version")? {
+fn item_version(item: &Item<'_>, default: u64) -> Result<u64, Error> {
+    match item.key_version.int("key_version")? {
         Some(v) => version_arg(Some(v)),
         None => Ok(default),
     }
@@ -321,10 +285,10 @@ fn item_version(item: &Map<String, Value>, default: u64) -> Result<u64, Error> {
 type Decrypted = (Zeroizing<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Decrypt an item's `ciphertext` (with its `context` and `associated_data`).
-fn decrypt_item(p: &Policy, item: &Map<String, Value>) -> Result<Decrypted, Error> {
-    let ciphertext = str_arg(item, "ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
-    let context = b64_arg(item, "context", "context")?;
-    let aad = b64_arg(item, "associated_data", "associated_data")?;
+fn decrypt_item(p: &Policy, item: &Item<'_>) -> Result<Decrypted, Error> {
+    let ciphertext = item.ciphertext.str().filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("missing ciphertext to decrypt"))?;
+    let context = item.context.b64("context")?;
+    let aad = item.associated_data.b64("associated_data")?;
     let (plaintext, _) = decrypt_with(p, ciphertext, context.as_deref(), aad.as_deref())?;
     Ok((plaintext, context, aad))
 }
@@ -350,79 +314,8 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
     Ok((plaintext, version))
 }
 
-/// The items of a request: `batch_input` (each an object) or the request's own fields as one item.
-fn items(req: &Request) -> Result<Option<Vec<&Map<String, Value>>>, Error> {
-    let Some(batch) = req.json("batch_input") else { return Ok(None) };
-    let list = match batch {
-        Value::Array(a) => a,
-        Value::Null => return Ok(None),
-        _ => return Err(Error::invalid("batch_input must be a list of objects")),
-    };
-    if list.is_empty() {
-        return Err(Error::invalid("missing batch input to process"));
-    }
-    if list.len() > MAX_BATCH {
-        return Err(Error::invalid(format!("batch_input has more than {MAX_BATCH} items")));
-    }
-    list.iter()
-        .map(|v| v.as_object().ok_or_else(|| Error::invalid("batch_input must be a list of objects")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-/// The request's top-level fields as an item.
-fn request_item(req: &Request) -> Map<String, Value> {
-    req.data.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
-}
-
-/// Run `each` over the batch (per-item errors) or the single request (errors fail the request).
-/// `fail_status`: the status when some batch items failed (Vault: 400 for encrypt/decrypt/rewrap,
-/// 200 for sign/verify/hmac); `error_fields` are added to failed items (`plaintext: ""`...).
-fn run_items(
-    req: &Request,
-    fail_status: u16,
-    error_fields: &[(&str, Value)],
-    mut each: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, Error>,
-) -> Result<Response, Error> {
-    let Some(batch) = items(req)? else {
-        return Ok(Response::data(Value::Object(each(&request_item(req))?)));
-    };
-    let mut failed = false;
-    let mut results = Vec::with_capacity(batch.len());
-    for item in batch {
-        let reference = item.get("reference").cloned().unwrap_or_else(|| json!(""));
-        let mut out = match each(item) {
-            Ok(out) => out,
-            Err(e) => {
-                failed = true;
-                let mut m: Map<String, Value> = error_fields.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
-                m.insert("error".into(), json!(item_error(e)));
-                m
-            }
-        };
-        out.insert("reference".into(), reference);
-        results.push(Value::Object(out));
-    }
-    let resp = Response::data(json!({ "batch_results": results }));
-    if !failed {
-        return Ok(resp);
-    }
-    let status = match req.int("partial_failure_response_code") {
-        Some(code) => u16::try_from(code).ok().filter(|c| matches!(c, 200 | 400)).ok_or_else(|| Error::invalid("partial_failure_response_code must be 200 or 400"))?,
-        None => fail_status,
-    };
-    Ok(if status == 200 { resp } else { resp.status(status) })
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
 /// Load the key for encryption, creating it on first use as Vault does (unless upsert is disabled).
-fn load_or_create(req: &Request, name: &str) -> Result<Policy, Error> {
+fn load_or_create(req: &Request, name: &str, first: Option<&Item<'_>>) -> Result<Policy, Error> {
     if let Some(p) = Policy::load(name)? {
         return Ok(p);
     }
@@ -432,9 +325,7 @@ fn load_or_create(req: &Request, name: &str) -> Result<Policy, Error> {
     }
     let mut opts = new_key_options(req, "type")?;
     // A context on the request that creates the key makes it a derived key.
-    let single = request_item(req);
-    let first = items(req)?.and_then(|b| b.into_iter().next()).unwrap_or(&single);
-    opts.derived = str_arg(first, "context").is_some_and(|c| !c.is_empty());
+    opts.derived = first.and_then(|i| i.context.str()).is_some_and(|c| !c.is_empty());
     if !opts.kind.supports_encryption() {
         return Err(Error::invalid(format!("key type {} not supported for encryption", opts.kind.name())));
     }
@@ -444,35 +335,37 @@ fn load_or_create(req: &Request, name: &str) -> Result<Policy, Error> {
 }
 
 pub fn encrypt(req: &Request) -> Result<Response, Error> {
-    let p = load_or_create(req, name(req)?)?;
+    let items = Items::parse(req)?;
+    let p = load_or_create(req, name(req)?, items.first())?;
     let default_version = version_arg(req.int("key_version"))?;
-    run_items(req, 400, &[], |item| {
-        let plaintext = str_arg(item, "plaintext").ok_or_else(|| Error::invalid("missing plaintext to encrypt"))?;
+    items.run(req, 400, Out::default(), |item| {
+        let plaintext = item.plaintext.str().ok_or_else(|| Error::invalid("missing plaintext to encrypt"))?;
         let plaintext = Zeroizing::new(unb64(plaintext).map_err(Error::invalid)?);
-        let context = b64_arg(item, "context", "context")?;
-        let aad = b64_arg(item, "associated_data", "associated_data")?;
+        let context = item.context.b64("context")?;
+        let aad = item.associated_data.b64("associated_data")?;
         let version = item_version(item, default_version)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
-        Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
+        Ok(Out { ciphertext: Some(ciphertext), key_version: Some(version), ..Out::default() })
     })
 }
 
 pub fn decrypt(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
-    run_items(req, 400, &[("plaintext", json!(""))], |item| {
+    let on_error = Out { plaintext: Some(String::new()), ..Out::default() };
+    Items::parse(req)?.run(req, 400, on_error, |item| {
         let (plaintext, _, _) = decrypt_item(&p, item)?;
-        Ok(obj(json!({ "plaintext": b64(&plaintext) })))
+        Ok(Out { plaintext: Some(b64(&plaintext)), ..Out::default() })
     })
 }
 
 pub fn rewrap(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let default_version = version_arg(req.int("key_version"))?;
-    run_items(req, 400, &[], |item| {
+    Items::parse(req)?.run(req, 400, Out::default(), |item| {
         let version = item_version(item, default_version)?;
         let (plaintext, context, aad) = decrypt_item(&p, item)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
-        Ok(obj(json!({ "ciphertext": ciphertext, "key_version": version })))
+        Ok(Out { ciphertext: Some(ciphertext), key_version: Some(version), ..Out::default() })
     })
 }
 
@@ -557,8 +450,8 @@ fn hmac_alg(req: &Request) -> Result<HashAlg, Error> {
     HashAlg::parse(name).ok().filter(|a| *a != HashAlg::None).ok_or_else(|| Error::invalid(format!("unsupported algorithm {name}")))
 }
 
-fn input_arg(item: &Map<String, Value>) -> Result<Vec<u8>, Error> {
-    let input = str_arg(item, "input").ok_or_else(|| Error::invalid("missing input"))?;
+fn input_arg(item: &Item<'_>) -> Result<Vec<u8>, Error> {
+    let input = item.input.str().ok_or_else(|| Error::invalid("missing input"))?;
     unb64(input).map_err(|e| Error::invalid(format!("unable to decode input as base64: {e}")))
 }
 
@@ -571,7 +464,7 @@ pub fn hmac(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let alg = hmac_alg(req)?;
     let default_version = version_arg(req.int("key_version"))?;
-    run_items(req, 200, &[], |item| {
+    Items::parse(req)?.run(req, 200, Out::default(), |item| {
         let input = input_arg(item)?;
         let version = item_version(item, default_version)?;
         let version = if version == 0 { p.latest_version } else { version };
@@ -582,7 +475,7 @@ pub fn hmac(req: &Request) -> Result<Response, Error> {
             return Err(Error::invalid("cannot generate HMAC: version is too old (disallowed by policy)"));
         }
         let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
-        Ok(obj(json!({ "hmac": versioned(version, &mac) })))
+        Ok(Out { hmac: Some(versioned(version, &mac)), ..Out::default() })
     })
 }
 
@@ -609,11 +502,11 @@ fn sign_options(req: &Request, kind: KeyType) -> Result<SignOptions, Error> {
 }
 
 /// ed25519 key material for a derived key and `context`: (private, public).
-fn derived_ed25519(p: &Policy, version: u64, item: &Map<String, Value>) -> Result<Option<(crate::policy::Secret, Vec<u8>)>, Error> {
+fn derived_ed25519(p: &Policy, version: u64, item: &Item<'_>) -> Result<Option<(crate::policy::Secret, Vec<u8>)>, Error> {
     if !p.derived || p.kind != KeyType::Ed25519 {
         return Ok(None);
     }
-    let context = b64_arg(item, "context", "context")?;
+    let context = item.context.b64("context")?;
     let context = context_for(p, context.as_deref())?.unwrap_or_default();
     let base = p.entry(version)?.key.as_ref().ok_or_else(|| Error::internal("key material missing"))?;
     let seed = crypto::hkdf(base, &context, 32)?;
@@ -627,47 +520,49 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
     }
     let opts = sign_options(req, p.kind)?;
     let default_version = version_arg(req.int("key_version"))?;
-    run_items(req, 200, &[("key_version", json!(0))], |item| {
+    let on_error = Out { key_version: Some(0), ..Out::default() };
+    Items::parse(req)?.run(req, 200, on_error, |item| {
         let input = input_arg(item)?;
         let version = item_version(item, default_version)?;
         let version = p.encryption_version(version)?;
         let entry = p.entry(version)?;
         let derived = derived_ed25519(&p, version, item)?;
         let sig = crypto::sign(p.kind, entry, derived.as_ref().map(|(k, _)| k.as_slice()), &input, &opts)?;
-        let mut out = obj(json!({ "signature": format!("vault:v{version}:{}", crypto::encode_signature(&sig, &opts)), "key_version": version }));
-        if let Some((_, public)) = derived {
-            out.insert("public_key".into(), json!(b64(&public)));
-        }
-        Ok(out)
+        Ok(Out {
+            signature: Some(format!("vault:v{version}:{}", crypto::encode_signature(&sig, &opts))),
+            key_version: Some(version),
+            public_key: derived.map(|(_, public)| b64(&public)),
+            ..Out::default()
+        })
     })
 }
 
 pub fn verify(req: &Request) -> Result<Response, Error> {
     let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
-    let has_hmac = |item: &Map<String, Value>| str_arg(item, "hmac").is_some_and(|s| !s.is_empty());
+    let has_hmac = |item: &Item<'_>| item.hmac.str().is_some_and(|s| !s.is_empty());
     let opts = sign_options(req, p.kind)?;
     let hmac_alg = hmac_alg(req).ok();
-    run_items(req, 200, &[], |item| {
+    let valid = |v: bool| Out { valid: Some(v), ..Out::default() };
+    Items::parse(req)?.run(req, 200, Out::default(), |item| {
         let input = input_arg(item)?;
         if has_hmac(item) {
-            let (version, body) = parse_versioned(&p, str_arg(item, "hmac").unwrap_or_default(), "hmac")?;
+            let (version, body) = parse_versioned(&p, item.hmac.str().unwrap_or_default(), "hmac")?;
             if p.min_decryption_version > 0 && version < p.min_decryption_version {
                 return Err(Error::invalid("cannot verify HMAC: version is too old (disallowed by policy)"));
             }
             let given = unb64(body).map_err(|e| Error::invalid(format!("unable to decode hmac as base64: {e}")))?;
             let alg = hmac_alg.ok_or_else(|| Error::invalid("unsupported hash algorithm for HMAC"))?;
             let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
-            return Ok(obj(json!({ "valid": bool::from(mac.ct_eq(&given)) })));
+            return Ok(valid(bool::from(mac.ct_eq(&given))));
         }
-        let signature = str_arg(item, "signature").filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("missing signature or hmac to verify"))?;
+        let signature = item.signature.str().filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("missing signature or hmac to verify"))?;
         if !p.kind.supports_signing() {
             return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
         }
         let (version, body) = parse_versioned(&p, signature, "signature")?;
         let entry = p.entry(version)?;
-        let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(obj(json!({ "valid": false }))) };
+        let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(valid(false)) };
         let derived = derived_ed25519(&p, version, item)?;
-        let valid = crypto::verify(p.kind, entry, derived.as_ref().map(|(_, pk)| pk.as_slice()), &input, &sig, &opts)?;
-        Ok(obj(json!({ "valid": valid })))
+        Ok(valid(crypto::verify(p.kind, entry, derived.as_ref().map(|(_, pk)| pk.as_slice()), &input, &sig, &opts)?))
     })
 }

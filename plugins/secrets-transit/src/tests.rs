@@ -29,7 +29,7 @@ fn req(op: Operation, path: &str, data: Value) -> Request {
                 Value::String(s) => V::Str(s),
                 Value::Bool(b) => V::Bool(b),
                 Value::Number(n) => V::Int(n.as_i64().unwrap_or_default()),
-                other => V::Json(other),
+                other => V::Json(other.into()),
             };
             r = r.with(k, v);
         }
@@ -39,7 +39,7 @@ fn req(op: Operation, path: &str, data: Value) -> Request {
 
 fn call(op: Operation, path: &str, data: Value) -> Result<(Value, Option<u16>), Error> {
     let resp = Transit::handle(req(op, path, data))?;
-    Ok((resp.data.unwrap_or(Value::Null), resp.status))
+    Ok((resp.data_value().unwrap_or(Value::Null), resp.status))
 }
 
 fn ok(op: Operation, path: &str, data: Value) -> Value {

@@ -75,7 +75,7 @@ fn value_from_wit(v: wit::FieldValue) -> Value {
         wit::FieldValue::Duration(d) => Value::Duration(d),
         wit::FieldValue::StrList(l) => Value::StrList(l),
         wit::FieldValue::StrMap(s) => Value::StrMap(serde_json::from_str(&s).unwrap_or_default()),
-        wit::FieldValue::Json(s) => Value::Json(serde_json::from_str(&s).unwrap_or_default()),
+        wit::FieldValue::Json(s) => Value::Json(crate::Json::from_text(s)),
     }
 }
 
@@ -133,7 +133,7 @@ fn auth_from_wit(a: wit::Auth) -> Auth {
 
 fn response_to_wit(r: Response) -> wit::Response {
     wit::Response {
-        data: r.data.as_ref().map(json_text),
+        data: r.data_text.or_else(|| r.data.as_ref().map(json_text)),
         warnings: r.warnings,
         secret: r.secret.map(secret_to_wit),
         auth: r.auth.map(auth_to_wit),

@@ -58,7 +58,7 @@ pub mod bindings {
 }
 
 pub use error::Error;
-pub use request::{Request, Value};
+pub use request::{Json, Request, Value};
 pub use response::{Auth, LeaseOptions, Response, Secret};
 pub use spec::{Field, FieldKind, Operation, Path, Spec};
 

@@ -1,8 +1,74 @@
 //! The request a handler receives: operation, mount-relative path, validated fields.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::Operation;
+
+/// A `json` field: the JSON text as the host sent it, parsed only when asked for.
+///
+/// Handlers that read a large field into their own types (a batch of items, say) can deserialise
+/// [`text`](Json::text) directly instead of building a `serde_json::Value` first.
+///
+/// ```
+/// use tresor_sdk::Json;
+/// let j = Json::from_text(r#"{"a": [1, 2]}"#.to_string());
+/// assert_eq!(j.value()["a"][1], 2);
+/// assert_eq!(j.text(), r#"{"a": [1, 2]}"#);
+/// let k = Json::from(serde_json::json!({"a": [1, 2]}));
+/// assert_eq!(j, k);
+/// assert_eq!(k.text(), r#"{"a":[1,2]}"#);
+/// ```
+#[derive(Clone)]
+pub struct Json {
+    /// At least one of the two is always set.
+    text: OnceCell<String>,
+    value: OnceCell<serde_json::Value>,
+}
+
+impl Json {
+    /// From JSON text (the host sends only text it has parsed; anything else reads as `null`).
+    pub fn from_text(text: String) -> Self {
+        Self { text: OnceCell::from(text), value: OnceCell::new() }
+    }
+    /// The value, parsed on first use.
+    pub fn value(&self) -> &serde_json::Value {
+        self.value.get_or_init(|| Self::parse(self.text.get()))
+    }
+    /// The JSON text (serialised on first use when built from a value).
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(|| self.value.get().map(|v| serde_json::to_string(v).unwrap_or_default()).unwrap_or_default())
+    }
+    /// The value, owned.
+    pub fn into_value(self) -> serde_json::Value {
+        match self.value.into_inner() {
+            Some(v) => v,
+            None => Self::parse(self.text.get()),
+        }
+    }
+    fn parse(text: Option<&String>) -> serde_json::Value {
+        text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+    }
+}
+
+impl From<serde_json::Value> for Json {
+    fn from(v: serde_json::Value) -> Self {
+        Self { text: OnceCell::new(), value: OnceCell::from(v) }
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.value(), f)
+    }
+}
 
 /// A validated field value.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +86,7 @@ pub enum Value {
     /// Object of strings.
     StrMap(BTreeMap<String, String>),
     /// Any JSON.
-    Json(serde_json::Value),
+    Json(Json),
 }
 
 impl Value {
@@ -33,7 +99,7 @@ impl Value {
             Self::Duration(d) => (*d).into(),
             Self::StrList(l) => l.clone().into(),
             Self::StrMap(m) => serde_json::to_value(m).unwrap_or_default(),
-            Self::Json(v) => v.clone(),
+            Self::Json(v) => v.value().clone(),
         }
     }
 }
@@ -121,7 +187,21 @@ impl Request {
     /// A JSON field.
     pub fn json(&self, name: &str) -> Option<&serde_json::Value> {
         match self.data.get(name) {
-            Some(Value::Json(v)) => Some(v),
+            Some(Value::Json(v)) => Some(v.value()),
+            _ => None,
+        }
+    }
+    /// A JSON field's text, as the host sent it (no `serde_json::Value` is built).
+    ///
+    /// ```
+    /// use tresor_sdk::{Operation, Request, Value};
+    /// let req = Request::new(Operation::Update, "batch").with("items", Value::Json(serde_json::json!([1, 2]).into()));
+    /// let items: Vec<u32> = serde_json::from_str(req.json_text("items").unwrap()).unwrap();
+    /// assert_eq!(items, [1, 2]);
+    /// ```
+    pub fn json_text(&self, name: &str) -> Option<&str> {
+        match self.data.get(name) {
+            Some(Value::Json(v)) => Some(v.text()),
             _ => None,
         }
     }

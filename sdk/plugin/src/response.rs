@@ -60,6 +60,9 @@ pub struct Auth {
 pub struct Response {
     /// JSON object, or `None` for 204.
     pub data: Option<serde_json::Value>,
+    /// The data already serialised as a JSON object ([`Response::data_text()`]); sent instead of
+    /// `data` when set. The host checks it exactly as it checks `data`.
+    pub data_text: Option<String>,
     /// Warnings.
     pub warnings: Vec<String>,
     /// A leased secret.
@@ -80,6 +83,26 @@ impl Response {
     /// `200` with `data` (must be a JSON object).
     pub fn data(data: serde_json::Value) -> Self {
         Self { data: Some(data), ..Self::default() }
+    }
+    /// `200` with data the handler has serialised itself (a JSON object), for large responses
+    /// built from the handler's own types without a `serde_json::Value` in between.
+    ///
+    /// ```
+    /// use tresor_sdk::Response;
+    /// #[derive(serde::Serialize)]
+    /// struct Out { n: u32 }
+    /// let r = Response::data_text(serde_json::to_string(&Out { n: 1 }).unwrap());
+    /// assert_eq!(r.data_value(), Some(serde_json::json!({"n": 1})));
+    /// ```
+    pub fn data_text(text: String) -> Self {
+        Self { data_text: Some(text), ..Self::default() }
+    }
+    /// The data as a value, whichever way it was given (for tests).
+    pub fn data_value(&self) -> Option<serde_json::Value> {
+        match &self.data_text {
+            Some(t) => serde_json::from_str(t).ok(),
+            None => self.data.clone(),
+        }
     }
     /// A list response `{"keys": [...]}`; an empty list is a 404 as in Vault.
     pub fn list(keys: Vec<String>) -> Result<Self, crate::Error> {
