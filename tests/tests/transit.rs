@@ -202,6 +202,40 @@ fn cross(from: &Http, to: &Http, key_type: &str, name: &str) {
     }
 }
 
+/// Ed25519 verification is Go's `crypto/ed25519`, as in OpenBao: a signature whose `R` is the
+/// identity point (`s = k·a`; valid there, cofactorless with no small-order check) verifies on both
+/// servers, and the same signature over another input on neither.
+#[test]
+fn ed25519_verification_accepts_what_openbao_accepts() {
+    use curve25519_dalek::Scalar;
+    use sha2::{Digest as _, Sha512};
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    data(&theirs, "transit/keys/edge", json!({"type": "ed25519", "exportable": true, "allow_plaintext_backup": true}));
+    let (s, exported) = theirs.get("transit/export/signing-key/edge/1");
+    assert_eq!(s, 200, "{exported}");
+    let private = unb64(exported["data"]["keys"]["1"].as_str().unwrap());
+    let (seed, public) = private.split_at(32);
+    let mut a: [u8; 32] = Sha512::digest(seed)[..32].try_into().unwrap();
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    let mut r = [0u8; 32];
+    r[0] = 1; // the identity point, y = 1
+    let k = Scalar::from_bytes_mod_order_wide(&Sha512::new().chain_update(r).chain_update(public).chain_update(unb64(HELLO)).finalize().into());
+    let signature = format!("vault:v1:{}", b64(&[r, (k * Scalar::from_bytes_mod_order(a)).to_bytes()].concat()));
+
+    let (_server, ours) = mounted();
+    let (s, backup) = theirs.get("transit/backup/edge");
+    assert_eq!(s, 200, "{backup}");
+    assert_eq!(ours.put("transit/restore/edge", json!({"backup": backup["data"]["backup"]})).0, 204);
+    for c in [&theirs, &ours] {
+        assert_eq!(data(c, "transit/verify/edge", json!({"input": HELLO, "signature": signature}))["valid"], true, "{}", if std::ptr::eq(c, &theirs) { "OpenBao" } else { "Tresor" });
+        assert_eq!(data(c, "transit/verify/edge", json!({"input": "b3RoZXI=", "signature": signature}))["valid"], false);
+    }
+}
+
 #[test]
 fn openbao_backups_restore_here_and_ours_restore_there() {
     let bao = BaoDev::start();

@@ -139,11 +139,16 @@ pub(crate) fn ed25519_sign(seed: &[u8], message: &[u8]) -> Result<Vec<u8>, Crypt
     Ok(ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&expanded, message, &public).to_bytes().to_vec())
 }
 
+/// Ed25519 verification as Go's `crypto/ed25519` does it (Vault's and OpenBao's Transit): the
+/// scalar must be canonical, `[s]B - [k]A` is compared with `R` by its encoding, and neither `R` nor
+/// the key is checked for small order. (`verify_strict` adds those checks and decompresses `R`,
+/// a field exponentiation per call; it refused signatures Vault accepts.)
 pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use ed25519_dalek::Verifier as _;
     let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
     let Some(key) = PUBLIC_KEYS.of_bytes(&public) else { return false };
     let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return false };
-    key.verify_strict(message, &sig).is_ok()
+    key.verify(message, &sig).is_ok()
 }
 
 /// A new RSA key as PKCS#8 DER (only the sizes Transit and Vault use).
@@ -257,6 +262,27 @@ mod tests {
         assert!(ed25519_verify(&public, &h("72"), &h(expected)));
         assert!(!ed25519_verify(&public, &h("73"), &h(expected)));
         assert!(!ed25519_verify(&public[..31], &h("72"), &h(expected)));
+    }
+
+    /// A signature whose `R` is the identity (`s = k·a`) is valid for Go's `crypto/ed25519`, which
+    /// Vault's Transit uses; `verify_strict` refused it. A non-canonical `s` is refused by both.
+    #[test]
+    fn ed25519_verifies_as_go_does() {
+        use curve25519_dalek::Scalar;
+        use sha2::Digest as _;
+        let seed: [u8; 32] = h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").try_into().unwrap();
+        let expanded = ExpandedSecretKey::from(&seed);
+        let public = VerifyingKey::from(&expanded);
+        let mut r = [0u8; 32];
+        r[0] = 1; // the identity point, y = 1
+        let k = Scalar::from_bytes_mod_order_wide(&sha2::Sha512::new().chain_update(r).chain_update(public.as_bytes()).chain_update(b"m").finalize().into());
+        let sig = [r, (k * expanded.scalar).to_bytes()].concat();
+        assert!(ed25519_verify(public.as_bytes(), b"m", &sig));
+        assert!(!ed25519_verify(public.as_bytes(), b"n", &sig));
+        assert!(public.verify_strict(b"m", &ed25519_dalek::Signature::from_slice(&sig).unwrap()).is_err());
+        let mut high = sig.clone();
+        high[63] |= 0xe0;
+        assert!(!ed25519_verify(public.as_bytes(), b"m", &high));
     }
 
     /// The public-key cache changes nothing: RFC 8032 test 1 and 2 interleaved, each signed and

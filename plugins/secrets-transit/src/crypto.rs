@@ -240,11 +240,13 @@ mod primitives {
         Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(msg).to_bytes().to_vec())
     }
 
+    /// As the host does it: Go's `crypto/ed25519` semantics (canonical `s`, no small-order checks).
     pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        use ed25519_dalek::Verifier as _;
         let Ok(public) = <[u8; 32]>::try_from(public) else { return false };
         let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&public) else { return false };
         let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return false };
-        vk.verify_strict(msg, &sig).is_ok()
+        vk.verify(msg, &sig).is_ok()
     }
 
     pub fn rsa_generate(bits: u32) -> Result<rsa::RsaPrivateKey, Error> {
