@@ -43,7 +43,14 @@ impl Fixture {
 
 async fn call(b: &WasmBackend, op: Operation, path: &str, data: Value) -> Result<Value, Error> {
     let req = Request::new(op, path).with_data(data.as_object().cloned().unwrap_or_default());
-    b.handle(req).await.map(|r| r.and_then(|r| r.data).map(Value::Object).unwrap_or(Value::Null))
+    b.handle(req).await.map(|r| {
+        r.and_then(|mut r| {
+            r.materialize().unwrap();
+            r.data
+        })
+        .map(Value::Object)
+        .unwrap_or(Value::Null)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -278,8 +278,14 @@ impl Core {
     #[tracing::instrument(level = "debug", skip_all, fields(op = %request.operation, path = %request.path))]
     pub async fn handle_request(&self, request: Request) -> Result<Response, Error> {
         let mut audit = if self.is_sealed() { None } else { self.audit_ctx(&request) };
-        let result = self.handle_inner(request, &mut audit).await;
+        let mut result = self.handle_inner(request, &mut audit).await;
         let Some(mut ctx) = audit else { return result };
+        // The response line HMACs the data field by field: a plugin's data text is parsed for it.
+        if let Ok(response) = &mut result
+            && response.materialize().is_err()
+        {
+            result = Err(Error::Internal("backend returned data that is not JSON".into()));
+        }
         if !ctx.request_logged {
             // Refused before any handler ran: the request line carries the error.
             self.audit_log_request(&mut ctx, result.as_ref().err()).await?;

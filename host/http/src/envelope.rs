@@ -13,10 +13,18 @@ struct Envelope<'a> {
     lease_id: &'a str,
     renewable: bool,
     lease_duration: u64,
-    data: Option<&'a Map>,
+    data: Option<Data<'a>>,
     wrap_info: Option<Value>,
     warnings: Option<&'a [String]>,
     auth: Option<Auth<'a>>,
+}
+
+/// `data`: a map, or a plugin's JSON object text written as is.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Map(&'a Map),
+    Text(&'a serde_json::value::RawValue),
 }
 
 #[derive(Serialize)]
@@ -67,7 +75,10 @@ pub(crate) fn render(response: &Response, request_id: &str, legacy_copy: bool) -
         lease_id: &response.lease_id,
         renewable: response.renewable,
         lease_duration: response.lease_duration,
-        data: response.data.as_ref(),
+        data: match (&response.data_text, &response.data) {
+            (Some(text), _) => Some(Data::Text(text)),
+            (None, data) => data.as_ref().map(Data::Map),
+        },
         wrap_info: response.wrap_info.as_ref().and_then(|w| serde_json::to_value(w).ok()),
         warnings: (!response.warnings.is_empty()).then_some(response.warnings.as_slice()),
         auth: response.auth.as_ref().map(Auth::from),
@@ -94,6 +105,15 @@ mod tests {
             text,
             r#"{"request_id":"rid","lease_id":"","renewable":false,"lease_duration":0,"data":{"a":1,"b":2},"wrap_info":null,"warnings":null,"auth":null}"#
         );
+    }
+
+    #[test]
+    fn plugin_data_text_is_written_as_is() {
+        let response = Response { data_text: Some(serde_json::value::RawValue::from_string(r#"{"z":[1,"\u00e9"],"a":{}}"#.into()).unwrap()), ..Response::default() };
+        let text = String::from_utf8(render(&response, "rid", false).unwrap()).unwrap();
+        assert!(text.contains(r#","data":{"z":[1,"\u00e9"],"a":{}},"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["data"]["z"][1], "é");
     }
 
     #[test]

@@ -134,6 +134,11 @@ impl fmt::Debug for WrapInfo {
 pub struct Response {
     /// `data` of the envelope.
     pub data: Option<Map>,
+    /// `data` still as the JSON object text a plugin returned (validated, not parsed): the envelope
+    /// writes it out as is. Whatever reads `data` first calls [`Response::materialize`]; the core
+    /// does so before audit logging and response wrapping, the only readers of a plugin's data.
+    #[serde(skip)]
+    pub data_text: Option<Box<serde_json::value::RawValue>>,
     /// `warnings` of the envelope.
     pub warnings: Vec<String>,
     /// `auth` of the envelope.
@@ -181,9 +186,17 @@ impl Response {
         self
     }
 
+    /// Parse [`data_text`](Self::data_text) into `data` (nothing to do without it).
+    pub fn materialize(&mut self) -> Result<(), serde_json::Error> {
+        if let Some(text) = self.data_text.take() {
+            self.data = Some(serde_json::from_str(text.get())?);
+        }
+        Ok(())
+    }
+
     /// Whether this response renders as `204 No Content`.
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease_id.is_empty() && self.wrap_info.is_none()
+        self.data.is_none() && self.data_text.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease_id.is_empty() && self.wrap_info.is_none()
     }
 }
 
@@ -192,6 +205,7 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
+            .field("data_text_len", &self.data_text.as_ref().map(|t| t.get().len()))
             .field("warnings", &self.warnings)
             .field("auth", &self.auth)
             .field("login", &self.login)

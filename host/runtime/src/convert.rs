@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tresor_logical::framework::{FieldKind, FieldSpec, FieldValue, PathSpec};
-use tresor_logical::{Error, Map, Operation};
+use tresor_logical::{Error, Operation};
 
 use crate::engine::bindings::tresor::plugin::types as wit;
 
@@ -168,9 +168,11 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allo
         Some(text) if text.len() > MAX_RESPONSE_LEN => {
             return Err(Error::Internal(format!("plugin response larger than {MAX_RESPONSE_LEN} bytes")));
         }
-        Some(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(m)) => Some(m),
-            Ok(Value::Null) => None,
+        // Checked as JSON (syntax, nesting limit) but not parsed: most responses go straight to
+        // the client, and the core parses the text only for audit or wrapping.
+        Some(text) => match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) if raw.get().starts_with('{') => Some(raw),
+            Ok(raw) if raw.get() == "null" => None,
             Ok(_) | Err(_) => return Err(Error::Internal("plugin returned data that is not a JSON object".into())),
         },
     };
@@ -193,7 +195,8 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allo
     let warnings: Vec<String> = r.warnings.into_iter().take(MAX_WARNINGS).map(|w| bounded(w, MAX_ERROR_LEN)).collect();
     let lease_duration = r.ttl_hint.map_or(0, |t| t.min(max_lease_ttl));
     Ok(tresor_logical::Response {
-        data: data.map(|m: Map| m),
+        data: None,
+        data_text: data,
         warnings,
         auth: None,
         login,
@@ -224,5 +227,30 @@ pub(crate) fn secret_to_wit(s: &tresor_logical::LeaseSecret) -> wit::Secret {
     wit::Secret {
         internal_data: s.internal_data.clone(),
         lease: wit::LeaseOptions { ttl_seconds: s.ttl, max_ttl_seconds: s.max_ttl, renewable: s.renewable },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_data(data: &str) -> wit::Response {
+        wit::Response { data: Some(data.into()), warnings: Vec::new(), secret: None, auth: None, status: None, ttl_hint: None }
+    }
+
+    /// A plugin's data is checked as a JSON object and passed on as text; parsing it on demand gives
+    /// exactly what the plugin sent.
+    #[test]
+    fn plugin_data_is_checked_and_kept_as_text() {
+        let mut r = response_from_wit(with_data(" {\"b\":[1,{\"c\":\"\\u00e9\"}],\"a\":null}\n"), 60, false).unwrap();
+        assert_eq!(r.data_text.as_ref().map(|t| t.get()), Some("{\"b\":[1,{\"c\":\"\\u00e9\"}],\"a\":null}"));
+        assert!(r.data.is_none() && !r.is_empty());
+        r.materialize().unwrap();
+        assert_eq!(Value::Object(r.data.clone().unwrap()), serde_json::json!({"a": null, "b": [1, {"c": "é"}]}));
+        assert!(r.data_text.is_none());
+        assert!(response_from_wit(with_data("null"), 60, false).unwrap().is_empty());
+        for bad in ["[1]", "\"x\"", "3", "{\"a\":", "{} {}", "{\"a\":1}x", "", &"[".repeat(200)] {
+            assert!(matches!(response_from_wit(with_data(bad), 60, false), Err(Error::Internal(_))), "{bad}");
+        }
     }
 }
