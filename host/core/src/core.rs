@@ -282,9 +282,9 @@ impl Core {
         let Some(mut ctx) = audit else { return result };
         // The response line HMACs the data field by field: a plugin's data text is parsed for it.
         if let Ok(response) = &mut result
-            && response.materialize().is_err()
+            && let Err(e) = response.materialize()
         {
-            result = Err(Error::Internal("backend returned data that is not JSON".into()));
+            result = Err(e);
         }
         if !ctx.request_logged {
             // Refused before any handler ran: the request line carries the error.

@@ -51,7 +51,7 @@ impl Core {
     /// Replace `response` by a wrapping token valid for `ttl` seconds.
     pub(crate) async fn wrap_response(&self, mut response: Response, ttl: u64, creation_path: &str) -> Result<Response, Error> {
         // The stored response must carry a plugin's data parsed (`data_text` is not stored).
-        response.materialize().map_err(|_| Error::Internal("backend returned data that is not JSON".into()))?;
+        response.materialize()?;
         let creation_time = rfc3339_nanos(now_unix_nanos());
         let wrapped_accessor = response.auth.as_ref().map(|a| a.accessor.clone()).unwrap_or_default();
         let (token, entry) = self

@@ -187,9 +187,10 @@ impl Response {
     }
 
     /// Parse [`data_text`](Self::data_text) into `data` (nothing to do without it).
-    pub fn materialize(&mut self) -> Result<(), serde_json::Error> {
+    pub fn materialize(&mut self) -> Result<(), crate::Error> {
         if let Some(text) = self.data_text.take() {
-            self.data = Some(serde_json::from_str(text.get())?);
+            let data = serde_json::from_str(text.get()).map_err(|_| crate::Error::Internal("backend returned data that is not a JSON object".into()))?;
+            self.data = Some(data);
         }
         Ok(())
     }

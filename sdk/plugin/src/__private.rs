@@ -55,7 +55,7 @@ fn error_to_wit(e: Error) -> wit::Error {
 
 /// JSON text of a value: `serde_json::to_string` directly (its `Display` goes through
 /// `fmt::Formatter`, measurably slower inside wasm). A `Value` always serialises.
-fn json_text(v: &serde_json::Value) -> String {
+pub(crate) fn json_text(v: &serde_json::Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 

@@ -34,21 +34,11 @@ impl Json {
     }
     /// The value, parsed on first use.
     pub fn value(&self) -> &serde_json::Value {
-        self.value.get_or_init(|| Self::parse(self.text.get()))
+        self.value.get_or_init(|| self.text.get().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default())
     }
     /// The JSON text (serialised on first use when built from a value).
     pub fn text(&self) -> &str {
-        self.text.get_or_init(|| self.value.get().map(|v| serde_json::to_string(v).unwrap_or_default()).unwrap_or_default())
-    }
-    /// The value, owned.
-    pub fn into_value(self) -> serde_json::Value {
-        match self.value.into_inner() {
-            Some(v) => v,
-            None => Self::parse(self.text.get()),
-        }
-    }
-    fn parse(text: Option<&String>) -> serde_json::Value {
-        text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+        self.text.get_or_init(|| self.value.get().map(crate::__private::json_text).unwrap_or_default())
     }
 }
 
