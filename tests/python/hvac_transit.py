@@ -41,11 +41,11 @@ def expect_400(fn, text):
 
 HASHES = {"sha2-256": hashes.SHA256(), "sha2-384": hashes.SHA384(), "sha2-512": hashes.SHA512()}
 
-for key_type in ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p384",
-                 "ecdsa-p521", "rsa-2048", "rsa-3072", "rsa-4096", "hmac"]:
+for key_type in ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519", "ecdsa-p256",
+                 "ecdsa-p384", "ecdsa-p521", "rsa-2048", "rsa-3072", "rsa-4096", "hmac"]:
     name = "k-" + key_type
-    if key_type in ("aes128-gcm96", "hmac"):
-        # hvac's create_key does not know these two types; its generic writer does.
+    if key_type in ("aes128-gcm96", "hmac", "xchacha20-poly1305"):
+        # hvac's create_key does not know these types; its generic writer does.
         client.write(f"transit/keys/{name}", type=key_type, exportable=True, allow_plaintext_backup=True)
     else:
         transit.create_key(name, key_type=key_type, exportable=True, allow_plaintext_backup=True)
@@ -64,7 +64,12 @@ for key_type in ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519",
         ct = transit.encrypt_data(name, plaintext=B64)["data"]["ciphertext"]
         assert transit.decrypt_data(name, ciphertext=ct)["data"]["plaintext"] == B64, key_type
         exported = transit.export_key(name, key_type="encryption-key")["data"]["keys"]["1"]
-        if key_type.startswith("rsa"):
+        if key_type == "xchacha20-poly1305":
+            # `cryptography` has no XChaCha20-Poly1305; the plugin's known-answer test covers the
+            # cipher. Here: the format (24-byte nonce ‖ ciphertext ‖ 16-byte tag) and the key size.
+            assert len(base64.b64decode(exported)) == 32 and len(raw(ct)) == 24 + len(MSG) + 16
+            theirs = None
+        elif key_type.startswith("rsa"):
             private = serialization.load_pem_private_key(exported.encode(), password=None)
             oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
             assert private.decrypt(raw(ct), oaep) == MSG
@@ -77,8 +82,9 @@ for key_type in ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519",
             assert cipher.decrypt(body[:12], body[12:], None) == MSG, key_type
             nonce = bytes(range(12))
             theirs = nonce + cipher.encrypt(nonce, MSG, None)
-        mine = "vault:v1:" + base64.b64encode(theirs).decode()
-        assert transit.decrypt_data(name, ciphertext=mine)["data"]["plaintext"] == B64, key_type
+        if theirs is not None:
+            mine = "vault:v1:" + base64.b64encode(theirs).decode()
+            assert transit.decrypt_data(name, ciphertext=mine)["data"]["plaintext"] == B64, key_type
 
     if key["supports_signing"]:
         public_text = key["keys"]["1"]["public_key"]

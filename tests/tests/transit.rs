@@ -242,7 +242,7 @@ fn openbao_backups_restore_here_and_ours_restore_there() {
     let theirs = bao.http();
     assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
     let (_server, ours) = mounted();
-    for key_type in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "rsa-2048", "ed25519", "ecdsa-p256", "ecdsa-p384"] {
+    for key_type in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "rsa-2048", "ed25519", "ecdsa-p256", "ecdsa-p384"] {
         cross(&theirs, &ours, key_type, &format!("from-bao-{key_type}"));
         cross(&ours, &theirs, key_type, &format!("from-tresor-{key_type}"));
     }
@@ -301,4 +301,62 @@ fn concurrent_rotations_each_add_a_version() {
     assert_eq!(sorted, (2..=rotations + 1).collect::<Vec<_>>(), "no rotation may overwrite another's key version");
     let key = c.get("transit/keys/busy").1["data"].clone();
     assert_eq!(key["keys"].as_object().unwrap().len() as u64, rotations + 1);
+}
+
+/// The same requests to OpenBao and to Tresor give the same status, the same error text and the
+/// same result shape: verify with both a signature and an HMAC, rewrap batches (always 200),
+/// `partial_failure_response_code`, the context rule, key configuration that cannot be undone,
+/// Vault's messages, and the warning naming parameters a path does not take.
+#[test]
+fn edge_cases_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let (_server, ours) = mounted();
+    for c in [&theirs, &ours] {
+        data(c, "transit/keys/s", json!({"type": "ed25519"}));
+        data(c, "transit/keys/k", json!({"exportable": true, "allow_plaintext_backup": true}));
+        data(c, "transit/keys/d", json!({"derived": true}));
+    }
+    let sig = |c: &Http| data(c, "transit/sign/s", json!({"input": HELLO}))["signature"].clone();
+    let ct = |c: &Http| data(c, "transit/encrypt/k", json!({"plaintext": HELLO}))["ciphertext"].clone();
+    let ctx = b64(b"tenant");
+    type Body<'a> = Box<dyn Fn(&Http) -> Value + 'a>;
+    let cases: Vec<(&str, Body)> = vec![
+        ("transit/verify/s", Box::new(move |c| json!({"input": HELLO, "signature": sig(c), "hmac": "vault:v1:AAAA"}))),
+        ("transit/verify/s", Box::new(|_| json!({"input": HELLO}))),
+        ("transit/verify/s", Box::new(move |c| json!({"batch_input": [{"input": HELLO, "signature": sig(c)}, {"input": HELLO}]}))),
+        ("transit/rewrap/k", Box::new(move |c| json!({"batch_input": [{"ciphertext": ct(c)}, {"ciphertext": "vault:v1:AAAA"}]}))),
+        ("transit/decrypt/k", Box::new(move |c| json!({"batch_input": [{"ciphertext": ct(c)}, {"ciphertext": "vault:v1:AAAA"}], "partial_failure_response_code": 207}))),
+        ("transit/decrypt/k", Box::new(|_| json!({"batch_input": [{"ciphertext": "vault:v1:AAAA"}], "partial_failure_response_code": 207}))),
+        ("transit/encrypt/d", Box::new(move |_| json!({"batch_input": [{"plaintext": HELLO, "context": ctx}, {"plaintext": HELLO}]}))),
+        ("transit/keys/k/config", Box::new(|_| json!({"exportable": false, "allow_plaintext_backup": false}))),
+        ("transit/keys/k/config", Box::new(|_| json!({"min_decryption_version": -1}))),
+        ("transit/keys/x", Box::new(|_| json!({"type": "aes256-gcm96", "key_size": 64}))),
+        ("transit/keys/h", Box::new(|_| json!({"type": "hmac", "key_size": 8}))),
+        ("transit/decrypt/k", Box::new(|_| json!({"ciphertext": "vault:v1:AAAA"}))),
+        ("transit/random", Box::new(|_| json!({"bytes": 0}))),
+        ("transit/random", Box::new(|_| json!({"format": "bad"}))),
+        ("transit/datakey/bogus/k", Box::new(|_| json!({}))),
+        ("transit/sign/s", Box::new(|_| json!({"input": HELLO, "signature_algorithm": "ignored-for-ed25519", "hash_algorithm": "sha2-512"}))),
+        ("transit/sign/s", Box::new(|_| json!({"input": HELLO, "hash_algorithm": "bogus"}))),
+        ("transit/keys/k/rotate", Box::new(|_| json!({"not_a_field": 1, "another": 2}))),
+    ];
+    for (path, body) in &cases {
+        let (ts, tb) = theirs.put(path, body(&theirs));
+        let (os, ob) = ours.put(path, body(&ours));
+        let what = format!("{path} {}", body(&theirs));
+        assert_eq!(os, ts, "{what}: status; OpenBao said {tb}, Tresor {ob}");
+        assert_eq!(ob["errors"], tb["errors"], "{what}: errors");
+        assert_eq!(ob["warnings"], tb["warnings"], "{what}: warnings");
+        let shape = |b: &Value| match &b["data"] {
+            Value::Object(m) => m.keys().cloned().collect::<Vec<_>>(),
+            _ => vec![],
+        };
+        assert_eq!(shape(&ob), shape(&tb), "{what}: data keys");
+        if let (Some(o), Some(t)) = (ob["data"]["batch_results"].as_array(), tb["data"]["batch_results"].as_array()) {
+            let errors = |r: &[Value]| r.iter().map(|i| i["error"].clone()).collect::<Vec<_>>();
+            assert_eq!(errors(o), errors(t), "{what}: per-item errors");
+        }
+    }
 }

@@ -127,9 +127,11 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
     }
 }
 
-/// Statuses a plugin may choose for a response with data.
+/// Statuses a plugin may choose for a response with data: success and client errors (Transit's
+/// `partial_failure_response_code` lets a client pick any of them). Never 1xx/3xx (they would
+/// change how the connection or client behaves) nor 5xx (server faults are the host's to report).
 fn allowed_status(s: u16) -> bool {
-    matches!(s, 200 | 202 | 204 | 400 | 404)
+    matches!(s, 200..=299 | 400..=499)
 }
 
 /// Most policies / metadata pairs / CIDRs a login may carry.
@@ -251,6 +253,19 @@ mod tests {
         assert!(response_from_wit(with_data("null"), 60, false).unwrap().is_empty());
         for bad in ["[1]", "\"x\"", "3", "{\"a\":", "{} {}", "{\"a\":1}x", "", &"[".repeat(200)] {
             assert!(matches!(response_from_wit(with_data(bad), 60, false), Err(Error::Internal(_))), "{bad}");
+        }
+    }
+
+    /// A plugin may answer 2xx and 4xx; a 1xx, 3xx or 5xx fails the request (500 from the host).
+    #[test]
+    fn plugin_statuses_are_bounded() {
+        for ok in [200, 202, 204, 207, 400, 404, 409, 429] {
+            let r = response_from_wit(wit::Response { status: Some(ok), ..with_data("{}") }, 60, false).unwrap();
+            assert_eq!(r.status, Some(ok));
+        }
+        for bad in [100, 101, 199, 301, 302, 307, 500, 503, 599, 600, 0] {
+            let r = response_from_wit(wit::Response { status: Some(bad), ..with_data("{}") }, 60, false);
+            assert!(matches!(r, Err(Error::Internal(_))), "{bad}");
         }
     }
 }

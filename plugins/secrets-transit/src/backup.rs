@@ -281,8 +281,11 @@ fn info_now(version: u64) -> Value {
 
 pub fn backup(req: &Request) -> Result<Response, Error> {
     let mut p = load(req)?;
-    if !p.exportable || !p.allow_plaintext_backup {
+    if !p.exportable {
         return Err(Error::invalid("exporting is disallowed on the policy"));
+    }
+    if !p.allow_plaintext_backup {
+        return Err(Error::invalid("plaintext backup is disallowed on the policy"));
     }
     p.backup_info = Some(info_now(p.latest_version));
     p.save()?;

@@ -20,6 +20,12 @@ use crate::crypto::unb64;
 /// Most items one batch may carry.
 pub const MAX_BATCH: usize = 10_000;
 
+// Go's names for JSON values' types (Vault decodes numbers as `json.Number`).
+const GO_NUMBER: &str = "json.Number";
+const GO_BOOL: &str = "bool";
+const GO_LIST: &str = "[]interface {}";
+const GO_MAP: &str = "map[string]interface {}";
+
 /// An item's argument as the client sent it.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub enum Arg<'a> {
@@ -30,8 +36,9 @@ pub enum Arg<'a> {
     Str(Cow<'a, str>),
     /// An integer that fits `i64`.
     Int(i64),
-    /// Anything else (other numbers, booleans, lists, objects).
-    Other,
+    /// Anything else (other numbers, booleans, lists, objects), with the name Go's JSON decoding
+    /// gives its type in Vault's messages.
+    Other(&'static str),
 }
 
 impl<'a> Arg<'a> {
@@ -40,14 +47,18 @@ impl<'a> Arg<'a> {
         match v {
             Value::Str(s) => Self::Str(Cow::Borrowed(s)),
             Value::Int(i) => Self::Int(*i),
-            Value::Duration(d) => i64::try_from(*d).map_or(Self::Other, Self::Int),
+            Value::Duration(d) => i64::try_from(*d).map_or(Self::Other(GO_NUMBER), Self::Int),
             Value::Json(j) => match j.value() {
                 serde_json::Value::Null => Self::Absent,
                 serde_json::Value::String(s) => Self::Str(Cow::Borrowed(s)),
-                serde_json::Value::Number(n) => n.as_i64().map_or(Self::Other, Self::Int),
-                _ => Self::Other,
+                serde_json::Value::Number(n) => n.as_i64().map_or(Self::Other(GO_NUMBER), Self::Int),
+                serde_json::Value::Bool(_) => Self::Other(GO_BOOL),
+                serde_json::Value::Array(_) => Self::Other(GO_LIST),
+                serde_json::Value::Object(_) => Self::Other(GO_MAP),
             },
-            Value::Bool(_) | Value::StrList(_) | Value::StrMap(_) => Self::Other,
+            Value::Bool(_) => Self::Other(GO_BOOL),
+            Value::StrList(_) => Self::Other(GO_LIST),
+            Value::StrMap(_) => Self::Other(GO_MAP),
         }
     }
 
@@ -66,7 +77,7 @@ impl<'a> Arg<'a> {
             Self::Int(i) => Ok(Some(*i)),
             Self::Str(s) if s.is_empty() => Ok(None),
             Self::Str(s) => s.parse().map(Some).map_err(|_| Error::invalid(format!("{key} must be an integer"))),
-            Self::Other => Err(Error::invalid(format!("{key} must be an integer"))),
+            Self::Other(_) => Err(Error::invalid(format!("{key} must be an integer"))),
         }
     }
 
@@ -76,7 +87,7 @@ impl<'a> Arg<'a> {
             Self::Absent => Ok(None),
             Self::Str(s) if s.is_empty() => Ok(None),
             Self::Str(s) => unb64(s).map(Some).map_err(|e| Error::invalid(format!("failed to base64-decode {key}: {e}"))),
-            Self::Int(_) | Self::Other => Err(Error::invalid(format!("{key} must be a string"))),
+            Self::Int(_) | Self::Other(_) => Err(Error::invalid(format!("{key} must be a string"))),
         }
     }
 }
@@ -102,13 +113,13 @@ impl<'de> Deserialize<'de> for Arg<'de> {
                 Ok(Arg::Int(i))
             }
             fn visit_u64<E>(self, u: u64) -> Result<Arg<'de>, E> {
-                Ok(i64::try_from(u).map_or(Arg::Other, Arg::Int))
+                Ok(i64::try_from(u).map_or(Arg::Other(GO_NUMBER), Arg::Int))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Arg<'de>, E> {
-                Ok(Arg::Other)
+                Ok(Arg::Other(GO_NUMBER))
             }
             fn visit_bool<E>(self, _: bool) -> Result<Arg<'de>, E> {
-                Ok(Arg::Other)
+                Ok(Arg::Other(GO_BOOL))
             }
             fn visit_unit<E>(self) -> Result<Arg<'de>, E> {
                 Ok(Arg::Absent)
@@ -118,11 +129,11 @@ impl<'de> Deserialize<'de> for Arg<'de> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arg<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Arg::Other)
+                Ok(Arg::Other(GO_LIST))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Arg<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Arg::Other)
+                Ok(Arg::Other(GO_MAP))
             }
         }
         d.deserialize_any(V)
@@ -246,10 +257,68 @@ impl<'a> Items<'a> {
         }
     }
 
+    /// The items as a slice (one for a single request).
+    pub fn as_slice(&self) -> &[Item<'a>] {
+        match self {
+            Self::Single(item) => std::slice::from_ref(item),
+            Self::Batch(batch) => batch,
+        }
+    }
+
+    /// Vault's decoding of an encrypt, decrypt or rewrap batch: a wrongly typed field, or an item
+    /// without the `required` one, fails the whole request (Vault answers 500; this is the
+    /// client's error, so 400) with Vault's text. A `reference` may be any JSON (Vault: a string).
+    pub fn check_batch_decoding(&self, required: Option<(&str, &str)>) -> Result<(), Error> {
+        let Self::Batch(items) = self else { return Ok(()) };
+        let mut errors = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            // In Vault's order: context, ciphertext, plaintext, key_version, associated_data.
+            for (name, arg, want) in [
+                ("context", &item.context, "string"),
+                ("ciphertext", &item.ciphertext, "string"),
+                ("plaintext", &item.plaintext, "string"),
+                ("key_version", &item.key_version, "int"),
+                ("associated_data", &item.associated_data, "string"),
+            ] {
+                let got = match (arg, want) {
+                    (Arg::Absent, _) => match required {
+                        Some((field, missing)) if field == name => {
+                            errors.push(format!("'[{i}].{name}' {missing}"));
+                            continue;
+                        }
+                        _ => continue,
+                    },
+                    (Arg::Str(_), "string") | (Arg::Int(_), "int") => continue,
+                    (Arg::Str(_), _) => "string",
+                    (Arg::Int(_), _) => GO_NUMBER,
+                    (Arg::Other(t), _) => t,
+                };
+                errors.push(format!("'[{i}].{name}' expected type '{want}', got unconvertible type '{got}'"));
+            }
+        }
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!("failed to parse batch input: {}", errors.join("\n"))))
+    }
+
+    /// Vault's rule for encrypt, decrypt and rewrap: a context in every item or in none.
+    pub fn check_context_everywhere_or_nowhere(&self) -> Result<(), Error> {
+        let set = |item: &Item<'_>| !matches!(&item.context, Arg::Absent) && item.context.str() != Some("");
+        let items = self.as_slice();
+        let first = items.first().is_some_and(set);
+        if items.iter().any(|item| set(item) != first) {
+            return Err(Error::invalid("context should be set either in all the request blocks or in none"));
+        }
+        Ok(())
+    }
+
     /// Run `each` over the batch (per-item errors; a failed item is `on_error` plus its `error`)
     /// or the single item (an error fails the request). `fail_status`: the status when some batch
-    /// items failed (Vault: 400 for encrypt/decrypt/rewrap, 200 for sign/verify/HMAC), unless the
-    /// request's `partial_failure_response_code` says otherwise.
+    /// items failed (Vault: 400 for encrypt and decrypt; 200 for rewrap, sign, verify and HMAC).
+    /// When some items succeeded, the request's `partial_failure_response_code` replaces it, as
+    /// Vault's does; a code that is not 2xx or 4xx (the statuses the host lets a plugin choose;
+    /// Vault takes 1-599) is ignored with a warning.
     pub fn run(
         self,
         req: &Request,
@@ -265,13 +334,19 @@ impl<'a> Items<'a> {
             }
             Self::Batch(batch) => batch,
         };
-        let mut failed = false;
+        let (mut failed, mut succeeded) = (false, false);
         let mut results = Vec::with_capacity(batch.len());
         for item in &batch {
-            results.push(each(item).unwrap_or_else(|e| {
-                failed = true;
-                Out { error: Some(item_error(e)), ..on_error.clone() }
-            }));
+            results.push(match each(item) {
+                Ok(out) => {
+                    succeeded = true;
+                    out
+                }
+                Err(e) => {
+                    failed = true;
+                    Out { error: Some(item_error(e)), ..on_error.clone() }
+                }
+            });
         }
         let mut json = String::with_capacity(32 + results.iter().zip(&batch).map(|(out, item)| out.json_len(item.reference)).sum::<usize>());
         json.push_str("{\"batch_results\":[");
@@ -282,17 +357,19 @@ impl<'a> Items<'a> {
             out.write_json(&mut json, Some(item.reference));
         }
         json.push_str("]}");
-        let resp = Response::data_text(json);
+        let mut resp = Response::data_text(json);
         if !failed {
             return Ok(resp);
         }
-        let status = match req.int("partial_failure_response_code") {
-            Some(code) => u16::try_from(code)
-                .ok()
-                .filter(|c| matches!(c, 200 | 400))
-                .ok_or_else(|| Error::invalid("partial_failure_response_code must be 200 or 400"))?,
-            None => fail_status,
-        };
+        let mut status = fail_status;
+        if let Some(code) = req.int("partial_failure_response_code").filter(|_| succeeded) {
+            match u16::try_from(code).ok().filter(|c| matches!(c, 200..=299 | 400..=499)) {
+                Some(code) => status = code,
+                None => {
+                    resp = resp.warn(format!("invalid HTTP response code override from partial_failure_response_code, reverting to {status}"))
+                }
+            }
+        }
         Ok(if status == 200 { resp } else { resp.status(status) })
     }
 }
@@ -415,10 +492,10 @@ mod tests {
         assert_eq!(items[1].plaintext, Arg::Absent);
         assert_eq!(items[1].context.b64("context").unwrap_err(), Error::invalid("context must be a string"));
         assert_eq!(items[1].key_version.int("key_version").unwrap_err(), Error::invalid("key_version must be an integer"));
-        assert_eq!(items[2].input, Arg::Other);
-        assert_eq!(items[2].hmac, Arg::Other);
-        assert_eq!(items[2].signature, Arg::Other);
-        assert_eq!(items[2].key_version, Arg::Other);
+        assert_eq!(items[2].input, Arg::Other("bool"));
+        assert_eq!(items[2].hmac, Arg::Other("[]interface {}"));
+        assert_eq!(items[2].signature, Arg::Other("map[string]interface {}"));
+        assert_eq!(items[2].key_version, Arg::Other("json.Number"));
         let req = batch(r#"[{"plaintext": "a\u0062"}]"#);
         let Items::Batch(items) = Items::parse(&req).unwrap() else { panic!("not a batch") };
         assert!(matches!(&items[0].plaintext, Arg::Str(Cow::Owned(s)) if s == "ab"));

@@ -76,7 +76,7 @@ fn internal(e: impl std::fmt::Display) -> Error {
 /// Fill `entry` with fresh key material of `kind`.
 pub fn generate(kind: KeyType, key_size: u64, entry: &mut KeyEntry) -> Result<(), Error> {
     match kind {
-        KeyType::Aes256Gcm96 | KeyType::Aes128Gcm96 | KeyType::ChaCha20Poly1305 => {
+        KeyType::Aes256Gcm96 | KeyType::Aes128Gcm96 | KeyType::ChaCha20Poly1305 | KeyType::XChaCha20Poly1305 => {
             entry.key = Some(Secret::new(random_bytes(kind.aead_key_len())?));
         }
         KeyType::Hmac => {
@@ -140,11 +140,9 @@ pub fn hkdf(ikm: &[u8], context: &[u8], len: usize) -> Result<Secret, Error> {
 // ---------------------------------------------------------------------------------------------
 // AEAD
 
-/// Nonce length of every AEAD type (96 bits).
-pub const NONCE_LEN: usize = 12;
-
 /// Seal `plaintext` under `key`; returns ciphertext ‖ tag. In the component the host does it natively
-/// (`tresor:plugin/crypto`, hardware AES); native unit tests use RustCrypto directly.
+/// (`tresor:plugin/crypto`, hardware AES; XChaCha20-Poly1305 excepted); native unit tests use
+/// RustCrypto directly.
 pub fn aead_seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
     if !kind.is_aead() {
         return Err(Error::invalid(format!("message encryption not supported for key type {}", kind.name())));
@@ -162,6 +160,25 @@ pub fn aead_open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[
 
 const AUTH_FAILED: &str = "cipher: message authentication failed";
 
+/// XChaCha20-Poly1305 runs in the plugin (RustCrypto) everywhere: the host's `crypto` interface
+/// has no 24-byte-nonce AEAD, and this OpenBao-only key type is not on a measured path.
+mod xchacha {
+    use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+    use super::{internal, Error, AUTH_FAILED};
+
+    pub fn seal(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let cipher = XChaCha20Poly1305::new_from_slice(key).map_err(internal)?;
+        cipher.encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad }).map_err(|_| internal("encryption failed"))
+    }
+
+    pub fn open(key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        let cipher = XChaCha20Poly1305::new_from_slice(key).map_err(|_| "invalid key".to_string())?;
+        cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad }).map_err(|_| AUTH_FAILED.to_string())
+    }
+}
+
 /// In the component: AEAD, Ed25519 and RSA key generation are the host's (`tresor:plugin/crypto`).
 #[cfg(target_arch = "wasm32")]
 mod primitives {
@@ -178,10 +195,16 @@ mod primitives {
     }
 
     pub fn seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        if kind == KeyType::XChaCha20Poly1305 {
+            return super::xchacha::seal(key, nonce, plaintext, aad);
+        }
         crypto::aead_seal(alg(kind), key, nonce, aad, plaintext).map_err(|e| internal(format!("encryption failed: {e:?}")))
     }
 
     pub fn open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        if kind == KeyType::XChaCha20Poly1305 {
+            return super::xchacha::open(key, nonce, sealed, aad);
+        }
         crypto::aead_open(alg(kind), key, nonce, aad, sealed).map_err(|e| match e {
             CryptoError::AuthenticationFailed => AUTH_FAILED.to_string(),
             CryptoError::InvalidInput(m) => m,
@@ -212,6 +235,9 @@ mod primitives {
     use super::{internal, Error, KeyType, AUTH_FAILED};
 
     pub fn seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        if kind == KeyType::XChaCha20Poly1305 {
+            return super::xchacha::seal(key, nonce, plaintext, aad);
+        }
         let payload = Payload { msg: plaintext, aad };
         let nonce = aes_gcm::Nonce::from_slice(nonce);
         let out = match kind {
@@ -223,6 +249,9 @@ mod primitives {
     }
 
     pub fn open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        if kind == KeyType::XChaCha20Poly1305 {
+            return super::xchacha::open(key, nonce, sealed, aad);
+        }
         let payload = Payload { msg: sealed, aad };
         let nonce = aes_gcm::Nonce::from_slice(nonce);
         let bad_key = |_| "invalid key".to_string();

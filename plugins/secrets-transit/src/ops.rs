@@ -7,8 +7,8 @@ use subtle::ConstantTimeEq as _;
 use tresor_sdk::{storage, system, Error, Request, Response};
 use zeroize::Zeroizing;
 
-use crate::batch::{Item, Items, Out};
-use crate::crypto::{self, b64, unb64, HashAlg, SaltLen, SignOptions, NONCE_LEN};
+use crate::batch::{Arg, Item, Items, Out};
+use crate::crypto::{self, b64, unb64, HashAlg, SaltLen, SignOptions};
 use crate::policy::{check_auto_rotate, check_name, KeyType, NewKey, Policy};
 
 /// Largest `random` request (Vault's limit).
@@ -70,7 +70,10 @@ fn new_key_options(req: &Request, type_field: &str) -> Result<NewKey, Error> {
         exportable: req.bool("exportable").unwrap_or(false),
         allow_plaintext_backup: req.bool("allow_plaintext_backup").unwrap_or(false),
         auto_rotate_period: req.duration("auto_rotate_period").unwrap_or(0),
-        key_size: u64::try_from(req.int("key_size").unwrap_or(0)).map_err(|_| Error::invalid("key_size must not be negative"))?,
+        key_size: {
+            let size = req.int("key_size").unwrap_or(0);
+            u64::try_from(size).map_err(|_| Error::invalid(format!("invalid key_size {size}")))?
+        },
     })
 }
 
@@ -98,47 +101,59 @@ fn delete_key(req: &Request) -> Result<Response, Error> {
 fn config_key(req: &Request) -> Result<Response, Error> {
     let name = name(req)?;
     let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid("no existing key named ".to_string() + name + " could be found"))?;
+    let mut warning = None;
+    // Vault's rules and messages; nothing is saved unless every check passes.
     if let Some(v) = req.int("min_decryption_version") {
-        let v = u64::try_from(v).map_err(|_| Error::invalid("min decryption version must be positive"))?.max(1);
-        if v > p.latest_version {
-            return Err(Error::invalid(format!("cannot set min decryption version of {v}, latest key version is {}", p.latest_version)));
+        let mut v = u64::try_from(v).map_err(|_| Error::invalid("min decryption version cannot be negative"))?;
+        if v == 0 {
+            v = 1;
+            warning = Some("since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1");
         }
-        if v < p.min_available_version {
-            return Err(Error::invalid(format!("cannot set min decryption version of {v} below min available version {}", p.min_available_version)));
+        if v != p.min_decryption_version && v > p.latest_version {
+            return Err(Error::invalid(format!("cannot set min decryption version of {v}, latest key version is {}", p.latest_version)));
         }
         p.min_decryption_version = v;
     }
     if let Some(v) = req.int("min_encryption_version") {
-        let v = u64::try_from(v).map_err(|_| Error::invalid("min encryption version must be positive"))?;
-        if v > p.latest_version {
+        let v = u64::try_from(v).map_err(|_| Error::invalid("min encryption version cannot be negative"))?;
+        if v != p.min_encryption_version && v > p.latest_version {
             return Err(Error::invalid(format!("cannot set min encryption version of {v}, latest key version is {}", p.latest_version)));
         }
         p.min_encryption_version = v;
     }
     if p.min_encryption_version > 0 && p.min_encryption_version < p.min_decryption_version {
-        return Err(Error::invalid("min encryption version should not be less than min decryption version"));
+        return Err(Error::invalid(format!(
+            "cannot set min encryption/decryption values; min encryption version of {} must be greater than or equal to min decryption version of {}",
+            p.min_encryption_version, p.min_decryption_version
+        )));
     }
     if let Some(b) = req.bool("deletion_allowed") {
         p.deletion_allowed = b;
     }
-    if let Some(b) = req.bool("exportable") {
-        if p.exportable && !b {
-            return Err(Error::invalid("exportable key cannot be disabled once enabled"));
-        }
-        p.exportable = b;
+    p.min_decryption_version = p.min_decryption_version.max(1);
+    // Once set, `exportable` and `allow_plaintext_backup` stay set: `false` is ignored, as in Vault.
+    if req.bool("exportable") == Some(true) {
+        p.exportable = true;
     }
-    if let Some(b) = req.bool("allow_plaintext_backup") {
-        if p.allow_plaintext_backup && !b {
-            return Err(Error::invalid("plaintext backup cannot be disabled once enabled"));
-        }
-        p.allow_plaintext_backup = b;
+    if req.bool("allow_plaintext_backup") == Some(true) {
+        p.allow_plaintext_backup = true;
     }
     if let Some(d) = req.duration("auto_rotate_period") {
         check_auto_rotate(d)?;
         p.auto_rotate_period = i64::try_from(d.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
     }
+    if p.min_available_version > p.min_encryption_version {
+        return Err(Error::invalid("min encryption version should not be less than min available version"));
+    }
+    if p.min_available_version > p.min_decryption_version {
+        return Err(Error::invalid("min decryption version should not be less then min available version"));
+    }
     p.save()?;
-    Ok(Response::data(p.describe()))
+    let resp = Response::data(p.describe());
+    Ok(match warning {
+        Some(w) => resp.warn(w),
+        None => resp,
+    })
 }
 
 fn trim_key(req: &Request) -> Result<Response, Error> {
@@ -236,9 +251,9 @@ pub fn encrypt_with(p: &Policy, version: u64, plaintext: &[u8], context: Option<
         let nonce = if p.convergent_encryption {
             // Convergent version 3: the nonce is an HMAC of the plaintext under the derived key, so
             // equal plaintexts under one context give equal ciphertexts.
-            crypto::hmac(HashAlg::Sha256, &key, plaintext)?[..NONCE_LEN].to_vec()
+            crypto::hmac(HashAlg::Sha256, &key, plaintext)?[..p.kind.nonce_len()].to_vec()
         } else {
-            crypto::random_bytes(NONCE_LEN)?
+            crypto::random_bytes(p.kind.nonce_len())?
         };
         let mut out = nonce.clone();
         out.extend(crypto::aead_seal(p.kind, &key, &nonce, plaintext, aad.unwrap_or_default())?);
@@ -305,10 +320,10 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
         crypto::rsa_decrypt(entry, &raw).map_err(Error::invalid)?
     } else {
         let key = aead_key(p, version, context)?;
-        if raw.len() < NONCE_LEN {
-            return Err(Error::invalid("invalid ciphertext: too short"));
+        if raw.len() < p.kind.nonce_len() {
+            return Err(Error::invalid("invalid ciphertext length"));
         }
-        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let (nonce, sealed) = raw.split_at(p.kind.nonce_len());
         crypto::aead_open(p.kind, &key, nonce, sealed, aad.unwrap_or_default()).map_err(Error::invalid)?
     };
     Ok((plaintext, version))
@@ -336,6 +351,8 @@ fn load_or_create(req: &Request, name: &str, first: Option<&Item<'_>>) -> Result
 
 pub fn encrypt(req: &Request) -> Result<Response, Error> {
     let items = Items::parse(req)?;
+    items.check_batch_decoding(Some(("plaintext", "missing plaintext to encrypt")))?;
+    items.check_context_everywhere_or_nowhere()?;
     let p = load_or_create(req, name(req)?, items.first())?;
     let default_version = version_arg(req.int("key_version"))?;
     items.run(req, 400, Out::default(), |item| {
@@ -352,7 +369,10 @@ pub fn encrypt(req: &Request) -> Result<Response, Error> {
 pub fn decrypt(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let on_error = Out { plaintext: Some(String::new()), ..Out::default() };
-    Items::parse(req)?.run(req, 400, on_error, |item| {
+    let items = Items::parse(req)?;
+    items.check_batch_decoding(Some(("ciphertext", "missing ciphertext to decrypt")))?;
+    items.check_context_everywhere_or_nowhere()?;
+    items.run(req, 400, on_error, |item| {
         let (plaintext, _, _) = decrypt_item(&p, item)?;
         Ok(Out { plaintext: Some(b64(&plaintext)), ..Out::default() })
     })
@@ -361,7 +381,11 @@ pub fn decrypt(req: &Request) -> Result<Response, Error> {
 pub fn rewrap(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let default_version = version_arg(req.int("key_version"))?;
-    Items::parse(req)?.run(req, 400, Out::default(), |item| {
+    let items = Items::parse(req)?;
+    items.check_batch_decoding(None)?;
+    items.check_context_everywhere_or_nowhere()?;
+    // Vault answers 200 to a rewrap batch whatever its items' errors.
+    items.run(req, 200, Out::default(), |item| {
         let version = item_version(item, default_version)?;
         let (plaintext, context, aad) = decrypt_item(&p, item)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
@@ -374,7 +398,7 @@ pub fn datakey(req: &Request) -> Result<Response, Error> {
     let with_plaintext = match kind {
         "plaintext" => true,
         "wrapped" => false,
-        _ => return Err(Error::invalid("invalid path: the data key type must be plaintext or wrapped")),
+        _ => return Err(Error::invalid("Invalid path, must be 'plaintext' or 'wrapped'")),
     };
     let p = load(name(req)?)?;
     let bits = req.int("bits").unwrap_or(256);
@@ -410,16 +434,16 @@ pub fn random(req: &Request) -> Result<Response, Error> {
         return Err(Error::invalid(format!("unsupported entropy source {source}; must be \"platform\", \"seal\", or \"all\"")));
     }
     if bytes < 1 {
-        return Err(Error::invalid("number of bytes to generate must be at least 1"));
+        return Err(Error::invalid("'bytes' cannot be less than 1"));
     }
     if bytes > MAX_RANDOM_BYTES {
-        return Err(Error::invalid(format!("number of bytes to generate must be no more than {MAX_RANDOM_BYTES}")));
+        return Err(Error::invalid(format!("'bytes' cannot be greater than {MAX_RANDOM_BYTES}")));
     }
     let raw = crypto::random_bytes(usize::try_from(bytes).unwrap_or(32))?;
     let out = match format.as_str() {
         "base64" => b64(&raw),
         "hex" => hex_encode(&raw),
-        other => return Err(Error::invalid(format!("unsupported encoding format {other}; must be \"base64\" or \"hex\""))),
+        other => return Err(Error::invalid(format!("unsupported encoding format \"{other}\"; must be \"hex\" or \"base64\""))),
     };
     Ok(Response::data(json!({ "random_bytes": out })))
 }
@@ -481,17 +505,19 @@ pub fn hmac(req: &Request) -> Result<Response, Error> {
 
 fn sign_options(req: &Request, kind: KeyType) -> Result<SignOptions, Error> {
     let hash_name = req.captured("urlalgorithm").or(req.str("hash_algorithm")).or(req.str("algorithm")).unwrap_or("sha2-256");
-    let hash = HashAlg::parse(hash_name)?;
+    let hash = HashAlg::parse(hash_name).map_err(|_| Error::invalid(format!("invalid hash algorithm \"{hash_name}\"")))?;
+    // Only RSA keys read `signature_algorithm`; Vault ignores it for the others.
     let pss = match req.str("signature_algorithm").unwrap_or("pss") {
         "" | "pss" => true,
         "pkcs1v15" => false,
-        other => return Err(Error::invalid(format!("unsupported signature algorithm {other}"))),
+        _ if !kind.is_rsa() => true,
+        other => return Err(Error::invalid(format!("unsupported rsa signature algorithm {other}"))),
     };
     let jws = match req.str("marshaling_algorithm").unwrap_or("asn1") {
         "" | "asn1" => false,
         "jws" if kind.is_ecdsa() => true,
         "jws" => return Err(Error::invalid("marshaling algorithm jws is only supported for ECDSA keys")),
-        other => return Err(Error::invalid(format!("unsupported marshaling algorithm {other}"))),
+        other => return Err(Error::invalid(format!("invalid marshaling type \"{other}\""))),
     };
     let salt_len = match req.str("salt_length").unwrap_or("auto") {
         "" | "auto" => None,
@@ -538,27 +564,53 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
 }
 
 pub fn verify(req: &Request) -> Result<Response, Error> {
-    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
-    let has_hmac = |item: &Item<'_>| item.hmac.str().is_some_and(|s| !s.is_empty());
-    let opts = sign_options(req, p.kind)?;
-    let hmac_alg = hmac_alg(req).ok();
+    let items = Items::parse(req)?;
+    // As Vault: an item with a `signature` is a signature check (its `hmac`, if any, is ignored);
+    // a batch may not mix the two nor leave either out.
+    let (mut sig_found, mut hmac_found, mut missing) = (false, false, false);
+    for item in items.as_slice() {
+        if !matches!(item.signature, Arg::Absent) {
+            sig_found = true;
+        } else if !matches!(item.hmac, Arg::Absent) {
+            hmac_found = true;
+        } else {
+            missing = true;
+        }
+    }
+    let single = matches!(items, Items::Single(_));
+    let refuse = |m: &str| Err(Error::invalid(m));
+    match (sig_found, hmac_found, missing) {
+        (false, false, _) if single => return refuse("neither a 'signature' nor an 'hmac' were given to verify"),
+        (true, true, _) => return refuse("elements of batch_input must all provide 'signature' or all provide 'hmac'"),
+        (true, false, true) => return refuse("some elements of batch_input are missing 'signature'"),
+        (false, true, true) => return refuse("some elements of batch_input are missing 'hmac'"),
+        (false, false, _) => return refuse("no batch_input elements have 'signature' or 'hmac'"),
+        _ => {}
+    }
     let valid = |v: bool| Out { valid: Some(v), ..Out::default() };
-    Items::parse(req)?.run(req, 200, Out::default(), |item| {
-        let input = input_arg(item)?;
-        if has_hmac(item) {
-            let (version, body) = parse_versioned(&p, item.hmac.str().unwrap_or_default(), "hmac")?;
+    if hmac_found {
+        let p = load(name(req)?)?;
+        let alg = hmac_alg(req)?;
+        return items.run(req, 200, Out::default(), |item| {
+            let input = input_arg(item)?;
+            let hmac = item.hmac.str().ok_or_else(|| Error::invalid("missing hmac"))?;
+            let (version, body) = parse_versioned(&p, hmac, "hmac")?;
             if p.min_decryption_version > 0 && version < p.min_decryption_version {
                 return Err(Error::invalid("cannot verify HMAC: version is too old (disallowed by policy)"));
             }
-            let given = unb64(body).map_err(|e| Error::invalid(format!("unable to decode hmac as base64: {e}")))?;
-            let alg = hmac_alg.ok_or_else(|| Error::invalid("unsupported hash algorithm for HMAC"))?;
+            let given = unb64(body).map_err(|e| Error::invalid(format!("unable to decode verification HMAC as base64: {e}")))?;
             let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
-            return Ok(valid(bool::from(mac.ct_eq(&given))));
-        }
-        let signature = item.signature.str().filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("missing signature or hmac to verify"))?;
-        if !p.kind.supports_signing() {
-            return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
-        }
+            Ok(valid(bool::from(mac.ct_eq(&given))))
+        });
+    }
+    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
+    if !p.kind.supports_signing() {
+        return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
+    }
+    let opts = sign_options(req, p.kind)?;
+    items.run(req, 200, Out::default(), |item| {
+        let input = input_arg(item)?;
+        let signature = item.signature.str().ok_or_else(|| Error::invalid("missing signature"))?;
         let (version, body) = parse_versioned(&p, signature, "signature")?;
         let entry = p.entry(version)?;
         let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(valid(false)) };

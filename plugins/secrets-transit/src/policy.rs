@@ -31,9 +31,11 @@ pub enum KeyType {
     Aes128Gcm96,
     Rsa3072,
     Hmac,
+    /// OpenBao's addition (not in Vault): ChaCha20-Poly1305 with a 24-byte nonce.
+    XChaCha20Poly1305,
 }
 
-const KEY_TYPES: [(KeyType, &str, u8); 11] = [
+const KEY_TYPES: [(KeyType, &str, u8); 12] = [
     (KeyType::Aes256Gcm96, "aes256-gcm96", 0),
     (KeyType::EcdsaP256, "ecdsa-p256", 1),
     (KeyType::Ed25519, "ed25519", 2),
@@ -45,6 +47,7 @@ const KEY_TYPES: [(KeyType, &str, u8); 11] = [
     (KeyType::Aes128Gcm96, "aes128-gcm96", 8),
     (KeyType::Rsa3072, "rsa-3072", 9),
     (KeyType::Hmac, "hmac", 10),
+    (KeyType::XChaCha20Poly1305, "xchacha20-poly1305", 11),
 ];
 
 impl KeyType {
@@ -60,9 +63,13 @@ impl KeyType {
     fn from_code(code: u8) -> Option<Self> {
         KEY_TYPES.iter().find(|(_, _, c)| *c == code).map(|(t, _, _)| *t)
     }
-    /// Symmetric AEAD types (AES-GCM, ChaCha20-Poly1305).
+    /// Symmetric AEAD types (AES-GCM, ChaCha20-Poly1305, XChaCha20-Poly1305).
     pub fn is_aead(self) -> bool {
-        matches!(self, Self::Aes256Gcm96 | Self::Aes128Gcm96 | Self::ChaCha20Poly1305)
+        matches!(self, Self::Aes256Gcm96 | Self::Aes128Gcm96 | Self::ChaCha20Poly1305 | Self::XChaCha20Poly1305)
+    }
+    /// AEAD nonce length in bytes (the nonce leads every ciphertext).
+    pub fn nonce_len(self) -> usize {
+        if self == Self::XChaCha20Poly1305 { 24 } else { 12 }
     }
     pub fn is_rsa(self) -> bool {
         matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
@@ -287,17 +294,17 @@ impl Policy {
         if opts.convergent && !kind.is_aead() {
             return Err(Error::invalid(format!("convergent encryption not supported for keys of type {}", kind.name())));
         }
-        let key_size = if kind == KeyType::Hmac {
-            let size = if opts.key_size == 0 { 32 } else { opts.key_size };
-            if !(32..=512).contains(&size) {
-                return Err(Error::invalid("invalid key size for HMAC key, must be between 32 and 512 bytes"));
-            }
-            size
-        } else {
-            if opts.key_size != 0 {
-                return Err(Error::invalid("key_size is only valid for hmac keys"));
-            }
-            0
+        // Vault's messages; an HMAC key without `key_size` gets 32 bytes (OpenBao 2.7 refuses it
+        // with a 500).
+        if opts.key_size != 0 && kind != KeyType::Hmac {
+            return Err(Error::invalid(format!("key_size is not valid for algorithm {}", kind.name())));
+        }
+        if opts.key_size != 0 && !(32..=512).contains(&opts.key_size) {
+            return Err(Error::invalid(format!("invalid key_size {}", opts.key_size)));
+        }
+        let key_size = match kind {
+            KeyType::Hmac if opts.key_size == 0 => 32,
+            _ => opts.key_size,
         };
         check_auto_rotate(opts.auto_rotate_period)?;
         let mut policy = Policy {

@@ -65,7 +65,7 @@ fn fresh() {
 
 #[test]
 fn aead_round_trip_rotate_rewrap_min_decryption() {
-    for kind in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"] {
+    for kind in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305"] {
         fresh();
         let created = ok(Operation::Update, "keys/k", json!({ "type": kind }));
         assert_eq!(created["type"], kind);
@@ -197,7 +197,7 @@ fn hmac_and_verify() {
     assert_eq!(ok(Operation::Update, "verify/h", json!({ "input": "b3RoZXI=", "hmac": mac }))["valid"], false);
     let long = ok(Operation::Update, "hmac/h/sha2-512", json!({ "input": HELLO }))["hmac"].as_str().unwrap().len();
     assert_eq!(long, "vault:v1:".len() + 88);
-    assert_eq!(bad(Operation::Update, "keys/h2", json!({ "type": "hmac", "key_size": 16 })), "invalid key size for HMAC key, must be between 32 and 512 bytes");
+    assert_eq!(bad(Operation::Update, "keys/h2", json!({ "type": "hmac", "key_size": 16 })), "invalid key_size 16");
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn auto_rotation_runs_from_the_periodic_call() {
 
 #[test]
 fn backup_restore_round_trip_for_every_type() {
-    for kind in ["aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048", "hmac"] {
+    for kind in ["aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p521", "rsa-2048", "hmac"] {
         fresh();
         ok(Operation::Update, "keys/b", json!({ "type": kind, "exportable": true, "allow_plaintext_backup": true }));
         ok(Operation::Update, "keys/b/rotate", json!({}));
@@ -284,7 +284,9 @@ fn export_rules() {
     let keys = ok(Operation::Read, "export/encryption-key/k", json!({}))["keys"].clone();
     assert_eq!(crate::crypto::unb64(keys["1"].as_str().unwrap()).unwrap().len(), 32);
     assert_eq!(bad(Operation::Read, "export/signing-key/k", json!({})), "signing not supported for the key");
-    assert_eq!(bad(Operation::Update, "keys/k/config", json!({ "exportable": false })), "exportable key cannot be disabled once enabled");
+    // Once set it stays set; `false` is ignored, as in Vault.
+    assert_eq!(ok(Operation::Update, "keys/k/config", json!({ "exportable": false }))["exportable"], true);
+    assert_eq!(ok(Operation::Read, "keys/k", json!({}))["exportable"], true);
     assert_eq!(bad(Operation::Delete, "keys/k", json!({})), "error deleting policy k: deletion is not allowed for this key");
     ok(Operation::Update, "keys/k/config", json!({ "deletion_allowed": true }));
     assert_eq!(call(Operation::Delete, "keys/k", json!({})).unwrap().0, Value::Null);
@@ -300,10 +302,107 @@ fn hash_random_and_datakey() {
     );
     let r = ok(Operation::Update, "random", json!({ "bytes": 16, "format": "hex" }))["random_bytes"].as_str().unwrap().to_string();
     assert_eq!(r.len(), 32);
-    assert_eq!(bad(Operation::Update, "random", json!({ "bytes": 0 })), "number of bytes to generate must be at least 1");
+    assert_eq!(bad(Operation::Update, "random", json!({ "bytes": 0 })), "'bytes' cannot be less than 1");
     ok(Operation::Update, "keys/k", json!({}));
     let dk = ok(Operation::Update, "datakey/plaintext/k", json!({ "bits": 128 }));
     assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": dk["ciphertext"] }))["plaintext"], dk["plaintext"]);
     let wrapped = ok(Operation::Update, "datakey/wrapped/k", json!({}));
     assert!(wrapped.get("plaintext").is_none());
+}
+
+#[test]
+fn verify_follows_vaults_signature_and_hmac_rules() {
+    fresh();
+    ok(Operation::Update, "keys/s", json!({ "type": "ed25519" }));
+    let sig = ok(Operation::Update, "sign/s", json!({ "input": HELLO }))["signature"].clone();
+    // A signature wins over an hmac sent beside it (Vault checks the signature, ignores the hmac).
+    assert_eq!(ok(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": sig, "hmac": "x" }))["valid"], true);
+    assert_eq!(bad(Operation::Update, "verify/s", json!({ "input": HELLO })), "neither a 'signature' nor an 'hmac' were given to verify");
+    let batch = |items: Value| bad(Operation::Update, "verify/s", json!({ "batch_input": items }));
+    assert_eq!(
+        batch(json!([{ "input": HELLO, "signature": sig }, { "input": HELLO, "hmac": "vault:v1:AAAA" }])),
+        "elements of batch_input must all provide 'signature' or all provide 'hmac'"
+    );
+    assert_eq!(batch(json!([{ "input": HELLO, "signature": sig }, { "input": HELLO }])), "some elements of batch_input are missing 'signature'");
+    assert_eq!(batch(json!([{ "input": HELLO, "hmac": "vault:v1:AAAA" }, { "input": HELLO }])), "some elements of batch_input are missing 'hmac'");
+    assert_eq!(batch(json!([{ "input": HELLO }])), "no batch_input elements have 'signature' or 'hmac'");
+    ok(Operation::Update, "keys/h", json!({ "type": "hmac" }));
+    let mac = ok(Operation::Update, "hmac/h", json!({ "input": HELLO }))["hmac"].clone();
+    let (data, status) = call(Operation::Update, "verify/h", json!({ "batch_input": [{ "input": HELLO, "hmac": mac }, { "input": "!!", "hmac": mac }] })).unwrap();
+    assert_eq!(status, None, "sign/verify/hmac batches answer 200 whatever their items' errors");
+    assert_eq!(data["batch_results"][0]["valid"], true);
+    assert_eq!(data["batch_results"][1]["error"], "unable to decode input as base64: illegal base64 data at input byte 0");
+    assert_eq!(bad(Operation::Update, "verify/nokey", json!({ "input": HELLO, "hmac": mac })), "encryption key not found");
+    assert_eq!(bad(Operation::Update, "verify/nokey", json!({ "input": HELLO, "signature": sig })), "signature verification key not found");
+}
+
+#[test]
+fn batch_context_rule_rewrap_status_and_partial_failure_code() {
+    fresh();
+    ok(Operation::Update, "keys/d", json!({ "derived": true }));
+    let ctx = crate::crypto::b64(b"tenant");
+    let mixed = json!({ "batch_input": [{ "plaintext": HELLO, "context": ctx }, { "plaintext": HELLO }] });
+    for op in ["encrypt/d", "decrypt/d", "rewrap/d"] {
+        let mixed = if op == "encrypt/d" { mixed.clone() } else { json!({ "batch_input": [{ "ciphertext": "vault:v1:AAAA", "context": ctx }, { "ciphertext": "vault:v1:AAAA" }] }) };
+        assert_eq!(bad(Operation::Update, op, mixed), "context should be set either in all the request blocks or in none", "{op}");
+    }
+    ok(Operation::Update, "keys/k", json!({}));
+    let ct = ok(Operation::Update, "encrypt/k", json!({ "plaintext": HELLO }))["ciphertext"].clone();
+    let items = json!([{ "ciphertext": ct }, { "ciphertext": "vault:v1:AAAA" }]);
+    // Rewrap answers 200 even when items fail (Vault's rewrap never sets a batch status).
+    let (data, status) = call(Operation::Update, "rewrap/k", json!({ "batch_input": items })).unwrap();
+    assert_eq!(status, None);
+    assert!(data["batch_results"][1]["error"].as_str().is_some());
+    // Decrypt: 400 by default, the client's code when some items succeeded, 400 with a warning
+    // for a code a plugin may not answer, and 400 when nothing succeeded whatever the code.
+    assert_eq!(call(Operation::Update, "decrypt/k", json!({ "batch_input": items })).unwrap().1, Some(400));
+    assert_eq!(call(Operation::Update, "decrypt/k", json!({ "batch_input": items, "partial_failure_response_code": 207 })).unwrap().1, Some(207));
+    assert_eq!(call(Operation::Update, "decrypt/k", json!({ "batch_input": items, "partial_failure_response_code": 200 })).unwrap().1, None);
+    let resp = Transit::handle(req(Operation::Update, "decrypt/k", json!({ "batch_input": items, "partial_failure_response_code": 503 }))).unwrap();
+    assert_eq!(resp.status, Some(400));
+    assert_eq!(resp.warnings, ["invalid HTTP response code override from partial_failure_response_code, reverting to 400"]);
+    let bad_only = json!([{ "ciphertext": "vault:v1:AAAA" }]);
+    assert_eq!(call(Operation::Update, "decrypt/k", json!({ "batch_input": bad_only, "partial_failure_response_code": 200 })).unwrap().1, Some(400));
+}
+
+#[test]
+fn key_config_follows_vault() {
+    fresh();
+    ok(Operation::Update, "keys/k", json!({ "allow_plaintext_backup": true }));
+    ok(Operation::Update, "keys/k/rotate", json!({}));
+    ok(Operation::Update, "keys/k/config", json!({ "min_decryption_version": 2 }));
+    assert_eq!(
+        bad(Operation::Update, "keys/k/config", json!({ "min_encryption_version": 1 })),
+        "cannot set min encryption/decryption values; min encryption version of 1 must be greater than or equal to min decryption version of 2"
+    );
+    assert_eq!(bad(Operation::Update, "keys/k/config", json!({ "min_decryption_version": -1 })), "min decryption version cannot be negative");
+    assert_eq!(bad(Operation::Update, "keys/k/config", json!({ "min_decryption_version": 3 })), "cannot set min decryption version of 3, latest key version is 2");
+    let resp = Transit::handle(req(Operation::Update, "keys/k/config", json!({ "min_decryption_version": 0 }))).unwrap();
+    assert_eq!(resp.data_value().unwrap()["min_decryption_version"], 1);
+    assert_eq!(resp.warnings.len(), 1);
+    // A refused change leaves the key as it was.
+    assert_eq!(ok(Operation::Read, "keys/k", json!({}))["min_decryption_version"], 1);
+    assert_eq!(ok(Operation::Update, "keys/k/config", json!({ "allow_plaintext_backup": false }))["allow_plaintext_backup"], true);
+    assert_eq!(bad(Operation::Read, "backup/k", json!({})), "exporting is disallowed on the policy");
+    ok(Operation::Update, "keys/e", json!({ "exportable": true }));
+    assert_eq!(bad(Operation::Read, "backup/e", json!({})), "plaintext backup is disallowed on the policy");
+    assert_eq!(bad(Operation::Update, "keys/a", json!({ "key_size": 64 })), "key_size is not valid for algorithm aes256-gcm96");
+    assert_eq!(ok(Operation::Update, "keys/h", json!({ "type": "hmac" }))["key_size"], 32);
+}
+
+#[test]
+fn batches_vault_cannot_decode_fail_whole() {
+    fresh();
+    ok(Operation::Update, "keys/k", json!({}));
+    assert_eq!(
+        bad(Operation::Update, "encrypt/k", json!({ "batch_input": [{ "plaintext": HELLO }, { "plaintext": HELLO, "key_version": "1" }, {}] })),
+        "failed to parse batch input: '[1].key_version' expected type 'int', got unconvertible type 'string'\n'[2].plaintext' missing plaintext to encrypt"
+    );
+    assert_eq!(
+        bad(Operation::Update, "decrypt/k", json!({ "batch_input": [{ "ciphertext": 5 }, { "context": true }] })),
+        "failed to parse batch input: '[0].ciphertext' expected type 'string', got unconvertible type 'json.Number'\n'[1].context' expected type 'string', got unconvertible type 'bool'\n'[1].ciphertext' missing ciphertext to decrypt"
+    );
+    // Rewrap requires nothing at decoding: a missing ciphertext is that item's error.
+    let (data, _) = call(Operation::Update, "rewrap/k", json!({ "batch_input": [{}] })).unwrap();
+    assert_eq!(data["batch_results"][0]["error"], "missing ciphertext to decrypt");
 }
