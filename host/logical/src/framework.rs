@@ -181,6 +181,22 @@ pub fn validate(spec: &PathSpec, op: Operation, data: &Map) -> Result<Vec<(Strin
     Ok(out)
 }
 
+/// The request's parameters `spec` does not declare, sorted (none when it takes arbitrary input):
+/// Vault answers them with a warning, [`ignored_warning`], and otherwise ignores them.
+pub fn ignored_fields(spec: &PathSpec, data: &Map) -> Vec<String> {
+    if spec.allow_unknown_fields {
+        return Vec::new();
+    }
+    let mut ignored: Vec<String> = data.keys().filter(|k| !spec.fields.iter().any(|f| &f.name == *k)).cloned().collect();
+    ignored.sort_unstable();
+    ignored
+}
+
+/// Vault's warning for ignored parameters (Go's `%v` of a string slice: `[a b]`).
+pub fn ignored_warning(ignored: &[String]) -> String {
+    format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" "))
+}
+
 fn bad(field: &FieldSpec, what: &str) -> Error {
     // Never echo the value: the field may be sensitive.
     Error::invalid(format!("error converting input for field {:?}: {what}", field.name))
@@ -387,5 +403,17 @@ mod tests {
         let out = validate(&spec, Operation::Update, &data).unwrap();
         assert!(out.contains(&("path".into(), FieldValue::Json(json!("mine")))), "a field may share a capture's name");
         assert!(out.contains(&("data".into(), FieldValue::Json(json!({"a": 1})))));
+        assert!(ignored_fields(&spec, &data).is_empty(), "nothing is ignored on a path taking arbitrary input");
+    }
+
+    #[test]
+    fn undeclared_fields_are_named_in_vaults_warning() {
+        let spec = path("keys/{name}", vec![field("type", FieldKind::Str)]);
+        let data: Map = serde_json::from_value(json!({"type": "x", "zeta": 1, "alpha": true})).unwrap();
+        let ignored = ignored_fields(&spec, &data);
+        assert_eq!(ignored, ["alpha", "zeta"]);
+        assert_eq!(ignored_warning(&ignored), "Endpoint ignored these unrecognized parameters: [alpha zeta]");
+        let declared: Map = serde_json::from_value(json!({"type": "x"})).unwrap();
+        assert!(ignored_fields(&spec, &declared).is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use tresor_logical::framework::{match_path, validate, PathSpec};
+use tresor_logical::framework::{ignored_fields, ignored_warning, match_path, validate, PathSpec};
 use tresor_logical::{Error, LeaseSecret, LogicalBackend, Operation, Request, Response, Storage};
 use wasmtime::Store;
 
@@ -184,7 +184,8 @@ impl WasmBackend {
         self.loaded.read().ok().map(|g| g.clone())
     }
 
-    fn to_wit(&self, spec: &[PathSpec], request: &Request) -> Result<wit::Request, Error> {
+    /// The guest's request, and the parameters its path does not declare (to warn about).
+    fn to_wit(&self, spec: &[PathSpec], request: &Request) -> Result<(wit::Request, Vec<String>), Error> {
         let matched = match_path(spec, &request.path).ok_or(Error::UnsupportedPath)?;
         let path = &spec[matched.index];
         let mut operation = request.operation;
@@ -198,8 +199,9 @@ impl WasmBackend {
             return Err(Error::UnsupportedOperation);
         }
         let fields = validate(path, operation, &request.data)?;
+        let ignored = ignored_fields(path, &request.data);
         let op = convert::op_to_wit(operation).ok_or(Error::UnsupportedOperation)?;
-        Ok(wit::Request {
+        let req = wit::Request {
             operation: op,
             path: request.path.clone(),
             path_index: u32::try_from(matched.index).map_err(|_| Error::Internal("path index overflow".into()))?,
@@ -208,7 +210,8 @@ impl WasmBackend {
             raw_body: (operation == Operation::Patch).then(|| Value::Object(request.data.clone()).to_string()),
             // The core strips the address except on login paths; check again here.
             remote_addr: request.remote_addr.filter(|_| path.unauthenticated).map(|a| a.ip().to_string()),
-        })
+        };
+        Ok((req, ignored))
     }
 
     fn env(&self) -> Env<'_> {
@@ -282,14 +285,19 @@ async fn instantiate(env: &Env<'_>, plugin: &Plugin, display_name: Option<&str>)
 impl LogicalBackend for WasmBackend {
     async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let req = self.to_wit(&loaded.spec, &request)?;
+        let (req, ignored) = self.to_wit(&loaded.spec, &request)?;
         let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
         let display_name = request.display_name.as_deref();
         with_retries!(self, async {
             let (mut store, instance) = self.instance(&loaded, display_name).await?;
             match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
                 Ok(Ok(resp)) => {
-                    let response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
+                    let mut response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
+                    // As Vault: only a response with something in it carries the warning (an
+                    // empty one stays a 204).
+                    if !ignored.is_empty() && !response.is_empty() {
+                        response.warnings.push(ignored_warning(&ignored));
+                    }
                     Ok((store, Some(response)))
                 }
                 Ok(Err(e)) => Err(convert::error_from_wit(e)),
@@ -371,7 +379,7 @@ impl LogicalBackend for WasmBackend {
         if !loaded.spec[m.index].existence_check {
             return Ok(None);
         }
-        let req = self.to_wit(&loaded.spec, request)?;
+        let (req, _) = self.to_wit(&loaded.spec, request)?;
         let (mut store, instance) = self.instance(&loaded, request.display_name.as_deref()).await?;
         match instance.tresor_plugin_backend().call_exists(&mut store, &req).await {
             Ok(Ok(b)) => Ok(Some(b)),
