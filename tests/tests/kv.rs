@@ -155,6 +155,61 @@ fn mounts_and_their_data_survive_restart_and_unseal() {
 }
 
 #[test]
+fn bao_kv_enable_versioning_upgrades_a_v1_mount_in_place() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    assert!(bao(&server, &root, &["secrets", "enable", "-path=legacy", "-version=1", "kv"]).status.success());
+    for (path, kv) in [("legacy/app/db", "pass=p1"), ("legacy/meta/x", "a=b"), ("legacy/config", "c=d")] {
+        assert!(bao(&server, &root, &["kv", "put", path, kv]).status.success());
+    }
+    let c = server.http(&root);
+    // Going back is refused; going up warns as Vault does, then the data is versioned.
+    let up = bao(&server, &root, &["kv", "enable-versioning", "legacy/"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert_eq!(c.get("sys/mounts/legacy/tune").1["data"]["options"]["version"], "2");
+    let got = ok_json(bao(&server, &root, &["kv", "get", "-format=json", "legacy/app/db"]));
+    assert_eq!((got["data"]["data"].clone(), got["data"]["metadata"]["version"].clone()), (json!({"pass": "p1"}), json!(1)));
+    // Secrets whose v1 paths are where v2 keeps its own records moved as any other.
+    assert_eq!(ok_json(bao(&server, &root, &["kv", "get", "-format=json", "legacy/meta/x"]))["data"]["data"], json!({"a": "b"}));
+    assert_eq!(ok_json(bao(&server, &root, &["kv", "get", "-format=json", "legacy/config"]))["data"]["data"], json!({"c": "d"}));
+    assert_eq!(ok_json(bao(&server, &root, &["kv", "list", "-format=json", "legacy/"])), json!(["app/", "config", "meta/"]));
+    let put = ok_json(bao(&server, &root, &["kv", "put", "-format=json", "legacy/app/db", "pass=p2"]));
+    assert_eq!(put["data"]["version"], 2);
+    let (s, b) = c.put("sys/mounts/legacy/tune", json!({"options": {"version": "1"}}));
+    assert_eq!((s, b), (400, json!({"errors": ["cannot downgrade mount from version 2"]})));
+    // A restart loads the mount again without moving anything twice.
+    server.kill9();
+    server.start();
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert_eq!(c.get("legacy/data/app/db").1["data"]["data"], json!({"pass": "p2"}));
+    assert_eq!(c.get("legacy/data/app/db?version=1").1["data"]["data"], json!({"pass": "p1"}));
+    assert_eq!(c.get("legacy/metadata/app/db").1["data"]["current_version"], 2);
+}
+
+#[test]
+fn tuning_a_kv_mount_to_version_2_warns_as_vault_does() {
+    let server = TestServer::dev();
+    let c = server.root();
+    assert_eq!(c.put("sys/mounts/kv1", json!({"type": "kv", "options": {"version": "1"}})).0, 204);
+    let (s, b) = c.put("sys/mounts/kv1/tune", json!({"options": {"version": "2"}}));
+    assert_eq!(s, 200);
+    assert_eq!(
+        b["warnings"],
+        json!(["Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."])
+    );
+    assert_eq!(c.put("sys/mounts/kv1/tune", json!({"options": {"version": "3"}})).0, 400);
+    // Unknown parameters are named in a warning on a plugin's answer, as Vault's framework does.
+    let (_, b) = c.put("kv1/data/x", json!({"data": {"a": "b"}}));
+    assert_eq!(b["warnings"], Value::Null);
+    let (_, b) = c.put("kv1/config", json!({"max_versions": 3, "bogus": 1}));
+    assert_eq!(b, json!(null), "an empty answer stays a 204 without a warning");
+    let (_, b) = c.get("kv1/config?zeta=1&alpha=2");
+    assert_eq!(b["warnings"], json!(["Endpoint ignored these unrecognized parameters: [alpha zeta]"]));
+}
+
+#[test]
 fn hvac_kv_v1_and_v2_clients_work() {
     let server = TestServer::dev();
     tresor_tests::hvac(&server, "hvac_kv.py", "hvac ok");

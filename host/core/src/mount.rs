@@ -293,8 +293,12 @@ impl Core {
         Ok(())
     }
 
-    /// Tune a mount's TTLs, description and options.
-    pub async fn tune_mount(&self, auth: bool, path: &str, data: &Map) -> Result<(), Error> {
+    /// Tune a mount's TTLs, description and options; returns the response's warnings.
+    ///
+    /// A KV mount's `options.version` may go from 1 to 2 (`kv enable-versioning`): the mount is
+    /// rebuilt and the KV plugin's `initialize` moves its data to the versioned layout before it
+    /// serves again. Going back is refused, as in Vault.
+    pub async fn tune_mount(&self, auth: bool, path: &str, data: &Map) -> Result<Vec<String>, Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
@@ -313,17 +317,29 @@ impl Core {
             _ => Map::new(),
         };
         entry.apply_sandbox(data, &mut options)?;
-        if !options.is_empty() {
-            for (k, v) in &options {
-                if k == "version" && entry.options.get("version") != Some(v) && entry.kind == "kv" {
-                    return Err(Error::invalid("changing the KV version of a mount is not supported"));
+        let mut warnings = Vec::new();
+        for (k, v) in &options {
+            if k == "version" && entry.kind == "kv" {
+                let (from, to) = (kv_version(entry.options.get("version"))?, kv_version(Some(v))?);
+                if to < from {
+                    return Err(Error::invalid(format!("cannot downgrade mount from version {from}")));
                 }
-                entry.options.insert(k.clone(), v.clone());
+                if to > from {
+                    warnings.push(format!(
+                        "Upgrading mount from version {from} to version {to}. This mount will be unavailable for a brief period and will resume service shortly."
+                    ));
+                }
             }
+            entry.options.insert(k.clone(), v.clone());
         }
         let updated = entry.clone();
         self.save_mount_table(auth, &table).await?;
-        self.rebuild_mount(&updated, false).await
+        if !warnings.is_empty() {
+            // Nothing may write through the version-1 backend while `initialize` moves the data.
+            self.router_mount(updated.clone(), Handler::Unavailable(KV_UPGRADING.into()), String::new(), String::new())?;
+        }
+        self.rebuild_mount(&updated, false).await?;
+        Ok(warnings)
     }
 
     /// Persisted mounts served by plugin `name` (optionally only those at `only` paths).
@@ -504,6 +520,25 @@ fn memory_limit(value: &Value) -> Result<u64, Error> {
         return Err(bad());
     }
     Ok(bytes)
+}
+
+/// Vault's answer while a KV mount moves to the versioned layout.
+const KV_UPGRADING: &str = "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly.";
+
+/// A KV mount's version from its `options.version` (absent or empty: 1); only 1 and 2 exist.
+fn kv_version(v: Option<&Value>) -> Result<u8, Error> {
+    let n = match v {
+        None => return Ok(1),
+        Some(Value::String(s)) if s.is_empty() => return Ok(1),
+        Some(Value::String(s)) => s.parse::<u64>().ok(),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(_) => None,
+    };
+    match n {
+        Some(1) => Ok(1),
+        Some(2) => Ok(2),
+        _ => Err(Error::invalid("unsupported KV version; must be 1 or 2")),
+    }
 }
 
 fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {

@@ -4,7 +4,9 @@
 //!
 //! Storage layout inside the mount's view:
 //! - v1: the secret's path itself → JSON object.
-//! - v2: `config` → [`v2::Config`]; `meta/<path>` → [`v2::Metadata`]; `data/<version>/<path>` → JSON object.
+//! - v2: `config` → [`v2::Config`]; `meta/<path>` → [`v2::Metadata`]; `data/<version>/<path>` → JSON object;
+//!   `.tresor-kv-layout` marks the layout (written by `initialize`: on a new mount, or after moving a
+//!   version-1 mount's secrets when its `options.version` was tuned to 2, `kv enable-versioning`).
 
 mod v1;
 mod v2;
@@ -24,6 +26,10 @@ fn is_v2() -> bool {
 impl Backend for Kv {
     fn spec() -> Spec {
         if is_v2() { v2::spec() } else { v1::spec() }
+    }
+
+    fn initialize() -> Result<(), Error> {
+        if is_v2() { v2::initialize() } else { Ok(()) }
     }
 
     fn handle(req: Request) -> Result<Response, Error> {

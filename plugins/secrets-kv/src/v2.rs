@@ -106,6 +106,53 @@ pub(crate) fn spec() -> Spec {
         )
 }
 
+/// Marks storage in this module's layout; its value is [`LAYOUT_VALUE`].
+const LAYOUT_KEY: &str = ".tresor-kv-layout";
+const LAYOUT_VALUE: &str = r#"{"tresor_kv_layout":2}"#;
+
+/// At every load: a mount without the layout mark is new (nothing stored) or was version 1 until
+/// its `options.version` was tuned to 2, so everything it holds is a version-1 secret, which
+/// becomes version 1 of the same path. One call, one transaction: the move happens entirely or not
+/// at all (a mount too large for one call's CPU or staged-write budget stays unavailable, its data
+/// untouched, and is tried again at the next load).
+pub(crate) fn initialize() -> Result<(), Error> {
+    if storage::get(LAYOUT_KEY)?.is_some() {
+        return Ok(());
+    }
+    let mut keys = Vec::new();
+    collect_keys("", &mut keys)?;
+    let mut secrets = Vec::with_capacity(keys.len());
+    for key in keys {
+        let data: Value = storage::get_json(&key)?.ok_or_else(|| Error::internal(format!("version-1 secret {key} vanished during the upgrade")))?;
+        secrets.push((key, data));
+    }
+    // Deletes first: a version-1 secret may sit where a moved one's metadata goes (`meta/...`).
+    for (key, _) in &secrets {
+        storage::delete(key)?;
+    }
+    let now = now();
+    for (path, data) in &secrets {
+        storage::put_json(&data_key(1, path), data)?;
+        let versions = BTreeMap::from([(1, VersionMeta { created_time: now.clone(), ..VersionMeta::default() })]);
+        save_meta(path, &Metadata { created_time: now.clone(), updated_time: now.clone(), current_version: 1, versions, ..Metadata::default() })?;
+    }
+    storage::put(LAYOUT_KEY, LAYOUT_VALUE.as_bytes())?;
+    Ok(())
+}
+
+/// Every key under `prefix`, depth first.
+fn collect_keys(prefix: &str, out: &mut Vec<String>) -> Result<(), Error> {
+    for name in storage::list(prefix)? {
+        let full = format!("{prefix}{name}");
+        if name.ends_with('/') {
+            collect_keys(&full, out)?;
+        } else {
+            out.push(full);
+        }
+    }
+    Ok(())
+}
+
 fn now() -> String {
     let (s, n) = tresor_sdk::system::now();
     tresor_sdk::system::rfc3339(s, n)
@@ -294,7 +341,13 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     let path = secret_path(req)?;
     let data = match req.json("data") {
         Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(_) | None => return Err(Error::invalid("no data provided")),
+        Some(Value::Null) | None => return Err(Error::invalid("no data provided")),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "error converting input for field \"data\": '' expected type 'map[string]interface {{}}', got unconvertible type '{}'",
+                go_type(other)
+            )))
+        }
     };
     let config = load_config()?;
     let existing = load_meta(&path)?;
@@ -331,6 +384,18 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     Ok(Response::data(version_json(&meta, version, &v, effective_dva(&meta, &config))))
 }
 
+/// Go's name for a JSON value's type, as Vault's messages print it.
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "json.Number",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// Drop the oldest versions beyond `max_versions`.
 fn prune(path: &str, meta: &mut Metadata, config: &Config) -> Result<(), Error> {
     let max = [meta.settings.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
@@ -355,6 +420,7 @@ fn delete_latest(req: &Request) -> Result<Response, Error> {
     Ok(Response::empty())
 }
 
+#[derive(PartialEq, Eq)]
 enum Mark {
     Delete,
     Undelete,
@@ -385,7 +451,11 @@ fn versions_of(req: &Request) -> Result<Vec<u64>, Error> {
 
 fn mark_versions(req: &Request, mark: Mark) -> Result<Response, Error> {
     let path = secret_path(req)?;
-    let versions = versions_of(req)?;
+    let versions = match versions_of(req) {
+        // Vault's destroy spells it in lower case.
+        Err(_) if mark == Mark::Destroy && req.json("versions").is_none() => return Err(Error::invalid("no version number provided")),
+        other => other?,
+    };
     let Some(mut meta) = load_meta(&path)? else { return Ok(Response::empty()) };
     let now = now();
     for version in versions {
@@ -563,6 +633,12 @@ mod tests {
             handle(req(Operation::Update, 3, "delete/app/db")).unwrap_err(),
             Error::invalid("No version number provided")
         );
+        assert_eq!(handle(req(Operation::Update, 5, "destroy/app/db")).unwrap_err(), Error::invalid("no version number provided"));
+        let not_a_map = req(Operation::Update, 1, "data/app/db").with("data", V::Json(json!("text").into()));
+        assert_eq!(
+            handle(not_a_map).unwrap_err(),
+            Error::invalid("error converting input for field \"data\": '' expected type 'map[string]interface {}', got unconvertible type 'string'")
+        );
         assert_eq!(read("nope").unwrap_err(), Error::NotFound);
     }
 
@@ -596,6 +672,33 @@ mod tests {
         assert_eq!(m["versions"].as_object().unwrap().len(), 2);
         assert_eq!(m["oldest_version"], 3);
         assert_eq!(handle(req(Operation::Read, 1, "data/p").with("version", V::Int(1))).unwrap_err(), Error::NotFound);
+    }
+
+    #[test]
+    fn initialize_moves_version_1_secrets_once() {
+        storage::reset_mock();
+        // A version-1 mount's storage: secrets at their own paths, some where version 2 keeps its own.
+        storage::put_json("app/db", &json!({"pass": "p1", "ttl": "1h"})).unwrap();
+        storage::put_json("meta/x", &json!({"a": "b"})).unwrap();
+        storage::put_json("config", &json!({"max_versions": "not a config"})).unwrap();
+        storage::put_json("x", &json!({"top": "level"})).unwrap();
+        initialize().unwrap();
+        assert_eq!(read("app/db").unwrap().data.unwrap()["data"], json!({"pass": "p1", "ttl": "1h"}));
+        assert_eq!(read("meta/x").unwrap().data.unwrap()["data"], json!({"a": "b"}));
+        assert_eq!(read("config").unwrap().data.unwrap()["data"], json!({"max_versions": "not a config"}));
+        assert_eq!(read("x").unwrap().data.unwrap()["data"], json!({"top": "level"}));
+        let m = handle(req(Operation::Read, 2, "metadata/app/db")).unwrap().data.unwrap();
+        assert_eq!((m["current_version"].clone(), m["versions"].as_object().unwrap().len()), (json!(1), 1));
+        assert_eq!(handle(req(Operation::List, 2, "metadata/")).unwrap().data.unwrap()["keys"], json!(["app/", "config", "meta/", "x"]));
+        assert_eq!(read_config().unwrap().data.unwrap()["max_versions"], 0, "the mount's own config starts empty");
+        // Once marked, later loads leave the data alone.
+        assert_eq!(write("app/db", json!({"pass": "p2"}), None).unwrap().data.unwrap()["version"], 2);
+        initialize().unwrap();
+        assert_eq!(read("app/db").unwrap().data.unwrap()["data"], json!({"pass": "p2"}));
+        // A new mount is only marked.
+        storage::reset_mock();
+        initialize().unwrap();
+        assert_eq!(storage::list("").unwrap(), [LAYOUT_KEY]);
     }
 
     #[test]
