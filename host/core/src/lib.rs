@@ -20,6 +20,7 @@ mod seal;
 mod sys;
 mod token;
 mod token_api;
+mod tools;
 mod util;
 mod wrapping;
 

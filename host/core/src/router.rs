@@ -59,11 +59,13 @@ impl MountEntry {
         let mut config = json!({"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl});
         if let Value::Object(c) = &mut config {
             c.extend(self.sandbox_config.clone());
+            if self.kind == "token" {
+                c.insert("token_type".into(), json!("default-service"));
+            }
         }
-        json!({
+        let mut entry = json!({
             "accessor": self.accessor,
             "config": config,
-            "deprecation_status": "supported",
             "description": self.description,
             "external_entropy_access": false,
             "local": self.local,
@@ -74,7 +76,15 @@ impl MountEntry {
             "seal_wrap": self.seal_wrap,
             "type": self.kind,
             "uuid": self.uuid,
-        })
+        });
+        // As Vault: the core's own mounts (sys, cubbyhole, token) are not plugins and carry no
+        // deprecation status.
+        if matches!(self.handler, Handler::Plugin(_) | Handler::Unavailable(_))
+            && let Value::Object(e) = &mut entry
+        {
+            e.insert("deprecation_status".into(), json!("supported"));
+        }
+        entry
     }
 
     /// Whether this is an auth mount.

@@ -42,6 +42,12 @@ impl Core {
                 }
                 _ => Err(Error::UnsupportedOperation),
             },
+            (p, Operation::Update | Operation::Create) if p == "tools/random" || p.starts_with("tools/random/") => {
+                crate::tools::random(&p["tools/random".len()..], &request.data).map(|d| Some(Response::with_data(d)))
+            }
+            (p, Operation::Update | Operation::Create) if p == "tools/hash" || p.starts_with("tools/hash/") => {
+                crate::tools::hash(&p["tools/hash".len()..], &request.data).map(|d| Some(Response::with_data(d)))
+            }
             ("key-status", Operation::Read) => {
                 let status = self.barrier.key_status().map_err(|_| Error::Sealed)?;
                 Ok(Some(Response::with_data(obj([
@@ -66,8 +72,8 @@ impl Core {
                 match op {
                     Operation::Read => self.tune_json(auth, mount).await.map(|d| Some(Response::with_data(d))),
                     Operation::Update | Operation::Create => {
-                        self.tune_mount(auth, mount, &request.data).await?;
-                        Ok(None)
+                        let warnings = self.tune_mount(auth, mount, &request.data).await?;
+                        Ok((!warnings.is_empty()).then(|| Response { warnings, ..Response::default() }))
                     }
                     _ => Err(Error::UnsupportedOperation),
                 }
@@ -184,7 +190,23 @@ impl Core {
                         Ok(Some(Response::list(keys)))
                     }
                     (Some((kind, name)), Operation::Read) => {
-                        let e = self.catalog_get(kind, name).await?.ok_or(Error::NotFound)?;
+                        let Some(e) = self.catalog_get(kind, name).await? else {
+                            // A built-in plugin answers as Vault's built-ins do (`plugin info secret kv`).
+                            let builtin = matches!(kind, "secret" | "auth")
+                                && self.config.backend_factory.as_ref().is_some_and(|f| f.builtin_names(kind == "auth").iter().any(|n| n == name));
+                            if !builtin {
+                                return Err(Error::NotFound);
+                            }
+                            return Ok(Some(Response::with_data(crate::util::obj([
+                                ("args", Value::Null),
+                                ("builtin", json!(true)),
+                                ("command", json!("")),
+                                ("deprecation_status", json!("supported")),
+                                ("name", json!(name)),
+                                ("sha256", json!("")),
+                                ("version", json!(format!("v{}+builtin.tresor", crate::VERSION))),
+                            ]))));
+                        };
                         Ok(Some(Response::with_data(crate::util::obj([
                             ("args", json!([])),
                             ("builtin", json!(false)),

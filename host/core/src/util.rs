@@ -94,6 +94,16 @@ pub(crate) mod field {
         }
     }
 
+    /// An integer field (numbers or their decimal text).
+    pub(crate) fn int(data: &Map, key: &str) -> Result<Option<i64>, Error> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| Error::invalid(format!("field {key:?} must be an integer"))),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(format!("field {key:?} must be an integer"))),
+            Some(_) => Err(Error::invalid(format!("field {key:?} must be an integer"))),
+        }
+    }
+
     /// A non-negative integer field.
     pub(crate) fn uint(data: &Map, key: &str) -> Result<Option<u64>, Error> {
         match data.get(key) {

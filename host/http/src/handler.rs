@@ -138,8 +138,7 @@ where
     request.remote_addr = remote;
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
-    // An unwrapped response is returned as it was produced, without the sys/ legacy copy.
-    let legacy_copy = request.path.starts_with("sys/") && !request.path.starts_with("sys/wrapping/");
+    let legacy_copy = request.path.strip_prefix("sys/").is_some_and(has_legacy_copy);
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
@@ -227,4 +226,28 @@ fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
     *resp.status_mut() = status;
     resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// Whether Vault also copies `data` to the top level of the answer for this `sys/` path: the
+/// mounts, auth, old-style policy, capabilities and key-status endpoints (measured against
+/// OpenBao 2.7; newer endpoints such as `policies/acl`, `internal/ui`, `audit`, `plugins` and
+/// `tools` have only the envelope, and an unwrapped response is returned as it was produced).
+fn has_legacy_copy(sys_path: &str) -> bool {
+    let first = sys_path.split('/').next().unwrap_or("");
+    matches!(first, "mounts" | "auth" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_legacy_copy;
+
+    #[test]
+    fn only_vaults_older_sys_endpoints_copy_data_to_the_top_level() {
+        for p in ["mounts", "mounts/secret", "mounts/secret/tune", "auth", "auth/token/tune", "policy", "policy/default", "capabilities-self", "key-status"] {
+            assert!(has_legacy_copy(p), "{p}");
+        }
+        for p in ["policies/acl/default", "internal/ui/mounts/secret", "audit", "plugins/catalog/secret/kv", "tools/random", "wrapping/unwrap", "mountsx"] {
+            assert!(!has_legacy_copy(p), "{p}");
+        }
+    }
 }
