@@ -2,7 +2,7 @@
 //! and bad input that must be rejected without changing stored state.
 
 use serde_json::{json, Value};
-use tresor_tests::TestServer;
+use tresor_tests::{BaoDev, Http, TestServer};
 
 /// The barrier's encryption counter: any storage write moves it, so "unchanged" proves "nothing stored".
 fn encryptions(server: &TestServer) -> u64 {
@@ -144,4 +144,58 @@ fn rotation_keeps_old_values_readable_and_moves_new_writes_to_the_new_term() {
     assert_eq!(client.get("sys/key-status").1["data"]["encryptions"], 1, "the write used the new term");
     assert_eq!(client.get("cubbyhole/before").1["data"]["v"], "old");
     assert_eq!(client.get("cubbyhole/after").1["data"]["v"], "new");
+}
+
+/// The same `sys/` requests to OpenBao and to Tresor: status, error text, warnings and the top-level
+/// shape (Vault copies `data` to the top level only on its older endpoints) agree.
+#[test]
+fn sys_edge_cases_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    let server = TestServer::dev();
+    let ours = server.root();
+    let send = |c: &Http, method: &str, path: &str, body: Option<Value>| {
+        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+        (raw.status, raw.json())
+    };
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "sys/mounts/x", Some(json!({"type": "kv-v2"}))),
+        ("POST", "sys/mounts/bad", Some(json!({}))),
+        ("POST", "sys/mounts/sys", Some(json!({"type": "kv"}))),
+        ("POST", "sys/mounts/x/tune", Some(json!({"default_lease_ttl": "bogus"}))),
+        ("POST", "sys/mounts/x/tune", Some(json!({"default_lease_ttl": "1h", "max_lease_ttl": "30m"}))),
+        ("GET", "sys/mounts/x/tune", None),
+        ("GET", "sys/mounts/nonexistent", None),
+        ("POST", "sys/mounts/nonexistent/tune", Some(json!({"description": "x"}))),
+        ("POST", "sys/plugins/catalog/secret/mine", Some(json!({"command": "nope"}))),
+        ("POST", "sys/plugins/catalog/secret/mine", Some(json!({"sha256": "00", "command": "nope"}))),
+        ("GET", "sys/internal/ui/mounts/nonexistent", None),
+        ("GET", "sys/internal/ui/mounts/x", None),
+        ("GET", "sys/policies/acl/default", None),
+        ("POST", "sys/tools/random/8", Some(json!({"format": "hex"}))),
+        ("POST", "sys/tools/random", Some(json!({"bytes": 0}))),
+        ("POST", "sys/tools/hash/sha3-256", Some(json!({"input": "YWJj"}))),
+        ("POST", "sys/tools/hash", Some(json!({"input": "YWJj", "algorithm": "md5"}))),
+        ("POST", "x/data/a", Some(json!({"data": "not a map"}))),
+        ("POST", "x/destroy/a", Some(json!({}))),
+        ("POST", "sys/remount", Some(json!({"from": "x", "to": "y"}))),
+    ];
+    for (method, path, body) in &cases {
+        let (ts, tb) = send(&theirs, method, path, body.clone());
+        let (os, ob) = send(&ours, method, path, body.clone());
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        if *path != "sys/remount" {
+            // (remount's warning names the server: "OpenBao's server log" there.)
+            assert_eq!(ob["warnings"], tb["warnings"], "{what}");
+        }
+        let keys = |b: &Value| b.as_object().map(|m| m.keys().filter(|k| *k != "mount_type").cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(keys(&ob), keys(&tb), "{what}: top-level keys");
+        let data_keys = |b: &Value| b["data"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(data_keys(&ob), data_keys(&tb), "{what}: data keys");
+        if path.starts_with("sys/tools/hash") {
+            assert_eq!(ob["data"], tb["data"], "{what}");
+        }
+    }
 }

@@ -219,9 +219,17 @@ fn hvac_kv_v1_and_v2_clients_work() {
 fn help_and_openapi_come_from_the_declared_spec() {
     let server = TestServer::dev();
     let c = server.root();
+    // As Vault: the help document itself (no envelope), paths relative to the mount.
     let (s, b) = c.get("secret/data/app?help=1");
     assert_eq!(s, 200, "{b}");
-    assert!(b["data"]["openapi"]["paths"]["/secret/data/{path}"]["post"].is_object(), "{b}");
+    assert!(b.get("request_id").is_none(), "{b}");
+    assert!(b["openapi"]["paths"]["/data/{path}"]["post"].is_object(), "{b}");
+    let help = b["help"].as_str().unwrap();
+    assert!(help.starts_with("Request:        data/app\nMatching Route: ^data/(?P<path>.*)$\n\nWrite, Patch, Read, and Delete data"), "{help}");
+    assert!(help.contains("\n    options (map)\n\n        Write options, e.g. cas\n"), "{help}");
+    let out = bao(&server, &server.root_token, &["path-help", "secret/metadata/app"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("custom_metadata (map)") && text.contains("max_versions (int)"), "{text}");
     let (s, doc) = c.get("sys/internal/specs/openapi");
     assert_eq!(s, 200);
     let paths = doc["data"]["paths"].as_object().unwrap();

@@ -60,8 +60,15 @@ impl Core {
         check_name(name)?;
         let field = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let sha256 = field("sha256").to_ascii_lowercase();
-        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::invalid("sha256 must be 64 hex characters"));
+        // Vault's messages.
+        if sha256.is_empty() {
+            return Err(Error::invalid("missing SHA-256 value"));
+        }
+        if sha256.len() % 2 != 0 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid("Could not decode SHA-256 value from Hex"));
+        }
+        if sha256.len() != 64 {
+            return Err(Error::invalid("Decoded SHA-256 value is not 32 bytes"));
         }
         let command = match field("command") {
             c if c.is_empty() => name.to_string(),

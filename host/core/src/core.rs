@@ -435,7 +435,7 @@ impl Core {
                 backend.handle(request).await?
             }
             Handler::Plugin(backend) if request.operation == tresor_logical::Operation::Help => {
-                crate::sys::help_response(&mount.path, backend.as_ref(), &request.path)?
+                crate::sys::help_response(backend.as_ref(), &request.path)?
             }
             Handler::Plugin(backend) => {
                 request.display_name = Some(entry.display_name.clone());

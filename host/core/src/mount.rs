@@ -197,7 +197,8 @@ impl Core {
         let path = normalize(path)?;
         let reserved: &[&str] = if auth { &["token/"] } else { RESERVED };
         if let Some(r) = reserved.iter().find(|r| path.starts_with(*r) || r.starts_with(&path)) {
-            return Err(Error::invalid(format!("path is already in use at {}{r}", if auth { "auth/" } else { "" })));
+            // Vault's texts: the core's own prefixes cannot be mounted over; auth's token/ is in use.
+            return Err(Error::invalid(if auth { format!("path is already in use at auth/{r}") } else { format!("cannot mount \"{path}\"") }));
         }
         let kind = if auth { kind.to_string() } else { canonical_type(kind, &mut options) };
         let factory = self.factory().ok_or_else(|| Error::invalid(format!("plugin not found in the catalog: {kind}")))?.clone();
@@ -302,12 +303,21 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
-        let entry = table.iter_mut().find(|m| m.path == path).ok_or_else(|| Error::invalid(format!("no mount entry found at {path}")))?;
+        let entry = table
+            .iter_mut()
+            .find(|m| m.path == path)
+            .ok_or_else(|| Error::invalid(format!("tune of path \"{path}\" failed: no mount entry found")))?;
         if let Some(t) = ttl_field(data, "default_lease_ttl")? {
             entry.default_lease_ttl = t;
         }
         if let Some(t) = ttl_field(data, "max_lease_ttl")? {
             entry.max_lease_ttl = t;
+        }
+        if entry.max_lease_ttl != 0 && entry.default_lease_ttl > entry.max_lease_ttl {
+            return Err(Error::invalid(format!(
+                "backend max lease TTL of {} would be less than backend default lease TTL of {}",
+                entry.max_lease_ttl, entry.default_lease_ttl
+            )));
         }
         if let Some(Value::String(d)) = data.get("description") {
             entry.description = d.clone();
@@ -545,7 +555,10 @@ fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() || s == "system" => Ok(Some(0)),
-        Some(v) => tresor_logical::parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("invalid {key}"))),
+        Some(v) => tresor_logical::parse_duration(v).map(Some).map_err(|_| match v {
+            Value::String(s) => Error::invalid(format!("time: invalid duration {s:?}")),
+            _ => Error::invalid(format!("invalid {key}")),
+        }),
     }
 }
 

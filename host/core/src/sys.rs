@@ -87,7 +87,7 @@ impl Core {
                         self.mount_json(&full).map(|d| Some(Response::with_data(d)))
                     }
                     Operation::Update | Operation::Create => {
-                        let kind = request.get_str("type").ok_or_else(|| Error::invalid("missing mount type"))?;
+                        let kind = request.get_str("type").ok_or_else(|| Error::invalid("backend type must be specified as a string"))?;
                         let description = request.get_str("description").unwrap_or("");
                         let options = match request.data.get("options") {
                             Some(Value::Object(o)) => o.clone(),
@@ -302,7 +302,7 @@ impl Core {
     fn ui_mount_json(&self, target: &str, acl: &crate::acl::Acl) -> Result<Map, Error> {
         let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         let probe = if target.ends_with('/') { target.to_string() } else { format!("{target}/") };
-        let preflight = || Error::invalid(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""));
+        let preflight = || Error::Denied(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""));
         let (mount, _) = router.route(&probe).ok_or_else(preflight)?;
         if !acl.has_mount_access(&mount.path) {
             return Err(preflight());
@@ -369,19 +369,23 @@ impl Core {
         let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         match router.get(path).map(|m| m.to_json()) {
             Some(Value::Object(map)) => Ok(map),
-            _ => Err(Error::invalid(format!("no matching mount at {path:?}"))),
+            _ => Err(Error::invalid(match path.strip_prefix("auth/") {
+                Some(p) => format!("No auth engine at {p}"),
+                None => format!("No secret engine mount at {path}"),
+            })),
         }
     }
 }
 
 /// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.
-pub(crate) fn help_response(mount: &str, backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
+pub(crate) fn help_response(backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
     let spec = backend.spec().ok_or(Error::UnsupportedOperation)?;
     let m = tresor_logical::framework::match_path(&spec, path).ok_or(Error::UnsupportedPath)?;
     let matched = &spec[m.index];
-    let openapi = tresor_logical::framework::openapi_paths(mount, std::slice::from_ref(matched));
+    // Vault's help document names paths relative to the mount.
+    let openapi = tresor_logical::framework::openapi_paths("", std::slice::from_ref(matched));
     Ok(Some(Response::with_data(crate::util::obj([
-        ("help", json!(matched.help)),
+        ("help", json!(tresor_logical::framework::help_text(matched, path))),
         ("openapi", json!({"openapi": "3.0.2", "paths": openapi})),
         ("see_also", Value::Null),
     ]))))

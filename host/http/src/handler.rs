@@ -139,10 +139,17 @@ where
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
     let legacy_copy = request.path.strip_prefix("sys/").is_some_and(has_legacy_copy);
+    let help = request.operation == Operation::Help;
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
         return Ok(bare(StatusCode::NO_CONTENT, Bytes::new()));
+    }
+    if help && let Some(data) = &response.data {
+        // Vault answers `?help=1` with the help document itself, not an envelope (`bao path-help`
+        // reads `help` at the top level).
+        let body = serde_json::to_vec(data).map_err(|e| Error::Internal(e.to_string()))?;
+        return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
     let status = response
         .status
@@ -229,12 +236,12 @@ fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
 }
 
 /// Whether Vault also copies `data` to the top level of the answer for this `sys/` path: the
-/// mounts, auth, old-style policy, capabilities and key-status endpoints (measured against
+/// mounts, auth, remount, old-style policy, capabilities and key-status endpoints (measured against
 /// OpenBao 2.7; newer endpoints such as `policies/acl`, `internal/ui`, `audit`, `plugins` and
 /// `tools` have only the envelope, and an unwrapped response is returned as it was produced).
 fn has_legacy_copy(sys_path: &str) -> bool {
     let first = sys_path.split('/').next().unwrap_or("");
-    matches!(first, "mounts" | "auth" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status")
+    matches!(first, "mounts" | "auth" | "remount" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status")
 }
 
 #[cfg(test)]

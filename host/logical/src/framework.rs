@@ -197,6 +197,56 @@ pub fn ignored_warning(ignored: &[String]) -> String {
     format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" "))
 }
 
+/// Vault's `path-help` text for `spec` matched by `request_path`: the request, the route as a
+/// regular expression, the synopsis, and every parameter with its type and description.
+pub fn help_text(spec: &PathSpec, request_path: &str) -> String {
+    let route: String = spec
+        .pattern
+        .split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => match name.strip_suffix('*') {
+                Some(rest) => format!("(?P<{rest}>.*)"),
+                None => format!("(?P<{name}>\\w(([\\w-.]+)?\\w)?)"),
+            },
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut out = format!("Request:        {request_path}\nMatching Route: ^{route}$\n\n{}\n", spec.help.trim());
+    let mut fields: Vec<&FieldSpec> = spec.fields.iter().collect();
+    fields.sort_by(|a, b| a.name.cmp(&b.name));
+    if !fields.is_empty() {
+        out.push_str("\n## PARAMETERS\n");
+        for f in fields {
+            let kind = match f.kind {
+                FieldKind::Str => "string",
+                FieldKind::Int => "int",
+                FieldKind::Bool => "bool",
+                FieldKind::Duration => "duration (sec)",
+                FieldKind::StrList => "comma-string-slice",
+                FieldKind::StrMap => "keypair",
+                FieldKind::Json => "map",
+            };
+            out.push_str(&format!("\n    {} ({kind})\n\n        {}\n", f.name, f.description.trim()));
+        }
+    }
+    out.push_str(&format!("\n## DESCRIPTION\n\n{}\n", spec.help.trim()));
+    out
+}
+
+/// A negative duration's seconds (Vault names them in its refusal).
+fn negative_seconds(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().filter(|n| *n < 0),
+        Value::String(s) => {
+            let rest = s.trim().strip_prefix('-')?;
+            let secs = crate::parse_duration(&Value::String(rest.to_string())).ok()?;
+            i64::try_from(secs).ok().filter(|s| *s > 0).map(|s| -s)
+        }
+        _ => None,
+    }
+}
+
 fn bad(field: &FieldSpec, what: &str) -> Error {
     // Never echo the value: the field may be sensitive.
     Error::invalid(format!("error converting input for field {:?}: {what}", field.name))
@@ -225,7 +275,10 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
             Value::Number(n) => n.as_i64() != Some(0),
             _ => return Err(bad(field, "expected a boolean")),
         }),
-        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| bad(field, "expected a duration"))?),
+        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| match negative_seconds(v) {
+            Some(n) => bad(field, &format!("cannot provide negative value '{n}'")),
+            None => bad(field, "expected a duration"),
+        })?),
         FieldKind::StrList => FieldValue::StrList(match v {
             Value::Array(items) => items
                 .iter()
@@ -379,6 +432,13 @@ mod tests {
         let bad: Map = serde_json::from_value(json!({"n": "five", "req": "x"})).unwrap();
         let err = validate(&spec, Operation::Update, &bad).unwrap_err().to_string();
         assert!(err.contains("\"n\"") && !err.contains("five"), "{err}");
+        for (neg, secs) in [(json!("-1s"), -1), (json!("-2h"), -7200), (json!(-5), -5)] {
+            let data: Map = serde_json::from_value(json!({"req": "x", "dur": neg})).unwrap();
+            let mut with_dur = spec.clone();
+            with_dur.fields.push(field("dur", FieldKind::Duration));
+            let err = validate(&with_dur, Operation::Update, &data).unwrap_err().to_string();
+            assert_eq!(err, format!("error converting input for field \"dur\": cannot provide negative value '{secs}'"));
+        }
         let missing: Map = Map::new();
         assert!(validate(&spec, Operation::Update, &missing).is_err());
         assert!(validate(&spec, Operation::Read, &missing).is_ok());

@@ -27,9 +27,9 @@ pub(crate) struct Config {
 impl Config {
     /// The request fields that set these settings.
     fn fields(path: Path) -> Path {
-        path.field(Field::new("max_versions", FieldKind::Int))
-            .field(Field::new("cas_required", FieldKind::Bool))
-            .field(Field::new("delete_version_after", FieldKind::Duration))
+        path.field(Field::new("max_versions", FieldKind::Int).description("The number of versions to keep for each key (0: the default, 10)"))
+            .field(Field::new("cas_required", FieldKind::Bool).description("If true, every write must carry the cas option"))
+            .field(Field::new("delete_version_after", FieldKind::Duration).description("If set, the length of time before a version is deleted"))
     }
 
     /// Apply the settings present in `req`.
@@ -78,7 +78,8 @@ pub(crate) fn spec() -> Spec {
     Spec::secrets("KV version 2: versioned secrets.")
         .path(
             Config::fields(p("config"))
-                .operations([Operation::Read, Operation::Update, Operation::Create]),
+                .operations([Operation::Read, Operation::Update, Operation::Create])
+                .help("Configures settings for the KV store."),
         )
         .path(
             p("data/{path*}")
@@ -87,18 +88,26 @@ pub(crate) fn spec() -> Spec {
                 .field(Field::new("version", FieldKind::Int).description("Version to read"))
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete])
                 .existence_check()
-                .allow_unknown_fields(),
+                .allow_unknown_fields()
+                .help("Write, Patch, Read, and Delete data in the Key-Value Store."),
         )
         .path(
             Config::fields(p("metadata/{path*}"))
-                .field(Field::new("custom_metadata", FieldKind::Json))
+                .field(Field::new("custom_metadata", FieldKind::Json).description("User-provided key-value pairs used to describe the secret"))
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete, Operation::List])
-                .existence_check(),
+                .existence_check()
+                .help("Configures settings for the KV store (per secret) and lists or deletes a secret's versions."),
         )
-        .path(p("delete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
-        .path(p("undelete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
-        .path(p("destroy/{path*}").field(versions()).operations([Operation::Update, Operation::Create]))
-        .path(p("subkeys/{path*}").field(Field::new("version", FieldKind::Int)).field(Field::new("depth", FieldKind::Int)).operations([Operation::Read]))
+        .path(p("delete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]).help("Marks one or more versions as deleted in the KV store."))
+        .path(p("undelete/{path*}").field(versions()).operations([Operation::Update, Operation::Create]).help("Undeletes one or more versions from the KV store."))
+        .path(p("destroy/{path*}").field(versions()).operations([Operation::Update, Operation::Create]).help("Permanently removes one or more versions in the KV store."))
+        .path(
+            p("subkeys/{path*}")
+                .field(Field::new("version", FieldKind::Int).description("Version to read (default latest)"))
+                .field(Field::new("depth", FieldKind::Int).description("Deepest nesting level to provide in the output (0: no limit)"))
+                .operations([Operation::Read])
+                .help("Read the structure of a secret entry from the Key-Value store with the values removed."),
+        )
         .path(
             p("{path*}")
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete, Operation::List, Operation::Patch])
