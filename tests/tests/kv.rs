@@ -226,7 +226,7 @@ fn help_and_openapi_come_from_the_declared_spec() {
     assert!(b["openapi"]["paths"]["/data/{path}"]["post"].is_object(), "{b}");
     let help = b["help"].as_str().unwrap();
     assert!(help.starts_with("Request:        data/app\nMatching Route: ^data/(?P<path>.*)$\n\nWrite, Patch, Read, and Delete data"), "{help}");
-    assert!(help.contains("\n    options (map)\n\n        Write options, e.g. cas\n"), "{help}");
+    assert!(help.contains("\n    data (map)\n\n        The contents of the data map will be stored and returned on read.\n"), "{help}");
     let out = bao(&server, &server.root_token, &["path-help", "secret/metadata/app"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("custom_metadata (map)") && text.contains("max_versions (int)"), "{text}");

@@ -69,6 +69,9 @@ pub(crate) struct Metadata {
     settings: Config,
     #[serde(default)]
     custom_metadata: Option<BTreeMap<String, String>>,
+    /// OpenBao's count of metadata writes (`metadata put`/`patch`).
+    #[serde(default)]
+    current_metadata_version: u64,
     versions: BTreeMap<u64, VersionMeta>,
 }
 
@@ -83,9 +86,11 @@ pub(crate) fn spec() -> Spec {
         )
         .path(
             p("data/{path*}")
-                .field(Field::new("data", FieldKind::Json).description("The secret's key/value pairs"))
-                .field(Field::new("options", FieldKind::Json).description("Write options, e.g. cas"))
-                .field(Field::new("version", FieldKind::Int).description("Version to read"))
+                .field(Field::new("data", FieldKind::Json).description("The contents of the data map will be stored and returned on read."))
+                .field(Field::new("options", FieldKind::Json).description(
+                    "Options for writing a KV entry. Set the \"cas\" value to use a Check-And-Set operation: 0 writes only if the key does not exist, a version only if it is the current one.",
+                ))
+                .field(Field::new("version", FieldKind::Int).description("If provided during a read, the value at the version number will be returned"))
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete])
                 .existence_check()
                 .allow_unknown_fields()
@@ -405,15 +410,20 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
-/// Drop the oldest versions beyond `max_versions`.
+/// Drop the oldest versions beyond `max_versions`; `oldest_version` moves only when one was
+/// dropped (as Vault: a secret holding exactly `max_versions` versions still says 0).
 fn prune(path: &str, meta: &mut Metadata, config: &Config) -> Result<(), Error> {
     let max = [meta.settings.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
+    let mut pruned = false;
     while meta.versions.len() as u64 > max {
         let Some((&oldest, _)) = meta.versions.iter().next() else { break };
         meta.versions.remove(&oldest);
         storage::delete(&data_key(oldest, path))?;
+        pruned = true;
     }
-    meta.oldest_version = if meta.versions.len() as u64 >= max { meta.versions.keys().next().copied().unwrap_or(0) } else { meta.oldest_version };
+    if pruned {
+        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+    }
     Ok(())
 }
 
@@ -504,7 +514,7 @@ fn read_metadata(req: &Request) -> Result<Response, Error> {
     Ok(Response::data(json!({
         "cas_required": meta.settings.cas_required,
         "created_time": meta.created_time,
-        "current_metadata_version": 0,
+        "current_metadata_version": meta.current_metadata_version,
         "current_version": meta.current_version,
         "custom_metadata": meta.custom_metadata,
         "delete_version_after": fmt_duration(meta.settings.delete_version_after),
@@ -557,6 +567,7 @@ fn write_metadata(req: &Request) -> Result<Response, Error> {
         }
     }
     meta.updated_time = now;
+    meta.current_metadata_version += 1;
     let config = load_config()?;
     prune(&path, &mut meta, &config)?;
     save_meta(&path, &meta)?;
@@ -663,6 +674,10 @@ mod tests {
         assert_eq!(l.data.unwrap()["keys"], json!(["app/", "s2"]));
         let m = handle(req(Operation::Read, 2, "metadata/s2")).unwrap().data.unwrap();
         assert_eq!(m["current_version"], 2);
+        assert_eq!((m["oldest_version"].clone(), m["current_metadata_version"].clone()), (json!(0), json!(0)), "nothing pruned, no metadata write");
+        handle(req(Operation::Update, 2, "metadata/s2").with("max_versions", V::Int(2))).unwrap();
+        let m = handle(req(Operation::Read, 2, "metadata/s2")).unwrap().data.unwrap();
+        assert_eq!((m["oldest_version"].clone(), m["current_metadata_version"].clone()), (json!(0), json!(1)), "at the limit, not over it");
         assert_eq!(m["versions"]["1"]["destroyed"], false);
         let sk = handle(req(Operation::Read, 6, "subkeys/s2")).unwrap().data.unwrap();
         assert_eq!(sk["subkeys"], json!({"k": null}));
