@@ -341,6 +341,8 @@ fn edge_cases_answer_as_openbao_does() {
         ("transit/sign/s", Box::new(|_| json!({"input": HELLO, "signature_algorithm": "ignored-for-ed25519", "hash_algorithm": "sha2-512"}))),
         ("transit/sign/s", Box::new(|_| json!({"input": HELLO, "hash_algorithm": "bogus"}))),
         ("transit/keys/k/rotate", Box::new(|_| json!({"not_a_field": 1, "another": 2}))),
+        ("transit/cache-config", Box::new(|_| json!({"size": 5}))),
+        ("transit/cache-config", Box::new(|_| json!({"size": 500}))),
     ];
     for (path, body) in &cases {
         let (ts, tb) = theirs.put(path, body(&theirs));

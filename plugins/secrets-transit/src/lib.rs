@@ -134,6 +134,12 @@ impl Backend for Transit {
                     .operations([Read, Update])
                     .help("Engine-wide key settings."),
             )
+            .path(
+                Path::new("cache-config")
+                    .field(f("size", FieldKind::Int, "Size of cache, use 0 for an unlimited cache size, defaults to 0").default_json("0"))
+                    .operations([Read, Update, Create])
+                    .help("Configure caching strategy (stored for compatibility: every request here reads its key from storage)."),
+            )
     }
 
     fn handle(req: Request) -> Result<Response, Error> {
@@ -153,6 +159,7 @@ impl Backend for Transit {
             "backup" => backup::backup(&req),
             "restore" => backup::restore(&req),
             "config" => ops::config_keys(&req),
+            "cache-config" => ops::cache_config(&req),
             _ => Err(Error::UnsupportedPath),
         }
     }

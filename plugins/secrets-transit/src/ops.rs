@@ -200,6 +200,23 @@ pub fn config_keys(req: &Request) -> Result<Response, Error> {
     Ok(Response::data(json!({ "disable_upsert": cfg.disable_upsert })))
 }
 
+/// `cache-config`: Vault's policy-cache size. Stored and reported as Vault does; it changes nothing
+/// here, where no key is cached between requests (each runs in a fresh instance).
+pub fn cache_config(req: &Request) -> Result<Response, Error> {
+    const MIN_CACHE_SIZE: i64 = 10;
+    if req.operation == tresor_sdk::Operation::Read {
+        let stored: Option<serde_json::Value> = storage::get_json("config/cache")?;
+        let size = stored.as_ref().and_then(|v| v["size"].as_i64()).unwrap_or(0);
+        return Ok(Response::data(json!({ "size": size })));
+    }
+    let size = req.int("size").unwrap_or(0);
+    if size != 0 && size < MIN_CACHE_SIZE {
+        return Err(Error::invalid(format!("size must be 0 or a value greater or equal to {MIN_CACHE_SIZE}")));
+    }
+    storage::put_json("config/cache", &json!({ "size": size }))?;
+    Ok(Response::data(json!({ "size": size })))
+}
+
 /// Rotate every key whose `auto_rotate_period` has passed (the host's periodic call).
 pub fn auto_rotate() -> Result<(), Error> {
     let (now, _) = system::now();

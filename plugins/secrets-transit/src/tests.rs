@@ -406,3 +406,12 @@ fn batches_vault_cannot_decode_fail_whole() {
     let (data, _) = call(Operation::Update, "rewrap/k", json!({ "batch_input": [{}] })).unwrap();
     assert_eq!(data["batch_results"][0]["error"], "missing ciphertext to decrypt");
 }
+
+#[test]
+fn cache_config_is_stored_and_checked_as_vault_does() {
+    fresh();
+    assert_eq!(ok(Operation::Read, "cache-config", json!({}))["size"], 0);
+    assert_eq!(bad(Operation::Update, "cache-config", json!({ "size": 5 })), "size must be 0 or a value greater or equal to 10");
+    assert_eq!(ok(Operation::Update, "cache-config", json!({ "size": 500 }))["size"], 500);
+    assert_eq!(ok(Operation::Read, "cache-config", json!({}))["size"], 500);
+}
