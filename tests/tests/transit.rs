@@ -362,3 +362,48 @@ fn edge_cases_answer_as_openbao_does() {
         }
     }
 }
+
+/// Bring your own key with the real `bao transit import` CLI (it fetches `wrapping_key`, wraps the
+/// key with RSA-OAEP and AES-KWP, and posts to `import`): the same AES key imported into OpenBao and
+/// into Tresor decrypts each other's ciphertexts; `import_version` adds a version; rotation of an
+/// imported key is refused unless allowed.
+#[test]
+fn bao_transit_import_brings_the_same_key_to_both_servers() {
+    use std::process::Command;
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let (server, ours) = mounted();
+    let import = |(addr, token): (&str, &str), args: &[&str]| {
+        let out = Command::new(tresor_tests::bao_bin()).args(args).env("BAO_ADDR", addr).env("BAO_TOKEN", token).env("HOME", server.dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    };
+    let key = b64(&[0x5au8; 32]);
+    let both = [(bao.addr.as_str(), BaoDev::ROOT), (server.addr.as_str(), server.root_token.as_str())];
+    for target in both {
+        import(target, &["transit", "import", "transit/keys/byok", &key, "type=aes256-gcm96", "exportable=true"]);
+    }
+    for c in [&theirs, &ours] {
+        let read = c.get("transit/keys/byok").1["data"].clone();
+        assert_eq!((read["imported_key"].clone(), read["imported_key_allow_rotation"].clone()), (json!(true), json!(false)), "{read}");
+        assert_eq!(c.get("transit/export/encryption-key/byok/1").1["data"]["keys"]["1"], key);
+        // Refused on both (OpenBao answers 500, Tresor 400: the client asked for it).
+        assert_ne!(c.put("transit/keys/byok/rotate", json!({})).0, 200);
+    }
+    assert_eq!(ours.put("transit/keys/byok/rotate", json!({})), (400, json!({"errors": ["imported key byok does not allow rotation within Vault"]})));
+    let from_bao = data(&theirs, "transit/encrypt/byok", json!({"plaintext": HELLO}))["ciphertext"].clone();
+    let from_tresor = data(&ours, "transit/encrypt/byok", json!({"plaintext": HELLO}))["ciphertext"].clone();
+    assert_eq!(data(&ours, "transit/decrypt/byok", json!({"ciphertext": from_bao}))["plaintext"], HELLO);
+    assert_eq!(data(&theirs, "transit/decrypt/byok", json!({"ciphertext": from_tresor}))["plaintext"], HELLO);
+    // A second version, imported the same way into both.
+    let key2 = b64(&[0x33u8; 32]);
+    for target in both {
+        import(target, &["transit", "import-version", "transit/keys/byok", &key2]);
+    }
+    for c in [&theirs, &ours] {
+        assert_eq!(c.get("transit/keys/byok").1["data"]["latest_version"], 2);
+        assert_eq!(c.get("transit/export/encryption-key/byok/2").1["data"]["keys"]["2"], key2);
+    }
+    let (s, b) = ours.put("transit/keys/byok/import", json!({"ciphertext": "AAAA"}));
+    assert_eq!(s, 400, "{b}");
+}

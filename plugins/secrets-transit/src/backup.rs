@@ -255,6 +255,11 @@ struct VaultPolicy {
     backup_info: Option<Value>,
     #[serde(default)]
     restore_info: Option<Value>,
+    /// Go's field names (the struct has no JSON tags for these).
+    #[serde(default, rename = "Imported")]
+    imported: bool,
+    #[serde(default, rename = "AllowImportedKeyRotation")]
+    allow_imported_key_rotation: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -327,6 +332,8 @@ pub fn backup(req: &Request) -> Result<Response, Error> {
             key_size: p.key_size,
             backup_info: p.backup_info.clone(),
             restore_info: p.restore_info.clone(),
+            imported: p.imported,
+            allow_imported_key_rotation: p.allow_imported_key_rotation,
         },
         archived_keys: Some(archive),
     };
@@ -391,6 +398,8 @@ pub fn restore(req: &Request) -> Result<Response, Error> {
         key_size: vp.key_size,
         backup_info: vp.backup_info,
         restore_info: Some(info_now(vp.latest_version)),
+        imported: vp.imported,
+        allow_imported_key_rotation: vp.allow_imported_key_rotation,
     };
     p.save()?;
     Ok(Response::empty())

@@ -105,6 +105,76 @@ pub fn generate(kind: KeyType, key_size: u64, entry: &mut KeyEntry) -> Result<()
     Ok(())
 }
 
+/// Fill `entry` with imported key material of `kind` (BYOK): raw bytes for AEAD and HMAC keys,
+/// PKCS#8 DER for the asymmetric ones, as Vault's `keys/:name/import` takes them.
+pub fn import(kind: KeyType, material: &[u8], entry: &mut KeyEntry) -> Result<(), Error> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    let bad = |what: &str| Error::invalid(format!("error parsing the imported {} key: {what}", kind.name()));
+    match kind {
+        KeyType::Aes256Gcm96 | KeyType::Aes128Gcm96 | KeyType::ChaCha20Poly1305 | KeyType::XChaCha20Poly1305 => {
+            if material.len() != kind.aead_key_len() {
+                return Err(Error::invalid(format!("invalid key size {} bytes for key type {}", material.len(), kind.name())));
+            }
+            entry.key = Some(Secret::new(material.to_vec()));
+        }
+        KeyType::Hmac => {
+            if !(32..=512).contains(&material.len()) {
+                return Err(Error::invalid(format!("invalid key size {} bytes for key type hmac", material.len())));
+            }
+            entry.hmac_key = Some(Secret::new(material.to_vec()));
+            entry.key = Some(Secret::new(material.to_vec()));
+        }
+        KeyType::Ed25519 => {
+            let key = ed25519_dalek::SigningKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?;
+            let (private, public) = ed25519_from_seed(key.as_bytes())?;
+            entry.key = Some(private);
+            entry.public_key = b64(&public);
+        }
+        KeyType::EcdsaP256 => ecdsa_p256::set(entry, &p256::SecretKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?)?,
+        KeyType::EcdsaP384 => ecdsa_p384::set(entry, &p384::SecretKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?)?,
+        KeyType::EcdsaP521 => ecdsa_p521::set(entry, &p521::SecretKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?)?,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            use rsa::traits::PublicKeyParts as _;
+            let key = rsa::RsaPrivateKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?;
+            let bits = key.size() * 8;
+            let want = match kind {
+                KeyType::Rsa2048 => 2048,
+                KeyType::Rsa3072 => 3072,
+                _ => 4096,
+            };
+            if bits != want {
+                return Err(Error::invalid(format!("invalid key size: expected {want} bits, got {bits}")));
+            }
+            set_rsa(entry, &key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Unwrap BYOK key material: `ciphertext` = RSA-OAEP(`hash`, an ephemeral AES-256 key) under the
+/// wrapping key (as long as its modulus) ‖ AES-KWP (RFC 5649) of the target key under that key.
+pub fn unwrap_import(wrapping: &KeyEntry, ciphertext: &[u8], hash: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use rsa::traits::PublicKeyParts as _;
+    let private = rsa_private(wrapping)?;
+    let split = private.size();
+    if ciphertext.len() <= split {
+        return Err(Error::invalid("provided ciphertext is too short"));
+    }
+    let (wrapped_aes, wrapped_key) = ciphertext.split_at(split);
+    let oaep = match hash.to_ascii_uppercase().as_str() {
+        "SHA1" => rsa::Oaep::new::<sha1::Sha1>(),
+        "SHA224" => rsa::Oaep::new::<sha2::Sha224>(),
+        "SHA256" | "" => rsa::Oaep::new::<sha2::Sha256>(),
+        "SHA384" => rsa::Oaep::new::<sha2::Sha384>(),
+        "SHA512" => rsa::Oaep::new::<sha2::Sha512>(),
+        other => return Err(Error::invalid(format!("unsupported hash function: {other}"))),
+    };
+    let ephemeral = Zeroizing::new(private.decrypt(oaep, wrapped_aes).map_err(|e| Error::invalid(format!("failed to decrypt the ephemeral key: {e}")))?);
+    let kek = aes_kw::KekAes256::try_from(ephemeral.as_slice()).map_err(|_| Error::invalid("the ephemeral key is not an AES-256 key"))?;
+    let key = kek.unwrap_with_padding_vec(wrapped_key).map_err(|_| Error::invalid("failed to unwrap the target key: bad wrapping"))?;
+    Ok(Zeroizing::new(key))
+}
+
 /// Store an RSA key in `entry` (PKCS#8 DER private, SPKI PEM public).
 pub fn set_rsa(entry: &mut KeyEntry, key: &rsa::RsaPrivateKey) -> Result<(), Error> {
     use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};

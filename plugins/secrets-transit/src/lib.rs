@@ -76,6 +76,28 @@ impl Backend for Transit {
                     .help("Configure a named key."),
             )
             .path(Path::new("keys/{name}/rotate").operations([Update]).help("Add a new key version."))
+            .path(Path::new("wrapping_key").operations([Read]).help("The RSA-4096 public key that wraps key material for import (BYOK)."))
+            .path(
+                key_settings(Path::new("keys/{name}/import"))
+                    .field(f("ciphertext", FieldKind::Str, "Base64: RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral, key material)").sensitive())
+                    .field(f("hash_function", FieldKind::Str, "OAEP hash: SHA1, SHA224, SHA256 (default), SHA384 or SHA512"))
+                    .field(f("type", FieldKind::Str, "Key type").default_json("\"aes256-gcm96\""))
+                    .field(f("allow_rotation", FieldKind::Bool, "Allow the imported key to be rotated here"))
+                    .field(f("derived", FieldKind::Bool, "Derive a key per context"))
+                    .field(f("context", FieldKind::Str, "Base64 derivation context"))
+                    .field(f("public_key", FieldKind::Str, "A public key to import alone (not supported)"))
+                    .operations([Update])
+                    .help("Import your own key material as a new key."),
+            )
+            .path(
+                Path::new("keys/{name}/import_version")
+                    .field(f("ciphertext", FieldKind::Str, "Base64: RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral, key material)").sensitive())
+                    .field(f("hash_function", FieldKind::Str, "OAEP hash: SHA1, SHA224, SHA256 (default), SHA384 or SHA512"))
+                    .field(f("version", FieldKind::Int, "An existing version to fill (not supported)"))
+                    .field(f("public_key", FieldKind::Str, "A public key to import alone (not supported)"))
+                    .operations([Update])
+                    .help("Import your own key material as a new version of an imported key."),
+            )
             .path(
                 Path::new("keys/{name}/trim")
                     .field(f("min_available_version", FieldKind::Int, "Delete versions older than this").required())
@@ -159,6 +181,7 @@ impl Backend for Transit {
             "backup" => backup::backup(&req),
             "restore" => backup::restore(&req),
             "config" => ops::config_keys(&req),
+            "wrapping_key" => ops::wrapping_key(&req),
             "cache-config" => ops::cache_config(&req),
             _ => Err(Error::UnsupportedPath),
         }

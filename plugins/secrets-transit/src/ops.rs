@@ -51,8 +51,70 @@ pub fn keys(req: &Request) -> Result<Response, Error> {
             Ok(Response::data(p.describe()))
         }
         ["keys", _, "trim"] => trim_key(req),
+        ["keys", _, "import"] => import_key(req),
+        ["keys", _, "import_version"] => import_key_version(req),
         _ => Err(Error::UnsupportedPath),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bring your own key
+
+/// Where the mount's RSA-4096 wrapping key is kept (created on first use).
+const WRAPPING_KEY: &str = "import/wrapping-key";
+
+fn wrapping_key_entry() -> Result<crate::policy::KeyEntry, Error> {
+    if let Some(entry) = storage::get_json::<crate::policy::KeyEntry>(WRAPPING_KEY)? {
+        return Ok(entry);
+    }
+    let mut entry = crate::policy::KeyEntry::default();
+    crypto::generate(KeyType::Rsa4096, 0, &mut entry)?;
+    storage::put_json(WRAPPING_KEY, &entry)?;
+    Ok(entry)
+}
+
+/// `wrapping_key`: the public half of the key that wraps imported key material.
+pub fn wrapping_key(_req: &Request) -> Result<Response, Error> {
+    Ok(Response::data(json!({ "public_key": wrapping_key_entry()?.public_key })))
+}
+
+/// The key material of an import request: `ciphertext` unwrapped with the wrapping key.
+fn imported_material(req: &Request) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let ciphertext = req.str("ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("ciphertext must be provided to import a key"))?;
+    let ciphertext = unb64(ciphertext).map_err(|e| Error::invalid(format!("error decoding ciphertext: {e}")))?;
+    crypto::unwrap_import(&wrapping_key_entry()?, &ciphertext, req.str("hash_function").unwrap_or("SHA256"))
+}
+
+/// `keys/:name/import`: a new key whose first version is the client's own key material.
+fn import_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    if Policy::load(name)?.is_some() {
+        return Err(Error::invalid("the import path cannot be used with an existing key; use import-version to rotate an existing imported key"));
+    }
+    if req.str("public_key").is_some_and(|k| !k.is_empty()) {
+        return Err(Error::invalid("importing only a public key is not supported here; import the private key"));
+    }
+    let opts = new_key_options(req, "type")?;
+    let material = imported_material(req)?;
+    let p = Policy::create_imported(name, &opts, &material, req.bool("allow_rotation").unwrap_or(false))?;
+    p.save()?;
+    Ok(Response::empty())
+}
+
+/// `keys/:name/import_version`: a new latest version of an imported key from the client's material.
+fn import_key_version(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid(format!("no key found with name {name}; to import a new key, use the import/ endpoint")))?;
+    if !p.imported {
+        return Err(Error::invalid("the import_version endpoint can only be used with an imported key"));
+    }
+    if req.int("version").is_some_and(|v| v != 0) {
+        return Err(Error::invalid("importing into an existing version is not supported here; import a new version"));
+    }
+    let material = imported_material(req)?;
+    p.import_version(&material)?;
+    p.save()?;
+    Ok(Response::empty())
 }
 
 fn read_key(req: &Request) -> Result<Response, Error> {

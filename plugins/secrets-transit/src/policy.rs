@@ -201,6 +201,12 @@ pub struct Policy {
     pub backup_info: Option<Value>,
     #[serde(default)]
     pub restore_info: Option<Value>,
+    /// Created from imported key material (`keys/:name/import`).
+    #[serde(default)]
+    pub imported: bool,
+    /// Whether an imported key may be rotated here (new versions are then generated).
+    #[serde(default)]
+    pub allow_imported_key_rotation: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -284,6 +290,34 @@ impl Policy {
 
     /// A new key with its first version (not yet saved).
     pub fn create(name: &str, opts: &NewKey) -> Result<Self, Error> {
+        let mut policy = Self::empty(name, opts)?;
+        policy.rotate()?;
+        Ok(policy)
+    }
+
+    /// A new key whose first version is `material` (BYOK), not yet saved.
+    pub fn create_imported(name: &str, opts: &NewKey, material: &[u8], allow_rotation: bool) -> Result<Self, Error> {
+        let mut policy = Self::empty(name, opts)?;
+        policy.imported = true;
+        policy.allow_imported_key_rotation = allow_rotation;
+        policy.import_version(material)?;
+        Ok(policy)
+    }
+
+    /// Add a new latest version holding `material`.
+    pub fn import_version(&mut self, material: &[u8]) -> Result<(), Error> {
+        let mut entry = self.new_entry()?;
+        crypto::import(self.kind, material, &mut entry)?;
+        if self.kind == KeyType::Hmac {
+            self.key_size = material.len() as u64;
+        }
+        self.latest_version += 1;
+        self.keys.insert(self.latest_version.to_string(), entry);
+        Ok(())
+    }
+
+    /// A policy checked against `opts`, without key versions.
+    fn empty(name: &str, opts: &NewKey) -> Result<Self, Error> {
         let kind = opts.kind;
         if opts.derived && !kind.supports_derivation() {
             return Err(Error::invalid(format!("key derivation not supported for keys of type {}", kind.name())));
@@ -307,7 +341,7 @@ impl Policy {
             _ => opts.key_size,
         };
         check_auto_rotate(opts.auto_rotate_period)?;
-        let mut policy = Policy {
+        let policy = Policy {
             name: name.to_string(),
             kind,
             keys: BTreeMap::new(),
@@ -326,21 +360,31 @@ impl Policy {
             key_size,
             backup_info: None,
             restore_info: None,
+            imported: false,
+            allow_imported_key_rotation: false,
         };
-        policy.rotate()?;
         Ok(policy)
     }
 
-    /// Add a new latest version with fresh key material.
-    pub fn rotate(&mut self) -> Result<(), Error> {
+    /// A version's bookkeeping: creation times and its own HMAC key.
+    fn new_entry(&self) -> Result<KeyEntry, Error> {
         let (creation_time, time) = now();
-        let mut entry = KeyEntry {
+        Ok(KeyEntry {
             hmac_key: Some(Secret::new(random_bytes(32)?)),
             time,
             creation_time,
             convergent_version: if self.convergent_encryption { 3 } else { 0 },
             ..KeyEntry::default()
-        };
+        })
+    }
+
+    /// Add a new latest version with fresh key material. An imported key rotates only when it
+    /// was imported with `allow_rotation`.
+    pub fn rotate(&mut self) -> Result<(), Error> {
+        if self.imported && !self.allow_imported_key_rotation {
+            return Err(Error::invalid(format!("imported key {} does not allow rotation within Vault", self.name)));
+        }
+        let mut entry = self.new_entry()?;
         crypto::generate(self.kind, self.key_size, &mut entry)?;
         self.latest_version += 1;
         self.keys.insert(self.latest_version.to_string(), entry);
@@ -374,7 +418,7 @@ impl Policy {
 
     /// Rotate if an auto-rotation period has passed since the latest version was created.
     pub fn rotate_if_due(&mut self, now_secs: i64) -> Result<bool, Error> {
-        if self.auto_rotate_period <= 0 {
+        if self.auto_rotate_period <= 0 || (self.imported && !self.allow_imported_key_rotation) {
             return Ok(false);
         }
         let period = self.auto_rotate_period / 1_000_000_000;
@@ -397,7 +441,10 @@ impl Policy {
         d.insert("deletion_allowed".into(), json!(self.deletion_allowed));
         d.insert("derived".into(), json!(self.derived));
         d.insert("exportable".into(), json!(self.exportable));
-        d.insert("imported_key".into(), json!(false));
+        d.insert("imported_key".into(), json!(self.imported));
+        if self.imported {
+            d.insert("imported_key_allow_rotation".into(), json!(self.allow_imported_key_rotation));
+        }
         d.insert("latest_version".into(), json!(self.latest_version));
         d.insert("min_available_version".into(), json!(self.min_available_version));
         d.insert("min_decryption_version".into(), json!(self.min_decryption_version));

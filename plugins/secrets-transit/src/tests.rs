@@ -415,3 +415,70 @@ fn cache_config_is_stored_and_checked_as_vault_does() {
     assert_eq!(ok(Operation::Update, "cache-config", json!({ "size": 500 }))["size"], 500);
     assert_eq!(ok(Operation::Read, "cache-config", json!({}))["size"], 500);
 }
+
+/// BYOK: key material wrapped as the `bao transit import` CLI wraps it (RSA-OAEP-SHA256 of an
+/// ephemeral AES-256 key ‖ AES-KWP of the material) becomes a working key.
+#[test]
+fn imported_keys_hold_the_clients_material() {
+    use rsa::traits::PublicKeyParts as _;
+    fresh();
+    // A 2048-bit wrapping key keeps this debug-build test quick; the server makes an RSA-4096 one.
+    let wrapping = rsa::RsaPrivateKey::new(&mut crate::crypto::HostRng, 2048).unwrap();
+    let mut entry = crate::policy::KeyEntry::default();
+    crate::crypto::set_rsa(&mut entry, &wrapping).unwrap();
+    tresor_sdk::storage::put_json("import/wrapping-key", &entry).unwrap();
+    assert!(ok(Operation::Read, "wrapping_key", json!({}))["public_key"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let wrap = |material: &[u8], hash_sha1: bool| {
+        let ephemeral = [7u8; 32];
+        let kek = aes_kw::KekAes256::from(ephemeral);
+        let wrapped = kek.wrap_with_padding_vec(material).unwrap();
+        let public = wrapping.to_public_key();
+        let oaep = if hash_sha1 { rsa::Oaep::new::<sha1::Sha1>() } else { rsa::Oaep::new::<sha2::Sha256>() };
+        let mut out = public.encrypt(&mut crate::crypto::HostRng, oaep, &ephemeral).unwrap();
+        assert_eq!(out.len(), public.size());
+        out.extend(wrapped);
+        crate::crypto::b64(&out)
+    };
+    let material = [42u8; 32];
+    let imported = call(Operation::Update, "keys/imp/import", json!({ "ciphertext": wrap(&material, false), "exportable": true })).unwrap();
+    assert_eq!(imported.0, Value::Null);
+    let key = ok(Operation::Read, "keys/imp", json!({}));
+    assert_eq!((key["imported_key"].clone(), key["imported_key_allow_rotation"].clone()), (json!(true), json!(false)));
+    let exported = ok(Operation::Read, "export/encryption-key/imp", json!({}))["keys"]["1"].clone();
+    assert_eq!(crate::crypto::unb64(exported.as_str().unwrap()).unwrap(), material);
+    let ct = ok(Operation::Update, "encrypt/imp", json!({ "plaintext": HELLO }))["ciphertext"].clone();
+    assert_eq!(ok(Operation::Update, "decrypt/imp", json!({ "ciphertext": ct }))["plaintext"], HELLO);
+    assert_eq!(bad(Operation::Update, "keys/imp/rotate", json!({})), "imported key imp does not allow rotation within Vault");
+    assert!(bad(Operation::Update, "keys/imp/import", json!({ "ciphertext": wrap(&material, false) })).starts_with("the import path cannot be used with an existing key"));
+    // A new version from new material (OAEP with SHA-1 this time).
+    let second = [9u8; 32];
+    ok_or_empty(Operation::Update, "keys/imp/import_version", json!({ "ciphertext": wrap(&second, true), "hash_function": "SHA1" }));
+    let keys = ok(Operation::Read, "export/encryption-key/imp", json!({}))["keys"].clone();
+    assert_eq!(crate::crypto::unb64(keys["2"].as_str().unwrap()).unwrap(), second);
+    // Wrong sizes and tampering are refused.
+    assert_eq!(bad(Operation::Update, "keys/short/import", json!({ "ciphertext": wrap(&[1u8; 16], false) })), "invalid key size 16 bytes for key type aes256-gcm96");
+    let mut tampered = crate::crypto::unb64(&wrap(&material, false)).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(bad(Operation::Update, "keys/t/import", json!({ "ciphertext": crate::crypto::b64(&tampered) })), "failed to unwrap the target key: bad wrapping");
+    // Ed25519 from PKCS#8, and an HMAC key of its own size.
+    let seed = [5u8; 32];
+    let der = {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        ed25519_dalek::SigningKey::from_bytes(&seed).to_pkcs8_der().unwrap().as_bytes().to_vec()
+    };
+    ok_or_empty(Operation::Update, "keys/ed/import", json!({ "ciphertext": wrap(&der, false), "type": "ed25519" }));
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    let sig = ok(Operation::Update, "sign/ed", json!({ "input": HELLO }))["signature"].as_str().unwrap().to_string();
+    let raw: [u8; 64] = crate::crypto::unb64(&sig["vault:v1:".len()..]).unwrap().try_into().unwrap();
+    public.verify_strict(&crate::crypto::unb64(HELLO).unwrap(), &ed25519_dalek::Signature::from_bytes(&raw)).unwrap();
+    ok_or_empty(Operation::Update, "keys/h/import", json!({ "ciphertext": wrap(&[3u8; 48], false), "type": "hmac" }));
+    assert_eq!(ok(Operation::Read, "keys/h", json!({}))["key_size"], 48);
+}
+
+fn ok_or_empty(op: Operation, path: &str, data: Value) {
+    match call(op, path, data) {
+        Ok((Value::Null, None)) => {}
+        other => panic!("{path}: {other:?}"),
+    }
+}
