@@ -146,7 +146,7 @@ fn rotation_keeps_old_values_readable_and_moves_new_writes_to_the_new_term() {
     assert_eq!(client.get("cubbyhole/after").1["data"]["v"], "new");
 }
 
-/// The same `sys/` requests to OpenBao and to Tresor: status, error text, warnings and the top-level
+/// The same `sys/` (and token role) requests to OpenBao and to Tresor: status, error text, warnings and the top-level
 /// shape (Vault copies `data` to the top level only on its older endpoints) agree.
 #[test]
 fn sys_edge_cases_answer_as_openbao_does() {
@@ -179,6 +179,9 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("POST", "x/data/a", Some(json!({"data": "not a map"}))),
         ("POST", "x/destroy/a", Some(json!({}))),
         ("POST", "sys/remount", Some(json!({"from": "x", "to": "y"}))),
+        ("POST", "auth/token/roles/r1", Some(json!({"allowed_policies": ["default"], "orphan": true}))),
+        ("GET", "auth/token/roles/r1", None),
+        ("POST", "auth/token/create", Some(json!({"ttl": "bogus"}))),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = send(&theirs, method, path, body.clone());

@@ -100,7 +100,7 @@ pub(crate) fn auth_block(entry: &TokenEntry, token: &str) -> ResponseAuth {
 }
 
 fn role_json(r: &TokenRole) -> Map {
-    obj([
+    let mut m = obj([
         ("allowed_entity_aliases", Value::Null),
         ("allowed_policies", json!(r.allowed_policies)),
         ("allowed_policies_glob", json!(r.allowed_policies_glob)),
@@ -112,15 +112,25 @@ fn role_json(r: &TokenRole) -> Map {
         ("path_suffix", json!(r.path_suffix)),
         ("period", json!(r.token_period)),
         ("renewable", json!(r.renewable)),
-        ("token_bound_cidrs", json!(r.token_bound_cidrs)),
         ("token_explicit_max_ttl", json!(r.token_explicit_max_ttl)),
-        ("token_max_ttl", json!(r.token_max_ttl)),
         ("token_no_default_policy", json!(r.token_no_default_policy)),
-        ("token_num_uses", json!(r.token_num_uses)),
         ("token_period", json!(r.token_period)),
-        ("token_ttl", json!(r.token_ttl)),
         ("token_type", json!(if r.token_type.is_empty() { "default-service" } else { r.token_type.as_str() })),
-    ])
+    ]);
+    // As Vault: these appear only when set (token_ttl / token_max_ttl are Tresor's additions).
+    if !r.token_bound_cidrs.is_empty() {
+        m.insert("token_bound_cidrs".into(), json!(r.token_bound_cidrs));
+    }
+    if r.token_num_uses > 0 {
+        m.insert("token_num_uses".into(), json!(r.token_num_uses));
+    }
+    if r.token_ttl > 0 {
+        m.insert("token_ttl".into(), json!(r.token_ttl));
+    }
+    if r.token_max_ttl > 0 {
+        m.insert("token_max_ttl".into(), json!(r.token_max_ttl));
+    }
+    m
 }
 
 impl Core {

@@ -90,6 +90,8 @@ pub(crate) mod field {
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(Some(0)),
+            // Go's text, as Vault's parseutil reports it.
+            Some(v @ Value::String(s)) => parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("time: invalid duration {s:?}"))),
             Some(v) => parse_duration(v).map(Some).map_err(|_| Error::invalid(format!("field {key:?} is not a valid duration"))),
         }
     }
