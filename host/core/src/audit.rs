@@ -74,10 +74,15 @@ fn open_append(path: &std::path::Path, mode: Option<u32>) -> std::io::Result<std
         options.mode(mode.unwrap_or(0o600));
     }
     let file = options.open(path)?;
+    // Only a regular file takes the mode, and through the open descriptor: a device the path
+    // names (`/dev/null`, a common sink) is never re-permissioned for the whole system, and a path
+    // swapped after the open is not touched.
     #[cfg(unix)]
-    if let Some(m) = mode {
+    if let Some(m) = mode
+        && file.metadata()?.is_file()
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m))?;
+        file.set_permissions(std::fs::Permissions::from_mode(m))?;
     }
     Ok(file)
 }
@@ -641,6 +646,23 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A regular file gets the device's mode, also when it already existed with another one.
+    #[cfg(unix)]
+    #[test]
+    fn an_audit_file_gets_its_mode_through_the_descriptor() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("tresor-audit-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.log");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(open_append(&path, Some(0o600)).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(open_append(&path, None).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "mode 0 leaves it alone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn device(options: &[(&str, &str)]) -> Device {
         let config = AuditDeviceConfig {
