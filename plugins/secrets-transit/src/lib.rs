@@ -36,6 +36,14 @@ fn signing_fields(p: Path) -> Path {
         .field(f("batch_input", FieldKind::Json, "Items to process"))
 }
 
+/// Fields shared by `import` and `import_version`.
+fn import_fields(p: Path) -> Path {
+    p.field(f("ciphertext", FieldKind::Str, "Base64: RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral, key material)").sensitive())
+        .field(f("hash_function", FieldKind::Str, "OAEP hash: SHA1, SHA224, SHA256 (default), SHA384 or SHA512"))
+        .field(f("public_key", FieldKind::Str, "A public key to import alone (not supported)"))
+        .operations([Operation::Update])
+}
+
 /// Fields shared by encrypt, decrypt and rewrap.
 fn cipher_fields(p: Path) -> Path {
     p.field(f("context", FieldKind::Str, "Base64 derivation context"))
@@ -78,24 +86,16 @@ impl Backend for Transit {
             .path(Path::new("keys/{name}/rotate").operations([Update]).help("Add a new key version."))
             .path(Path::new("wrapping_key").operations([Read]).help("The RSA-4096 public key that wraps key material for import (BYOK)."))
             .path(
-                key_settings(Path::new("keys/{name}/import"))
-                    .field(f("ciphertext", FieldKind::Str, "Base64: RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral, key material)").sensitive())
-                    .field(f("hash_function", FieldKind::Str, "OAEP hash: SHA1, SHA224, SHA256 (default), SHA384 or SHA512"))
+                import_fields(key_settings(Path::new("keys/{name}/import")))
                     .field(f("type", FieldKind::Str, "Key type").default_json("\"aes256-gcm96\""))
                     .field(f("allow_rotation", FieldKind::Bool, "Allow the imported key to be rotated here"))
                     .field(f("derived", FieldKind::Bool, "Derive a key per context"))
                     .field(f("context", FieldKind::Str, "Base64 derivation context"))
-                    .field(f("public_key", FieldKind::Str, "A public key to import alone (not supported)"))
-                    .operations([Update])
                     .help("Import your own key material as a new key."),
             )
             .path(
-                Path::new("keys/{name}/import_version")
-                    .field(f("ciphertext", FieldKind::Str, "Base64: RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral, key material)").sensitive())
-                    .field(f("hash_function", FieldKind::Str, "OAEP hash: SHA1, SHA224, SHA256 (default), SHA384 or SHA512"))
+                import_fields(Path::new("keys/{name}/import_version"))
                     .field(f("version", FieldKind::Int, "An existing version to fill (not supported)"))
-                    .field(f("public_key", FieldKind::Str, "A public key to import alone (not supported)"))
-                    .operations([Update])
                     .help("Import your own key material as a new version of an imported key."),
             )
             .path(
