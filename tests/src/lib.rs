@@ -346,6 +346,11 @@ impl Http {
         Http { addr: addr.to_string(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
     }
 
+    /// The same server with another token (empty: none sent).
+    pub fn with_token(&self, token: &str) -> Self {
+        Http::new(&self.addr, token)
+    }
+
     /// Send any request with optional raw body and content type.
     pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, content_type: Option<&str>) -> Raw {
         self.raw_headers(method, path, body, content_type, &[])

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-use tresor_tests::{tresor_bin, TestServer};
+use serde_json::json;
+use tresor_tests::{bao, tresor_bin, TestServer};
 
 fn tresor(server: &TestServer, token: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(tresor_bin());
@@ -113,7 +114,7 @@ fn cli_policy_auth_login_and_token_commands() {
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n");
     assert!(tresor(&server, root, &["policy", "write", "app", file.to_str().unwrap()]).status.success());
-    assert_eq!(ok_json(&tresor(&server, root, &["policy", "list", "-format=json"])), serde_json::json!(["app", "default", "root"]));
+    assert_eq!(ok_json(&tresor(&server, root, &["policy", "list", "-format=json"])), json!(["app", "default", "root"]));
     assert!(out(&tresor(&server, root, &["policy", "read", "app"])).contains("capabilities"));
 
     assert!(tresor(&server, root, &["auth", "enable", "userpass"]).status.success());
@@ -179,4 +180,57 @@ fn cli_audit_wrap_unwrap_and_lease_commands() {
     assert!(out(&o).contains("Success! Disabled audit device"), "{}", out(&o));
     assert!(out(&tresor(&server, r, &["audit", "list"])).contains("No audit devices are enabled."));
     assert!(!std::fs::read_to_string(&audit_file).unwrap().contains("cli-wrapped"));
+}
+
+/// Vault's mount config flags (`-local`, `-seal-wrap`, `-listing-visibility`, `-audit-non-hmac-*`,
+/// header lists, `-token-type`), given to the real `bao` CLI and to Tresor's own, land in the mount's
+/// config; `bao auth tune` on `token/` bounds the tokens `bao token create` issues.
+#[test]
+fn mount_config_flags_through_the_bao_and_tresor_clis() {
+    let server = TestServer::dev();
+    let root = server.root_token.as_str();
+    for (cli, path) in [("bao", "viabao"), ("tresor", "viatresor")] {
+        let run = |args: &[&str]| {
+            let o = if cli == "bao" { bao(&server, root, args) } else { tresor(&server, Some(root), args) };
+            assert!(o.status.success(), "{cli} {args:?}: {}", out(&o));
+        };
+        run(&[
+            "secrets",
+            "enable",
+            &format!("-path={path}"),
+            "-local",
+            "-seal-wrap",
+            "-listing-visibility=unauth",
+            "-audit-non-hmac-request-keys=env",
+            "-audit-non-hmac-request-keys=owner",
+            "-passthrough-request-headers=X-Team",
+            "kv",
+        ]);
+        run(&["secrets", "tune", "-audit-non-hmac-response-keys=env", "-allowed-response-headers=X-Out", "-listing-visibility=hidden", &format!("{path}/")]);
+        let (_, m) = server.root().get(&format!("sys/mounts/{path}"));
+        assert_eq!((m["data"]["local"].clone(), m["data"]["seal_wrap"].clone()), (json!(true), json!(true)), "{cli}: {m}");
+        let config = &m["data"]["config"];
+        assert_eq!(config["listing_visibility"], "hidden", "{cli}: {config}");
+        assert_eq!(config["audit_non_hmac_request_keys"], json!(["env", "owner"]), "{cli}: {config}");
+        assert_eq!(config["audit_non_hmac_response_keys"], json!(["env"]), "{cli}: {config}");
+        assert_eq!(config["passthrough_request_headers"], json!(["X-Team"]), "{cli}: {config}");
+        assert_eq!(config["allowed_response_headers"], json!(["X-Out"]), "{cli}: {config}");
+
+        let up = format!("up{cli}");
+        run(&["auth", "enable", &format!("-path={up}"), "-listing-visibility=unauth", "-token-type=service", "userpass"]);
+        let (_, t) = server.root().get(&format!("sys/auth/{up}/tune"));
+        assert_eq!((t["data"]["listing_visibility"].as_str(), t["data"]["token_type"].as_str()), (Some("unauth"), Some("service")), "{cli}: {t}");
+    }
+    let o = bao(&server, root, &["auth", "tune", "-default-lease-ttl=20m", "-max-lease-ttl=1h", "token/"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = bao(&server, root, &["token", "create", "-format=json", "-policy=default"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let created: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(created["auth"]["lease_duration"], 1200);
+    let o = bao(&server, root, &["token", "create", "-format=json", "-policy=default", "-ttl=3h"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["auth"]["lease_duration"], 3600);
+    // A bad value is refused with Vault's message and changes nothing.
+    let o = bao(&server, root, &["secrets", "tune", "-listing-visibility=everyone", "viabao/"]);
+    assert!(!o.status.success() && out(&o).contains("invalid listing_visibility everyone"), "{}", out(&o));
+    assert_eq!(server.root().get("sys/mounts/viabao/tune").1["data"]["listing_visibility"], "hidden");
 }

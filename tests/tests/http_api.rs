@@ -202,3 +202,103 @@ fn sys_edge_cases_answer_as_openbao_does() {
         }
     }
 }
+
+/// Vault's per-mount config fields (`listing_visibility`, `audit_non_hmac_*_keys`, header lists,
+/// an auth mount's `token_type`), `local`/`seal_wrap`, tuning the core's own mounts, and the
+/// unauthenticated `sys/internal/ui/mounts`, each compared with a real OpenBao.
+#[test]
+fn mount_config_fields_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    let server = TestServer::dev();
+    let ours = server.root();
+    let send = |c: &Http, method: &str, path: &str, body: Option<&Value>| {
+        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+        (raw.status, raw.json())
+    };
+    // Everything but what names one server's instance (uuids, accessors, versions, request ids).
+    fn comparable(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "request_id" | "accessor" | "uuid" | "running_plugin_version" | "identity/" | "mount_type"))
+                    .map(|(k, x)| (k.clone(), comparable(x)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "sys/mounts/u", Some(json!({"type": "kv-v2", "config": {"listing_visibility": "unauth", "audit_non_hmac_request_keys": ["a"], "audit_non_hmac_response_keys": "b,c", "passthrough_request_headers": ["X-A"], "allowed_response_headers": ["X-B"]}, "description": "d"}))),
+        ("POST", "sys/mounts/h", Some(json!({"type": "kv", "config": {"listing_visibility": "hidden"}, "local": true, "seal_wrap": true}))),
+        ("POST", "sys/mounts/bad", Some(json!({"type": "kv", "config": {"listing_visibility": "nope"}}))),
+        ("POST", "sys/auth/up", Some(json!({"type": "userpass", "config": {"listing_visibility": "unauth"}}))),
+        ("GET", "sys/mounts/u", None),
+        ("GET", "sys/mounts/u/tune", None),
+        ("GET", "sys/mounts/h", None),
+        ("GET", "sys/mounts/h/tune", None),
+        ("GET", "sys/auth/up/tune", None),
+        ("POST", "sys/mounts/u/tune", Some(json!({"listing_visibility": "hidden", "audit_non_hmac_request_keys": [], "passthrough_request_headers": 5}))),
+        ("GET", "sys/mounts/u/tune", None),
+        ("POST", "sys/mounts/u/tune", Some(json!({"listing_visibility": "bogus"}))),
+        ("POST", "sys/mounts/h/tune", Some(json!({"token_type": "service"}))),
+        ("POST", "sys/auth/up/tune", Some(json!({"token_type": "nope"}))),
+        ("POST", "sys/auth/up/tune", Some(json!({"token_type": "service", "audit_non_hmac_request_keys": "x,y"}))),
+        ("GET", "sys/auth/up/tune", None),
+        ("POST", "sys/mounts/sys/tune", Some(json!({"description": "mine"}))),
+        ("POST", "sys/mounts/cubbyhole/tune", Some(json!({"default_lease_ttl": "1h"}))),
+        ("POST", "sys/mounts/sys/tune", Some(json!({"audit_non_hmac_request_keys": ["k"]}))),
+        ("GET", "sys/mounts/sys/tune", None),
+        ("GET", "sys/mounts/cubbyhole/tune", None),
+        ("POST", "sys/auth/token/tune", Some(json!({"token_type": "batch"}))),
+        ("POST", "sys/auth/token/tune", Some(json!({"default_lease_ttl": "1h", "max_lease_ttl": "2h", "description": "tokens", "listing_visibility": "unauth"}))),
+        ("GET", "sys/auth/token/tune", None),
+        ("POST", "auth/token/create", Some(json!({"policies": ["default"]}))),
+        ("POST", "auth/token/create", Some(json!({"policies": ["default"], "ttl": "5h"}))),
+        ("GET", "sys/mounts", None),
+        ("GET", "sys/auth", None),
+    ];
+    for (method, path, body) in &cases {
+        let (ts, tb) = send(&theirs, method, path, body.as_ref());
+        let (os, ob) = send(&ours, method, path, body.as_ref());
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        if *path == "auth/token/create" {
+            // Capped by the token mount's tuned TTLs: 1h by default, 2h at most.
+            assert_eq!(ob["auth"]["lease_duration"], tb["auth"]["lease_duration"], "{what}");
+            continue;
+        }
+        assert_eq!(comparable(&ob["data"]), comparable(&tb["data"]), "{what}");
+    }
+    assert_eq!(ours.put("auth/token/create", json!({"ttl": "5h"})).1["auth"]["lease_duration"], 7200);
+
+    // Without a token, only the mounts tuned `unauth` are listed, with type, description and
+    // options; a bad token is refused.
+    for token in ["", "not-a-token"] {
+        let (ts, tb) = send(&theirs.with_token(token), "GET", "sys/internal/ui/mounts", None);
+        let (os, ob) = send(&server.http(token), "GET", "sys/internal/ui/mounts", None);
+        assert_eq!(os, ts, "token {token:?}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!(comparable(&ob["data"]), comparable(&tb["data"]), "token {token:?}");
+    }
+    let (_, listed) = send(&server.http(""), "GET", "sys/internal/ui/mounts", None);
+    assert_eq!(listed["data"], json!({"secret": {}, "auth": {"up/": {"type": "userpass", "description": "", "options": {}}, "token/": {"type": "token", "description": "tokens", "options": null}}}));
+
+    // The settings survive a restart of a durable server (the core mounts' tunes included).
+    let mut durable = TestServer::sqlite();
+    let (keys, root) = durable.init(1, 1);
+    durable.unseal(&keys);
+    let c = durable.http(&root);
+    assert_eq!(c.put("sys/mounts/kept", json!({"type": "kv", "config": {"listing_visibility": "unauth", "audit_non_hmac_request_keys": ["a"]}, "local": true})).0, 204);
+    assert_eq!(c.put("sys/auth/token/tune", json!({"max_lease_ttl": "3h"})).0, 204);
+    assert_eq!(c.put("sys/mounts/cubbyhole/tune", json!({"audit_non_hmac_response_keys": ["r"]})).0, 204);
+    durable.terminate();
+    durable.start();
+    durable.unseal(&keys);
+    let c = durable.http(&root);
+    let kept = c.get("sys/mounts/kept").1;
+    assert_eq!((kept["local"].clone(), kept["config"]["listing_visibility"].clone(), kept["config"]["audit_non_hmac_request_keys"].clone()), (json!(true), json!("unauth"), json!(["a"])));
+    assert_eq!(c.get("sys/auth/token/tune").1["max_lease_ttl"], 10800);
+    assert_eq!(c.get("sys/mounts/cubbyhole/tune").1["audit_non_hmac_response_keys"], json!(["r"]));
+    assert_eq!(c.put("auth/token/create", json!({"ttl": "5h"})).1["auth"]["lease_duration"], 10800);
+}

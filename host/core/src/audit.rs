@@ -228,26 +228,30 @@ impl Device {
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// Hash every string at any depth (`raw`: only the keys named in `sensitive`, at the top level).
-    fn hash_value(&self, v: &mut Value, sensitive: &[String]) {
+    /// Hash every string at any depth (`raw`: only the keys named in `sensitive`, at the top level),
+    /// except the strings held directly (or in lists) under a key named in `clear`: the mount's
+    /// `audit_non_hmac_*_keys`, honoured at any depth as Vault does. A field the plugin declares
+    /// sensitive is hashed even when listed there (Vault would write it in the clear).
+    fn hash_value(&self, v: &mut Value, sensitive: &[String], clear: &[String]) {
+        let clear: Vec<String> = clear.iter().filter(|k| !sensitive.contains(k)).cloned().collect();
         if self.log_raw {
             if let Value::Object(m) = v {
                 for k in sensitive {
                     if let Some(x) = m.get_mut(k) {
-                        self.hash_all(x);
+                        self.hash_all(x, &[], false);
                     }
                 }
             }
         } else {
-            self.hash_all(v);
+            self.hash_all(v, &clear, false);
         }
     }
 
-    fn hash_all(&self, v: &mut Value) {
+    fn hash_all(&self, v: &mut Value, clear: &[String], in_clear: bool) {
         match v {
-            Value::String(s) => *s = self.hash(s),
-            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_all(x)),
-            Value::Object(m) => m.values_mut().for_each(|x| self.hash_all(x)),
+            Value::String(s) if !in_clear => *s = self.hash(s),
+            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_all(x, clear, in_clear)),
+            Value::Object(m) => m.iter_mut().for_each(|(k, x)| self.hash_all(x, clear, clear.contains(k))),
             _ => {}
         }
     }
@@ -393,7 +397,7 @@ impl Core {
 
     fn audit_request_object(&self, device: &Device, ctx: &AuditCtx) -> Value {
         let mut data = Value::Object(ctx.data.clone());
-        device.hash_value(&mut data, &ctx.sensitive);
+        device.hash_value(&mut data, &ctx.sensitive, ctx.mount.as_deref().map_or(&[], |m| &m.config.audit_non_hmac_request_keys));
         let mut r = json!({
             "id": ctx.id,
             "operation": ctx.operation.map_or("update", Operation::as_str),
@@ -449,7 +453,7 @@ impl Core {
                 Ok(r) => {
                     if let Some(d) = &r.data {
                         let mut data = Value::Object(d.clone());
-                        device.hash_value(&mut data, &ctx.sensitive);
+                        device.hash_value(&mut data, &ctx.sensitive, ctx.mount.as_deref().map_or(&[], |m| &m.config.audit_non_hmac_response_keys));
                         response.insert("data".into(), data);
                     }
                     if let Some(a) = &r.auth {
@@ -680,7 +684,7 @@ mod tests {
     fn every_string_at_any_depth_is_hashed_and_nothing_else() {
         let d = device(&[]);
         let mut v = json!({"a": "secret", "n": 1, "b": true, "z": null, "nested": {"list": ["x", {"y": ""}]}});
-        d.hash_value(&mut v, &[]);
+        d.hash_value(&mut v, &[], &[]);
         let h = |s: &str| d.hash(s);
         assert_eq!(v, json!({"a": h("secret"), "n": 1, "b": true, "z": null, "nested": {"list": [h("x"), {"y": h("")}]}}));
         assert!(h("secret").starts_with("hmac-sha256:") && h("secret").len() == "hmac-sha256:".len() + 64);
@@ -688,10 +692,27 @@ mod tests {
     }
 
     #[test]
+    fn non_hmac_keys_stay_clear_at_any_depth_but_sensitive_fields_never_do() {
+        let d = device(&[]);
+        let h = |s: &str| d.hash(s);
+        let keys = ["env".to_string(), "password".to_string()];
+        let mut v = json!({"env": "prod", "password": "hunter2", "other": "x", "deep": {"env": ["a", "b"], "k": "y", "env2": "z"}});
+        d.hash_value(&mut v, &["password".to_string()], &keys);
+        assert_eq!(
+            v,
+            json!({"env": "prod", "password": h("hunter2"), "other": h("x"), "deep": {"env": ["a", "b"], "k": h("y"), "env2": h("z")}})
+        );
+        // A map under a clear key is walked with its own keys.
+        let mut v = json!({"env": {"inner": "s"}});
+        d.hash_value(&mut v, &[], &keys);
+        assert_eq!(v, json!({"env": {"inner": h("s")}}));
+    }
+
+    #[test]
     fn log_raw_still_hashes_sensitive_fields_and_accessors_follow_the_option() {
         let d = device(&[("log_raw", "true"), ("hmac_accessor", "false")]);
         let mut v = json!({"password": "hunter2", "username": "bob"});
-        d.hash_value(&mut v, &["password".to_string()]);
+        d.hash_value(&mut v, &["password".to_string()], &[]);
         assert_eq!(v["username"], "bob");
         assert_eq!(v["password"], d.hash("hunter2"));
         assert_eq!(d.accessor("acc"), "acc");

@@ -148,10 +148,13 @@ impl Core {
             accessor: "system_00000001".into(),
             local: false,
             seal_wrap: true,
-            options: Some(Default::default()),
+            options: None,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            external_entropy_access: false,
             sandbox_config: Default::default(),
+            // As Vault's `sys/` mount entry.
+            config: crate::mount::MountConfig { passthrough_request_headers: vec!["Accept".into()], ..Default::default() },
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::Sys,
@@ -164,10 +167,12 @@ impl Core {
             accessor: "cubbyhole_00000002".into(),
             local: true,
             seal_wrap: false,
-            options: Some(Default::default()),
+            options: None,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            external_entropy_access: false,
             sandbox_config: Default::default(),
+            config: Default::default(),
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::PerToken(Arc::new(Cubbyhole::new(BarrierView::new(storage, CUBBYHOLE_PREFIX)))),
@@ -183,7 +188,9 @@ impl Core {
             options: None,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
+            external_entropy_access: false,
             sandbox_config: Default::default(),
+            config: Default::default(),
             running_sha256: String::new(),
             running_version: String::new(),
             handler: Handler::Token,
@@ -338,6 +345,22 @@ impl Core {
             && matches!(request.operation, Operation::Update | Operation::Create)
         {
             return self.wrapping_lookup(&request.data, token.as_deref().map(String::as_str)).await;
+        }
+
+        // Without a token, `sys/internal/ui/mounts` lists the mounts tuned `listing_visibility=unauth`
+        // (type, description and options only), as Vault's does; a token that is given must be valid.
+        if matches!(mount.handler, Handler::Sys)
+            && relative == "internal/ui/mounts"
+            && request.operation == Operation::Read
+            && token.as_deref().is_none_or(|t| t.is_empty())
+        {
+            if let Some(ctx) = audit.as_mut() {
+                ctx.mount = Some(mount.clone());
+                ctx.allowed = true;
+                ctx.operation = Some(request.operation);
+                self.audit_log_request(ctx, None).await?;
+            }
+            return self.ui_mounts_unauthenticated();
         }
 
         // Unwrapping with a used-up or unknown wrapping token is a 400, as in Vault, not a 403.

@@ -839,7 +839,7 @@ mod tests {
         let config = crate::CoreConfig { clock, backend_factory: Some(Arc::new(Factory(counting))), ..Default::default() };
         let core = Core::new(physical, config).await.unwrap();
         let init = core.init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: None, stay_unsealed: true }).await.unwrap();
-        core.enable_mount(false, "c", "counting", "", Map::new(), &Map::new()).await.unwrap();
+        core.enable_mount(false, "c", crate::mount::MountRequest::new("counting", "")).await.unwrap();
         (core, init.root_token.to_string())
     }
 

@@ -28,7 +28,7 @@ pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
 pub use crate::audit::{AuditDeviceConfig, AUDIT_TABLE_KEY};
 pub use crate::expiration::{Clock, ManualClock, SystemClock};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
-pub use crate::mount::{BackendFactory, Created, MountSettings, AUTH_KEY, MOUNTS_KEY};
+pub use crate::mount::{BackendFactory, Created, MountConfig, MountRequest, MountSettings, AUTH_KEY, CORE_TUNES_KEY, MOUNTS_KEY};
 pub use crate::router::MountEntry;
 pub use crate::seal::{InitParams, InitResult, SealStatus};
 pub use crate::token::{TokenEntry, TokenRole};

@@ -15,6 +15,7 @@ use tresor_logical::{Error, LogicalBackend, Map, Storage};
 use crate::catalog::CatalogEntry;
 use crate::core::Core;
 use crate::router::{Handler, MountEntry};
+use crate::util::field;
 
 /// Barrier key of the persisted mount table.
 pub const MOUNTS_KEY: &str = "core/mounts";
@@ -83,6 +84,170 @@ pub struct MountSettings {
     /// Memory cap per plugin instance, bytes (0: the runtime's default, 64 MiB).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub plugin_memory_limit: u64,
+    /// Vault's per-mount config fields (listing visibility, audit keys left un-HMAC'd, headers).
+    #[serde(default)]
+    pub config: MountConfig,
+    /// Not replicated (`local`, reported as given).
+    #[serde(default)]
+    pub local: bool,
+    /// Seal wrapping asked for (`seal_wrap`, reported as given: the barrier already encrypts
+    /// every value, and there is no separate seal key to wrap with).
+    #[serde(default)]
+    pub seal_wrap: bool,
+    /// `external_entropy_access`, reported as given (the plugin's randomness is the host's CSPRNG).
+    #[serde(default)]
+    pub external_entropy_access: bool,
+}
+
+/// Barrier key of the tuned settings of the core's own mounts (`sys/`, `cubbyhole/`, `auth/token/`).
+pub const CORE_TUNES_KEY: &str = "core/core-mount-tunes";
+
+/// What may be tuned on one of the core's own mounts.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct CoreTune {
+    description: String,
+    #[serde(default)]
+    default_lease_ttl: u64,
+    #[serde(default)]
+    max_lease_ttl: u64,
+    #[serde(default)]
+    options: Option<Map>,
+    #[serde(default)]
+    config: MountConfig,
+}
+
+impl CoreTune {
+    fn of(m: &MountEntry) -> Self {
+        Self {
+            description: m.description.clone(),
+            default_lease_ttl: m.default_lease_ttl,
+            max_lease_ttl: m.max_lease_ttl,
+            options: m.options.clone(),
+            config: m.config.clone(),
+        }
+    }
+
+    fn applied_to(&self, m: &MountEntry) -> MountEntry {
+        let mut out = m.clone();
+        out.description.clone_from(&self.description);
+        out.default_lease_ttl = self.default_lease_ttl;
+        out.max_lease_ttl = self.max_lease_ttl;
+        out.options.clone_from(&self.options);
+        out.config = self.config.clone();
+        out
+    }
+}
+
+/// What `sys/mounts/:path` (or `sys/auth/:path`) asks to enable.
+#[derive(Debug, Clone, Default)]
+pub struct MountRequest {
+    /// Type (`kv-v2`, `transit`, `userpass`, a catalog name).
+    pub kind: String,
+    /// Description.
+    pub description: String,
+    /// Options handed to the plugin (sandbox settings are lifted out of them).
+    pub options: Map,
+    /// The `config` map: TTLs, Vault's config fields, sandbox settings.
+    pub config: Map,
+    /// `local`.
+    pub local: bool,
+    /// `seal_wrap`.
+    pub seal_wrap: bool,
+    /// `external_entropy_access`.
+    pub external_entropy_access: bool,
+}
+
+impl MountRequest {
+    /// A mount of `kind` with a description and nothing else set.
+    pub fn new(kind: &str, description: &str) -> Self {
+        Self { kind: kind.into(), description: description.into(), ..Self::default() }
+    }
+}
+
+/// Vault's mount config fields besides the TTLs, set at enable (`config`) or by tune, and shown in
+/// `sys/mounts` and the tune read when set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct MountConfig {
+    /// `""`, `"hidden"` or `"unauth"` (listed by an unauthenticated `sys/internal/ui/mounts`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub listing_visibility: String,
+    /// Request data keys the audit log writes in the clear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    /// Response data keys the audit log writes in the clear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    /// Request headers passed on to the backend.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_request_headers: Vec<String>,
+    /// Response headers the backend may set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_response_headers: Vec<String>,
+    /// Auth mounts: the type of token a login mints (empty: `default-service`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_type: String,
+}
+
+impl MountConfig {
+    /// Apply the fields present in `data` (an enable `config` or a tune body); validated first, so
+    /// on error nothing changes. A list may be given as a comma-separated string; an empty list
+    /// clears it.
+    pub fn apply(&mut self, data: &Map, auth: bool) -> Result<(), Error> {
+        let mut next = self.clone();
+        if let Some(v) = field::str(data, "listing_visibility")? {
+            if !matches!(v, "" | "hidden" | "unauth") {
+                return Err(Error::invalid(format!("invalid listing_visibility {v}")));
+            }
+            next.listing_visibility = v.to_string();
+        }
+        for (key, slot) in [
+            ("audit_non_hmac_request_keys", &mut next.audit_non_hmac_request_keys),
+            ("audit_non_hmac_response_keys", &mut next.audit_non_hmac_response_keys),
+            ("passthrough_request_headers", &mut next.passthrough_request_headers),
+            ("allowed_response_headers", &mut next.allowed_response_headers),
+        ] {
+            if let Some(list) = field::str_list(data, key)? {
+                *slot = list;
+            }
+        }
+        if let Some(t) = field::str(data, "token_type")? {
+            if !auth {
+                return Err(Error::invalid("'token_type' can only be modified on auth mounts"));
+            }
+            next.token_type = match t {
+                "" | "default-service" => String::new(),
+                "service" => "service".into(),
+                // Tresor issues service tokens only (no batch tokens).
+                "default-batch" | "batch" => return Err(Error::invalid("batch tokens are not supported: 'token_type' may be \"default-service\" or \"service\"")),
+                _ => return Err(Error::invalid("invalid value for 'token_type'")),
+            };
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The fields shown in a mount's `config` and its tune read: those set, and an auth mount's
+    /// `token_type`.
+    pub fn to_map(&self, auth: bool) -> Map {
+        let mut out = Map::new();
+        if !self.listing_visibility.is_empty() {
+            out.insert("listing_visibility".into(), json!(self.listing_visibility));
+        }
+        for (key, list) in [
+            ("audit_non_hmac_request_keys", &self.audit_non_hmac_request_keys),
+            ("audit_non_hmac_response_keys", &self.audit_non_hmac_response_keys),
+            ("passthrough_request_headers", &self.passthrough_request_headers),
+            ("allowed_response_headers", &self.allowed_response_headers),
+        ] {
+            if !list.is_empty() {
+                out.insert(key.into(), json!(list));
+            }
+        }
+        if auth {
+            out.insert("token_type".into(), json!(if self.token_type.is_empty() { "default-service" } else { self.token_type.as_str() }));
+        }
+        out
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -174,12 +339,12 @@ fn canonical_type(kind: &str, options: &mut Map) -> String {
             "kv".into()
         }
         "kv" | "generic" => {
-            let v = match options.get("version") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => "1".into(),
-            };
-            options.insert("version".into(), json!(v));
+            // As Vault: a version given as a number is kept as its text; none given stays absent
+            // (version 1), so the mount's options read `{}`.
+            if let Some(Value::Number(n)) = options.get("version") {
+                let v = n.to_string();
+                options.insert("version".into(), json!(v));
+            }
             "kv".into()
         }
         other => other.to_string(),
@@ -192,7 +357,9 @@ impl Core {
     }
 
     /// Enable a secrets engine (or, with `auth`, an auth method under `auth/`) at `path`.
-    pub async fn enable_mount(&self, auth: bool, path: &str, kind: &str, description: &str, mut options: Map, config: &Map) -> Result<(), Error> {
+    pub async fn enable_mount(&self, auth: bool, path: &str, request: MountRequest) -> Result<(), Error> {
+        let MountRequest { kind, description, mut options, config, local, seal_wrap, external_entropy_access } = request;
+        let (kind, config) = (kind.as_str(), &config);
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let reserved: &[&str] = if auth { &["token/"] } else { RESERVED };
@@ -223,7 +390,7 @@ impl Core {
             accessor: format!("{}{kind}_{}", if auth { "auth_" } else { "" }, &uuid.replace('-', "")[..8]),
             path,
             kind,
-            description: description.to_string(),
+            description,
             uuid,
             options,
             default_lease_ttl: ttl_field(config, "default_lease_ttl")?.unwrap_or(0),
@@ -231,7 +398,12 @@ impl Core {
             allowed_outbound_hosts: Vec::new(),
             plugin_cpu_deadline: 0,
             plugin_memory_limit: 0,
+            config: MountConfig::default(),
+            local,
+            seal_wrap,
+            external_entropy_access,
         };
+        settings.config.apply(config, auth)?;
         let mut options = std::mem::take(&mut settings.options);
         settings.apply_sandbox(config, &mut options)?;
         settings.options = options;
@@ -303,10 +475,9 @@ impl Core {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
         let mut table = self.load_mount_table(auth).await?;
-        let entry = table
-            .iter_mut()
-            .find(|m| m.path == path)
-            .ok_or_else(|| Error::invalid(format!("tune of path \"{path}\" failed: no mount entry found")))?;
+        let Some(entry) = table.iter_mut().find(|m| m.path == path) else {
+            return self.tune_core_mount(auth, &path, data).await.map(|()| Vec::new());
+        };
         if let Some(t) = ttl_field(data, "default_lease_ttl")? {
             entry.default_lease_ttl = t;
         }
@@ -327,6 +498,7 @@ impl Core {
             _ => Map::new(),
         };
         entry.apply_sandbox(data, &mut options)?;
+        entry.config.apply(data, auth)?;
         let mut warnings = Vec::new();
         for (k, v) in &options {
             if k == "version" && entry.kind == "kv" {
@@ -350,6 +522,95 @@ impl Core {
         }
         self.rebuild_mount(&updated, false).await?;
         Ok(warnings)
+    }
+
+    /// Tune one of the core's own mounts. As Vault: `sys/` and `cubbyhole/` take only the audit
+    /// keys; `auth/token/` takes everything but `token_type` and `plugin_version`, and its TTLs
+    /// bound the tokens `auth/token/create` issues. Persisted at [`CORE_TUNES_KEY`].
+    async fn tune_core_mount(&self, auth: bool, path: &str, data: &Map) -> Result<(), Error> {
+        let full = if auth { format!("auth/{path}") } else { path.to_string() };
+        let current = {
+            let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            router.get(&full).filter(|m| matches!(m.handler, Handler::Sys | Handler::Token | Handler::PerToken(_)))
+        };
+        let Some(current) = current else {
+            return Err(Error::invalid(format!("tune of path \"{path}\" failed: no mount entry found")));
+        };
+        let mut tuned = CoreTune::of(&current);
+        if current.kind == "token" {
+            if data.contains_key("token_type") {
+                return Err(Error::invalid("'token_type' cannot be set for 'token' or 'ns_token' auth mounts"));
+            }
+            if data.contains_key("plugin_version") {
+                return Err(Error::invalid("plugin_version cannot be set for the token auth method: it is built into the core"));
+            }
+            if let Some(t) = ttl_field(data, "default_lease_ttl")? {
+                tuned.default_lease_ttl = t;
+            }
+            if let Some(t) = ttl_field(data, "max_lease_ttl")? {
+                tuned.max_lease_ttl = t;
+            }
+            if tuned.max_lease_ttl != 0 && tuned.default_lease_ttl > tuned.max_lease_ttl {
+                return Err(Error::invalid(format!(
+                    "backend max lease TTL of {} would be less than backend default lease TTL of {}",
+                    tuned.max_lease_ttl, tuned.default_lease_ttl
+                )));
+            }
+            if let Some(d) = field::str(data, "description")? {
+                tuned.description = d.to_string();
+            }
+            if let Some(Value::Object(o)) = data.get("options") {
+                let options = tuned.options.get_or_insert_with(Map::new);
+                options.extend(o.clone());
+            }
+            tuned.config.apply(data, auth)?;
+        } else {
+            const FIXED: &[&str] = &[
+                "description",
+                "default_lease_ttl",
+                "max_lease_ttl",
+                "listing_visibility",
+                "passthrough_request_headers",
+                "allowed_response_headers",
+                "options",
+                "plugin_version",
+                "token_type",
+            ];
+            if let Some(k) = FIXED.iter().find(|k| data.contains_key(**k)) {
+                return Err(Error::invalid(format!("cannot tune parameter {k} of {path}")));
+            }
+            let mut audit_only = Map::new();
+            for k in ["audit_non_hmac_request_keys", "audit_non_hmac_response_keys"] {
+                if let Some(v) = data.get(k) {
+                    audit_only.insert(k.into(), v.clone());
+                }
+            }
+            tuned.config.apply(&audit_only, auth)?;
+        }
+        let mut tunes = self.load_core_tunes().await?;
+        tunes.insert(full, tuned.clone());
+        self.barrier
+            .put_value(CORE_TUNES_KEY, &serde_json::to_vec(&tunes).map_err(|e| Error::Internal(e.to_string()))?)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        router.mount(tuned.applied_to(&current));
+        Ok(())
+    }
+
+    async fn load_core_tunes(&self) -> Result<std::collections::BTreeMap<String, CoreTune>, Error> {
+        match self.barrier.get_value(CORE_TUNES_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
+            None => Ok(Default::default()),
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("corrupt core mount tunes: {e}"))),
+        }
+    }
+
+    /// The default and max TTL of tokens issued by `auth/token/` (its tuned values, else the system's).
+    pub(crate) fn token_mount_ttls(&self) -> (u64, u64) {
+        let tuned = self.router.read().ok().and_then(|r| r.get("auth/token/")).map_or((0, 0), |m| (m.default_lease_ttl, m.max_lease_ttl));
+        let max = if tuned.1 > 0 { tuned.1 } else { self.config.max_lease_ttl };
+        let default = if tuned.0 > 0 { tuned.0 } else { self.config.default_lease_ttl };
+        (default.min(max), max)
     }
 
     /// Persisted mounts served by plugin `name` (optionally only those at `only` paths).
@@ -406,12 +667,14 @@ impl Core {
             description: s.description.clone(),
             uuid: s.uuid.clone(),
             accessor: s.accessor.clone(),
-            local: false,
-            seal_wrap: false,
+            local: s.local,
+            seal_wrap: s.seal_wrap,
+            external_entropy_access: s.external_entropy_access,
             options: Some(s.options.clone()),
             default_lease_ttl: s.default_lease_ttl,
             max_lease_ttl: s.max_lease_ttl,
             sandbox_config: s.sandbox_config(),
+            config: s.config.clone(),
             running_sha256,
             running_version,
             handler,
@@ -421,6 +684,12 @@ impl Core {
 
     /// Restore every persisted mount (after unseal). Never fails because of one bad plugin.
     pub(crate) async fn load_mounts(&self) -> Result<(), Error> {
+        for (full, tuned) in self.load_core_tunes().await? {
+            let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+            if let Some(current) = router.get(&full) {
+                router.mount(tuned.applied_to(&current));
+            }
+        }
         for auth in [false, true] {
             for settings in self.load_mount_table(auth).await? {
                 // Never fails for one bad plugin: that mount answers 500 until fixed.
@@ -459,7 +728,6 @@ impl Core {
     }
 }
 
-/// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
 /// `allowed_outbound_hosts` from a mount's `config` (or tune body): a list or a comma-separated
 /// string, also accepted as a mount option (so `bao secrets enable -options=allowed_outbound_hosts=…`
 /// works); the option is taken out of the options the plugin sees. Validated here: a bad entry is a
@@ -551,6 +819,7 @@ fn kv_version(v: Option<&Value>) -> Result<u8, Error> {
     }
 }
 
+/// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
 fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -613,6 +882,8 @@ mod tests {
         assert_eq!(o["version"], "2");
         let mut o = Map::new();
         assert_eq!(canonical_type("kv", &mut o), "kv");
+        assert!(o.is_empty(), "as Vault: plain kv keeps no version (it is 1)");
+        assert_eq!(canonical_type("kv-v1", &mut o), "kv");
         assert_eq!(o["version"], "1");
         let mut o = Map::new();
         o.insert("version".into(), json!(2));

@@ -38,14 +38,18 @@ pub struct MountEntry {
     pub local: bool,
     /// Sealed-wrap flag (reported only).
     pub seal_wrap: bool,
-    /// Mount options (`{"version":"2"}`); `None` renders as `null` (token), builtins as `{}`.
+    /// Mount options (`{"version":"2"}`); `None` renders as `null` (the core's own mounts).
     pub options: Option<Map>,
     /// Tuned default lease TTL (0 = system).
     pub default_lease_ttl: u64,
     /// Tuned max lease TTL (0 = system).
     pub max_lease_ttl: u64,
+    /// `external_entropy_access` (reported as given).
+    pub external_entropy_access: bool,
     /// Sandbox settings of a plugin mount shown in `config` (outbound grants, limits), when set.
     pub sandbox_config: Map,
+    /// Vault's config fields (listing visibility, audit non-HMAC keys, headers, token type).
+    pub config: crate::mount::MountConfig,
     /// sha256 of the running plugin (empty for built-ins).
     pub running_sha256: String,
     /// Version of the running plugin (empty: the host's built-in version).
@@ -58,16 +62,14 @@ impl MountEntry {
     pub fn to_json(&self) -> Value {
         let mut config = json!({"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl});
         if let Value::Object(c) = &mut config {
+            c.extend(self.config.to_map(self.is_auth()));
             c.extend(self.sandbox_config.clone());
-            if self.kind == "token" {
-                c.insert("token_type".into(), json!("default-service"));
-            }
         }
         let mut entry = json!({
             "accessor": self.accessor,
             "config": config,
             "description": self.description,
-            "external_entropy_access": false,
+            "external_entropy_access": self.external_entropy_access,
             "local": self.local,
             "options": match &self.options { Some(o) => Value::Object(o.clone()), None => Value::Null },
             "plugin_version": "",
@@ -116,6 +118,11 @@ impl Router {
             // `sys/mounts` vs mount `sys/`: the mount path without its slash also matches itself.
             (path == m.path.trim_end_matches('/')).then(|| (m.clone(), ""))
         })
+    }
+
+    /// Every mount, longest path first.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<MountEntry>> {
+        self.mounts.iter()
     }
 
     /// All secret (non-auth) mounts as the `sys/mounts` map.

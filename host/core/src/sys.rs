@@ -88,7 +88,6 @@ impl Core {
                     }
                     Operation::Update | Operation::Create => {
                         let kind = request.get_str("type").ok_or_else(|| Error::invalid("backend type must be specified as a string"))?;
-                        let description = request.get_str("description").unwrap_or("");
                         let options = match request.data.get("options") {
                             Some(Value::Object(o)) => o.clone(),
                             None | Some(Value::Null) => Map::new(),
@@ -98,7 +97,16 @@ impl Core {
                             Some(Value::Object(c)) => c.clone(),
                             _ => Map::new(),
                         };
-                        self.enable_mount(auth, mount, kind, description, options, &config).await?;
+                        let enable = crate::mount::MountRequest {
+                            kind: kind.to_string(),
+                            description: request.get_str("description").unwrap_or("").to_string(),
+                            options,
+                            config,
+                            local: field::bool(&request.data, "local")?.unwrap_or(false),
+                            seal_wrap: field::bool(&request.data, "seal_wrap")?.unwrap_or(false),
+                            external_entropy_access: field::bool(&request.data, "external_entropy_access")?.unwrap_or(false),
+                        };
+                        self.enable_mount(auth, mount, enable).await?;
                         Ok(None)
                     }
                     Operation::Delete => {
@@ -278,7 +286,11 @@ impl Core {
             ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
                 let acl = self.policies.acl(&entry.policies).await?;
-                let visible = |m: Map, prefix: &str| -> Map { m.into_iter().filter(|(k, _)| acl.has_mount_access(&format!("{prefix}{k}"))).collect() };
+                let visible = |m: Map, prefix: &str| -> Map {
+                    m.into_iter()
+                        .filter(|(k, v)| acl.has_mount_access(&format!("{prefix}{k}")) || v["config"]["listing_visibility"] == "unauth")
+                        .collect()
+                };
                 let mut data = Map::new();
                 data.insert("secret".into(), Value::Object(visible(self.mounts_json(false)?, "")));
                 data.insert("auth".into(), Value::Object(visible(self.mounts_json(true)?, "auth/")));
@@ -290,6 +302,26 @@ impl Core {
             }
             _ => Err(Error::UnsupportedPath),
         }
+    }
+
+    /// The unauthenticated `sys/internal/ui/mounts`: mounts tuned `listing_visibility=unauth`,
+    /// with their type, description and options only.
+    pub(crate) fn ui_mounts_unauthenticated(&self) -> Result<Response, Error> {
+        let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
+        let mut data = Map::new();
+        for auth in [false, true] {
+            let listed: Map = router
+                .entries()
+                .filter(|m| m.is_auth() == auth && m.config.listing_visibility == "unauth")
+                .map(|m| {
+                    let key = if auth { m.path.trim_start_matches("auth/").to_string() } else { m.path.clone() };
+                    let options = m.options.clone().map_or(Value::Null, Value::Object);
+                    (key, json!({"type": m.kind, "description": m.description, "options": options}))
+                })
+                .collect();
+            data.insert(if auth { "auth" } else { "secret" }.into(), Value::Object(listed));
+        }
+        Ok(Response::with_data(data))
     }
 
     fn mounts_json(&self, auth: bool) -> Result<Map, Error> {
@@ -304,7 +336,7 @@ impl Core {
         let probe = if target.ends_with('/') { target.to_string() } else { format!("{target}/") };
         let preflight = || Error::Denied(format!("preflight capability check returned 403, please ensure client's policies grant access to path \"{target}/\""));
         let (mount, _) = router.route(&probe).ok_or_else(preflight)?;
-        if !acl.has_mount_access(&mount.path) {
+        if !acl.has_mount_access(&mount.path) && mount.config.listing_visibility != "unauth" {
             return Err(preflight());
         }
         match mount.to_json() {
@@ -318,23 +350,30 @@ impl Core {
 
     async fn tune_json(&self, auth: bool, path: &str) -> Result<Map, Error> {
         let mount = format!("{}/", path.trim_matches('/'));
-        let mut sandbox = Map::new();
-        let (description, options, default_ttl, max_ttl) = match self.mount_settings(auth, &mount).await? {
+        let full = if auth { format!("auth/{mount}") } else { mount.clone() };
+        let (description, options, default_ttl, max_ttl, extra) = match self.mount_settings(auth, &mount).await? {
             Some(s) => {
-                sandbox = s.sandbox_config();
+                let mut extra = s.config.to_map(auth);
+                extra.extend(s.sandbox_config());
                 (
                     s.description.clone(),
-                    Value::Object(s.options.clone()),
+                    s.options.clone(),
                     s.effective_default_ttl(self.config.default_lease_ttl),
                     s.effective_max_ttl(self.config.max_lease_ttl),
+                    extra,
                 )
             }
             None => {
                 let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
-                let full = if auth { format!("auth/{mount}") } else { mount.clone() };
                 let m = router.get(&full).ok_or_else(|| Error::invalid(format!("cannot fetch sysview for path {mount:?}")))?;
-                let options = m.options.clone().map(Value::Object).unwrap_or(Value::Null);
-                (m.description.clone(), options, self.config.default_lease_ttl, self.config.max_lease_ttl)
+                let ttl = |tuned: u64, system: u64| if tuned > 0 { tuned } else { system };
+                (
+                    m.description.clone(),
+                    m.options.clone().unwrap_or_default(),
+                    ttl(m.default_lease_ttl, self.config.default_lease_ttl),
+                    ttl(m.max_lease_ttl, self.config.max_lease_ttl),
+                    m.config.to_map(auth),
+                )
             }
         };
         let mut out = crate::util::obj([
@@ -342,9 +381,12 @@ impl Core {
             ("description", json!(description)),
             ("force_no_cache", json!(false)),
             ("max_lease_ttl", json!(max_ttl)),
-            ("options", options),
         ]);
-        out.extend(sandbox);
+        // As Vault: options only when the mount has some.
+        if !options.is_empty() {
+            out.insert("options".into(), Value::Object(options));
+        }
+        out.extend(extra);
         Ok(out)
     }
 

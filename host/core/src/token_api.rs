@@ -353,7 +353,9 @@ impl Core {
             explicit_max_ttl = cap;
         }
         let requested_ttl = field::duration(data, "ttl")?.or_else(|| field::duration(data, "lease").ok().flatten()).unwrap_or(0);
-        let max_ttl = role.as_ref().map(|r| r.token_max_ttl).filter(|t| *t > 0).unwrap_or(self.config.max_lease_ttl).min(self.config.max_lease_ttl);
+        // The token mount's TTLs (tunable, as Vault's `auth/token/tune`), else the system's.
+        let (mount_default_ttl, mount_max_ttl) = self.token_mount_ttls();
+        let max_ttl = role.as_ref().map(|r| r.token_max_ttl).filter(|t| *t > 0).unwrap_or(mount_max_ttl).min(mount_max_ttl);
         let is_root_token = policies.iter().any(|p| p == "root");
         let mut ttl = if period > 0 {
             period
@@ -362,7 +364,7 @@ impl Core {
         } else if is_root_token && explicit_max_ttl == 0 {
             0
         } else {
-            role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(self.config.default_lease_ttl).min(max_ttl)
+            role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(mount_default_ttl).min(max_ttl)
         };
         if explicit_max_ttl > 0 {
             ttl = if ttl == 0 { explicit_max_ttl } else { ttl.min(explicit_max_ttl) };

@@ -116,17 +116,27 @@ pub(crate) mod field {
         }
     }
 
-    /// A list of strings (a comma-separated string is split).
+    /// A list of strings (a comma-separated string is split; numbers and booleans are taken as
+    /// their text, as Vault's weakly typed decoding does).
     pub(crate) fn str_list(data: &Map, key: &str) -> Result<Option<Vec<String>>, Error> {
+        let bad = || Error::invalid(format!("field {key:?} must be a list of strings"));
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
         match data.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(|s| s.trim().to_string()).ok_or_else(|| Error::invalid(format!("field {key:?} must be a list of strings"))))
+                .map(|v| text(v).map(|s| s.trim().to_string()).ok_or_else(bad))
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| Some(v.into_iter().filter(|s| !s.is_empty()).collect())),
-            Some(_) => Err(Error::invalid(format!("field {key:?} must be a list of strings"))),
+            Some(v) => {
+                let s = text(v).ok_or_else(bad)?;
+                Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()))
+            }
         }
     }
 

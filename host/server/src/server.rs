@@ -212,7 +212,7 @@ async fn dev_start(core: &Core, config: &Config, root_token_id: Option<String>) 
         .await
         .map_err(|e| anyhow!("initialising the dev server: {e}"))?;
     // As Vault's dev mode: a KV version 2 engine at secret/.
-    core.enable_mount(false, "secret", "kv-v2", "key/value secret storage", Default::default(), &Default::default())
+    core.enable_mount(false, "secret", tresor_core::MountRequest::new("kv-v2", "key/value secret storage"))
         .await
         .map_err(|e| anyhow!("mounting secret/: {e}"))?;
     let key = init.keys.first().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).unwrap_or_default();

@@ -23,10 +23,23 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
     };
     match sub.as_str() {
         "enable" => {
-            let f = flags(rest, &[], &["path", "version", "description", "default-lease-ttl", "max-lease-ttl", "options", "allowed-outbound-hosts"])?;
+            let mut valued = vec!["path", "version", "description", "default-lease-ttl", "max-lease-ttl", "options", "allowed-outbound-hosts", "plugin-name"];
+            valued.extend(CONFIG_FLAGS.iter().map(|(flag, _)| *flag));
+            let f = flags(rest, &["local", "seal-wrap", "external-entropy-access"], &valued)?;
             let kind = f.args.first().ok_or_else(|| anyhow!("missing {what} type"))?;
             let path = f.get("path").map(str::to_owned).unwrap_or_else(|| kind.clone());
+            // As Vault's CLI: `-plugin-name` names the catalog plugin when the type is `plugin`.
+            let kind = match (kind.as_str(), f.get("plugin-name")) {
+                ("plugin", Some(name)) => name.to_string(),
+                _ => kind.clone(),
+            };
+            let kind = &kind;
             let mut body = json!({"type": kind, "description": f.get("description").unwrap_or("")});
+            for (flag, key) in [("local", "local"), ("seal-wrap", "seal_wrap"), ("external-entropy-access", "external_entropy_access")] {
+                if f.is_set(flag) {
+                    body[key] = json!(true);
+                }
+            }
             // `-options=k=v`, repeatable, as Vault's CLI.
             let mut options = Map::new();
             for kv in f.get_all("options") {
@@ -50,6 +63,7 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
             if !hosts.is_empty() {
                 config.insert("allowed_outbound_hosts".into(), json!(hosts));
             }
+            config_flags(&f, &mut config);
             body["config"] = Value::Object(config);
             let client = Client::from_env(f.get("address"));
             client.call("POST", &format!("{table_path}/{}", path.trim_matches('/')), Some(&body))?;
@@ -76,7 +90,9 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
             }
         }
         "tune" => {
-            let f = flags(rest, &[], &["description", "default-lease-ttl", "max-lease-ttl", "allowed-outbound-hosts"])?;
+            let mut valued = vec!["description", "default-lease-ttl", "max-lease-ttl", "allowed-outbound-hosts", "options"];
+            valued.extend(CONFIG_FLAGS.iter().map(|(flag, _)| *flag));
+            let f = flags(rest, &[], &valued)?;
             let path = path_arg(&f, &format!("tresor {noun} tune [options] PATH"))?;
             let mut body = Map::new();
             for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl"), ("description", "description")] {
@@ -88,12 +104,48 @@ pub fn secrets(argv: &[String], auth: bool) -> Result<ExitCode> {
             if !hosts.is_empty() {
                 body.insert("allowed_outbound_hosts".into(), json!(hosts));
             }
+            let mut options = Map::new();
+            for kv in f.get_all("options") {
+                let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("-options must be key=value, got {kv:?}"))?;
+                options.insert(k.to_string(), json!(v));
+            }
+            if !options.is_empty() {
+                body.insert("options".into(), Value::Object(options));
+            }
+            config_flags(&f, &mut body);
             Client::from_env(f.get("address")).call("POST", &format!("{table_path}/{}/tune", path.trim_matches('/')), Some(&Value::Object(body)))?;
             println!("Success! Tuned the {what} at: {}/", path.trim_matches('/'));
         }
         other => bail!("unknown {noun} subcommand {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Vault's mount config flags shared by `enable` and `tune`, with their API names. The list flags
+/// repeat (`-audit-non-hmac-request-keys=a -audit-non-hmac-request-keys=b`), as in Vault's CLI.
+const CONFIG_FLAGS: &[(&str, &str)] = &[
+    ("listing-visibility", "listing_visibility"),
+    ("token-type", "token_type"),
+    ("audit-non-hmac-request-keys", "audit_non_hmac_request_keys"),
+    ("audit-non-hmac-response-keys", "audit_non_hmac_response_keys"),
+    ("passthrough-request-headers", "passthrough_request_headers"),
+    ("allowed-response-headers", "allowed_response_headers"),
+];
+
+/// Copy the [`CONFIG_FLAGS`] given on the command line into a `config` (enable) or tune body.
+fn config_flags(f: &crate::flags::Flags, out: &mut Map<String, Value>) {
+    for (flag, key) in CONFIG_FLAGS {
+        let values = f.get_all(flag);
+        match (*flag, values.as_slice()) {
+            (_, []) => {}
+            ("listing-visibility" | "token-type", [.., last]) => {
+                out.insert((*key).into(), json!(last));
+            }
+            _ => {
+                out.insert((*key).into(), json!(values));
+            }
+        }
+    }
 }
 
 /// The mount serving `path` and its KV version, from `sys/internal/ui/mounts` (as `bao kv` does).
