@@ -182,6 +182,10 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("POST", "auth/token/roles/r1", Some(json!({"allowed_policies": ["default"], "orphan": true}))),
         ("GET", "auth/token/roles/r1", None),
         ("POST", "auth/token/create", Some(json!({"ttl": "bogus"}))),
+        ("GET", "sys/plugins/catalog/secret/kv", None),
+        ("LIST", "sys/plugins/catalog/database", None),
+        ("GET", "sys/plugins/catalog/database/postgresql-database-plugin", None),
+        ("GET", "sys/internal/specs/openapi", None),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = send(&theirs, method, path, body.clone());

@@ -232,7 +232,9 @@ fn help_and_openapi_come_from_the_declared_spec() {
     assert!(out.status.success() && text.contains("custom_metadata (map)") && text.contains("max_versions (int)"), "{text}");
     let (s, doc) = c.get("sys/internal/specs/openapi");
     assert_eq!(s, 200);
-    let paths = doc["data"]["paths"].as_object().unwrap();
+    // The document itself, as Vault sends it (no envelope).
+    assert_eq!((doc["openapi"].as_str(), doc.get("request_id"), doc.get("data")), (Some("3.0.2"), None, None), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
     for p in ["/secret/config", "/secret/data/{path}", "/secret/metadata/{path}", "/secret/destroy/{path}"] {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }

@@ -12,6 +12,10 @@ use crate::core::Core;
 /// Barrier prefix of catalog entries: `core/plugin-catalog/<type>/<name>`.
 pub const CATALOG_PREFIX: &str = "core/plugin-catalog/";
 
+/// Database plugins built into the `database` secrets engine (its `plugin_name` values), listed
+/// under the catalog's `database` type as Vault lists its built-in ones.
+pub(crate) const BUILTIN_DATABASE_PLUGINS: &[&str] = &["postgresql-database-plugin"];
+
 /// One registered plugin.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CatalogEntry {
@@ -46,6 +50,10 @@ fn check_name(name: &str) -> Result<(), Error> {
 impl Core {
     /// A registered plugin.
     pub async fn catalog_get(&self, kind: &str, name: &str) -> Result<Option<CatalogEntry>, Error> {
+        if kind == "database" {
+            // Only the built-in database plugins exist (none can be registered).
+            return Ok(None);
+        }
         let kind = plugin_type(kind)?;
         check_name(name)?;
         match self.barrier.get(&format!("{CATALOG_PREFIX}{kind}/{name}")).await? {
@@ -92,6 +100,9 @@ impl Core {
 
     /// Registered names of one type.
     pub async fn catalog_list(&self, kind: &str) -> Result<Vec<String>, Error> {
+        if kind == "database" {
+            return Ok(Vec::new());
+        }
         let kind = plugin_type(kind)?;
         Ok(self.barrier.list(&format!("{CATALOG_PREFIX}{kind}/")).await?)
     }
@@ -102,7 +113,8 @@ impl Core {
         let mut secret: Vec<String> = builtin(false);
         let mut auth: Vec<String> = builtin(true);
         let mut detailed = Vec::new();
-        for (kind, names) in [("secret", &secret), ("auth", &auth)] {
+        let database: Vec<String> = BUILTIN_DATABASE_PLUGINS.iter().map(|n| n.to_string()).collect();
+        for (kind, names) in [("secret", &secret), ("auth", &auth), ("database", &database)] {
             for name in names {
                 detailed.push(json!({"builtin": true, "deprecation_status": "supported", "name": name, "type": kind,
                     "version": format!("v{}+builtin.tresor", crate::VERSION)}));
@@ -123,7 +135,7 @@ impl Core {
         auth.sort();
         Ok(crate::util::obj([
             ("auth", json!(auth)),
-            ("database", json!([])),
+            ("database", json!(database)),
             ("detailed", json!(detailed)),
             ("secret", json!(secret)),
         ]))

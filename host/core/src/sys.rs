@@ -192,16 +192,20 @@ impl Core {
                         let mut keys = self.catalog_list(rest).await?;
                         if rest == "secret" || rest == "auth" {
                             keys.extend(self.config.backend_factory.as_ref().map(|f| f.builtin_names(rest == "auth")).unwrap_or_default());
-                            keys.sort();
-                            keys.dedup();
                         }
+                        if rest == "database" {
+                            keys.extend(crate::catalog::BUILTIN_DATABASE_PLUGINS.iter().map(|n| n.to_string()));
+                        }
+                        keys.sort();
+                        keys.dedup();
                         Ok(Some(Response::list(keys)))
                     }
                     (Some((kind, name)), Operation::Read) => {
                         let Some(e) = self.catalog_get(kind, name).await? else {
                             // A built-in plugin answers as Vault's built-ins do (`plugin info secret kv`).
-                            let builtin = matches!(kind, "secret" | "auth")
-                                && self.config.backend_factory.as_ref().is_some_and(|f| f.builtin_names(kind == "auth").iter().any(|n| n == name));
+                            let builtin = (matches!(kind, "secret" | "auth")
+                                && self.config.backend_factory.as_ref().is_some_and(|f| f.builtin_names(kind == "auth").iter().any(|n| n == name)))
+                                || (kind == "database" && crate::catalog::BUILTIN_DATABASE_PLUGINS.contains(&name));
                             if !builtin {
                                 return Err(Error::NotFound);
                             }
@@ -209,8 +213,10 @@ impl Core {
                                 ("args", Value::Null),
                                 ("builtin", json!(true)),
                                 ("command", json!("")),
+                                ("declarative", json!(false)),
                                 ("deprecation_status", json!("supported")),
                                 ("name", json!(name)),
+                                ("oci", json!(false)),
                                 ("sha256", json!("")),
                                 ("version", json!(format!("v{}+builtin.tresor", crate::VERSION))),
                             ]))));

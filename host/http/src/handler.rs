@@ -139,15 +139,16 @@ where
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
     let legacy_copy = request.path.strip_prefix("sys/").is_some_and(has_legacy_copy);
-    let help = request.operation == Operation::Help;
+    // Vault answers `?help=1` and `sys/internal/specs/openapi` with the document itself, not an
+    // envelope (`bao path-help` reads `help` at the top level; OpenAPI tools read `paths`).
+    let document = request.operation == Operation::Help
+        || (request.operation == Operation::Read && request.path.trim_end_matches('/') == "sys/internal/specs/openapi");
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
         return Ok(bare(StatusCode::NO_CONTENT, Bytes::new()));
     }
-    if help && let Some(data) = &response.data {
-        // Vault answers `?help=1` with the help document itself, not an envelope (`bao path-help`
-        // reads `help` at the top level).
+    if document && response.wrap_info.is_none() && let Some(data) = &response.data {
         let body = serde_json::to_vec(data).map_err(|e| Error::Internal(e.to_string()))?;
         return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
