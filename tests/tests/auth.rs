@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{TestServer, bao};
+use tresor_tests::{BaoDev, Http, TestServer, bao};
 
 fn ok(out: &Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -170,4 +170,46 @@ fn a_plugin_never_sees_tokens_and_cannot_log_in_from_a_normal_path() {
     let (s, b) = c.put("auth/probe/sneaky", json!({}));
     assert_eq!(s, 500, "{b}");
     assert!(!b.to_string().contains("client_token"));
+}
+
+/// Users and roles written with Vault's deprecated names (`policies`, `ttl`, `max_ttl`, `period`,
+/// `bound_cidr_list`) read back as OpenBao's do: the old names shown until only the new ones are
+/// written.
+#[test]
+fn deprecated_token_fields_read_back_as_openbao_does() {
+    let bao = BaoDev::start();
+    let server = TestServer::dev();
+    let steps: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "sys/auth/userpass", Some(json!({"type": "userpass"}))),
+        ("POST", "auth/userpass/users/bob", Some(json!({"password": "pw", "policies": "a", "ttl": "1h", "max_ttl": "2h"}))),
+        ("GET", "auth/userpass/users/bob", None),
+        ("POST", "auth/userpass/users/bob", Some(json!({"token_policies": "b"}))),
+        ("GET", "auth/userpass/users/bob", None),
+        ("POST", "auth/userpass/users/bob", Some(json!({"policies": "c", "token_policies": "d"}))),
+        ("GET", "auth/userpass/users/bob", None),
+        ("POST", "auth/userpass/users/bob", Some(json!({"token_ttl": "30m"}))),
+        ("GET", "auth/userpass/users/bob", None),
+        ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
+        ("POST", "auth/approle/role/r", Some(json!({"policies": "a,b", "period": "1h", "bound_cidr_list": "10.0.0.0/8"}))),
+        ("GET", "auth/approle/role/r", None),
+    ];
+    let send = |c: &Http, method: &str, path: &str, body: Option<&Value>| {
+        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+        (raw.status, raw.json())
+    };
+    for (method, path, body) in &steps {
+        let (ts, tb) = send(&bao.http(), method, path, body.as_ref());
+        let (os, ob) = send(&server.root(), method, path, body.as_ref());
+        assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
+        let mut theirs = tb["data"].clone();
+        if let Some(m) = theirs.as_object_mut() {
+            // Tresor issues service tokens only; the rest must match exactly.
+            m.remove("token_type");
+        }
+        let mut ours = ob["data"].clone();
+        if let Some(m) = ours.as_object_mut() {
+            m.remove("token_type");
+        }
+        assert_eq!(ours, theirs, "{method} {path}");
+    }
 }

@@ -218,7 +218,10 @@ fn mount_config_flags_through_the_bao_and_tresor_clis() {
 
         let up = format!("up{cli}");
         run(&["auth", "enable", &format!("-path={up}"), "-listing-visibility=unauth", "-token-type=service", "userpass"]);
+        // `bao auth tune` posts to `sys/mounts/auth/<path>/tune`.
+        run(&["auth", "tune", "-default-lease-ttl=30m", &format!("{up}/")]);
         let (_, t) = server.root().get(&format!("sys/auth/{up}/tune"));
+        assert_eq!(t["data"]["default_lease_ttl"], 1800, "{cli}: {t}");
         assert_eq!((t["data"]["listing_visibility"].as_str(), t["data"]["token_type"].as_str()), (Some("unauth"), Some("service")), "{cli}: {t}");
     }
     let o = bao(&server, root, &["auth", "tune", "-default-lease-ttl=20m", "-max-lease-ttl=1h", "token/"]);

@@ -259,6 +259,11 @@ fn mount_config_fields_answer_as_openbao_does() {
         ("GET", "sys/auth/token/tune", None),
         ("POST", "auth/token/create", Some(json!({"policies": ["default"]}))),
         ("POST", "auth/token/create", Some(json!({"policies": ["default"], "ttl": "5h"}))),
+        // `"options": null` (what `bao auth enable` sends) reads back as null, absent as {}.
+        ("POST", "sys/auth/a1", Some(json!({"type": "userpass", "options": null}))),
+        ("POST", "sys/mounts/m1", Some(json!({"type": "kv", "options": null}))),
+        ("GET", "sys/auth/a1", None),
+        ("GET", "sys/mounts/m1", None),
         ("GET", "sys/mounts", None),
         ("GET", "sys/auth", None),
     ];

@@ -97,6 +97,10 @@ pub struct MountSettings {
     /// `external_entropy_access`, reported as given (the plugin's randomness is the host's CSPRNG).
     #[serde(default)]
     pub external_entropy_access: bool,
+    /// The mount was enabled with `"options": null` (as `bao auth enable` sends): while it has no
+    /// options they read `null`, as in Vault, rather than `{}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub options_null: bool,
 }
 
 /// Barrier key of the tuned settings of the core's own mounts (`sys/`, `cubbyhole/`, `auth/token/`).
@@ -155,6 +159,8 @@ pub struct MountRequest {
     pub seal_wrap: bool,
     /// `external_entropy_access`.
     pub external_entropy_access: bool,
+    /// `options` was sent as `null`.
+    pub options_null: bool,
 }
 
 impl MountRequest {
@@ -358,7 +364,7 @@ impl Core {
 
     /// Enable a secrets engine (or, with `auth`, an auth method under `auth/`) at `path`.
     pub async fn enable_mount(&self, auth: bool, path: &str, request: MountRequest) -> Result<(), Error> {
-        let MountRequest { kind, description, mut options, config, local, seal_wrap, external_entropy_access } = request;
+        let MountRequest { kind, description, mut options, config, local, seal_wrap, external_entropy_access, options_null } = request;
         let (kind, config) = (kind.as_str(), &config);
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
@@ -402,6 +408,7 @@ impl Core {
             local,
             seal_wrap,
             external_entropy_access,
+            options_null,
         };
         settings.config.apply(config, auth)?;
         let mut options = std::mem::take(&mut settings.options);
@@ -670,7 +677,7 @@ impl Core {
             local: s.local,
             seal_wrap: s.seal_wrap,
             external_entropy_access: s.external_entropy_access,
-            options: Some(s.options.clone()),
+            options: (!(s.options_null && s.options.is_empty())).then(|| s.options.clone()),
             default_lease_ttl: s.default_lease_ttl,
             max_lease_ttl: s.max_lease_ttl,
             sandbox_config: s.sandbox_config(),

@@ -67,8 +67,12 @@ impl Core {
             ("mounts", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(false)?))),
             ("auth", Operation::Read) => Ok(Some(Response::with_data(self.mounts_json(true)?))),
             (p, op) if (p.starts_with("mounts/") || p.starts_with("auth/")) && p.ends_with("/tune") => {
-                let auth = p.starts_with("auth/");
-                let mount = &p[p.find('/').map_or(0, |i| i + 1)..p.len() - "/tune".len()];
+                let mut auth = p.starts_with("auth/");
+                let mut mount = &p[p.find('/').map_or(0, |i| i + 1)..p.len() - "/tune".len()];
+                // As Vault: `sys/mounts/auth/<path>/tune` tunes the auth mount (`bao auth tune` uses it).
+                if let Some(rest) = mount.strip_prefix("auth/").filter(|_| !auth) {
+                    (auth, mount) = (true, rest);
+                }
                 match op {
                     Operation::Read => self.tune_json(auth, mount).await.map(|d| Some(Response::with_data(d))),
                     Operation::Update | Operation::Create => {
@@ -88,9 +92,10 @@ impl Core {
                     }
                     Operation::Update | Operation::Create => {
                         let kind = request.get_str("type").ok_or_else(|| Error::invalid("backend type must be specified as a string"))?;
-                        let options = match request.data.get("options") {
-                            Some(Value::Object(o)) => o.clone(),
-                            None | Some(Value::Null) => Map::new(),
+                        let (options, options_null) = match request.data.get("options") {
+                            Some(Value::Object(o)) => (o.clone(), false),
+                            None => (Map::new(), false),
+                            Some(Value::Null) => (Map::new(), true),
                             Some(_) => return Err(Error::invalid("options must be a map")),
                         };
                         let config = match request.data.get("config") {
@@ -105,6 +110,7 @@ impl Core {
                             local: field::bool(&request.data, "local")?.unwrap_or(false),
                             seal_wrap: field::bool(&request.data, "seal_wrap")?.unwrap_or(false),
                             external_entropy_access: field::bool(&request.data, "external_entropy_access")?.unwrap_or(false),
+                            options_null,
                         };
                         self.enable_mount(auth, mount, enable).await?;
                         Ok(None)

@@ -158,6 +158,7 @@ impl Backend for AppRole {
         let mut role = role_path("")
             .field(Field::new("bind_secret_id", FieldKind::Bool).description("Require a secret ID at login"))
             .field(Field::new("secret_id_bound_cidrs", FieldKind::StrList).description("CIDR blocks logins must come from"))
+            .field(Field::new("bound_cidr_list", FieldKind::StrList).description("Deprecated: use secret_id_bound_cidrs"))
             .field(Field::new("secret_id_num_uses", FieldKind::Int).description("Uses per secret ID"))
             .field(Field::new("secret_id_ttl", FieldKind::Duration).description("Lifetime of secret IDs"))
             .field(Field::new("local_secret_ids", FieldKind::Bool))
@@ -290,7 +291,12 @@ fn role(req: Request) -> Result<Response, Error> {
             if let Some(v) = req.bool("bind_secret_id") {
                 r.bind_secret_id = v;
             }
-            if let Some(v) = cidrs(&req, "secret_id_bound_cidrs")? {
+            // `bound_cidr_list` is Vault's deprecated name for `secret_id_bound_cidrs`.
+            let bound = match cidrs(&req, "secret_id_bound_cidrs")? {
+                Some(v) => Some(v),
+                None => cidrs(&req, "bound_cidr_list")?,
+            };
+            if let Some(v) = bound {
                 r.secret_id_bound_cidrs = v;
             }
             if let Some(v) = req.int("secret_id_num_uses") {

@@ -44,7 +44,16 @@ pub struct TokenParams {
     pub period: u64,
     /// `token_type` (`default`, `service`; batch tokens are not supported).
     pub token_type: String,
+    /// The deprecated names (`policies`, `ttl`, `max_ttl`, `period`, `bound_cidrs`) whose value was
+    /// last written under that name: as Vault, a read shows them under it too, until a write uses
+    /// the `token_*` name alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub legacy: Vec<String>,
 }
+
+/// Deprecated field names and the `token_*` names that replaced them.
+const LEGACY_NAMES: [(&str, &str); 5] =
+    [("policies", "token_policies"), ("ttl", "token_ttl"), ("max_ttl", "token_max_ttl"), ("period", "token_period"), ("bound_cidrs", "token_bound_cidrs")];
 
 impl TokenParams {
     /// The field declarations (add them to every path that writes token settings).
@@ -110,6 +119,18 @@ impl TokenParams {
         if self.max_ttl > 0 && self.ttl > self.max_ttl {
             return Err(Error::InvalidRequest("\"token_ttl\" cannot be greater than \"token_max_ttl\"".into()));
         }
+        // Vault's upgrade rule: writing the old name keeps it shown; writing only the new one
+        // retires the old.
+        for (old, new) in LEGACY_NAMES {
+            let has = |name: &str| req.has(name);
+            if has(old) {
+                if !self.legacy.iter().any(|l| l == old) {
+                    self.legacy.push(old.to_string());
+                }
+            } else if has(new) {
+                self.legacy.retain(|l| l != old);
+            }
+        }
         Ok(())
     }
 
@@ -126,6 +147,16 @@ impl TokenParams {
         out.insert("token_period".into(), json!(self.period));
         out.insert("token_strictly_bind_ip".into(), json!(false));
         out.insert("token_type".into(), json!(if self.token_type.is_empty() { "default" } else { &self.token_type }));
+        for old in &self.legacy {
+            match old.as_str() {
+                "policies" if !self.policies.is_empty() => out.insert("policies".into(), json!(self.policies)),
+                "ttl" if self.ttl > 0 => out.insert("ttl".into(), json!(self.ttl)),
+                "max_ttl" if self.max_ttl > 0 => out.insert("max_ttl".into(), json!(self.max_ttl)),
+                "period" if self.period > 0 => out.insert("period".into(), json!(self.period)),
+                "bound_cidrs" if !self.bound_cidrs.is_empty() => out.insert("bound_cidrs".into(), json!(self.bound_cidrs)),
+                _ => None,
+            };
+        }
     }
 
     /// The login result for a principal with these settings.
@@ -187,6 +218,33 @@ pub fn cidrs_allow(cidrs: &[String], addr: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deprecated_names_are_shown_until_only_the_new_name_is_written() {
+        use crate::{Operation, Request, Value};
+        let read = |p: &TokenParams| {
+            let mut out = serde_json::Map::new();
+            p.write_json(&mut out);
+            out
+        };
+        let mut p = TokenParams::default();
+        let write = |p: &mut TokenParams, fields: &[(&str, Value)]| {
+            let req = fields.iter().fold(Request::new(Operation::Update, "users/bob"), |r, (k, v)| r.with(*k, v.clone()));
+            p.update(&req).unwrap();
+        };
+        write(&mut p, &[("policies", Value::StrList(vec!["a".into()])), ("ttl", Value::Duration(3600)), ("max_ttl", Value::Duration(7200))]);
+        let out = read(&p);
+        assert_eq!((out["policies"].clone(), out["ttl"].clone(), out["max_ttl"].clone()), (serde_json::json!(["a"]), 3600.into(), 7200.into()));
+        // The new name alone retires the old one; the other old names stay.
+        write(&mut p, &[("token_policies", Value::StrList(vec!["b".into()])), ("token_ttl", Value::Duration(1800))]);
+        let out = read(&p);
+        assert!(out.get("policies").is_none() && out.get("ttl").is_none(), "{out:?}");
+        assert_eq!((out["token_policies"].clone(), out["max_ttl"].clone()), (serde_json::json!(["b"]), 7200.into()));
+        // Both names: the new value, shown under both (Vault's upgrade rule).
+        write(&mut p, &[("policies", Value::StrList(vec!["c".into()])), ("token_policies", Value::StrList(vec!["d".into()]))]);
+        let out = read(&p);
+        assert_eq!((out["policies"].clone(), out["token_policies"].clone()), (serde_json::json!(["d"]), serde_json::json!(["d"])));
+    }
 
     #[test]
     fn cidrs() {
