@@ -186,6 +186,8 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("LIST", "sys/plugins/catalog/database", None),
         ("GET", "sys/plugins/catalog/database/postgresql-database-plugin", None),
         ("GET", "sys/internal/specs/openapi", None),
+        ("GET", "sys/leader", None),
+        ("GET", "sys/health", None),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = send(&theirs, method, path, body.clone());

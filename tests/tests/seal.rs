@@ -33,8 +33,7 @@ fn health_reflects_uninitialised_sealed_and_active_states_with_overrides() {
     assert_eq!(anon.raw("DELETE", "sys/health", None, None).status, 405);
     let (status, leader) = anon.get("sys/leader");
     assert_eq!(status, 200);
-    assert_eq!(leader["is_self"], true);
-    assert_eq!(leader["ha_enabled"], false);
+    assert_eq!(leader, serde_json::json!({"ha_enabled": false}), "a server without HA, as OpenBao answers");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `Core`: the seal state, the router and the request pipeline.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -64,8 +64,6 @@ pub struct Health {
     pub sealed: bool,
     /// Whether this node is a standby (a sealed node reports true, as Vault does).
     pub standby: bool,
-    /// Always false: no performance standbys.
-    pub performance_standby: bool,
     /// `disabled` when unsealed, `unknown` when sealed.
     pub replication_performance_mode: &'static str,
     /// As above.
@@ -82,23 +80,12 @@ pub struct Health {
     pub cluster_id: Option<String>,
 }
 
-/// `sys/leader` body.
+/// `sys/leader` body. Tresor has no HA mode; a server without HA answers with this alone, as
+/// OpenBao's does (`bao status` then shows `HA Enabled false` and nothing more).
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaderStatus {
-    /// No HA backends yet.
+    /// Always false: no HA backends.
     pub ha_enabled: bool,
-    /// Whether this node is the leader.
-    pub is_self: bool,
-    /// When this node became active.
-    pub active_time: String,
-    /// The leader's API address.
-    pub leader_address: String,
-    /// The leader's cluster address.
-    pub leader_cluster_address: String,
-    /// Always false.
-    pub performance_standby: bool,
-    /// Always 0.
-    pub performance_standby_last_remote_wal: u64,
 }
 
 /// Cluster identity, created at init and stored in the barrier.
@@ -124,7 +111,6 @@ pub struct Core {
     pub(crate) initialized: AtomicBool,
     pub(crate) seal_config: RwLock<Option<crate::seal::SealConfig>>,
     pub(crate) cluster: RwLock<Option<ClusterInfo>>,
-    pub(crate) active_since: AtomicI64,
     /// Serialises mount table changes.
     pub(crate) mount_lock: tokio::sync::Mutex<()>,
     /// Finished remounts by migration id (`sys/remount/status/:id`); moves are synchronous.
@@ -208,7 +194,6 @@ impl Core {
             initialized: AtomicBool::new(false),
             seal_config: RwLock::new(None),
             cluster: RwLock::new(None),
-            active_since: AtomicI64::new(0),
             mount_lock: tokio::sync::Mutex::new(()),
             remounts: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
@@ -246,7 +231,6 @@ impl Core {
             initialized: self.is_initialized(),
             sealed,
             standby: sealed,
-            performance_standby: false,
             replication_performance_mode: if sealed { "unknown" } else { "disabled" },
             replication_dr_mode: if sealed { "unknown" } else { "disabled" },
             server_time_utc: crate::util::now_unix(),
@@ -258,20 +242,7 @@ impl Core {
 
     /// The `sys/leader` body.
     pub fn leader(&self) -> LeaderStatus {
-        let active = !self.is_sealed();
-        LeaderStatus {
-            ha_enabled: false,
-            is_self: active,
-            active_time: if active {
-                crate::util::rfc3339(self.active_since.load(Ordering::Relaxed))
-            } else {
-                "0001-01-01T00:00:00Z".into()
-            },
-            leader_address: if active { self.config.api_addr.clone() } else { String::new() },
-            leader_cluster_address: String::new(),
-            performance_standby: false,
-            performance_standby_last_remote_wal: 0,
-        }
+        LeaderStatus { ha_enabled: false }
     }
 
     /// Run one request through the pipeline (DESIGN.md §2): sealed → route → login path or token →

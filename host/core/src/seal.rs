@@ -14,7 +14,7 @@ use tresor_logical::Error;
 use zeroize::Zeroizing;
 
 use crate::core::{ClusterInfo, Core};
-use crate::util::{now_unix, random_base62};
+use crate::util::random_base62;
 
 /// Stored cluster identity (inside the barrier).
 const CLUSTER_KEY: &str = "core/cluster";
@@ -201,8 +201,10 @@ impl Core {
             .create(crate::token::NewToken {
                 id: params.root_token_id.as_deref().map(|s| Zeroizing::new(s.to_string())),
                 policies: vec!["root".into()],
-                path: "auth/token/root".into(),
-                display_name: "root".into(),
+                // As Vault: a dev server given `-dev-root-token-id` makes its root token through
+                // `auth/token/create`, so the token reads as created there.
+                path: if params.root_token_id.is_some() { "auth/token/create" } else { "auth/token/root" }.into(),
+                display_name: if params.root_token_id.is_some() { "token" } else { "root" }.into(),
                 ..Default::default()
             })
             .await?;
@@ -289,7 +291,6 @@ impl Core {
         self.load_mounts().await?;
         self.restore_leases().await?;
         self.setup_audit().await?;
-        self.active_since.store(now_unix(), Ordering::Relaxed);
         Ok(())
     }
 
