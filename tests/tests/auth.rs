@@ -213,3 +213,53 @@ fn deprecated_token_fields_read_back_as_openbao_does() {
         assert_eq!(ours, theirs, "{method} {path}");
     }
 }
+
+/// AppRole's one-setting role paths (`role/:name/policies`, `…/period`, `…/secret-id-ttl`, …):
+/// read, set, reset and their errors, compared value for value with a real OpenBao.
+#[test]
+fn approle_single_setting_paths_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let server = TestServer::dev();
+    let steps: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
+        ("POST", "auth/approle/role/r", Some(json!({"token_policies": "a", "secret_id_ttl": "1h", "token_ttl": "1h", "token_max_ttl": "2h", "period": "30m", "secret_id_bound_cidrs": "10.0.0.0/8", "token_bound_cidrs": "10.0.0.0/8", "secret_id_num_uses": 3, "token_num_uses": 2}))),
+        ("GET", "auth/approle/role/r/bind-secret-id", None),
+        ("GET", "auth/approle/role/r/local-secret-ids", None),
+        ("GET", "auth/approle/role/r/period", None),
+        ("GET", "auth/approle/role/r/policies", None),
+        ("GET", "auth/approle/role/r/secret-id-bound-cidrs", None),
+        ("GET", "auth/approle/role/r/secret-id-num-uses", None),
+        ("GET", "auth/approle/role/r/secret-id-ttl", None),
+        ("GET", "auth/approle/role/r/token-bound-cidrs", None),
+        ("GET", "auth/approle/role/r/token-max-ttl", None),
+        ("GET", "auth/approle/role/r/token-num-uses", None),
+        ("GET", "auth/approle/role/r/token-ttl", None),
+        ("POST", "auth/approle/role/r/policies", Some(json!({"policies": "x,y"}))),
+        ("GET", "auth/approle/role/r/policies", None),
+        ("POST", "auth/approle/role/r/secret-id-ttl", Some(json!({"secret_id_ttl": "2h"}))),
+        ("GET", "auth/approle/role/r/secret-id-ttl", None),
+        ("DELETE", "auth/approle/role/r/secret-id-ttl", None),
+        ("GET", "auth/approle/role/r/secret-id-ttl", None),
+        ("POST", "auth/approle/role/r/period", Some(json!({"token_period": "1h"}))),
+        ("GET", "auth/approle/role/r/period", None),
+        ("DELETE", "auth/approle/role/r/policies", None),
+        ("GET", "auth/approle/role/r/policies", None),
+        ("POST", "auth/approle/role/r/bind-secret-id", Some(json!({"bind_secret_id": false}))),
+        ("GET", "auth/approle/role/r/bind-secret-id", None),
+        ("DELETE", "auth/approle/role/r/bind-secret-id", None),
+        ("GET", "auth/approle/role/r/bind-secret-id", None),
+        ("POST", "auth/approle/role/r/token-ttl", Some(json!({"token_ttl": "3h"}))),
+        ("GET", "auth/approle/role/nope/token-ttl", None),
+        ("POST", "auth/approle/role/r/secret-id-num-uses", Some(json!({"secret_id_num_uses": -1}))),
+        ("GET", "auth/approle/role/r", None),
+    ];
+    for (method, path, body) in &steps {
+        let send = |c: &Http| {
+            let raw = c.raw(method, path, body.as_ref().map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+            (raw.status, raw.json())
+        };
+        let ((ts, tb), (os, ob)) = (send(&bao.http()), send(&server.root()));
+        assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!((&ob["data"], &ob["errors"]), (&tb["data"], &tb["errors"]), "{method} {path}");
+    }
+}

@@ -153,23 +153,49 @@ fn secret_id_fields(p: Path) -> Path {
         .field(Field::new("num_uses", FieldKind::Int).description("Uses of this secret ID (at most the role's)"))
 }
 
+/// Every field a role takes (its own and the `token_*` family).
+fn role_fields() -> Vec<Field> {
+    let mut fields = vec![
+        Field::new("bind_secret_id", FieldKind::Bool).description("Require a secret ID at login"),
+        Field::new("secret_id_bound_cidrs", FieldKind::StrList).description("CIDR blocks logins must come from"),
+        Field::new("bound_cidr_list", FieldKind::StrList).description("Deprecated: use secret_id_bound_cidrs"),
+        Field::new("secret_id_num_uses", FieldKind::Int).description("Uses per secret ID"),
+        Field::new("secret_id_ttl", FieldKind::Duration).description("Lifetime of secret IDs"),
+        Field::new("local_secret_ids", FieldKind::Bool),
+        Field::new("role_id", FieldKind::Str).description("Custom role ID"),
+    ];
+    fields.extend(TokenParams::fields());
+    fields
+}
+
+/// Vault's one-setting role paths (`role/:name/policies`, `…/secret-id-ttl`, …): the path suffix and
+/// the fields it reads and writes (the first is the setting; a second is its deprecated name).
+/// `local-secret-ids` is read-only, as in Vault.
+const FIELD_PATHS: &[(&str, &[&str])] = &[
+    ("policies", &["token_policies", "policies"]),
+    ("period", &["token_period", "period"]),
+    ("secret-id-bound-cidrs", &["secret_id_bound_cidrs"]),
+    ("secret-id-num-uses", &["secret_id_num_uses"]),
+    ("secret-id-ttl", &["secret_id_ttl"]),
+    ("token-bound-cidrs", &["token_bound_cidrs"]),
+    ("token-max-ttl", &["token_max_ttl"]),
+    ("token-num-uses", &["token_num_uses"]),
+    ("token-ttl", &["token_ttl"]),
+    ("local-secret-ids", &["local_secret_ids"]),
+];
+
+/// Index of the first [`FIELD_PATHS`] path in the spec.
+const FIELD_PATHS_START: usize = 12;
+
 impl Backend for AppRole {
     fn spec() -> Spec {
-        let mut role = role_path("")
-            .field(Field::new("bind_secret_id", FieldKind::Bool).description("Require a secret ID at login"))
-            .field(Field::new("secret_id_bound_cidrs", FieldKind::StrList).description("CIDR blocks logins must come from"))
-            .field(Field::new("bound_cidr_list", FieldKind::StrList).description("Deprecated: use secret_id_bound_cidrs"))
-            .field(Field::new("secret_id_num_uses", FieldKind::Int).description("Uses per secret ID"))
-            .field(Field::new("secret_id_ttl", FieldKind::Duration).description("Lifetime of secret IDs"))
-            .field(Field::new("local_secret_ids", FieldKind::Bool))
-            .field(Field::new("role_id", FieldKind::Str).description("Custom role ID"))
+        let role = role_fields()
+            .into_iter()
+            .fold(role_path(""), Path::field)
             .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete])
             .existence_check()
             .help("Manage AppRole roles.");
-        for f in TokenParams::fields() {
-            role = role.field(f);
-        }
-        Spec::auth("Machines authenticate with a role ID and a secret ID.")
+        let mut spec = Spec::auth("Machines authenticate with a role ID and a secret ID.")
             .path(Path::new("role").operations([Operation::List]).help("List roles."))
             .path(Path::new("role/").operations([Operation::List]).help("List roles."))
             .path(role)
@@ -201,7 +227,18 @@ impl Backend for AppRole {
                     .unauthenticated()
                     .help("Log in with a role ID and secret ID."),
             )
-            .path(Path::new("tidy/secret-id").operations([Operation::Update]).help("Delete expired secret IDs."))
+            .path(Path::new("tidy/secret-id").operations([Operation::Update]).help("Delete expired secret IDs."));
+        for (suffix, names) in FIELD_PATHS {
+            let ops: &[Operation] = if *suffix == "local-secret-ids" { &[Operation::Read] } else { &[Operation::Read, Operation::Update, Operation::Delete] };
+            let path = role_fields()
+                .into_iter()
+                .filter(|f| names.contains(&f.name.as_str()))
+                .fold(role_path(&format!("/{suffix}")), Path::field)
+                .operations(ops.iter().copied())
+                .help(format!("Read, set or reset the role's {}.", names[0]));
+            spec = spec.path(path);
+        }
+        spec
     }
 
     fn handle(req: Request) -> Result<Response, Error> {
@@ -250,6 +287,10 @@ impl Backend for AppRole {
                     .warn("Tidy operation successfully started. Any information from the operation will be printed to the server logs.")
                     .status(202))
             }
+            i if i >= FIELD_PATHS_START => {
+                let (_, names) = FIELD_PATHS.get(i - FIELD_PATHS_START).ok_or(Error::UnsupportedPath)?;
+                role_field(req, names)
+            }
             _ => Err(Error::UnsupportedPath),
         }
     }
@@ -259,22 +300,67 @@ impl Backend for AppRole {
     }
 }
 
+/// A role as `role/:name` reads it.
+fn role_json(r: &Role) -> serde_json::Map<String, Json> {
+    let mut data = serde_json::Map::new();
+    r.token.write_json(&mut data);
+    data.insert("bind_secret_id".into(), json!(r.bind_secret_id));
+    data.insert("local_secret_ids".into(), json!(r.local_secret_ids));
+    data.insert("secret_id_bound_cidrs".into(), if r.secret_id_bound_cidrs.is_empty() { Json::Null } else { json!(r.secret_id_bound_cidrs) });
+    data.insert("secret_id_num_uses".into(), json!(r.secret_id_num_uses));
+    data.insert("secret_id_ttl".into(), json!(r.secret_id_ttl));
+    data
+}
+
+/// One of the [`FIELD_PATHS`]: read the setting (and its deprecated name while in use), set it as a
+/// role update restricted to it, or reset it to its default. The role must exist.
+fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
+    let name = role_name(&req)?;
+    let mut r = load_role(&name)?.ok_or(Error::NotFound)?;
+    match req.operation {
+        Operation::Read => {
+            let all = role_json(&r);
+            let data: serde_json::Map<String, Json> = names.iter().filter_map(|n| all.get(*n).map(|v| ((*n).to_string(), v.clone()))).collect();
+            Ok(Response::data(Json::Object(data)))
+        }
+        Operation::Update | Operation::Create => {
+            // The single-setting paths check the pair against the stored other half, as Vault's.
+            let ttl = req.duration("token_ttl").unwrap_or(r.token.ttl);
+            let max = req.duration("token_max_ttl").unwrap_or(r.token.max_ttl);
+            if max > 0 && ttl > max {
+                return Err(Error::InvalidRequest("token_ttl should not be greater than token_max_ttl".into()));
+            }
+            role(req)
+        }
+        Operation::Delete => {
+            match names[0] {
+                "token_policies" => r.token.policies.clear(),
+                "token_period" => r.token.period = 0,
+                "secret_id_bound_cidrs" => r.secret_id_bound_cidrs.clear(),
+                "secret_id_num_uses" => r.secret_id_num_uses = 0,
+                "secret_id_ttl" => r.secret_id_ttl = 0,
+                "token_bound_cidrs" => r.token.bound_cidrs.clear(),
+                "token_max_ttl" => r.token.max_ttl = 0,
+                "token_num_uses" => r.token.num_uses = 0,
+                "token_ttl" => r.token.ttl = 0,
+                _ => return Err(Error::UnsupportedOperation),
+            }
+            if let Some(old) = names.get(1) {
+                r.token.legacy.retain(|l| l != old);
+            }
+            storage::put_json(&format!("role/{name}"), &r)?;
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
 fn role(req: Request) -> Result<Response, Error> {
     let name = role_name(&req)?;
     match req.operation {
         Operation::Read => {
             let r = load_role(&name)?.ok_or(Error::NotFound)?;
-            let mut data = serde_json::Map::new();
-            r.token.write_json(&mut data);
-            data.insert("bind_secret_id".into(), json!(r.bind_secret_id));
-            data.insert("local_secret_ids".into(), json!(r.local_secret_ids));
-            data.insert(
-                "secret_id_bound_cidrs".into(),
-                if r.secret_id_bound_cidrs.is_empty() { Json::Null } else { json!(r.secret_id_bound_cidrs) },
-            );
-            data.insert("secret_id_num_uses".into(), json!(r.secret_id_num_uses));
-            data.insert("secret_id_ttl".into(), json!(r.secret_id_ttl));
-            Ok(Response::data(Json::Object(data)))
+            Ok(Response::data(Json::Object(role_json(&r))))
         }
         Operation::Delete => {
             if let Some(r) = load_role(&name)? {
@@ -525,6 +611,31 @@ mod tests {
         let mut r = Request::new(op, "x").capture("role_name", role);
         r.path_index = index;
         r
+    }
+
+    #[test]
+    fn single_setting_paths_read_set_and_reset_one_setting() {
+        storage::reset_mock();
+        let spec = AppRole::spec();
+        for (i, (suffix, _)) in FIELD_PATHS.iter().enumerate() {
+            assert_eq!(spec.paths[FIELD_PATHS_START + i].pattern, format!("role/{{role_name}}/{suffix}"));
+        }
+        let at = |suffix: &str| FIELD_PATHS_START + FIELD_PATHS.iter().position(|(s, _)| *s == suffix).unwrap();
+        let read = |suffix: &str| AppRole::handle(req(Operation::Read, at(suffix), "r")).map(|r| r.data.unwrap());
+        assert_eq!(read("policies").unwrap_err(), Error::NotFound, "the role must exist");
+        AppRole::handle(req(Operation::Create, 2, "r").with("policies", Value::StrList(vec!["a".into()])).with("token_max_ttl", Value::Duration(3600))).unwrap();
+        assert_eq!(read("policies").unwrap(), json!({"policies": ["a"], "token_policies": ["a"]}));
+        AppRole::handle(req(Operation::Update, at("policies"), "r").with("token_policies", Value::StrList(vec!["b".into()]))).unwrap();
+        assert_eq!(read("policies").unwrap(), json!({"token_policies": ["b"]}));
+        let err = AppRole::handle(req(Operation::Update, at("token-ttl"), "r").with("token_ttl", Value::Duration(7200))).unwrap_err();
+        assert_eq!(err, Error::InvalidRequest("token_ttl should not be greater than token_max_ttl".into()));
+        AppRole::handle(req(Operation::Update, at("secret-id-ttl"), "r").with("secret_id_ttl", Value::Duration(60))).unwrap();
+        assert_eq!(read("secret-id-ttl").unwrap(), json!({"secret_id_ttl": 60}));
+        AppRole::handle(req(Operation::Delete, at("secret-id-ttl"), "r")).unwrap();
+        assert_eq!(read("secret-id-ttl").unwrap(), json!({"secret_id_ttl": 0}));
+        // Only that setting changed.
+        let role = AppRole::handle(req(Operation::Read, 2, "r")).unwrap().data.unwrap();
+        assert_eq!((role["token_policies"].clone(), role["token_max_ttl"].clone()), (json!(["b"]), json!(3600)));
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl TokenParams {
             }
         }
         if self.max_ttl > 0 && self.ttl > self.max_ttl {
-            return Err(Error::InvalidRequest("\"token_ttl\" cannot be greater than \"token_max_ttl\"".into()));
+            return Err(Error::InvalidRequest("'token_ttl' cannot be greater than 'token_max_ttl'".into()));
         }
         // Vault's upgrade rule: writing the old name keeps it shown; writing only the new one
         // retires the old.
