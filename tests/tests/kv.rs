@@ -357,3 +357,40 @@ fn concurrent_writes_to_one_secret_on_durable_storage_are_serialized_and_survive
     assert_eq!(c.get("secret/data/hot").1["data"]["data"]["writer"], "late-39");
     assert_eq!(c.get("secret/data/hot?version=1").1["data"]["metadata"]["version"], 1);
 }
+
+/// OpenBao's `LIST detailed-metadata/:prefix` (keys plus each secret's metadata), compared with a
+/// real OpenBao after the same writes (timestamps masked).
+#[test]
+fn detailed_metadata_lists_as_openbao_does() {
+    let bao = tresor_tests::BaoDev::start();
+    let server = TestServer::dev();
+    fn masked(v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.len() > 20 && s.as_bytes().get(4) == Some(&b'-') && s.ends_with('Z') => json!("<time>"),
+            Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| *k != "request_id").map(|(k, x)| (k.clone(), masked(x))).collect()),
+            other => other.clone(),
+        }
+    }
+    let steps: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "secret/data/a", Some(json!({"data": {"x": "1"}}))),
+        ("POST", "secret/data/a", Some(json!({"data": {"x": "2"}}))),
+        ("POST", "secret/data/dir/b", Some(json!({"data": {"x": "1"}}))),
+        ("POST", "secret/metadata/a", Some(json!({"custom_metadata": {"o": "p"}}))),
+        ("DELETE", "secret/data/a", None),
+        ("LIST", "secret/detailed-metadata/", None),
+        ("LIST", "secret/detailed-metadata/dir/", None),
+        ("LIST", "secret/detailed-metadata/none/", None),
+        ("GET", "secret/detailed-metadata/a", None),
+    ];
+    for (method, path, body) in &steps {
+        let send = |c: &tresor_tests::Http| {
+            let raw = c.raw(method, path, body.as_ref().map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+            (raw.status, raw.json())
+        };
+        let ((ts, tb), (os, ob)) = (send(&bao.http()), send(&server.root()));
+        assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
+        if method == &"LIST" {
+            assert_eq!(masked(&ob["data"]), masked(&tb["data"]), "{method} {path}");
+        }
+    }
+}

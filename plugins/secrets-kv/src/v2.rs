@@ -113,6 +113,7 @@ pub(crate) fn spec() -> Spec {
                 .operations([Operation::Read])
                 .help("Read the structure of a secret entry from the Key-Value store with the values removed."),
         )
+        .path(p("detailed-metadata/{path*}").operations([Operation::List]).help("Lists secrets with the metadata of each (folders with none)."))
         .path(
             p("{path*}")
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete, Operation::List, Operation::Patch])
@@ -220,7 +221,6 @@ pub(crate) fn exists(req: &Request) -> Result<bool, Error> {
 }
 
 pub(crate) fn handle(req: Request) -> Result<Response, Error> {
-    let prefix = req.path.split('/').next().unwrap_or("");
     match (req.path_index, req.operation) {
         (0, Operation::Read) => read_config(),
         (0, _) => write_config(&req),
@@ -236,10 +236,8 @@ pub(crate) fn handle(req: Request) -> Result<Response, Error> {
         (4, _) => mark_versions(&req, Mark::Undelete),
         (5, _) => mark_versions(&req, Mark::Destroy),
         (6, _) => subkeys(&req),
-        _ => {
-            let _ = prefix;
-            Ok(Response { data: None, status: Some(404), ..Response::empty() }.warn(INVALID_PATH_WARNING))
-        }
+        (7, _) => list_detailed_metadata(&req),
+        _ => Ok(Response { data: None, status: Some(404), ..Response::empty() }.warn(INVALID_PATH_WARNING)),
     }
 }
 
@@ -499,11 +497,40 @@ fn list_metadata(req: &Request) -> Result<Response, Error> {
     Response::list(storage::list(&prefix)?)
 }
 
+/// OpenBao's `LIST detailed-metadata/:prefix`: the keys, and under `key_info` each secret's
+/// metadata as `metadata/:path` reads it (folders map to `{}`).
+fn list_detailed_metadata(req: &Request) -> Result<Response, Error> {
+    let p = req.captured("path").unwrap_or("");
+    let dir = if p.is_empty() || p.ends_with('/') { p.to_string() } else { format!("{p}/") };
+    let keys = storage::list(&format!("meta/{dir}"))?;
+    if keys.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let config = load_config()?;
+    let mut info = Map::new();
+    for key in &keys {
+        let entry = match key.ends_with('/') {
+            true => json!({}),
+            false => match load_meta(&format!("{dir}{key}"))? {
+                Some(meta) => metadata_json(&meta, &config),
+                None => json!({}),
+            },
+        };
+        info.insert(key.clone(), entry);
+    }
+    Ok(Response::data(json!({"keys": keys, "key_info": info})))
+}
+
 fn read_metadata(req: &Request) -> Result<Response, Error> {
     let path = secret_path(req)?;
     let meta = load_meta(&path)?.ok_or(Error::NotFound)?;
     let config = load_config()?;
-    let dva = effective_dva(&meta, &config);
+    Ok(Response::data(metadata_json(&meta, &config)))
+}
+
+/// A secret's metadata as `metadata/:path` reads it.
+fn metadata_json(meta: &Metadata, config: &Config) -> Value {
+    let dva = effective_dva(meta, config);
     let versions: Map<String, Value> = meta
         .versions
         .iter()
@@ -511,7 +538,7 @@ fn read_metadata(req: &Request) -> Result<Response, Error> {
             (n.to_string(), json!({"created_time": v.created_time, "deletion_time": effective_deletion(v, dva), "destroyed": v.destroyed}))
         })
         .collect();
-    Ok(Response::data(json!({
+    json!({
         "cas_required": meta.settings.cas_required,
         "created_time": meta.created_time,
         "current_metadata_version": meta.current_metadata_version,
@@ -523,7 +550,7 @@ fn read_metadata(req: &Request) -> Result<Response, Error> {
         "oldest_version": meta.oldest_version,
         "updated_time": meta.updated_time,
         "versions": versions,
-    })))
+    })
 }
 
 fn custom_metadata_of(v: &Value) -> Result<BTreeMap<String, String>, Error> {
@@ -622,6 +649,25 @@ mod tests {
 
     fn read(path: &str) -> Result<Response, Error> {
         handle(req(Operation::Read, 1, &format!("data/{path}")))
+    }
+
+    #[test]
+    fn detailed_metadata_lists_each_secret_with_its_metadata() {
+        storage::reset_mock();
+        write("a", json!({"x": "1"}), None).unwrap();
+        write("a", json!({"x": "2"}), None).unwrap();
+        write("dir/b", json!({"x": "1"}), None).unwrap();
+        let spec = spec();
+        assert_eq!(spec.paths[7].pattern, "detailed-metadata/{path*}");
+        let list = |p: &str| handle(req(Operation::List, 7, &format!("detailed-metadata/{p}")));
+        let top = list("").unwrap().data.unwrap();
+        assert_eq!(top["keys"], json!(["a", "dir/"]));
+        assert_eq!(top["key_info"]["dir/"], json!({}));
+        let meta = handle(req(Operation::Read, 2, "metadata/a")).unwrap().data.unwrap();
+        assert_eq!(top["key_info"]["a"], meta, "the same as metadata/:path reads");
+        assert_eq!(top["key_info"]["a"]["current_version"], 2);
+        assert_eq!(list("dir/").unwrap().data.unwrap()["keys"], json!(["b"]));
+        assert_eq!(list("none/").unwrap_err(), Error::NotFound);
     }
 
     #[test]
