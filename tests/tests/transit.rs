@@ -407,3 +407,45 @@ fn bao_transit_import_brings_the_same_key_to_both_servers() {
     let (s, b) = ours.put("transit/keys/byok/import", json!({"ciphertext": "AAAA"}));
     assert_eq!(s, 400, "{b}");
 }
+
+/// OpenBao's soft delete (`DELETE keys/:name/soft-delete`, `POST …/soft-delete-restore`): the key
+/// stays listed and readable but every use is refused until restored, compared step by step with
+/// a real OpenBao. (Rotating or backing up a soft-deleted key: OpenBao 500, Tresor 400 with the
+/// same reason, as for its other refusals.)
+#[test]
+fn soft_delete_answers_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let (_server, ours) = mounted();
+    let steps: Vec<(&str, &str, Value)> = vec![
+        ("POST", "transit/keys/k", json!({})),
+        ("POST", "transit/encrypt/k", json!({"plaintext": HELLO})),
+        ("DELETE", "transit/keys/k/soft-delete", Value::Null),
+        ("GET", "transit/keys/k", Value::Null),
+        ("LIST", "transit/keys", Value::Null),
+        ("POST", "transit/encrypt/k", json!({"plaintext": HELLO})),
+        ("POST", "transit/keys/k/config", json!({"deletion_allowed": true})),
+        ("DELETE", "transit/keys/k/soft-delete", Value::Null),
+        ("POST", "transit/keys/k/soft-delete-restore", json!({})),
+        ("POST", "transit/keys/k/soft-delete-restore", json!({})),
+        ("POST", "transit/encrypt/k", json!({"plaintext": HELLO})),
+        ("DELETE", "transit/keys/nope/soft-delete", Value::Null),
+        ("POST", "transit/keys/nope/soft-delete-restore", json!({})),
+        ("DELETE", "transit/keys/k/soft-delete", Value::Null),
+        ("DELETE", "transit/keys/k", Value::Null),
+        ("GET", "transit/keys/k", Value::Null),
+    ];
+    for (method, path, body) in &steps {
+        let send = |c: &Http| {
+            let raw = c.raw(method, path, (!body.is_null()).then(|| body.to_string().into_bytes()).as_deref(), Some("application/json"));
+            (raw.status, raw.json())
+        };
+        let ((ts, tb), (os, ob)) = (send(&theirs), send(&ours));
+        let what = format!("{method} {path}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!((&ob["errors"], &ob["warnings"]), (&tb["errors"], &tb["warnings"]), "{what}");
+        assert_eq!(ob["data"]["soft_deleted"], tb["data"]["soft_deleted"], "{what}");
+        assert_eq!(ob["data"]["keys"].is_null(), tb["data"]["keys"].is_null(), "{what}");
+    }
+}

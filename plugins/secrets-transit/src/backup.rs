@@ -22,7 +22,13 @@ fn internal(e: impl std::fmt::Display) -> Error {
 fn load(req: &Request) -> Result<Policy, Error> {
     let name = req.captured("name").ok_or(Error::UnsupportedPath)?;
     check_name(name)?;
-    Policy::load(name)?.ok_or(Error::NotFound)
+    match Policy::load(name)? {
+        // OpenBao answers 500 here; a refusal the caller can act on is a 400 with its reason in
+        // Tresor (whose 500s never show their text), as for a non-exportable key.
+        Some(p) if p.soft_deleted => Err(Error::invalid(crate::policy::SOFT_DELETED)),
+        Some(p) => Ok(p),
+        None => Err(Error::NotFound),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +406,7 @@ pub fn restore(req: &Request) -> Result<Response, Error> {
         restore_info: Some(info_now(vp.latest_version)),
         imported: vp.imported,
         allow_imported_key_rotation: vp.allow_imported_key_rotation,
+        soft_deleted: false,
     };
     p.save()?;
     Ok(Response::empty())

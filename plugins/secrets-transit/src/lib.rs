@@ -84,6 +84,8 @@ impl Backend for Transit {
                     .help("Configure a named key."),
             )
             .path(Path::new("keys/{name}/rotate").operations([Update]).help("Add a new key version."))
+            .path(Path::new("keys/{name}/soft-delete").operations([Delete]).help("Refuse every use of the key until restored (the key is kept)."))
+            .path(Path::new("keys/{name}/soft-delete-restore").operations([Update]).help("Make a soft-deleted key usable again."))
             .path(Path::new("wrapping_key").operations([Read]).help("The RSA-4096 public key that wraps key material for import (BYOK)."))
             .path(
                 import_fields(key_settings(Path::new("keys/{name}/import")))

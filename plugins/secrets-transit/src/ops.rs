@@ -21,7 +21,7 @@ fn name(req: &Request) -> Result<&str, Error> {
 }
 
 fn load(name: &str) -> Result<Policy, Error> {
-    Policy::load(name)?.ok_or_else(|| Error::invalid("encryption key not found"))
+    Policy::load_usable(name)?.ok_or_else(|| Error::invalid("encryption key not found"))
 }
 
 fn version_arg(v: Option<i64>) -> Result<u64, Error> {
@@ -46,11 +46,17 @@ pub fn keys(req: &Request) -> Result<Response, Error> {
         ["keys", _, "config"] => config_key(req),
         ["keys", _, "rotate"] => {
             let mut p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("key not found"))?;
+            if p.soft_deleted {
+                // 400 with the reason (OpenBao: 500), as the key's other refusals.
+                return Err(Error::invalid(crate::policy::SOFT_DELETED));
+            }
             p.rotate()?;
             p.save()?;
             Ok(Response::data(p.describe()))
         }
         ["keys", _, "trim"] => trim_key(req),
+        ["keys", _, "soft-delete"] => soft_delete(req, true),
+        ["keys", _, "soft-delete-restore"] => soft_delete(req, false),
         ["keys", _, "import"] => import_key(req),
         ["keys", _, "import_version"] => import_key_version(req),
         _ => Err(Error::UnsupportedPath),
@@ -104,7 +110,7 @@ fn import_key(req: &Request) -> Result<Response, Error> {
 /// `keys/:name/import_version`: a new latest version of an imported key from the client's material.
 fn import_key_version(req: &Request) -> Result<Response, Error> {
     let name = name(req)?;
-    let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid(format!("no key found with name {name}; to import a new key, use the import/ endpoint")))?;
+    let mut p = Policy::load_usable(name)?.ok_or_else(|| Error::invalid(format!("no key found with name {name}; to import a new key, use the import/ endpoint")))?;
     if !p.imported {
         return Err(Error::invalid("the import_version endpoint can only be used with an imported key"));
     }
@@ -115,6 +121,19 @@ fn import_key_version(req: &Request) -> Result<Response, Error> {
     p.import_version(&material)?;
     p.save()?;
     Ok(Response::empty())
+}
+
+/// OpenBao's `keys/:name/soft-delete` (DELETE) and `…/soft-delete-restore` (POST): mark the key
+/// refused for every use, or usable again; the key itself is kept. An unknown key is a no-op.
+fn soft_delete(req: &Request, delete: bool) -> Result<Response, Error> {
+    let Some(mut p) = Policy::load(name(req)?)? else { return Ok(Response::empty()) };
+    if p.soft_deleted == delete {
+        let resp = Response::data(p.describe());
+        return Ok(resp.warn(if delete { "key was already marked as soft deleted" } else { "key was already restored" }));
+    }
+    p.soft_deleted = delete;
+    p.save()?;
+    Ok(Response::data(p.describe()))
 }
 
 fn read_key(req: &Request) -> Result<Response, Error> {
@@ -220,7 +239,7 @@ fn config_key(req: &Request) -> Result<Response, Error> {
 
 fn trim_key(req: &Request) -> Result<Response, Error> {
     let name = name(req)?;
-    let mut p = Policy::load(name)?.ok_or_else(|| Error::invalid("invalid key name"))?;
+    let mut p = Policy::load_usable(name)?.ok_or_else(|| Error::invalid("invalid key name"))?;
     let v = req.int("min_available_version").unwrap_or(0);
     let v = u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| Error::invalid("minimum available version should be positive"))?;
     if p.min_encryption_version == 0 {
@@ -283,7 +302,8 @@ pub fn cache_config(req: &Request) -> Result<Response, Error> {
 pub fn auto_rotate() -> Result<(), Error> {
     let (now, _) = system::now();
     for name in Policy::list()? {
-        let Some(mut p) = Policy::load(&name)? else { continue };
+        // A soft-deleted key is not rotated until restored.
+        let Some(mut p) = Policy::load(&name)?.filter(|p| !p.soft_deleted) else { continue };
         if p.rotate_if_due(now)? {
             p.save()?;
             system::log(system::LogLevel::Info, &format!("auto-rotated key {name} to version {}", p.latest_version));
@@ -410,7 +430,7 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
 
 /// Load the key for encryption, creating it on first use as Vault does (unless upsert is disabled).
 fn load_or_create(req: &Request, name: &str, first: Option<&Item<'_>>) -> Result<Policy, Error> {
-    if let Some(p) = Policy::load(name)? {
+    if let Some(p) = Policy::load_usable(name)? {
         return Ok(p);
     }
     let cfg: KeysConfig = storage::get_json("config/keys")?.unwrap_or_default();
@@ -619,7 +639,7 @@ fn derived_ed25519(p: &Policy, version: u64, item: &Item<'_>) -> Result<Option<(
 }
 
 pub fn sign(req: &Request) -> Result<Response, Error> {
-    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signing key not found"))?;
+    let p = Policy::load_usable(name(req)?)?.ok_or_else(|| Error::invalid("signing key not found"))?;
     if !p.kind.supports_signing() {
         return Err(Error::invalid(format!("key type {} does not support signing", p.kind.name())));
     }
@@ -682,7 +702,7 @@ pub fn verify(req: &Request) -> Result<Response, Error> {
             Ok(valid(bool::from(mac.ct_eq(&given))))
         });
     }
-    let p = Policy::load(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
+    let p = Policy::load_usable(name(req)?)?.ok_or_else(|| Error::invalid("signature verification key not found"))?;
     if !p.kind.supports_signing() {
         return Err(Error::invalid(format!("key type {} does not support verification", p.kind.name())));
     }

@@ -207,7 +207,14 @@ pub struct Policy {
     /// Whether an imported key may be rotated here (new versions are then generated).
     #[serde(default)]
     pub allow_imported_key_rotation: bool,
+    /// OpenBao's soft delete: the key is kept, listed, readable and configurable, but refused for
+    /// every use until `soft-delete-restore`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft_deleted: bool,
 }
+
+/// OpenBao's answer when a soft-deleted key is asked to work.
+pub const SOFT_DELETED: &str = "refusing to use soft-deleted key";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -271,6 +278,14 @@ impl Policy {
     /// Load a key.
     pub fn load(name: &str) -> Result<Option<Self>, Error> {
         storage::get_json(&storage_key(name))
+    }
+
+    /// Load a key to use it: a soft-deleted key is refused (400, as OpenBao's encrypt and sign).
+    pub fn load_usable(name: &str) -> Result<Option<Self>, Error> {
+        match Self::load(name)? {
+            Some(p) if p.soft_deleted => Err(Error::invalid(SOFT_DELETED)),
+            other => Ok(other),
+        }
     }
 
     /// Persist a key.
@@ -362,6 +377,7 @@ impl Policy {
             restore_info: None,
             imported: false,
             allow_imported_key_rotation: false,
+            soft_deleted: false,
         };
         Ok(policy)
     }
@@ -449,7 +465,7 @@ impl Policy {
         d.insert("min_available_version".into(), json!(self.min_available_version));
         d.insert("min_decryption_version".into(), json!(self.min_decryption_version));
         d.insert("min_encryption_version".into(), json!(self.min_encryption_version));
-        d.insert("soft_deleted".into(), json!(false));
+        d.insert("soft_deleted".into(), json!(self.soft_deleted));
         d.insert("supports_decryption".into(), json!(kind.supports_encryption()));
         d.insert("supports_derivation".into(), json!(kind.supports_derivation()));
         d.insert("supports_encryption".into(), json!(kind.supports_encryption()));

@@ -482,3 +482,38 @@ fn ok_or_empty(op: Operation, path: &str, data: Value) {
         other => panic!("{path}: {other:?}"),
     }
 }
+
+#[test]
+fn a_soft_deleted_key_is_kept_but_refused_for_every_use_until_restored() {
+    fresh();
+    ok(Operation::Update, "keys/k", json!({}));
+    ok(Operation::Update, "keys/s", json!({"type": "ed25519"}));
+    let ct = ok(Operation::Update, "encrypt/k", json!({"plaintext": HELLO}))["ciphertext"].as_str().unwrap().to_string();
+    let sig = ok(Operation::Update, "sign/s", json!({"input": HELLO}))["signature"].as_str().unwrap().to_string();
+    for name in ["k", "s"] {
+        assert_eq!(ok(Operation::Delete, &format!("keys/{name}/soft-delete"), json!({}))["soft_deleted"], true);
+    }
+    let refused = crate::policy::SOFT_DELETED;
+    assert_eq!(bad(Operation::Update, "encrypt/k", json!({"plaintext": HELLO})), refused);
+    assert_eq!(bad(Operation::Update, "decrypt/k", json!({"ciphertext": ct})), refused);
+    assert_eq!(bad(Operation::Update, "rewrap/k", json!({"ciphertext": ct})), refused);
+    assert_eq!(bad(Operation::Update, "datakey/plaintext/k", json!({})), refused);
+    assert_eq!(bad(Operation::Update, "hmac/k", json!({"input": HELLO})), refused);
+    assert_eq!(bad(Operation::Update, "sign/s", json!({"input": HELLO})), refused);
+    assert_eq!(bad(Operation::Update, "verify/s", json!({"input": HELLO, "signature": sig})), refused);
+    assert_eq!(bad(Operation::Update, "keys/k/rotate", json!({})), refused);
+    assert_eq!(bad(Operation::Read, "backup/k", json!({})), refused);
+    // Still listed, readable and configurable; soft-deleting again warns.
+    assert_eq!(ok(Operation::List, "keys", json!({}))["keys"], json!(["k", "s"]));
+    assert_eq!(ok(Operation::Read, "keys/k", json!({}))["soft_deleted"], true);
+    ok(Operation::Update, "keys/k/config", json!({"deletion_allowed": true}));
+    let again = Transit::handle(req(Operation::Delete, "keys/k/soft-delete", json!({}))).unwrap();
+    assert_eq!(again.warnings, vec!["key was already marked as soft deleted".to_string()]);
+    // Restored: the old ciphertext decrypts and the signature verifies again.
+    assert_eq!(ok(Operation::Update, "keys/k/soft-delete-restore", json!({}))["soft_deleted"], false);
+    ok(Operation::Update, "keys/s/soft-delete-restore", json!({}));
+    assert_eq!(ok(Operation::Update, "decrypt/k", json!({"ciphertext": ct}))["plaintext"], HELLO);
+    assert_eq!(ok(Operation::Update, "verify/s", json!({"input": HELLO, "signature": sig}))["valid"], true);
+    // An unknown key: nothing to do.
+    assert_eq!(call(Operation::Delete, "keys/nope/soft-delete", json!({})).unwrap().0, Value::Null);
+}
