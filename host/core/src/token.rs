@@ -32,6 +32,17 @@ const ID_PREFIX: &str = "id/";
 const ACCESSOR_PREFIX: &str = "accessor/";
 const PARENT_PREFIX: &str = "parent/";
 const ROLE_PREFIX: &str = "roles/";
+
+/// What [`TokenStore::tidy`] found.
+#[derive(Debug, Default)]
+pub(crate) struct TidyReport {
+    /// Accessor entries of tokens that no longer exist, deleted.
+    pub accessors_removed: usize,
+    /// Parent links to tokens that no longer exist, deleted.
+    pub links_removed: usize,
+    /// Tokens to revoke: expired, or orphaned by a parent that is gone.
+    pub revoke: Vec<String>,
+}
 /// Random characters after `s.`: 33 base62 characters carry more than 192 bits.
 const TOKEN_CHARS: usize = 33;
 const ACCESSOR_CHARS: usize = 24;
@@ -434,6 +445,51 @@ impl TokenStore {
         self.remove(id_hash).await
     }
 
+    /// Vault's `auth/token/tidy` sweep over the store's indexes: accessor entries and parent links
+    /// whose token is gone are deleted. Returns the tokens to revoke (with their children): those
+    /// past their expiry, and those whose parent is gone.
+    pub(crate) async fn tidy(&self, now: i64) -> Result<TidyReport, Error> {
+        let _guard = self.write.lock().await;
+        let mut report = TidyReport::default();
+        for key in self.view.list(ACCESSOR_PREFIX).await? {
+            let path = format!("{ACCESSOR_PREFIX}{key}");
+            let dangling = match self.view.get(&path).await? {
+                Some(raw) => match serde_json::from_slice::<AccessorEntry>(&raw) {
+                    Ok(a) => self.get_by_hash(&a.id_hash).await?.is_none(),
+                    Err(_) => true,
+                },
+                None => false,
+            };
+            if dangling {
+                self.view.delete(&path).await?;
+                report.accessors_removed += 1;
+            }
+        }
+        for parent in self.view.list(PARENT_PREFIX).await? {
+            let parent = parent.trim_end_matches('/');
+            let parent_gone = self.get_by_hash(parent).await?.is_none();
+            for child in self.view.list(&format!("{PARENT_PREFIX}{parent}/")).await? {
+                let child = child.trim_end_matches('/');
+                if self.get_by_hash(child).await?.is_none() {
+                    self.view.delete(&format!("{PARENT_PREFIX}{parent}/{child}")).await?;
+                    report.links_removed += 1;
+                } else if parent_gone {
+                    report.revoke.push(child.to_string());
+                }
+            }
+        }
+        for hash in self.view.list(ID_PREFIX).await? {
+            if let Some(e) = self.get_by_hash(&hash).await?
+                && e.expire_time > 0
+                && e.expire_time <= now
+                && !report.revoke.contains(&hash)
+            {
+                report.revoke.push(hash);
+            }
+        }
+        Ok(report)
+    }
+
     /// Delete one token's entries (not its children).
     async fn remove(&self, hash: &str) -> Result<(), Error> {
         let mut ops = Vec::new();
@@ -517,5 +573,49 @@ impl TokenStore {
 
     pub(crate) async fn roles(&self) -> Result<Vec<String>, Error> {
         self.view.list(ROLE_PREFIX).await.map_err(Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tresor_logical::Storage as _;
+
+    use crate::{Core, InitParams};
+
+    async fn core() -> Arc<Core> {
+        let physical = Arc::new(tresor_barrier::physical::InmemBackend::new());
+        let core = Core::new(physical, crate::CoreConfig::default()).await.unwrap();
+        core.init(InitParams { secret_shares: 1, secret_threshold: 1, root_token_id: None, stay_unsealed: true }).await.unwrap();
+        core
+    }
+
+    fn new_token(parent: Option<String>) -> super::NewToken {
+        super::NewToken { policies: vec!["default".into()], parent, display_name: "t".into(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn tidy_removes_dangling_index_entries_and_finds_what_to_revoke() {
+        let core = core().await;
+        let store = &core.tokens;
+        let (_, parent) = store.create(new_token(None)).await.unwrap();
+        let (_, child) = store.create(new_token(Some(parent.id_hash.clone()))).await.unwrap();
+        let (_, gone) = store.create(new_token(None)).await.unwrap();
+        let (_, kept) = store.create(super::NewToken { ttl: 3600, ..new_token(None) }).await.unwrap();
+        // What a crash between writes could leave: token entries gone, their index entries not.
+        store.view.delete(&format!("{}{}", super::ID_PREFIX, gone.id_hash)).await.unwrap();
+        store.view.delete(&format!("{}{}", super::ID_PREFIX, parent.id_hash)).await.unwrap();
+        let report = store.tidy(crate::util::now_unix()).await.unwrap();
+        assert_eq!(report.accessors_removed, 2, "the two tokens whose entries are gone");
+        assert_eq!(report.revoke, vec![child.id_hash.clone()], "a child whose parent is gone");
+        assert!(store.lookup_accessor(&kept.accessor).await.unwrap().is_some());
+        // Nothing left to do the second time (the child is only revoked by the caller).
+        let again = store.tidy(crate::util::now_unix()).await.unwrap();
+        assert_eq!((again.accessors_removed, again.links_removed), (0, 0));
+        // Expired tokens are found too.
+        let later = crate::util::now_unix() + 10 * 365 * 24 * 3600;
+        let expired = store.tidy(later).await.unwrap();
+        assert!(expired.revoke.contains(&kept.id_hash), "{:?}", expired.revoke);
     }
 }

@@ -202,6 +202,23 @@ impl Core {
                     None => Ok(Some(Response::default().warn("No token found with this accessor"))),
                 }
             }
+            ("tidy", _) if write => {
+                let report = self.tokens.tidy(crate::util::now_unix()).await?;
+                for hash in &report.revoke {
+                    self.revoke_token_tree(hash).await?;
+                }
+                tracing::info!(
+                    accessors_removed = report.accessors_removed,
+                    parent_links_removed = report.links_removed,
+                    tokens_revoked = report.revoke.len(),
+                    "token store tidied"
+                );
+                // As Vault (whose tidy runs in the background, hence its wording); here it has
+                // finished when the answer comes.
+                let mut response = Response::default().warn("Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.");
+                response.status = Some(202);
+                Ok(Some(response))
+            }
             ("accessors", Operation::List) => {
                 let keys = self.tokens.accessors().await?;
                 if keys.is_empty() {
@@ -238,7 +255,7 @@ impl Core {
             }
             (
                 "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
-                | "revoke-orphan" | "revoke-accessor" | "accessors" | "roles" | "lookup" | "lookup-self",
+                | "revoke-orphan" | "revoke-accessor" | "accessors" | "roles" | "lookup" | "lookup-self" | "tidy",
                 _,
             ) => Err(Error::UnsupportedOperation),
             _ => Err(Error::UnsupportedPath),
