@@ -449,3 +449,68 @@ fn soft_delete_answers_as_openbao_does() {
         assert_eq!(ob["data"]["keys"].is_null(), tb["data"]["keys"].is_null(), "{what}");
     }
 }
+
+/// Key migration both ways with a real OpenBao, by Vault's BYOK protocol: each server's
+/// `wrapping_key` is imported into the other as a public-key-only RSA-4096 key, `byok-export`
+/// wraps an exportable key for it, and `keys/:name/import` on the far side brings the same key in.
+/// Ciphertexts and signatures made before the move are accepted after it.
+#[test]
+fn byok_export_and_public_key_import_move_keys_between_tresor_and_openbao() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let (_server, ours) = mounted();
+    let read = |c: &Http, path: &str| {
+        let (s, b) = c.get(path);
+        assert_eq!(s, 200, "{path}: {b}");
+        b["data"].clone()
+    };
+    let no_content = |c: &Http, path: &str, body: Value| {
+        let (s, b) = c.put(path, body);
+        assert_eq!(s, 204, "{path}: {b}");
+    };
+    // Each side knows the other's wrapping key as a public key only.
+    for (from, to) in [(&ours, &theirs), (&theirs, &ours)] {
+        let pem = read(from, "transit/wrapping_key")["public_key"].as_str().unwrap().to_string();
+        no_content(to, "transit/keys/peer-wrap/import", json!({"type": "rsa-4096", "public_key": pem}));
+        let key = read(to, "transit/keys/peer-wrap");
+        assert_eq!(key["keys"]["1"]["public_key"].as_str().map(str::trim), Some(pem.trim()), "the public key reads back");
+        // (OpenBao answers 500, Tresor 400, with the same reason.)
+        let (_, refused) = to.put("transit/decrypt/peer-wrap", json!({"ciphertext": "vault:v1:AAAA"}));
+        assert!(refused["errors"][0].as_str().unwrap_or_default().contains("does not have a private counterpart"), "{refused}");
+    }
+
+    for (kind, from, to) in [("aes256-gcm96", &theirs, &ours), ("ed25519", &ours, &theirs), ("ecdsa-p256", &ours, &theirs), ("rsa-2048", &theirs, &ours)] {
+        let name = format!("moved-{kind}");
+        data(from, &format!("transit/keys/{name}"), json!({"type": kind, "exportable": true}));
+        let made_before = if kind == "aes256-gcm96" || kind == "rsa-2048" {
+            data(from, &format!("transit/encrypt/{name}"), json!({"plaintext": HELLO}))["ciphertext"].clone()
+        } else {
+            data(from, &format!("transit/sign/{name}"), json!({"input": HELLO}))["signature"].clone()
+        };
+        let exported = read(from, &format!("transit/byok-export/peer-wrap/{name}"));
+        assert_eq!((exported["name"].as_str(), exported["type"].as_str()), (Some(name.as_str()), Some(kind)));
+        let wrapped = exported["keys"]["1"].as_str().unwrap();
+        no_content(to, &format!("transit/keys/{name}/import"), json!({"type": kind, "ciphertext": wrapped}));
+        if kind == "aes256-gcm96" || kind == "rsa-2048" {
+            let out = data(to, &format!("transit/decrypt/{name}"), json!({"ciphertext": made_before}));
+            assert_eq!(out["plaintext"], HELLO, "{kind}: a ciphertext made before the move decrypts after it");
+        } else {
+            let out = data(to, &format!("transit/verify/{name}"), json!({"input": HELLO, "signature": made_before}));
+            assert_eq!(out["valid"], true, "{kind}: a signature made before the move verifies after it");
+            let back = data(to, &format!("transit/sign/{name}"), json!({"input": HELLO}))["signature"].clone();
+            assert_eq!(data(from, &format!("transit/verify/{name}"), json!({"input": HELLO, "signature": back}))["valid"], true, "{kind}: and the reverse");
+        }
+    }
+
+    // A public key alone verifies but cannot sign.
+    let pem = read(&ours, "transit/keys/moved-ecdsa-p256")["keys"]["1"]["public_key"].as_str().unwrap().to_string();
+    no_content(&ours, "transit/keys/verify-only/import", json!({"type": "ecdsa-p256", "public_key": pem}));
+    let sig = data(&ours, "transit/sign/moved-ecdsa-p256", json!({"input": HELLO}))["signature"].clone();
+    assert_eq!(data(&ours, "transit/verify/verify-only", json!({"input": HELLO, "signature": sig}))["valid"], true);
+    assert_eq!(error(&ours, "transit/sign/verify-only", json!({"input": HELLO})), "requested version for signing does not contain a private part");
+    // The source must be exportable.
+    data(&ours, "transit/keys/kept", json!({}));
+    let (s, b) = ours.get("transit/byok-export/peer-wrap/kept");
+    assert_eq!((s, b["errors"][0].as_str()), (400, Some("key is not exportable")));
+}

@@ -38,6 +38,10 @@ fn load(req: &Request) -> Result<Policy, Error> {
 fn export_entry(p: &Policy, entry: &KeyEntry, export_type: &str) -> Result<String, Error> {
     let kind = p.kind;
     let material = |k: &Option<Secret>| k.as_ref().map(|k| b64(k)).ok_or_else(|| internal("key material missing"));
+    if matches!(export_type, "encryption-key" | "signing-key") && kind.supports_signing() && !entry.has_private(kind) {
+        // A version imported as a public key only.
+        return Err(Error::invalid("the key version has no private key material to export"));
+    }
     match export_type {
         "encryption-key" if kind.is_aead() => material(&entry.key),
         "encryption-key" if kind.is_rsa() => rsa_pkcs1_pem(entry),

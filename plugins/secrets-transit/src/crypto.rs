@@ -136,12 +136,7 @@ pub fn import(kind: KeyType, material: &[u8], entry: &mut KeyEntry) -> Result<()
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
             use rsa::traits::PublicKeyParts as _;
             let key = rsa::RsaPrivateKey::from_pkcs8_der(material).map_err(|e| bad(&e.to_string()))?;
-            let bits = key.size() * 8;
-            let want = match kind {
-                KeyType::Rsa2048 => 2048,
-                KeyType::Rsa3072 => 3072,
-                _ => 4096,
-            };
+            let (bits, want) = (key.size() * 8, rsa_bits(kind));
             if bits != want {
                 return Err(Error::invalid(format!("invalid key size: expected {want} bits, got {bits}")));
             }
@@ -149,6 +144,97 @@ pub fn import(kind: KeyType, material: &[u8], entry: &mut KeyEntry) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Fill `entry` with only the public key of `kind` (a PEM SPKI public key, as Vault's
+/// `keys/:name/import` takes `public_key`); stored as Tresor stores generated keys' public halves.
+pub fn import_public(kind: KeyType, pem: &str, entry: &mut KeyEntry) -> Result<(), Error> {
+    use p256::pkcs8::DecodePublicKey as _;
+    if !kind.supports_signing() {
+        return Err(Error::invalid("provided type does not support public_key import"));
+    }
+    if !pem.trim_start().starts_with("-----BEGIN") {
+        return Err(Error::invalid("error importing key: error parsing public key: not in PEM format"));
+    }
+    let mismatch = || Error::invalid(format!("error importing key: invalid key type: expected {}", kind.name()));
+    match kind {
+        KeyType::Ed25519 => {
+            let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem).map_err(|_| mismatch())?;
+            entry.public_key = b64(key.as_bytes());
+        }
+        KeyType::EcdsaP256 => entry.public_key = ecdsa_p256::normalized_public_pem(pem).map_err(|_| mismatch())?,
+        KeyType::EcdsaP384 => entry.public_key = ecdsa_p384::normalized_public_pem(pem).map_err(|_| mismatch())?,
+        KeyType::EcdsaP521 => entry.public_key = ecdsa_p521::normalized_public_pem(pem).map_err(|_| mismatch())?,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            use rsa::pkcs8::EncodePublicKey as _;
+            use rsa::traits::PublicKeyParts as _;
+            let key = rsa::RsaPublicKey::from_public_key_pem(pem).map_err(|_| mismatch())?;
+            let (bits, want) = (key.size() * 8, rsa_bits(kind));
+            if bits != want {
+                return Err(Error::invalid(format!("invalid key size: expected {want} bits, got {bits}")));
+            }
+            entry.public_key = key.to_public_key_pem(rsa::pkcs8::LineEnding::LF).map_err(internal)?;
+        }
+        _ => return Err(Error::invalid("provided type does not support public_key import")),
+    }
+    // Only the public half: no private key, and no HMAC key derived from one.
+    entry.key = None;
+    entry.private_der = None;
+    Ok(())
+}
+
+/// The modulus size of an RSA key type.
+fn rsa_bits(kind: KeyType) -> usize {
+    match kind {
+        KeyType::Rsa2048 => 2048,
+        KeyType::Rsa3072 => 3072,
+        _ => 4096,
+    }
+}
+
+/// The private key material of one version as `keys/:name/import` takes it (raw bytes for AEAD
+/// and HMAC keys, PKCS#8 DER for asymmetric ones): what `byok-export` wraps.
+pub fn import_material(kind: KeyType, entry: &KeyEntry) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let missing = || Error::invalid("the key version has no private key material to export");
+    Ok(match kind {
+        KeyType::Hmac => Zeroizing::new(entry.key.as_deref().or(entry.hmac_key.as_deref()).ok_or_else(missing)?.to_vec()),
+        KeyType::Ed25519 => {
+            let seed: [u8; 32] = entry.key.as_deref().and_then(|k| k.get(..32)).and_then(|s| s.try_into().ok()).ok_or_else(missing)?;
+            let der = ed25519_dalek::SigningKey::from_bytes(&seed).to_pkcs8_der().map_err(internal)?;
+            Zeroizing::new(der.as_bytes().to_vec())
+        }
+        KeyType::EcdsaP256 | KeyType::EcdsaP384 | KeyType::EcdsaP521 | KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            Zeroizing::new(entry.private_der.as_deref().ok_or_else(missing)?.to_vec())
+        }
+        _ => Zeroizing::new(entry.key.as_deref().ok_or_else(missing)?.to_vec()),
+    })
+}
+
+/// Wrap key material for another Vault's `keys/:name/import` (`byok-export`), the inverse of
+/// [`unwrap_import`]: RSA-OAEP(`hash`) of a fresh AES-256 key under `destination`'s public key ‖
+/// AES-KWP of the material under that AES key.
+pub fn wrap_export(destination: &KeyEntry, material: &[u8], hash: &str) -> Result<Vec<u8>, Error> {
+    let public = rsa_public(destination)?;
+    let ephemeral = Zeroizing::new(random_bytes(32)?);
+    let kek = aes_kw::KekAes256::try_from(ephemeral.as_slice()).map_err(internal)?;
+    let wrapped_key = kek.wrap_with_padding_vec(material).map_err(internal)?;
+    let oaep = oaep_for(hash).ok_or_else(|| Error::invalid(format!("unknown hash function: {hash}")))?;
+    let mut out = public.encrypt(&mut HostRng, oaep, &ephemeral).map_err(internal)?;
+    out.extend_from_slice(&wrapped_key);
+    Ok(out)
+}
+
+/// RSA-OAEP with one of the hashes BYOK allows (Vault's names; empty: SHA256).
+fn oaep_for(hash: &str) -> Option<rsa::Oaep> {
+    Some(match hash.to_ascii_uppercase().as_str() {
+        "SHA1" => rsa::Oaep::new::<sha1::Sha1>(),
+        "SHA224" => rsa::Oaep::new::<sha2::Sha224>(),
+        "SHA256" | "" => rsa::Oaep::new::<sha2::Sha256>(),
+        "SHA384" => rsa::Oaep::new::<sha2::Sha384>(),
+        "SHA512" => rsa::Oaep::new::<sha2::Sha512>(),
+        _ => return None,
+    })
 }
 
 /// Unwrap BYOK key material: `ciphertext` = RSA-OAEP(`hash`, an ephemeral AES-256 key) under the
@@ -161,14 +247,7 @@ pub fn unwrap_import(wrapping: &KeyEntry, ciphertext: &[u8], hash: &str) -> Resu
         return Err(Error::invalid("provided ciphertext is too short"));
     }
     let (wrapped_aes, wrapped_key) = ciphertext.split_at(split);
-    let oaep = match hash.to_ascii_uppercase().as_str() {
-        "SHA1" => rsa::Oaep::new::<sha1::Sha1>(),
-        "SHA224" => rsa::Oaep::new::<sha2::Sha224>(),
-        "SHA256" | "" => rsa::Oaep::new::<sha2::Sha256>(),
-        "SHA384" => rsa::Oaep::new::<sha2::Sha384>(),
-        "SHA512" => rsa::Oaep::new::<sha2::Sha512>(),
-        other => return Err(Error::invalid(format!("unsupported hash function: {other}"))),
-    };
+    let oaep = oaep_for(hash).ok_or_else(|| Error::invalid(format!("unsupported hash function: {}", hash.to_ascii_uppercase())))?;
     let ephemeral = Zeroizing::new(private.decrypt(oaep, wrapped_aes).map_err(|e| Error::invalid(format!("failed to decrypt the ephemeral key: {e}")))?);
     let kek = aes_kw::KekAes256::try_from(ephemeral.as_slice()).map_err(|_| Error::invalid("the ephemeral key is not an AES-256 key"))?;
     let key = kek.unwrap_with_padding_vec(wrapped_key).map_err(|_| Error::invalid("failed to unwrap the target key: bad wrapping"))?;
@@ -610,6 +689,12 @@ macro_rules! ecdsa_curve {
                 Ok(())
             }
 
+            /// A PEM public key of this curve, re-encoded as Tresor writes them.
+            pub fn normalized_public_pem(pem: &str) -> Result<String, Error> {
+                let public = $curve::PublicKey::from_public_key_pem(pem).map_err(internal)?;
+                public.to_public_key_pem($curve::pkcs8::LineEnding::LF).map_err(internal)
+            }
+
             pub fn secret(entry: &KeyEntry) -> Result<$curve::SecretKey, Error> {
                 let der = entry.private_der.as_ref().ok_or_else(|| internal("ECDSA key material missing"))?;
                 $curve::SecretKey::from_pkcs8_der(der).map_err(internal)
@@ -690,6 +775,36 @@ ecdsa_curve!(ecdsa_p521, p521, NistP521);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byok_wrapping_is_the_inverse_of_unwrapping_for_every_hash() {
+        let mut wrapping = KeyEntry::default();
+        generate(KeyType::Rsa2048, 0, &mut wrapping).unwrap();
+        let material = b"0123456789abcdef0123456789abcdef-and-a-tail-that-needs-padding";
+        for hash in ["SHA1", "SHA224", "SHA256", "SHA384", "SHA512", ""] {
+            let wrapped = wrap_export(&wrapping, material, hash).unwrap();
+            assert_eq!(unwrap_import(&wrapping, &wrapped, hash).unwrap().as_slice(), material, "{hash}");
+        }
+        let wrapped = wrap_export(&wrapping, material, "SHA256").unwrap();
+        assert!(unwrap_import(&wrapping, &wrapped, "SHA512").is_err(), "the hash must match");
+        assert_eq!(wrap_export(&wrapping, material, "MD5").unwrap_err(), Error::invalid("unknown hash function: MD5"));
+        // A public key alone wraps (what byok-export to another server's wrapping key does).
+        let mut public_only = KeyEntry::default();
+        import_public(KeyType::Rsa2048, &wrapping.public_key, &mut public_only).unwrap();
+        assert!(public_only.private_der.is_none());
+        let wrapped = wrap_export(&public_only, material, "SHA256").unwrap();
+        assert_eq!(unwrap_import(&wrapping, &wrapped, "SHA256").unwrap().as_slice(), material);
+        // The wrong type or no PEM at all is refused.
+        let mut entry = KeyEntry::default();
+        assert_eq!(
+            import_public(KeyType::Ed25519, &wrapping.public_key, &mut entry).unwrap_err(),
+            Error::invalid("error importing key: invalid key type: expected ed25519")
+        );
+        assert_eq!(
+            import_public(KeyType::Rsa2048, "garbage", &mut entry).unwrap_err(),
+            Error::invalid("error importing key: error parsing public key: not in PEM format")
+        );
+    }
 
     #[test]
     fn simd_and_scalar_base64_accept_the_same_inputs() {

@@ -150,6 +150,8 @@ impl Backend for Transit {
             .path(Path::new("export/{type}/{name}").operations([Read]).help("Export key material of an exportable key."))
             .path(Path::new("export/{type}/{name}/{version}").operations([Read]).help("Export one version's key material."))
             .path(Path::new("backup/{name}").operations([Read]).help("Back up a key (exportable, allow_plaintext_backup)."))
+            .path(byok_path(Path::new("byok-export/{destination}/{source}")))
+            .path(byok_path(Path::new("byok-export/{destination}/{source}/{version}")))
             .path(restore_path(Path::new("restore")))
             .path(restore_path(Path::new("restore/{name}")))
             .path(
@@ -185,6 +187,7 @@ impl Backend for Transit {
             "config" => ops::config_keys(&req),
             "wrapping_key" => ops::wrapping_key(&req),
             "cache-config" => ops::cache_config(&req),
+            "byok-export" => ops::byok_export(&req),
             _ => Err(Error::UnsupportedPath),
         }
     }
@@ -197,6 +200,12 @@ impl Backend for Transit {
     fn periodic() -> Result<(), Error> {
         ops::auto_rotate()
     }
+}
+
+fn byok_path(p: Path) -> Path {
+    p.field(f("hash", FieldKind::Str, "Hash of the RSA-OAEP wrapping (SHA1, SHA224, SHA256 (default), SHA384, SHA512)"))
+        .operations([Operation::Read])
+        .help("Export a key's versions wrapped for import into another server whose wrapping key is the destination key.")
 }
 
 fn random_path(p: Path) -> Path {

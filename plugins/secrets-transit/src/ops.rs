@@ -84,11 +84,69 @@ pub fn wrapping_key(_req: &Request) -> Result<Response, Error> {
     Ok(Response::data(json!({ "public_key": wrapping_key_entry()?.public_key })))
 }
 
-/// The key material of an import request: `ciphertext` unwrapped with the wrapping key.
-fn imported_material(req: &Request) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let ciphertext = req.str("ciphertext").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("ciphertext must be provided to import a key"))?;
-    let ciphertext = unb64(ciphertext).map_err(|e| Error::invalid(format!("error decoding ciphertext: {e}")))?;
-    crypto::unwrap_import(&wrapping_key_entry()?, &ciphertext, req.str("hash_function").unwrap_or("SHA256"))
+/// What an import request brings: `ciphertext` (the private key, wrapped with the wrapping key),
+/// or only `public_key` (PEM) for an asymmetric type.
+enum Material<'a> {
+    Private(Zeroizing<Vec<u8>>),
+    Public(&'a str),
+}
+
+impl Material<'_> {
+    fn as_imported(&self) -> crate::policy::Imported<'_> {
+        match self {
+            Material::Private(m) => crate::policy::Imported::Private(m.clone()),
+            Material::Public(p) => crate::policy::Imported::Public(p),
+        }
+    }
+}
+
+fn imported_material(req: &Request) -> Result<Material<'_>, Error> {
+    let ciphertext = req.str("ciphertext").filter(|c| !c.is_empty());
+    let public = req.str("public_key").filter(|k| !k.is_empty());
+    match (ciphertext, public) {
+        (Some(_), Some(_)) => Err(Error::invalid("only one of ciphertext or public_key may be provided")),
+        (None, Some(pem)) => Ok(Material::Public(pem)),
+        (None, None) => Err(Error::invalid("ciphertext or public_key must be provided to import a key")),
+        (Some(ciphertext), None) => {
+            let ciphertext = unb64(ciphertext).map_err(|e| Error::invalid(format!("error decoding ciphertext: {e}")))?;
+            crypto::unwrap_import(&wrapping_key_entry()?, &ciphertext, req.str("hash_function").unwrap_or("SHA256")).map(Material::Private)
+        }
+    }
+}
+
+/// `byok-export/:destination/:source[/:version]`: the source key's versions wrapped for import
+/// into another Vault (or Tresor) whose wrapping key is `destination`, an RSA key here (often
+/// imported as a public key only). The source must be exportable.
+pub fn byok_export(req: &Request) -> Result<Response, Error> {
+    let dst_name = req.captured("destination").ok_or(Error::UnsupportedPath)?;
+    let src_name = req.captured("source").ok_or(Error::UnsupportedPath)?;
+    check_name(dst_name)?;
+    check_name(src_name)?;
+    let dst = Policy::load_usable(dst_name)?.ok_or_else(|| Error::invalid("no such destination key to export to"))?;
+    let src = Policy::load_usable(src_name)?.ok_or_else(|| Error::invalid("no such source key for export"))?;
+    if !src.exportable {
+        return Err(Error::invalid("key is not exportable"));
+    }
+    if !dst.kind.is_rsa() {
+        return Err(Error::invalid(format!("key wrapping (requring message signing) is not supported for key type {}", dst.kind.name())));
+    }
+    let dst_entry = dst.keys.get(&dst.latest_version.to_string()).ok_or_else(|| Error::internal("destination key version missing"))?;
+    let versions: Vec<u64> = match req.captured("version") {
+        None | Some("") => (src.min_available_version.max(1)..=src.latest_version).collect(),
+        Some("latest") => vec![src.latest_version],
+        Some(v) => {
+            let v: u64 = v.parse().map_err(|_| Error::invalid("invalid key version"))?;
+            vec![v]
+        }
+    };
+    let hash = req.str("hash").unwrap_or("SHA256");
+    let mut keys = serde_json::Map::new();
+    for v in versions {
+        let entry = src.keys.get(&v.to_string()).ok_or_else(|| Error::invalid("version does not exist or cannot be found"))?;
+        let material = crypto::import_material(src.kind, entry)?;
+        keys.insert(v.to_string(), json!(crypto::b64(&crypto::wrap_export(dst_entry, &material, hash)?)));
+    }
+    Ok(Response::data(json!({"name": src.name, "type": src.kind.name(), "keys": keys})))
 }
 
 /// `keys/:name/import`: a new key whose first version is the client's own key material.
@@ -97,12 +155,9 @@ fn import_key(req: &Request) -> Result<Response, Error> {
     if Policy::load(name)?.is_some() {
         return Err(Error::invalid("the import path cannot be used with an existing key; use import-version to rotate an existing imported key"));
     }
-    if req.str("public_key").is_some_and(|k| !k.is_empty()) {
-        return Err(Error::invalid("importing only a public key is not supported here; import the private key"));
-    }
     let opts = new_key_options(req, "type")?;
     let material = imported_material(req)?;
-    let p = Policy::create_imported(name, &opts, &material, req.bool("allow_rotation").unwrap_or(false))?;
+    let p = Policy::create_imported(name, &opts, &material.as_imported(), req.bool("allow_rotation").unwrap_or(false))?;
     p.save()?;
     Ok(Response::empty())
 }
@@ -118,7 +173,7 @@ fn import_key_version(req: &Request) -> Result<Response, Error> {
         return Err(Error::invalid("importing into an existing version is not supported here; import a new version"));
     }
     let material = imported_material(req)?;
-    p.import_version(&material)?;
+    p.import_version(&material.as_imported())?;
     p.save()?;
     Ok(Response::empty())
 }
@@ -416,6 +471,9 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
     let entry = p.entry(version)?;
     let raw = unb64(body).map_err(|_| Error::invalid("invalid ciphertext: could not decode base64"))?;
     let plaintext = if p.kind.is_rsa() {
+        if !entry.has_private(p.kind) {
+            return Err(Error::invalid("cannot decrypt ciphertext, key version does not have a private counterpart"));
+        }
         crypto::rsa_decrypt(entry, &raw).map_err(Error::invalid)?
     } else {
         let key = aead_key(p, version, context)?;
@@ -651,6 +709,9 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
         let version = item_version(item, default_version)?;
         let version = p.encryption_version(version)?;
         let entry = p.entry(version)?;
+        if !entry.has_private(p.kind) {
+            return Err(Error::invalid(crate::policy::NO_PRIVATE_PART));
+        }
         let derived = derived_ed25519(&p, version, item)?;
         let sig = crypto::sign(p.kind, entry, derived.as_ref().map(|(k, _)| k.as_slice()), &input, &opts)?;
         Ok(Out {

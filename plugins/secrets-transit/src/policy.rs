@@ -213,6 +213,29 @@ pub struct Policy {
     pub soft_deleted: bool,
 }
 
+/// Key material brought to `keys/:name/import` or `import_version`.
+pub enum Imported<'a> {
+    /// The private key (raw for symmetric types, PKCS#8 DER for asymmetric ones), unwrapped.
+    Private(zeroize::Zeroizing<Vec<u8>>),
+    /// Only the public key (PEM, SPKI) of an asymmetric type: the version can verify (and, for
+    /// RSA, encrypt) but not sign or decrypt.
+    Public(&'a str),
+}
+
+/// Vault's answer when a version without its private half is asked to sign.
+pub const NO_PRIVATE_PART: &str = "requested version for signing does not contain a private part";
+
+impl KeyEntry {
+    /// Whether this version holds its private key (a public-key import does not).
+    pub fn has_private(&self, kind: KeyType) -> bool {
+        match kind {
+            KeyType::Ed25519 => self.key.is_some(),
+            KeyType::EcdsaP256 | KeyType::EcdsaP384 | KeyType::EcdsaP521 | KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => self.private_der.is_some(),
+            _ => self.key.is_some() || self.hmac_key.is_some(),
+        }
+    }
+}
+
 /// OpenBao's answer when a soft-deleted key is asked to work.
 pub const SOFT_DELETED: &str = "refusing to use soft-deleted key";
 
@@ -311,7 +334,7 @@ impl Policy {
     }
 
     /// A new key whose first version is `material` (BYOK), not yet saved.
-    pub fn create_imported(name: &str, opts: &NewKey, material: &[u8], allow_rotation: bool) -> Result<Self, Error> {
+    pub fn create_imported(name: &str, opts: &NewKey, material: &Imported<'_>, allow_rotation: bool) -> Result<Self, Error> {
         let mut policy = Self::empty(name, opts)?;
         policy.imported = true;
         policy.allow_imported_key_rotation = allow_rotation;
@@ -320,11 +343,16 @@ impl Policy {
     }
 
     /// Add a new latest version holding `material`.
-    pub fn import_version(&mut self, material: &[u8]) -> Result<(), Error> {
+    pub fn import_version(&mut self, material: &Imported<'_>) -> Result<(), Error> {
         let mut entry = self.new_entry()?;
-        crypto::import(self.kind, material, &mut entry)?;
-        if self.kind == KeyType::Hmac {
-            self.key_size = material.len() as u64;
+        match material {
+            Imported::Private(material) => {
+                crypto::import(self.kind, material, &mut entry)?;
+                if self.kind == KeyType::Hmac {
+                    self.key_size = material.len() as u64;
+                }
+            }
+            Imported::Public(pem) => crypto::import_public(self.kind, pem, &mut entry)?,
         }
         self.latest_version += 1;
         self.keys.insert(self.latest_version.to_string(), entry);
