@@ -237,7 +237,8 @@ fn mount_config_fields_answer_as_openbao_does() {
     }
     let cases: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/mounts/u", Some(json!({"type": "kv-v2", "config": {"listing_visibility": "unauth", "audit_non_hmac_request_keys": ["a"], "audit_non_hmac_response_keys": "b,c", "passthrough_request_headers": ["X-A"], "allowed_response_headers": ["X-B"]}, "description": "d"}))),
-        ("POST", "sys/mounts/h", Some(json!({"type": "kv", "config": {"listing_visibility": "hidden"}, "local": true, "seal_wrap": true}))),
+        ("POST", "sys/mounts/h", Some(json!({"type": "kv", "config": {"listing_visibility": "hidden", "force_no_cache": true}, "local": true, "seal_wrap": true}))),
+        ("POST", "sys/mounts/h2", Some(json!({"type": "kv", "config": {"force_no_cache": "yes"}}))),
         ("POST", "sys/mounts/bad", Some(json!({"type": "kv", "config": {"listing_visibility": "nope"}}))),
         ("POST", "sys/auth/up", Some(json!({"type": "userpass", "config": {"listing_visibility": "unauth"}}))),
         ("GET", "sys/mounts/u", None),
@@ -249,6 +250,8 @@ fn mount_config_fields_answer_as_openbao_does() {
         ("GET", "sys/mounts/u/tune", None),
         ("POST", "sys/mounts/u/tune", Some(json!({"listing_visibility": "bogus"}))),
         ("POST", "sys/mounts/h/tune", Some(json!({"token_type": "service"}))),
+        ("POST", "sys/mounts/h/tune", Some(json!({"force_no_cache": false}))),
+        ("GET", "sys/mounts/h/tune", None),
         ("POST", "sys/auth/up/tune", Some(json!({"token_type": "nope"}))),
         ("POST", "sys/auth/up/tune", Some(json!({"token_type": "service", "audit_non_hmac_request_keys": "x,y"}))),
         ("GET", "sys/auth/up/tune", None),

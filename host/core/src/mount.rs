@@ -192,6 +192,10 @@ pub struct MountConfig {
     /// Auth mounts: the type of token a login mints (empty: `default-service`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token_type: String,
+    /// `force_no_cache`, set when the mount is enabled (tune leaves it, as Vault's does); reported
+    /// only: Tresor keeps no read cache in front of storage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_no_cache: bool,
 }
 
 impl MountConfig {
@@ -232,10 +236,23 @@ impl MountConfig {
         Ok(())
     }
 
-    /// The fields shown in a mount's `config` and its tune read: those set, and an auth mount's
-    /// `token_type`.
+    /// `force_no_cache` from an enable request's `config` (a boolean, or its text).
+    pub fn apply_enable_only(&mut self, config: &Map) -> Result<(), Error> {
+        self.force_no_cache = match config.get("force_no_cache") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if matches!(s.as_str(), "true" | "1") => true,
+            Some(Value::String(s)) if matches!(s.as_str(), "false" | "0" | "") => false,
+            Some(_) => return Err(Error::invalid("unable to convert given mount config information")),
+        };
+        Ok(())
+    }
+
+    /// The fields shown in a mount's `config` and its tune read: `force_no_cache`, those set, and
+    /// an auth mount's `token_type`.
     pub fn to_map(&self, auth: bool) -> Map {
         let mut out = Map::new();
+        out.insert("force_no_cache".into(), json!(self.force_no_cache));
         if !self.listing_visibility.is_empty() {
             out.insert("listing_visibility".into(), json!(self.listing_visibility));
         }
@@ -411,6 +428,7 @@ impl Core {
             options_null,
         };
         settings.config.apply(config, auth)?;
+        settings.config.apply_enable_only(config)?;
         let mut options = std::mem::take(&mut settings.options);
         settings.apply_sandbox(config, &mut options)?;
         settings.options = options;

@@ -60,7 +60,7 @@ pub struct MountEntry {
 impl MountEntry {
     /// The JSON shape of `sys/mounts` entries.
     pub fn to_json(&self) -> Value {
-        let mut config = json!({"default_lease_ttl": self.default_lease_ttl, "force_no_cache": false, "max_lease_ttl": self.max_lease_ttl});
+        let mut config = json!({"default_lease_ttl": self.default_lease_ttl, "max_lease_ttl": self.max_lease_ttl});
         if let Value::Object(c) = &mut config {
             c.extend(self.config.to_map(self.is_auth()));
             c.extend(self.sandbox_config.clone());

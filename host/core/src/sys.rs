@@ -391,7 +391,6 @@ impl Core {
         let mut out = crate::util::obj([
             ("default_lease_ttl", json!(default_ttl)),
             ("description", json!(description)),
-            ("force_no_cache", json!(false)),
             ("max_lease_ttl", json!(max_ttl)),
         ]);
         // As Vault: options only when the mount has some.
