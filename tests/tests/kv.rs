@@ -230,6 +230,17 @@ fn help_and_openapi_come_from_the_declared_spec() {
     let out = bao(&server, &server.root_token, &["path-help", "secret/metadata/app"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("custom_metadata (map)") && text.contains("max_versions (int)"), "{text}");
+    // At the mount's root: the backend's description and every path (Vault's root help).
+    let out = bao(&server, &server.root_token, &["path-help", "secret/"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("## DESCRIPTION\n") && text.contains("## PATHS"), "{text}");
+    assert!(text.contains("    ^data/(?P<path>.*)$\n        Write, Patch, Read, and Delete data in the Key-Value Store.\n"), "{text}");
+    // The core's own paths answer too (they were 405).
+    for path in ["sys/mounts", "auth/token/create"] {
+        let out = bao(&server, &server.root_token, &["path-help", path]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Matching Route: ^"), "{path}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
     let (s, doc) = c.get("sys/internal/specs/openapi");
     assert_eq!(s, 200);
     // The document itself, as Vault sends it (no envelope).

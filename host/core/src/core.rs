@@ -422,6 +422,9 @@ impl Core {
         mut request: Request,
     ) -> Result<Response, Error> {
         let response = match &mount.handler {
+            Handler::Sys | Handler::Token | Handler::PerToken(_) if request.operation == tresor_logical::Operation::Help => {
+                Some(crate::sys::core_help_response(mount, &request.path))
+            }
             Handler::Sys => self.handle_sys(entry, request).await?,
             Handler::Token => self.handle_token(&Caller { entry, token, sudo }, request).await?,
             Handler::PerToken(backend) => {

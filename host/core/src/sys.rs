@@ -430,9 +430,82 @@ impl Core {
     }
 }
 
+/// `?help=1` on one of the core's own mounts (`sys/`, `auth/token/`, `cubbyhole/`): the request
+/// and a synopsis of the path. These paths are Vault's; their full reference is Vault's and
+/// OpenBao's API documentation.
+pub(crate) fn core_help_response(mount: &crate::router::MountEntry, path: &str) -> Response {
+    const SYNOPSES: &[(&str, &str)] = &[
+        ("mounts", "List the currently mounted backends; mount, tune, read and unmount them."),
+        ("auth", "List the currently enabled credential backends; enable, tune and disable them."),
+        ("remount", "Move the mount point of an already-mounted backend."),
+        ("policy", "List, read, write and delete policies (legacy path)."),
+        ("policies/acl", "List, read, write and delete ACL policies."),
+        ("capabilities", "Fetch the capabilities of a token on the given paths."),
+        ("capabilities-self", "Fetch the capabilities of the calling token on the given paths."),
+        ("capabilities-accessor", "Fetch the capabilities of the token with the given accessor on the given paths."),
+        ("audit", "List, enable and disable audit devices."),
+        ("audit-hash", "Hash a value with an audit device's salt."),
+        ("plugins/catalog", "List, register, read and remove plugins in the catalog."),
+        ("plugins/reload/backend", "Reload mounts running a plugin."),
+        ("leases", "Look up, renew and revoke leases."),
+        ("wrapping", "Wrap, look up, rewrap and unwrap response-wrapping tokens."),
+        ("tools", "Generate random bytes and hashes."),
+        ("seal-status", "The seal status of the server."),
+        ("seal", "Seal the server."),
+        ("unseal", "Unseal the server with a key share."),
+        ("init", "Initialize the server."),
+        ("health", "The health status of the server."),
+        ("key-status", "The status of the encryption key of the barrier."),
+        ("rotate", "Rotate the encryption key of the barrier."),
+        ("internal/ui/mounts", "The mounts visible to the caller (used by clients to find KV versions)."),
+        ("internal/specs/openapi", "The OpenAPI document of the mounted plugins' paths."),
+        ("create", "Create a token."),
+        ("lookup", "Look up a token's properties."),
+        ("renew", "Renew a token."),
+        ("revoke", "Revoke a token and its children."),
+        ("roles", "List, read, write and delete token roles."),
+        ("accessors", "List token accessors."),
+        ("tidy", "Clean up the token store's indexes."),
+    ];
+    let synopsis = SYNOPSES
+        .iter()
+        .filter(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")) || path.starts_with(&format!("{prefix}-")))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map_or(mount.description.as_str(), |(_, s)| s);
+    let help = format!(
+        "Request:        {path}\nMatching Route: ^{}$\n\n{synopsis}\n\n## DESCRIPTION\n\nA path of the {} backend, built into the host (not a plugin). It follows Vault's HTTP API; see Vault's and OpenBao's API documentation for its parameters.\n",
+        regex_escape(path),
+        mount.kind,
+    );
+    Response::with_data(crate::util::obj([("help", json!(help)), ("openapi", Value::Null), ("see_also", Value::Null)]))
+}
+
+/// `text` with regular-expression metacharacters escaped (for the "Matching Route" line).
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.
 pub(crate) fn help_response(backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
     let spec = backend.spec().ok_or(Error::UnsupportedOperation)?;
+    // At the mount's root, Vault describes the backend and lists its paths.
+    if path.is_empty()
+        && let Some(help) = backend.backend_help()
+    {
+        let openapi = tresor_logical::framework::openapi_paths("", &spec);
+        return Ok(Some(Response::with_data(crate::util::obj([
+            ("help", json!(tresor_logical::framework::backend_help_text(&help, &spec))),
+            ("openapi", json!({"openapi": "3.0.2", "paths": openapi})),
+            ("see_also", Value::Null),
+        ]))));
+    }
     let m = tresor_logical::framework::match_path(&spec, path).ok_or(Error::UnsupportedPath)?;
     let matched = &spec[m.index];
     // Vault's help document names paths relative to the mount.

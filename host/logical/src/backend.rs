@@ -43,6 +43,11 @@ pub trait LogicalBackend: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The backend's own help (Vault's `path-help` at the mount root), if it has one.
+    fn backend_help(&self) -> Option<String> {
+        None
+    }
+
     /// Background work the core runs about once a minute while unsealed (Vault's periodic function).
     async fn periodic(&self) -> Result<(), Error> {
         Ok(())

@@ -197,11 +197,22 @@ pub fn ignored_warning(ignored: &[String]) -> String {
     format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" "))
 }
 
-/// Vault's `path-help` text for `spec` matched by `request_path`: the request, the route as a
-/// regular expression, the synopsis, and every parameter with its type and description.
-pub fn help_text(spec: &PathSpec, request_path: &str) -> String {
-    let route: String = spec
-        .pattern
+/// Vault's help at a mount's root: the backend's description and every path's route and synopsis.
+pub fn backend_help_text(help: &str, paths: &[PathSpec]) -> String {
+    let mut out = format!(
+        "## DESCRIPTION\n\n{}\n\n## PATHS\n\nThe following paths are supported by this backend. To view help for\nany of the paths below, use the help command with any route matching\nthe path pattern. Note that depending on the policy of your auth token,\nyou may or may not be able to access certain paths.\n\n",
+        help.trim()
+    );
+    for p in paths {
+        let synopsis = p.help.trim().lines().next().unwrap_or_default();
+        out.push_str(&format!("    ^{}$\n        {synopsis}\n\n", route_of(&p.pattern)));
+    }
+    out
+}
+
+/// A path pattern as Vault's route regex (`data/{path*}` → `data/(?P<path>.*)`).
+fn route_of(pattern: &str) -> String {
+    pattern
         .split('/')
         .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             Some(name) => match name.strip_suffix('*') {
@@ -211,7 +222,13 @@ pub fn help_text(spec: &PathSpec, request_path: &str) -> String {
             None => seg.to_string(),
         })
         .collect::<Vec<_>>()
-        .join("/");
+        .join("/")
+}
+
+/// Vault's `path-help` text for `spec` matched by `request_path`: the request, the route as a
+/// regular expression, the synopsis, and every parameter with its type and description.
+pub fn help_text(spec: &PathSpec, request_path: &str) -> String {
+    let route = route_of(&spec.pattern);
     let mut out = format!("Request:        {request_path}\nMatching Route: ^{route}$\n\n{}\n", spec.help.trim());
     let mut fields: Vec<&FieldSpec> = spec.fields.iter().collect();
     fields.sort_by(|a, b| a.name.cmp(&b.name));

@@ -57,6 +57,8 @@ impl MountContext {
 struct Loaded {
     plugin: Plugin,
     spec: Arc<Vec<PathSpec>>,
+    /// The backend's own help text (its `path-help` at the mount root).
+    help: String,
     auth: bool,
 }
 
@@ -140,7 +142,7 @@ impl WasmBackend {
         let storage = env.storage;
         let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         let spec = instance.tresor_plugin_backend().call_spec(&mut store).await.map_err(|e| crate::Error::Guest(classify(&e, &store).into()))?;
-        let (auth, paths) = convert::spec_from_wit(spec)?;
+        let (auth, paths, help) = convert::spec_from_wit(spec)?;
         let (mut store, instance) = instantiate(env, &plugin, None).await.map_err(|e| crate::Error::Guest(format!("{e:#}")))?;
         match instance.tresor_plugin_backend().call_initialize(&mut store).await {
             Ok(Ok(())) => {
@@ -152,7 +154,7 @@ impl WasmBackend {
             Ok(Err(e)) => return Err(crate::Error::Guest(format!("initialize failed: {}", convert::error_from_wit(e)))),
             Err(e) => return Err(crate::Error::Guest(classify(&e, &store).into())),
         }
-        Ok(Loaded { plugin, spec: Arc::new(paths), auth })
+        Ok(Loaded { plugin, spec: Arc::new(paths), help, auth })
     }
 
     /// Switch to another build of the plugin. In-flight requests finish on the instance they started
@@ -309,6 +311,10 @@ impl LogicalBackend for WasmBackend {
 
     fn spec(&self) -> Option<Arc<Vec<PathSpec>>> {
         Some(WasmBackend::spec(self))
+    }
+
+    fn backend_help(&self) -> Option<String> {
+        self.current().map(|l| l.help.clone())
     }
 
     async fn renew_secret(&self, secret: &LeaseSecret) -> Result<LeaseSecret, Error> {

@@ -51,7 +51,7 @@ fn kind_from_wit(k: wit::FieldKind) -> FieldKind {
 }
 
 /// The plugin's declared spec as host path specs; a malformed spec makes the plugin unusable.
-pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpec>), crate::Error> {
+pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpec>, String), crate::Error> {
     if spec.paths.len() > MAX_PATHS {
         return Err(crate::Error::Invalid(format!("plugin declares more than {MAX_PATHS} paths")));
     }
@@ -88,7 +88,7 @@ pub(crate) fn spec_from_wit(spec: wit::BackendSpec) -> Result<(bool, Vec<PathSpe
             help: p.help,
         });
     }
-    Ok((matches!(spec.kind, wit::BackendKind::Auth), out))
+    Ok((matches!(spec.kind, wit::BackendKind::Auth), out, spec.help))
 }
 
 pub(crate) fn value_to_wit(v: FieldValue) -> wit::FieldValue {
