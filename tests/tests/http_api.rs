@@ -189,6 +189,9 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("GET", "sys/leader", None),
         ("GET", "sys/health", None),
         ("POST", "auth/token/tidy", Some(json!({}))),
+        ("POST", "sys/capabilities-accessor", Some(json!({"accessor": "nope", "paths": ["x"]}))),
+        ("POST", "sys/capabilities-accessor", Some(json!({"paths": ["x"]}))),
+        ("POST", "sys/capabilities", Some(json!({"token": "nope", "paths": ["x"]}))),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = send(&theirs, method, path, body.clone());

@@ -228,3 +228,44 @@ fn policy_crud_shapes_and_errors() {
     assert_eq!(c.put("sys/policies/acl/default", json!({"policy": PE})).0, 204);
     assert_eq!(t.get("auth/token/lookup-self").0, 403, "compiled ACL cache invalidated on policy change");
 }
+
+/// `sys/internal/ui/resultant-acl` (granted by the default policy; what clients use to learn a
+/// token's grants) describes the merged policies as OpenBao's does: exact paths, prefix globs under
+/// their prefix with capabilities and parameter/wrapping constraints, `+` patterns left out; root
+/// reads `{"root": true}`; no token is 403.
+#[test]
+fn resultant_acl_answers_as_openbao_does() {
+    let bao = tresor_tests::BaoDev::start();
+    let server = TestServer::dev();
+    let policy = r#"
+path "secret/data/*" { capabilities = ["read", "list"] }
+path "secret/data/exact" {
+  capabilities = ["create"]
+  allowed_parameters = { "a" = [] }
+  min_wrapping_ttl = "1m"
+}
+path "kv/+/x" { capabilities = ["update"] }
+path "sys/x*" { capabilities = ["deny"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "sys/internal/ui/resultant-acl" { capabilities = ["read"] }
+"#;
+    let mut answers = Vec::new();
+    for c in [bao.http(), server.root()] {
+        assert_eq!(c.put("sys/policies/acl/p", json!({"policy": policy})).0, 204);
+        let (s, created) = c.put("auth/token/create", json!({"policies": ["p"], "no_default_policy": true}));
+        assert_eq!(s, 200, "{created}");
+        let token = created["auth"]["client_token"].as_str().unwrap().to_string();
+        let scoped = c.with_token(&token);
+        let (_, root_view) = c.get("sys/internal/ui/resultant-acl");
+        let (status, scoped_view) = scoped.get("sys/internal/ui/resultant-acl");
+        let (anonymous, _) = c.with_token("").get("sys/internal/ui/resultant-acl");
+        answers.push((root_view["data"].clone(), status, scoped_view["data"].clone(), anonymous));
+    }
+    let (theirs, ours) = (&answers[0], &answers[1]);
+    assert_eq!(ours.0, json!({"root": true}));
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.1, 200);
+    assert_eq!(ours.2["glob_paths"]["secret/data/"], json!({"capabilities": ["list", "read"]}));
+    assert_eq!(ours.2["exact_paths"]["secret/data/exact"], json!({"capabilities": ["create"], "allowed_parameters": {"a": []}, "min_wrapping_ttl": 60}));
+    assert_eq!(ours.3, 403);
+}

@@ -254,6 +254,46 @@ impl Acl {
         self.wildcard.iter().find(|(pat, _)| pat.matches(path)).map(|(_, p)| p)
     }
 
+    /// `sys/internal/ui/resultant-acl`: what the merged policies grant, as Vault describes it
+    /// (exact paths, and prefix globs under their prefix; `+` patterns are not listed, as Vault's).
+    pub fn resultant(&self) -> Map {
+        let mut data = Map::new();
+        data.insert("root".into(), Value::Bool(self.root));
+        if self.root {
+            return data;
+        }
+        fn describe(p: &Permissions) -> Value {
+            let mut out = Map::new();
+            let bits = if p.capabilities == 0 { cap::DENY } else { p.capabilities };
+            out.insert("capabilities".into(), serde_json::json!(cap::names(bits)));
+            for (key, params) in [("allowed_parameters", &p.allowed_parameters), ("denied_parameters", &p.denied_parameters)] {
+                if let Some(params) = params.as_ref().filter(|m| !m.is_empty()) {
+                    out.insert(key.into(), serde_json::json!(params));
+                }
+            }
+            if !p.required_parameters.is_empty() {
+                out.insert("required_parameters".into(), serde_json::json!(p.required_parameters));
+            }
+            if p.min_wrapping_ttl > 0 {
+                out.insert("min_wrapping_ttl".into(), serde_json::json!(p.min_wrapping_ttl));
+            }
+            if p.max_wrapping_ttl > 0 {
+                out.insert("max_wrapping_ttl".into(), serde_json::json!(p.max_wrapping_ttl));
+            }
+            Value::Object(out)
+        }
+        let exact: Map = self.exact.iter().map(|(path, p)| (path.clone(), describe(p))).collect();
+        let glob: Map = self
+            .wildcard
+            .iter()
+            .filter(|(pat, _)| pat.plus == 0 && pat.glob)
+            .map(|(pat, p)| (pat.raw[..pat.raw.len() - 1].to_string(), describe(p)))
+            .collect();
+        data.insert("exact_paths".into(), Value::Object(exact));
+        data.insert("glob_paths".into(), Value::Object(glob));
+        data
+    }
+
     /// Capabilities on `path` (bits); root has all.
     pub fn capabilities(&self, path: &str) -> Option<u16> {
         if self.root {

@@ -159,13 +159,18 @@ impl Core {
                 let acl = match path {
                     "capabilities-self" => self.policies.acl(&entry.policies).await?,
                     "capabilities" => {
+                        // Vault's texts (its multierror rendering, on a 400).
                         let token = field::str(&request.data, "token")?.unwrap_or("");
-                        let target = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid("invalid token"))?;
+                        let target = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid("1 error occurred:\n\t* invalid token\n\n"))?;
                         self.policies.acl(&target.policies).await?
                     }
                     _ => {
                         let accessor = field::str(&request.data, "accessor")?.unwrap_or("");
-                        let target = self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::Unavailable("invalid accessor".into()))?;
+                        if accessor.is_empty() {
+                            return Err(Error::invalid("missing accessor"));
+                        }
+                        let target =
+                            self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::invalid("1 error occurred:\n\t* invalid accessor\n\n"))?;
                         self.policies.acl(&target.policies).await?
                     }
                 };
@@ -294,6 +299,10 @@ impl Core {
                     ("migration_id", json!(id)),
                     ("migration_info", json!({"source_mount": from, "target_mount": to, "status": "success"})),
                 ]))))
+            }
+            ("internal/ui/resultant-acl", Operation::Read) => {
+                let acl = self.policies.acl(&entry.policies).await?;
+                Ok(Some(Response::with_data(acl.resultant())))
             }
             ("internal/specs/openapi", Operation::Read) => Ok(Some(Response::with_data(self.openapi()?))),
             ("internal/ui/mounts", Operation::Read) => {
