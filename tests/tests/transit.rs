@@ -514,3 +514,43 @@ fn byok_export_and_public_key_import_move_keys_between_tresor_and_openbao() {
     let (s, b) = ours.get("transit/byok-export/peer-wrap/kept");
     assert_eq!((s, b["errors"][0].as_str()), (400, Some("key is not exportable")));
 }
+
+/// OpenBao's `derive-key` (ECDH, then HKDF-SHA256): with the same base key on both servers (moved
+/// from OpenBao by BYOK) and the same peer public key, OpenBao's and Tresor's derived keys are the
+/// same key: OpenBao's ciphertexts decrypt in Tresor and the reverse, for 128- and 256-bit types.
+#[test]
+fn derive_key_derives_the_same_key_as_openbao() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    assert_eq!(theirs.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    let (_server, ours) = mounted();
+    let get = |c: &Http, path: &str| c.get(path).1["data"].clone();
+    let no_content = |c: &Http, path: &str, body: Value| {
+        let (s, b) = c.put(path, body);
+        assert_eq!(s, 204, "{path}: {b}");
+    };
+    let wrapping = get(&ours, "transit/wrapping_key")["public_key"].as_str().unwrap().to_string();
+    no_content(&theirs, "transit/keys/tresor-wrap/import", json!({"type": "rsa-4096", "public_key": wrapping}));
+    data(&theirs, "transit/keys/base", json!({"type": "ecdsa-p256", "exportable": true}));
+    let wrapped = get(&theirs, "transit/byok-export/tresor-wrap/base")["keys"]["1"].as_str().unwrap().to_string();
+    no_content(&ours, "transit/keys/base/import", json!({"type": "ecdsa-p256", "ciphertext": wrapped}));
+    data(&ours, "transit/keys/peer", json!({"type": "ecdsa-p256"}));
+    let peer = get(&ours, "transit/keys/peer")["keys"]["1"]["public_key"].as_str().unwrap().to_string();
+    for kind in ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"] {
+        let name = format!("shared-{kind}");
+        let body = json!({"base_key_name": "base", "peer_public_key": peer, "derived_key_type": kind});
+        for c in [&theirs, &ours] {
+            no_content(c, &format!("transit/derive-key/{name}"), body.clone());
+        }
+        for (from, to) in [(&theirs, &ours), (&ours, &theirs)] {
+            let ct = data(from, &format!("transit/encrypt/{name}"), json!({"plaintext": HELLO}))["ciphertext"].clone();
+            assert_eq!(data(to, &format!("transit/decrypt/{name}"), json!({"ciphertext": ct}))["plaintext"], HELLO, "{kind}");
+        }
+    }
+    // The same refusals (OpenBao answers the peer-key ones 500; Tresor 400).
+    for body in [json!({"base_key_name": "base"}), json!({"base_key_name": "nope", "peer_public_key": peer}), json!({"base_key_name": "base", "peer_public_key": peer, "key_derivation_algorithm": "hkdf"})] {
+        let (ts, tb) = theirs.put("transit/derive-key/z", body.clone());
+        let (os, ob) = ours.put("transit/derive-key/z", body.clone());
+        assert_eq!((os, &ob["errors"]), (ts, &tb["errors"]), "{body}");
+    }
+}

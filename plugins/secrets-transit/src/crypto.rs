@@ -183,6 +183,27 @@ pub fn import_public(kind: KeyType, pem: &str, entry: &mut KeyEntry) -> Result<(
     Ok(())
 }
 
+/// OpenBao's `derive-key` with ECDH: the shared secret of the ECDSA key `entry` (of `kind`) and the
+/// peer's PEM public key on the same curve, stretched by HKDF-SHA256 (no salt, empty info) to `len`
+/// bytes. Checked against OpenBao's output (its ciphertexts decrypt under this key).
+pub fn ecdh_derive(kind: KeyType, entry: &KeyEntry, peer_pem: &str, len: usize) -> Result<Secret, Error> {
+    let shared = match kind {
+        KeyType::EcdsaP256 => ecdsa_p256::ecdh(entry, peer_pem)?,
+        KeyType::EcdsaP384 => ecdsa_p384::ecdh(entry, peer_pem)?,
+        KeyType::EcdsaP521 => ecdsa_p521::ecdh(entry, peer_pem)?,
+        other => return Err(Error::invalid(format!("base key type {} does not support key agreement", other.name()))),
+    };
+    let Some(shared) = shared else {
+        let any_curve = ecdsa_p256::is_public_pem(peer_pem) || ecdsa_p384::is_public_pem(peer_pem) || ecdsa_p521::is_public_pem(peer_pem);
+        return Err(Error::invalid(if any_curve {
+            format!("base private key type {} does not match peer public key curve", kind.name())
+        } else {
+            "failed to parse supplied peer public key PEM: data does not contain any valid public keys".to_string()
+        }));
+    };
+    hkdf(&shared, b"", len)
+}
+
 /// The modulus size of an RSA key type.
 fn rsa_bits(kind: KeyType) -> usize {
     match kind {
@@ -687,6 +708,19 @@ macro_rules! ecdsa_curve {
                 entry.private_der = Some(Secret::new(secret.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()));
                 entry.public_key = secret.public_key().to_public_key_pem($curve::pkcs8::LineEnding::LF).map_err(internal)?;
                 Ok(())
+            }
+
+            /// ECDH with `peer_pem`'s point: the shared secret (the x-coordinate), or `None` when
+            /// the PEM is not a public key on this curve.
+            pub fn ecdh(entry: &KeyEntry, peer_pem: &str) -> Result<Option<Secret>, Error> {
+                let Ok(peer) = $curve::PublicKey::from_public_key_pem(peer_pem) else { return Ok(None) };
+                let shared = $curve::ecdh::diffie_hellman(secret(entry)?.to_nonzero_scalar(), peer.as_affine());
+                Ok(Some(Secret::new(shared.raw_secret_bytes().to_vec())))
+            }
+
+            /// Whether `pem` is a public key on this curve.
+            pub fn is_public_pem(pem: &str) -> bool {
+                $curve::PublicKey::from_public_key_pem(pem).is_ok()
             }
 
             /// A PEM public key of this curve, re-encoded as Tresor writes them.

@@ -150,6 +150,16 @@ impl Backend for Transit {
             .path(Path::new("export/{type}/{name}").operations([Read]).help("Export key material of an exportable key."))
             .path(Path::new("export/{type}/{name}/{version}").operations([Read]).help("Export one version's key material."))
             .path(Path::new("backup/{name}").operations([Read]).help("Back up a key (exportable, allow_plaintext_backup)."))
+            .path(
+                Path::new("derive-key/{name}")
+                    .field(f("base_key_name", FieldKind::Str, "Name of the base key to use for derivation (own private key for ECDH)"))
+                    .field(f("base_key_version", FieldKind::Int, "The version of the base key to use (0: latest)"))
+                    .field(f("derived_key_type", FieldKind::Str, "Type of the derived key: aes128-gcm96, aes256-gcm96 (default), chacha20-poly1305, xchacha20-poly1305"))
+                    .field(f("key_derivation_algorithm", FieldKind::Str, "Key derivation algorithm: ecdh (default)"))
+                    .field(f("peer_public_key", FieldKind::Str, "The PEM-encoded public key of the other party, on the base key's curve"))
+                    .operations([Update])
+                    .help("Derive a new key from a base key (ECDH with a peer's public key, then HKDF-SHA256)."),
+            )
             .path(byok_path(Path::new("byok-export/{destination}/{source}")))
             .path(byok_path(Path::new("byok-export/{destination}/{source}/{version}")))
             .path(restore_path(Path::new("restore")))
@@ -188,6 +198,7 @@ impl Backend for Transit {
             "wrapping_key" => ops::wrapping_key(&req),
             "cache-config" => ops::cache_config(&req),
             "byok-export" => ops::byok_export(&req),
+            "derive-key" => ops::derive_key(&req),
             _ => Err(Error::UnsupportedPath),
         }
     }

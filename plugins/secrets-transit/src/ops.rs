@@ -114,6 +114,44 @@ fn imported_material(req: &Request) -> Result<Material<'_>, Error> {
     }
 }
 
+/// OpenBao's `derive-key/:name`: a new AEAD key (or a new version of one made here before) from
+/// ECDH between the ECDSA key `base_key_name` and the caller's `peer_public_key`, so two parties
+/// holding each other's public keys share a Transit key without sending it.
+pub fn derive_key(req: &Request) -> Result<Response, Error> {
+    let name = name(req)?;
+    let algorithm = req.str("key_derivation_algorithm").filter(|a| !a.is_empty()).unwrap_or("ecdh");
+    if algorithm != "ecdh" {
+        return Err(Error::invalid(format!("key derivation algorithm {algorithm} not supported")));
+    }
+    let peer = req.str("peer_public_key").filter(|p| !p.is_empty()).ok_or_else(|| Error::invalid("peer public key not provided"))?;
+    let derived_type = req.str("derived_key_type").filter(|t| !t.is_empty()).unwrap_or("aes256-gcm96");
+    let kind = KeyType::parse(derived_type).filter(|k| k.is_aead()).ok_or_else(|| Error::invalid(format!("unknown key type {derived_type}")))?;
+    let base_name = req.str("base_key_name").unwrap_or_default();
+    check_name(base_name).map_err(|_| Error::invalid("specified base key not found"))?;
+    let base = Policy::load_usable(base_name)?.ok_or_else(|| Error::invalid("specified base key not found"))?;
+    let version = match version_arg(req.int("base_key_version"))? {
+        0 => base.latest_version,
+        v => v,
+    };
+    let entry = base.entry(version)?;
+    if base.kind.is_ecdsa() && !entry.has_private(base.kind) {
+        return Err(Error::invalid("the base key version does not contain a private part"));
+    }
+    let material = crypto::ecdh_derive(base.kind, entry, peer, kind.aead_key_len())?;
+    let material = crate::policy::Imported::Private(Zeroizing::new(material.to_vec()));
+    match Policy::load_usable(name)? {
+        Some(mut p) => {
+            if !p.imported || p.kind != kind {
+                return Err(Error::invalid(format!("key {name} exists and is not a derived {} key", kind.name())));
+            }
+            p.import_version(&material)?;
+            p.save()?;
+        }
+        None => Policy::create_imported(name, &new_key_options(req, "derived_key_type")?, &material, false)?.save()?,
+    }
+    Ok(Response::empty())
+}
+
 /// `byok-export/:destination/:source[/:version]`: the source key's versions wrapped for import
 /// into another Vault (or Tresor) whose wrapping key is `destination`, an RSA key here (often
 /// imported as a public key only). The source must be exportable.

@@ -517,3 +517,40 @@ fn a_soft_deleted_key_is_kept_but_refused_for_every_use_until_restored() {
     // An unknown key: nothing to do.
     assert_eq!(call(Operation::Delete, "keys/nope/soft-delete", json!({})).unwrap().0, Value::Null);
 }
+
+#[test]
+fn derive_key_agrees_on_one_key_from_either_side() {
+    fresh();
+    for curve in ["ecdsa-p256", "ecdsa-p384", "ecdsa-p521"] {
+        ok(Operation::Update, &format!("keys/a-{curve}"), json!({"type": curve}));
+        ok(Operation::Update, &format!("keys/b-{curve}"), json!({"type": curve}));
+        let public = |name: &str| ok(Operation::Read, &format!("keys/{name}"), json!({}))["keys"]["1"]["public_key"].as_str().unwrap().to_string();
+        let (pa, pb) = (public(&format!("a-{curve}")), public(&format!("b-{curve}")));
+        for (name, base, peer) in [(format!("x-{curve}"), format!("a-{curve}"), &pb), (format!("y-{curve}"), format!("b-{curve}"), &pa)] {
+            let r = call(Operation::Update, &format!("derive-key/{name}"), json!({"base_key_name": base, "peer_public_key": peer, "derived_key_type": "chacha20-poly1305"}));
+            assert_eq!(r.unwrap().0, Value::Null, "{name}");
+        }
+        let key = ok(Operation::Read, &format!("keys/x-{curve}"), json!({}));
+        assert_eq!((key["type"].as_str(), key["imported_key"].as_bool(), key["exportable"].as_bool()), (Some("chacha20-poly1305"), Some(true), Some(false)));
+        let ct = ok(Operation::Update, &format!("encrypt/x-{curve}"), json!({"plaintext": HELLO}))["ciphertext"].clone();
+        assert_eq!(ok(Operation::Update, &format!("decrypt/y-{curve}"), json!({"ciphertext": ct}))["plaintext"], HELLO, "{curve}: both sides derive the same key");
+    }
+    // Deriving again adds a version; Vault's refusals.
+    let pb = ok(Operation::Read, "keys/b-ecdsa-p256", json!({}))["keys"]["1"]["public_key"].as_str().unwrap().to_string();
+    let p384 = ok(Operation::Read, "keys/b-ecdsa-p384", json!({}))["keys"]["1"]["public_key"].as_str().unwrap().to_string();
+    let again = json!({"base_key_name": "a-ecdsa-p256", "peer_public_key": pb, "derived_key_type": "chacha20-poly1305"});
+    call(Operation::Update, "derive-key/x-ecdsa-p256", again).unwrap();
+    assert_eq!(ok(Operation::Read, "keys/x-ecdsa-p256", json!({}))["latest_version"], 2);
+    ok(Operation::Update, "keys/ed", json!({"type": "ed25519"}));
+    for (body, message) in [
+        (json!({"base_key_name": "a-ecdsa-p256"}), "peer public key not provided".to_string()),
+        (json!({"base_key_name": "nope", "peer_public_key": pb}), "specified base key not found".to_string()),
+        (json!({"base_key_name": "ed", "peer_public_key": pb}), "base key type ed25519 does not support key agreement".to_string()),
+        (json!({"base_key_name": "a-ecdsa-p256", "peer_public_key": pb, "derived_key_type": "rsa-2048"}), "unknown key type rsa-2048".to_string()),
+        (json!({"base_key_name": "a-ecdsa-p256", "peer_public_key": pb, "key_derivation_algorithm": "hkdf"}), "key derivation algorithm hkdf not supported".to_string()),
+        (json!({"base_key_name": "a-ecdsa-p256", "peer_public_key": p384}), "base private key type ecdsa-p256 does not match peer public key curve".to_string()),
+        (json!({"base_key_name": "a-ecdsa-p256", "peer_public_key": "garbage"}), "failed to parse supplied peer public key PEM: data does not contain any valid public keys".to_string()),
+    ] {
+        assert_eq!(bad(Operation::Update, "derive-key/z", body.clone()), message, "{body}");
+    }
+}
