@@ -503,18 +503,7 @@ impl Core {
         let Some(entry) = table.iter_mut().find(|m| m.path == path) else {
             return self.tune_core_mount(auth, &path, data).await.map(|()| Vec::new());
         };
-        if let Some(t) = ttl_field(data, "default_lease_ttl")? {
-            entry.default_lease_ttl = t;
-        }
-        if let Some(t) = ttl_field(data, "max_lease_ttl")? {
-            entry.max_lease_ttl = t;
-        }
-        if entry.max_lease_ttl != 0 && entry.default_lease_ttl > entry.max_lease_ttl {
-            return Err(Error::invalid(format!(
-                "backend max lease TTL of {} would be less than backend default lease TTL of {}",
-                entry.max_lease_ttl, entry.default_lease_ttl
-            )));
-        }
+        tune_ttls(data, &mut entry.default_lease_ttl, &mut entry.max_lease_ttl)?;
         if let Some(Value::String(d)) = data.get("description") {
             entry.description = d.clone();
         }
@@ -569,18 +558,7 @@ impl Core {
             if data.contains_key("plugin_version") {
                 return Err(Error::invalid("plugin_version cannot be set for the token auth method: it is built into the core"));
             }
-            if let Some(t) = ttl_field(data, "default_lease_ttl")? {
-                tuned.default_lease_ttl = t;
-            }
-            if let Some(t) = ttl_field(data, "max_lease_ttl")? {
-                tuned.max_lease_ttl = t;
-            }
-            if tuned.max_lease_ttl != 0 && tuned.default_lease_ttl > tuned.max_lease_ttl {
-                return Err(Error::invalid(format!(
-                    "backend max lease TTL of {} would be less than backend default lease TTL of {}",
-                    tuned.max_lease_ttl, tuned.default_lease_ttl
-                )));
-            }
+            tune_ttls(data, &mut tuned.default_lease_ttl, &mut tuned.max_lease_ttl)?;
             if let Some(d) = field::str(data, "description")? {
                 tuned.description = d.to_string();
             }
@@ -842,6 +820,21 @@ fn kv_version(v: Option<&Value>) -> Result<u8, Error> {
         Some(2) => Ok(2),
         _ => Err(Error::invalid("unsupported KV version; must be 1 or 2")),
     }
+}
+
+/// Apply a tune body's `default_lease_ttl` / `max_lease_ttl` to a mount's pair, refusing a max
+/// below the default with Vault's text (the callers then save nothing).
+fn tune_ttls(data: &Map, default: &mut u64, max: &mut u64) -> Result<(), Error> {
+    if let Some(t) = ttl_field(data, "default_lease_ttl")? {
+        *default = t;
+    }
+    if let Some(t) = ttl_field(data, "max_lease_ttl")? {
+        *max = t;
+    }
+    if *max != 0 && *default > *max {
+        return Err(Error::invalid(format!("backend max lease TTL of {max} would be less than backend default lease TTL of {default}")));
+    }
+    Ok(())
 }
 
 /// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
