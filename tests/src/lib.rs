@@ -346,6 +346,13 @@ impl Http {
         Http { addr: addr.to_string(), token: token.to_string(), agent: ureq::AgentBuilder::new().build() }
     }
 
+    /// Any method with an optional JSON body: the status and the parsed answer (what the
+    /// side-by-side tests compare between Tresor and OpenBao).
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let raw = self.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
+        (raw.status, raw.json())
+    }
+
     /// The same server with another token (empty: none sent).
     pub fn with_token(&self, token: &str) -> Self {
         Http::new(&self.addr, token)

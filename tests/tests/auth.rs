@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, Http, TestServer, bao};
+use tresor_tests::{BaoDev, TestServer, bao};
 
 fn ok(out: &Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -193,13 +193,9 @@ fn deprecated_token_fields_read_back_as_openbao_does() {
         ("POST", "auth/approle/role/r", Some(json!({"policies": "a,b", "period": "1h", "bound_cidr_list": "10.0.0.0/8"}))),
         ("GET", "auth/approle/role/r", None),
     ];
-    let send = |c: &Http, method: &str, path: &str, body: Option<&Value>| {
-        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
-        (raw.status, raw.json())
-    };
     for (method, path, body) in &steps {
-        let (ts, tb) = send(&bao.http(), method, path, body.as_ref());
-        let (os, ob) = send(&server.root(), method, path, body.as_ref());
+        let (ts, tb) = bao.http().send(method, path, body.as_ref());
+        let (os, ob) = server.root().send(method, path, body.as_ref());
         assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
         let mut theirs = tb["data"].clone();
         if let Some(m) = theirs.as_object_mut() {
@@ -254,11 +250,7 @@ fn approle_single_setting_paths_answer_as_openbao_does() {
         ("GET", "auth/approle/role/r", None),
     ];
     for (method, path, body) in &steps {
-        let send = |c: &Http| {
-            let raw = c.raw(method, path, body.as_ref().map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
-            (raw.status, raw.json())
-        };
-        let ((ts, tb), (os, ob)) = (send(&bao.http()), send(&server.root()));
+        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
         assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
         assert_eq!((&ob["data"], &ob["errors"]), (&tb["data"], &tb["errors"]), "{method} {path}");
     }

@@ -2,7 +2,7 @@
 //! and bad input that must be rejected without changing stored state.
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, Http, TestServer};
+use tresor_tests::{BaoDev, TestServer};
 
 /// The barrier's encryption counter: any storage write moves it, so "unchanged" proves "nothing stored".
 fn encryptions(server: &TestServer) -> u64 {
@@ -154,10 +154,6 @@ fn sys_edge_cases_answer_as_openbao_does() {
     let theirs = bao.http();
     let server = TestServer::dev();
     let ours = server.root();
-    let send = |c: &Http, method: &str, path: &str, body: Option<Value>| {
-        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
-        (raw.status, raw.json())
-    };
     let cases: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/mounts/x", Some(json!({"type": "kv-v2"}))),
         ("POST", "sys/mounts/bad", Some(json!({}))),
@@ -194,8 +190,8 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("POST", "sys/capabilities", Some(json!({"token": "nope", "paths": ["x"]}))),
     ];
     for (method, path, body) in &cases {
-        let (ts, tb) = send(&theirs, method, path, body.clone());
-        let (os, ob) = send(&ours, method, path, body.clone());
+        let (ts, tb) = theirs.send(method, path, body.as_ref());
+        let (os, ob) = ours.send(method, path, body.as_ref());
         let what = format!("{method} {path} {body:?}");
         assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
         assert_eq!(ob["errors"], tb["errors"], "{what}");
@@ -222,10 +218,6 @@ fn mount_config_fields_answer_as_openbao_does() {
     let theirs = bao.http();
     let server = TestServer::dev();
     let ours = server.root();
-    let send = |c: &Http, method: &str, path: &str, body: Option<&Value>| {
-        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
-        (raw.status, raw.json())
-    };
     // Everything but what names one server's instance (uuids, accessors, versions, request ids).
     fn comparable(v: &Value) -> Value {
         match v {
@@ -277,8 +269,8 @@ fn mount_config_fields_answer_as_openbao_does() {
         ("GET", "sys/auth", None),
     ];
     for (method, path, body) in &cases {
-        let (ts, tb) = send(&theirs, method, path, body.as_ref());
-        let (os, ob) = send(&ours, method, path, body.as_ref());
+        let (ts, tb) = theirs.send(method, path, body.as_ref());
+        let (os, ob) = ours.send(method, path, body.as_ref());
         let what = format!("{method} {path} {body:?}");
         assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
         assert_eq!(ob["errors"], tb["errors"], "{what}");
@@ -294,12 +286,12 @@ fn mount_config_fields_answer_as_openbao_does() {
     // Without a token, only the mounts tuned `unauth` are listed, with type, description and
     // options; a bad token is refused.
     for token in ["", "not-a-token"] {
-        let (ts, tb) = send(&theirs.with_token(token), "GET", "sys/internal/ui/mounts", None);
-        let (os, ob) = send(&server.http(token), "GET", "sys/internal/ui/mounts", None);
+        let (ts, tb) = theirs.with_token(token).send("GET", "sys/internal/ui/mounts", None);
+        let (os, ob) = server.http(token).send("GET", "sys/internal/ui/mounts", None);
         assert_eq!(os, ts, "token {token:?}: OpenBao said {tb}, Tresor {ob}");
         assert_eq!(comparable(&ob["data"]), comparable(&tb["data"]), "token {token:?}");
     }
-    let (_, listed) = send(&server.http(""), "GET", "sys/internal/ui/mounts", None);
+    let (_, listed) = server.http("").send("GET", "sys/internal/ui/mounts", None);
     assert_eq!(listed["data"], json!({"secret": {}, "auth": {"up/": {"type": "userpass", "description": "", "options": {}}, "token/": {"type": "token", "description": "tokens", "options": null}}}));
 
     // The settings survive a restart of a durable server (the core mounts' tunes included).

@@ -394,11 +394,7 @@ fn detailed_metadata_lists_as_openbao_does() {
         ("GET", "secret/detailed-metadata/a", None),
     ];
     for (method, path, body) in &steps {
-        let send = |c: &tresor_tests::Http| {
-            let raw = c.raw(method, path, body.as_ref().map(|b| b.to_string().into_bytes()).as_deref(), Some("application/json"));
-            (raw.status, raw.json())
-        };
-        let ((ts, tb), (os, ob)) = (send(&bao.http()), send(&server.root()));
+        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
         assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
         if method == &"LIST" {
             assert_eq!(masked(&ob["data"]), masked(&tb["data"]), "{method} {path}");
