@@ -369,8 +369,9 @@ fn concurrent_writes_to_one_secret_on_durable_storage_are_serialized_and_survive
     assert_eq!(c.get("secret/data/hot?version=1").1["data"]["metadata"]["version"], 1);
 }
 
-/// OpenBao's `LIST detailed-metadata/:prefix` (keys plus each secret's metadata), compared with a
-/// real OpenBao after the same writes (timestamps masked).
+/// OpenBao's `LIST detailed-metadata/:prefix` (keys plus each secret's metadata) and its paginated
+/// lists (`after`, `limit` on KV metadata and Transit keys), compared with a real OpenBao after the
+/// same writes (timestamps masked).
 #[test]
 fn detailed_metadata_lists_as_openbao_does() {
     let bao = tresor_tests::BaoDev::start();
@@ -392,12 +393,26 @@ fn detailed_metadata_lists_as_openbao_does() {
         ("LIST", "secret/detailed-metadata/dir/", None),
         ("LIST", "secret/detailed-metadata/none/", None),
         ("GET", "secret/detailed-metadata/a", None),
+        // OpenBao's paginated lists: `after` (exclusive) and `limit`.
+        ("POST", "secret/data/c", Some(json!({"data": {"x": "1"}}))),
+        ("LIST", "secret/metadata/?limit=2", None),
+        ("LIST", "secret/metadata/?after=a", None),
+        ("LIST", "secret/metadata/?after=a&limit=1", None),
+        ("LIST", "secret/metadata/?limit=0", None),
+        ("LIST", "secret/metadata/?after=z", None),
+        ("LIST", "secret/detailed-metadata/?after=c", None),
+        ("POST", "sys/mounts/transit", Some(json!({"type": "transit"}))),
+        ("POST", "transit/keys/k1", Some(json!({}))),
+        ("POST", "transit/keys/k2", Some(json!({}))),
+        ("LIST", "transit/keys?after=k1", None),
+        ("LIST", "transit/keys?limit=1", None),
     ];
     for (method, path, body) in &steps {
         let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
         assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
         if method == &"LIST" {
             assert_eq!(masked(&ob["data"]), masked(&tb["data"]), "{method} {path}");
+            assert_eq!(ob["warnings"], tb["warnings"], "{method} {path}");
         }
     }
 }

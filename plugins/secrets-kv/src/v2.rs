@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tresor_sdk::{storage, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
+use tresor_sdk::{page_fields, storage, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
 
 
 /// Vault's default when neither the key nor the mount sets `max_versions`.
@@ -97,7 +97,9 @@ pub(crate) fn spec() -> Spec {
                 .help("Write, Patch, Read, and Delete data in the Key-Value Store."),
         )
         .path(
-            Config::fields(p("metadata/{path*}"))
+            page_fields()
+                .into_iter()
+                .fold(Config::fields(p("metadata/{path*}")), Path::field)
                 .field(Field::new("custom_metadata", FieldKind::Json).description("User-provided key-value pairs used to describe the secret"))
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete, Operation::List])
                 .existence_check()
@@ -113,7 +115,13 @@ pub(crate) fn spec() -> Spec {
                 .operations([Operation::Read])
                 .help("Read the structure of a secret entry from the Key-Value store with the values removed."),
         )
-        .path(p("detailed-metadata/{path*}").operations([Operation::List]).help("Lists secrets with the metadata of each (folders with none)."))
+        .path(
+            page_fields()
+                .into_iter()
+                .fold(p("detailed-metadata/{path*}"), Path::field)
+                .operations([Operation::List])
+                .help("Lists secrets with the metadata of each (folders with none)."),
+        )
         .path(
             p("{path*}")
                 .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete, Operation::List, Operation::Patch])
@@ -494,7 +502,7 @@ fn mark_versions(req: &Request, mark: Mark) -> Result<Response, Error> {
 fn list_metadata(req: &Request) -> Result<Response, Error> {
     let p = req.captured("path").unwrap_or("");
     let prefix = if p.is_empty() || p.ends_with('/') { format!("meta/{p}") } else { format!("meta/{p}/") };
-    Response::list(storage::list(&prefix)?)
+    Response::list(Response::page(storage::list(&prefix)?, req.str("after"), req.int("limit")))
 }
 
 /// OpenBao's `LIST detailed-metadata/:prefix`: the keys, and under `key_info` each secret's
@@ -502,7 +510,7 @@ fn list_metadata(req: &Request) -> Result<Response, Error> {
 fn list_detailed_metadata(req: &Request) -> Result<Response, Error> {
     let p = req.captured("path").unwrap_or("");
     let dir = if p.is_empty() || p.ends_with('/') { p.to_string() } else { format!("{p}/") };
-    let keys = storage::list(&format!("meta/{dir}"))?;
+    let keys = Response::page(storage::list(&format!("meta/{dir}"))?, req.str("after"), req.int("limit"));
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

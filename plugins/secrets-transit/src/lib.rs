@@ -13,7 +13,7 @@ pub mod crypto;
 pub mod ops;
 pub mod policy;
 
-use tresor_sdk::{Backend, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
+use tresor_sdk::{page_fields, Backend, Error, Field, FieldKind, Operation, Path, Request, Response, Spec};
 
 /// The Transit engine.
 pub struct Transit;
@@ -63,8 +63,8 @@ impl Backend for Transit {
                 .field(f("auto_rotate_period", FieldKind::Duration, "Rotate automatically after this long (0 = never, min 1h)"))
         };
         Spec::secrets("Transit: cryptography as a service. Keys stay here; data is sent in and out.")
-            .path(Path::new("keys").operations([List]).help("List the named keys."))
-            .path(Path::new("keys/").operations([List]).help("List the named keys."))
+            .path(page_fields().into_iter().fold(Path::new("keys"), Path::field).operations([List]).help("List the named keys."))
+            .path(page_fields().into_iter().fold(Path::new("keys/"), Path::field).operations([List]).help("List the named keys."))
             .path(
                 key_settings(Path::new("keys/{name}"))
                     .field(f("type", FieldKind::Str, "Key type").default_json("\"aes256-gcm96\""))

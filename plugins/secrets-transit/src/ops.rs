@@ -37,7 +37,7 @@ fn version_arg(v: Option<i64>) -> Result<u64, Error> {
 pub fn keys(req: &Request) -> Result<Response, Error> {
     let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["keys"] => Response::list(Policy::list()?),
+        ["keys"] => Response::list(Response::page(Policy::list()?, req.str("after"), req.int("limit"))),
         ["keys", _] => match req.operation {
             tresor_sdk::Operation::Read => read_key(req),
             tresor_sdk::Operation::Delete => delete_key(req),

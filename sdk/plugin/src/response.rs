@@ -111,6 +111,22 @@ impl Response {
         }
         Ok(Self::data(serde_json::json!({ "keys": keys })))
     }
+
+    /// A page of sorted `keys` as OpenBao's paginated LISTs give it: those after `after`
+    /// (exclusive), at most `limit` of them (0 or less: all). Declare [`page_fields`] on the path
+    /// and pass the request's values.
+    ///
+    /// ```
+    /// use tresor_sdk::Response;
+    /// let keys = vec!["a".to_string(), "b".into(), "c".into()];
+    /// assert_eq!(Response::page(keys.clone(), Some("a"), Some(1)), vec!["b".to_string()]);
+    /// assert_eq!(Response::page(keys, None, Some(0)).len(), 3);
+    /// ```
+    pub fn page(keys: Vec<String>, after: Option<&str>, limit: Option<i64>) -> Vec<String> {
+        let start = after.map_or(0, |a| keys.partition_point(|k| k.as_str() <= a));
+        let take = limit.filter(|l| *l > 0).map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        keys.into_iter().skip(start).take(take).collect()
+    }
     /// Builder: add a warning.
     pub fn warn(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
@@ -121,4 +137,18 @@ impl Response {
         self.status = Some(status);
         self
     }
+}
+
+/// The fields of a paginated LIST path (`after`, `limit`), for [`Response::page`].
+///
+/// ```
+/// use tresor_sdk::{page_fields, Operation, Path};
+/// let path = page_fields().into_iter().fold(Path::new("keys/"), Path::field).operations([Operation::List]);
+/// assert_eq!(path.fields.len(), 2);
+/// ```
+pub fn page_fields() -> [crate::Field; 2] {
+    [
+        crate::Field::new("after", crate::FieldKind::Str).description("Optional entry to list begin listing after, not required to exist."),
+        crate::Field::new("limit", crate::FieldKind::Int).description("Optional number of entries to return; defaults to all entries."),
+    ]
 }
