@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::batch::{Arg, Item, Items, Out};
 use crate::crypto::{self, b64, unb64, HashAlg, SaltLen, SignOptions};
-use crate::policy::{check_auto_rotate, check_name, KeyType, NewKey, Policy};
+use crate::policy::{check_auto_rotate, check_name, Imported, KeyType, NewKey, Policy};
 
 /// Largest `random` request (Vault's limit).
 const MAX_RANDOM_BYTES: i64 = 128 * 1024;
@@ -86,30 +86,16 @@ pub fn wrapping_key(_req: &Request) -> Result<Response, Error> {
 
 /// What an import request brings: `ciphertext` (the private key, wrapped with the wrapping key),
 /// or only `public_key` (PEM) for an asymmetric type.
-enum Material<'a> {
-    Private(Zeroizing<Vec<u8>>),
-    Public(&'a str),
-}
-
-impl Material<'_> {
-    fn as_imported(&self) -> crate::policy::Imported<'_> {
-        match self {
-            Material::Private(m) => crate::policy::Imported::Private(m.clone()),
-            Material::Public(p) => crate::policy::Imported::Public(p),
-        }
-    }
-}
-
-fn imported_material(req: &Request) -> Result<Material<'_>, Error> {
+fn imported_material(req: &Request) -> Result<Imported<'_>, Error> {
     let ciphertext = req.str("ciphertext").filter(|c| !c.is_empty());
     let public = req.str("public_key").filter(|k| !k.is_empty());
     match (ciphertext, public) {
         (Some(_), Some(_)) => Err(Error::invalid("only one of ciphertext or public_key may be provided")),
-        (None, Some(pem)) => Ok(Material::Public(pem)),
+        (None, Some(pem)) => Ok(Imported::Public(pem)),
         (None, None) => Err(Error::invalid("ciphertext or public_key must be provided to import a key")),
         (Some(ciphertext), None) => {
             let ciphertext = unb64(ciphertext).map_err(|e| Error::invalid(format!("error decoding ciphertext: {e}")))?;
-            crypto::unwrap_import(&wrapping_key_entry()?, &ciphertext, req.str("hash_function").unwrap_or("SHA256")).map(Material::Private)
+            crypto::unwrap_import(&wrapping_key_entry()?, &ciphertext, req.str("hash_function").unwrap_or("SHA256")).map(Imported::Private)
         }
     }
 }
@@ -138,7 +124,7 @@ pub fn derive_key(req: &Request) -> Result<Response, Error> {
         return Err(Error::invalid("the base key version does not contain a private part"));
     }
     let material = crypto::ecdh_derive(base.kind, entry, peer, kind.aead_key_len())?;
-    let material = crate::policy::Imported::Private(Zeroizing::new(material.to_vec()));
+    let material = Imported::Private(Zeroizing::new(material.to_vec()));
     match Policy::load_usable(name)? {
         Some(mut p) => {
             if !p.imported || p.kind != kind {
@@ -195,7 +181,7 @@ fn import_key(req: &Request) -> Result<Response, Error> {
     }
     let opts = new_key_options(req, "type")?;
     let material = imported_material(req)?;
-    let p = Policy::create_imported(name, &opts, &material.as_imported(), req.bool("allow_rotation").unwrap_or(false))?;
+    let p = Policy::create_imported(name, &opts, &material, req.bool("allow_rotation").unwrap_or(false))?;
     p.save()?;
     Ok(Response::empty())
 }
@@ -211,7 +197,7 @@ fn import_key_version(req: &Request) -> Result<Response, Error> {
         return Err(Error::invalid("importing into an existing version is not supported here; import a new version"));
     }
     let material = imported_material(req)?;
-    p.import_version(&material.as_imported())?;
+    p.import_version(&material)?;
     p.save()?;
     Ok(Response::empty())
 }
