@@ -255,3 +255,31 @@ fn approle_single_setting_paths_answer_as_openbao_does() {
         assert_eq!((&ob["data"], &ob["errors"]), (&tb["data"], &tb["errors"]), "{method} {path}");
     }
 }
+
+/// `bao auth move` (`sys/remount` within `auth/`): the method keeps its users and answers logins at
+/// the new path, across a restart; moving between `auth/` and secrets engines is refused, and
+/// `sys/mounts` cannot unmount an auth method (both with Vault's texts).
+#[test]
+fn bao_auth_move_keeps_an_auth_method_and_its_users() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    ok(&bao(&server, &root, &["auth", "enable", "userpass"]));
+    ok(&bao(&server, &root, &["write", "auth/userpass/users/bob", "password=pw", "token_policies=default"]));
+    ok(&bao(&server, &root, &["auth", "move", "auth/userpass", "auth/people"]));
+    server.terminate();
+    server.start();
+    server.unseal(&keys);
+    let c = server.http(&root);
+    assert!(c.get("sys/auth").1["data"].get("people/").is_some());
+    assert!(c.get("sys/auth").1["data"].get("userpass/").is_none());
+    let (s, login) = server.http("").put("auth/people/login/bob", json!({"password": "pw"}));
+    assert_eq!(s, 200, "{login}");
+    assert_eq!(server.http("").put("auth/userpass/login/bob", json!({"password": "pw"})).0, 404);
+    let (s, b) = c.put("sys/remount", json!({"from": "auth/people", "to": "people"}));
+    assert_eq!((s, b["errors"][0].as_str()), (400, Some("cannot remount auth mount to non-auth mount \"people/\"")));
+    let (s, b) = c.put("sys/remount", json!({"from": "secret", "to": "auth/secret"}));
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = c.delete("sys/mounts/auth/people");
+    assert_eq!((s, b["errors"][0].as_str()), (400, Some("cannot unmount \"auth/people/\"")));
+}

@@ -444,6 +444,10 @@ impl Core {
     pub async fn disable_mount(&self, auth: bool, path: &str) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
+        if !auth && path.starts_with("auth/") {
+            // As Vault: auth methods are disabled through `sys/auth`.
+            return Err(Error::invalid(format!("cannot unmount \"{path}\"")));
+        }
         let mut table = self.load_mount_table(auth).await?;
         let Some(pos) = table.iter().position(|m| m.path == path) else { return Ok(()) };
         // Its leases are revoked first (through the still-mounted backend); if any cannot be, the
@@ -469,23 +473,37 @@ impl Core {
 
     /// Move a mount to another path. Storage is keyed by the mount's uuid, so the data does not move:
     /// only the table entry and the route change, atomically for new requests.
+    ///
+    /// An auth method moves the same way within `auth/` (`bao auth move`); moving between `auth/`
+    /// and secrets engines is refused, as in Vault.
     pub async fn remount(&self, from: &str, to: &str) -> Result<(), Error> {
         let _guard = self.mount_lock.lock().await;
         let from = normalize(from)?;
         let to = normalize(to)?;
-        if let Some(r) = RESERVED.iter().find(|r| to.starts_with(*r) || r.starts_with(&to)) {
-            return Err(Error::invalid(format!("cannot remount to a reserved path ({r})")));
+        let auth = from.starts_with("auth/");
+        match (auth, to.starts_with("auth/")) {
+            (true, false) => return Err(Error::invalid(format!("cannot remount auth mount to non-auth mount \"{to}\""))),
+            (false, true) => return Err(Error::invalid(format!("cannot remount non-auth mount to auth mount \"{to}\""))),
+            _ => {}
         }
-        let mut table = self.load_mount_table(false).await?;
-        let pos = table.iter().position(|m| m.path == from).ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
+        let (table_from, table_to) = if auth { (&from["auth/".len()..], &to["auth/".len()..]) } else { (from.as_str(), to.as_str()) };
+        let reserved: &[&str] = if auth { &["token/"] } else { RESERVED };
+        if table_to.is_empty() {
+            return Err(Error::invalid(format!("invalid mount path {to:?}")));
+        }
+        if let Some(r) = reserved.iter().find(|r| table_to.starts_with(*r) || r.starts_with(table_to)) {
+            return Err(Error::invalid(format!("cannot remount to a reserved path ({}{r})", if auth { "auth/" } else { "" })));
+        }
+        let mut table = self.load_mount_table(auth).await?;
+        let pos = table.iter().position(|m| m.path == table_from).ok_or_else(|| Error::invalid(format!("no matching mount at \"{from}\"")))?;
         {
             let router = self.router.read().map_err(|_| Error::Internal("router lock poisoned".into()))?;
             if let Some(existing) = router.conflicting(&to).filter(|e| *e != from) {
                 return Err(Error::invalid(format!("path already in use at \"{existing}\"")));
             }
         }
-        table[pos].path = to.clone();
-        self.save_mount_table(false, &table).await?;
+        table[pos].path = table_to.to_string();
+        self.save_mount_table(auth, &table).await?;
         let mut router = self.router.write().map_err(|_| Error::Internal("router lock poisoned".into()))?;
         router.rename(&from, &to);
         Ok(())
