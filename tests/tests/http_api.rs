@@ -188,6 +188,8 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("POST", "sys/capabilities-accessor", Some(json!({"accessor": "nope", "paths": ["x"]}))),
         ("POST", "sys/capabilities-accessor", Some(json!({"paths": ["x"]}))),
         ("POST", "sys/capabilities", Some(json!({"token": "nope", "paths": ["x"]}))),
+        ("POST", "sys/plugins/reload/backend", Some(json!({}))),
+        ("POST", "sys/plugins/reload/backend", Some(json!({"plugin": "kv", "mounts": ["x/"]}))),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = theirs.send(method, path, body.as_ref());

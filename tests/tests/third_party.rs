@@ -95,6 +95,7 @@ fn a_template_plugin_is_registered_mounted_and_upgraded_under_load_without_failu
     let (s, b) = c.put("sys/plugins/reload/backend", json!({"plugin": "myplugin"}));
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["reloaded_mounts"], 1);
+    assert_eq!(b["data"]["reload_id"], b["request_id"], "the reload is named by the request, as Vault's");
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for w in workers {

@@ -263,6 +263,9 @@ impl Core {
                 if plugin.is_empty() && mounts.is_empty() {
                     return Err(Error::invalid("plugin or mounts must be provided"));
                 }
+                if !plugin.is_empty() && !mounts.is_empty() {
+                    return Err(Error::invalid("plugin and mounts cannot be set at the same time"));
+                }
                 let name = if plugin.is_empty() {
                     let first = match self.mount_settings(false, &mounts[0]).await? {
                         Some(m) => m,
@@ -276,7 +279,9 @@ impl Core {
                     plugin
                 };
                 let n = self.reload_plugin(&name, &mounts).await?;
-                Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(uuid::Uuid::new_v4().to_string())), ("reloaded_mounts", json!(n))]))))
+                // As Vault, the reload is named by the request's id; Tresor also says how many
+                // mounts now run the plugin's registered build (reloads finish before the answer).
+                Ok(Some(Response::with_data(crate::util::obj([("reload_id", json!(request.id)), ("reloaded_mounts", json!(n))]))))
             }
             ("remount", Operation::Update | Operation::Create) => {
                 let from = request.get_str("from").ok_or_else(|| Error::invalid("missing 'from'"))?.to_string();
