@@ -151,6 +151,14 @@ fn declarative_devices_log_raw_keeps_sensitive_fields_hashed_and_cannot_be_disab
     let resp = all.iter().find(|l| l["type"] == "response" && l["request"]["path"] == "probe/creds/alice").unwrap();
     assert_eq!(resp["response"]["secret"]["lease_id"], b["lease_id"]);
     assert!(!contains(&std::fs::read(&audit_file).unwrap(), "declared-sensitive-pw"));
+    // A token in a request body (the core's own paths) is hashed with log_raw too.
+    let other = c.put("auth/token/create", json!({"ttl": "1h"})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(c.put("sys/wrapping/lookup", json!({"token": "not-a-wrapping-token"})).0, 400);
+    assert_eq!(c.put("auth/token/lookup", json!({"token": other})).0, 200);
+    let all = lines(&audit_file);
+    let lookup = all.iter().find(|l| l["type"] == "request" && l["request"]["path"] == "auth/token/lookup").unwrap();
+    assert!(lookup["request"]["data"]["token"].as_str().unwrap().starts_with("hmac-sha256:"), "{lookup}");
+    assert!(!contains(&std::fs::read(&audit_file).unwrap(), &other));
 
     // Restart: the declared device is there again, with the same salt (hashes stay comparable).
     let before = c.put("sys/audit-hash/raw-audit", json!({"input": "x"})).1["data"]["hash"].clone();
@@ -229,6 +237,12 @@ fn a_mount_tuned_with_non_hmac_keys_logs_them_in_the_clear_and_only_them() {
     assert_eq!(c.put("sys/auth/up", json!({"type": "userpass", "config": {"audit_non_hmac_request_keys": ["password", "username"]}})).0, 204);
     assert_eq!(c.put("auth/up/users/bob", json!({"password": "bobs-secret-pw", "policies": "default"})).0, 204);
     assert_eq!(server.http("").put("auth/up/login/bob", json!({"password": "bobs-secret-pw"})).0, 200);
+    // On the token mount, a token in a body stays hashed even when listed.
+    assert_eq!(c.put("sys/auth/token/tune", json!({"audit_non_hmac_request_keys": ["token", "display_name"]})).0, 204);
+    let (s, created) = c.put("auth/token/create", json!({"display_name": "shown", "ttl": "1h"}));
+    assert_eq!(s, 200, "{created}");
+    let token = created["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(c.put("auth/token/lookup", json!({"token": token})).0, 200);
 
     let all = lines(&audit_file);
     let line = |kind: &str, op: &str, path: &str| -> Value {
@@ -248,6 +262,9 @@ fn a_mount_tuned_with_non_hmac_keys_logs_them_in_the_clear_and_only_them() {
     }
     let login = &line("request", "update", "auth/up/login/bob")["request"]["data"];
     assert!(hashed(&login["password"]), "a sensitive field stays hashed: {login}");
+    assert_eq!(line("request", "update", "auth/token/create")["request"]["data"]["display_name"], "shown");
+    let lookup = &line("request", "update", "auth/token/lookup")["request"]["data"];
+    assert!(hashed(&lookup["token"]), "{lookup}");
     let text = std::fs::read_to_string(&audit_file).unwrap();
-    assert!(!text.contains("hunter2-nonhmac") && !text.contains("bobs-secret-pw"));
+    assert!(!text.contains("hunter2-nonhmac") && !text.contains("bobs-secret-pw") && !text.contains(&token));
 }

@@ -327,8 +327,16 @@ fn mount_fields(m: &MountEntry) -> Map {
     fields
 }
 
-/// Sensitive field names declared by the plugin path `relative` of `mount`.
+/// Sensitive field names: those the plugin path `relative` of `mount` declares, and on the core's
+/// own mounts the body fields that carry a token (`token` on `sys/wrapping/*`, `sys/capabilities`,
+/// `auth/token/lookup|renew|revoke…`; a custom token `id` on `auth/token/create`). Always hashed,
+/// even with `log_raw` or when listed in `audit_non_hmac_request_keys`: tokens never reach a log.
 pub(crate) fn sensitive_fields(mount: &MountEntry, relative: &str) -> Vec<String> {
+    match &mount.handler {
+        Handler::Sys => return vec!["token".into()],
+        Handler::Token => return vec!["token".into(), "id".into()],
+        _ => {}
+    }
     let Handler::Plugin(backend) = &mount.handler else { return Vec::new() };
     let Some(spec) = backend.spec() else { return Vec::new() };
     match tresor_logical::framework::match_path(&spec, relative) {
