@@ -491,7 +491,7 @@ pub(crate) fn core_help_response(mount: &crate::router::MountEntry, path: &str) 
         regex_escape(path),
         mount.kind,
     );
-    Response::with_data(crate::util::obj([("help", json!(help)), ("openapi", Value::Null), ("see_also", Value::Null)]))
+    help_document(help, None)
 }
 
 /// `text` with regular-expression metacharacters escaped (for the "Matching Route" line).
@@ -506,27 +506,23 @@ fn regex_escape(text: &str) -> String {
     out
 }
 
+/// Vault's `?help=1` document: the help text, the OpenAPI paths it covers (relative to the mount;
+/// none for the core's own paths) and `see_also`.
+fn help_document(help: String, paths: Option<Map>) -> Response {
+    let openapi = paths.map_or(Value::Null, |paths| json!({"openapi": "3.0.2", "paths": paths}));
+    Response::with_data(crate::util::obj([("help", json!(help)), ("openapi", openapi), ("see_also", Value::Null)]))
+}
+
 /// `?help=1` on a plugin mount: the matched path's help and OpenAPI, without running guest code.
 pub(crate) fn help_response(backend: &dyn tresor_logical::LogicalBackend, path: &str) -> Result<Option<Response>, Error> {
+    use tresor_logical::framework::{backend_help_text, help_text, match_path, openapi_paths};
     let spec = backend.spec().ok_or(Error::UnsupportedOperation)?;
     // At the mount's root, Vault describes the backend and lists its paths.
     if path.is_empty()
         && let Some(help) = backend.backend_help()
     {
-        let openapi = tresor_logical::framework::openapi_paths("", &spec);
-        return Ok(Some(Response::with_data(crate::util::obj([
-            ("help", json!(tresor_logical::framework::backend_help_text(&help, &spec))),
-            ("openapi", json!({"openapi": "3.0.2", "paths": openapi})),
-            ("see_also", Value::Null),
-        ]))));
+        return Ok(Some(help_document(backend_help_text(&help, &spec), Some(openapi_paths("", &spec)))));
     }
-    let m = tresor_logical::framework::match_path(&spec, path).ok_or(Error::UnsupportedPath)?;
-    let matched = &spec[m.index];
-    // Vault's help document names paths relative to the mount.
-    let openapi = tresor_logical::framework::openapi_paths("", std::slice::from_ref(matched));
-    Ok(Some(Response::with_data(crate::util::obj([
-        ("help", json!(tresor_logical::framework::help_text(matched, path))),
-        ("openapi", json!({"openapi": "3.0.2", "paths": openapi})),
-        ("see_also", Value::Null),
-    ]))))
+    let matched = &spec[match_path(&spec, path).ok_or(Error::UnsupportedPath)?.index];
+    Ok(Some(help_document(help_text(matched, path), Some(openapi_paths("", std::slice::from_ref(matched))))))
 }
