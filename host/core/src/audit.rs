@@ -233,25 +233,25 @@ impl Device {
     /// `audit_non_hmac_*_keys`, honoured at any depth as Vault does. A field the plugin declares
     /// sensitive is hashed even when listed there (Vault would write it in the clear).
     fn hash_value(&self, v: &mut Value, sensitive: &[String], clear: &[String]) {
-        let clear: Vec<String> = clear.iter().filter(|k| !sensitive.contains(k)).cloned().collect();
         if self.log_raw {
             if let Value::Object(m) = v {
                 for k in sensitive {
                     if let Some(x) = m.get_mut(k) {
-                        self.hash_all(x, &[], false);
+                        self.hash_all(x, &[], &[], false);
                     }
                 }
             }
         } else {
-            self.hash_all(v, &clear, false);
+            self.hash_all(v, clear, sensitive, false);
         }
     }
 
-    fn hash_all(&self, v: &mut Value, clear: &[String], in_clear: bool) {
+    /// `in_clear`: the value sits under a key listed in `clear` and not in `sensitive`.
+    fn hash_all(&self, v: &mut Value, clear: &[String], sensitive: &[String], in_clear: bool) {
         match v {
             Value::String(s) if !in_clear => *s = self.hash(s),
-            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_all(x, clear, in_clear)),
-            Value::Object(m) => m.iter_mut().for_each(|(k, x)| self.hash_all(x, clear, clear.contains(k))),
+            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_all(x, clear, sensitive, in_clear)),
+            Value::Object(m) => m.iter_mut().for_each(|(k, x)| self.hash_all(x, clear, sensitive, clear.contains(k) && !sensitive.contains(k))),
             _ => {}
         }
     }
