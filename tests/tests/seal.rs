@@ -105,6 +105,14 @@ fn duplicate_share_is_ignored_reset_clears_and_base64_works() {
     let (status, body) = anon.put("sys/unseal", json!({"key": "abc"}));
     assert_eq!(status, 400);
     assert_eq!(body, json!({"errors": ["'key' must be a valid hex or base64 string"]}));
+    // Well-formed text of a length no share has is refused as Vault does, and counts for nothing.
+    assert_eq!(anon.put("sys/unseal", json!({"key": keys[0]})).1["progress"], 1);
+    let (status, body) = anon.put("sys/unseal", json!({"key": base64(b"hello")}));
+    assert_eq!((status, body), (400, json!({"errors": ["invalid key: key is shorter than minimum 16 bytes"]})));
+    let (status, body) = anon.put("sys/unseal", json!({"key": base64(&[7u8; 34])}));
+    assert_eq!((status, body), (400, json!({"errors": ["invalid key: key is longer than maximum 33 bytes"]})));
+    assert_eq!(anon.get("sys/seal-status").1["progress"], 1, "a refused key is not a share");
+    anon.put("sys/unseal", json!({"reset": true}));
 
     let b64 = |hex: &str| {
         let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
@@ -173,4 +181,45 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// `sys/rotate/config` (and OpenBao's alias `sys/rotate/keyring/config`): Vault's default, partial
+/// updates, its bounds refused without a change, root-only, kept across a restart and a seal.
+#[test]
+fn rotation_config_is_validated_persisted_and_root_only() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    let read = |c: &tresor_tests::Http| {
+        let (s, b) = c.get("sys/rotate/config");
+        assert_eq!(s, 200, "{b}");
+        b["data"].clone()
+    };
+    assert_eq!(read(&c), json!({"enabled": true, "interval": 0, "max_operations": 3865470566u64}));
+    for (body, error) in [
+        (json!({"max_operations": 5}), "max_operations must be in the range [1000000,3865470566]"),
+        (json!({"max_operations": 5_000_000_000u64}), "max_operations must be in the range [1000000,3865470566]"),
+        (json!({"interval": "1h"}), "interval must be greater or equal to 24h0m0s"),
+        (json!({"interval": "abc"}), "Field validation failed: error converting input for field \"interval\": time: invalid duration \"abc\""),
+    ] {
+        let (s, b) = c.put("sys/rotate/config", body.clone());
+        assert_eq!((s, &b["errors"][0]), (400, &json!(error)), "{body}");
+    }
+    assert_eq!(read(&c)["max_operations"], 3865470566u64, "a refused update changes nothing");
+    assert_eq!(c.put("sys/rotate/config", json!({"max_operations": 2000000, "interval": "25h"})).0, 204);
+    assert_eq!(c.put("sys/rotate/keyring/config", json!({"enabled": false})).0, 204);
+    let want = json!({"enabled": false, "interval": "25h0m0s", "max_operations": 2000000});
+    assert_eq!(read(&c), want);
+    assert_eq!(c.get("sys/rotate/keyring/config").1["data"], want);
+
+    // Root-protected, as Vault's sys/rotate/*.
+    let limited = c.put("auth/token/create", json!({"policies": ["default"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&limited).get("sys/rotate/config").0, 403);
+    assert_eq!(server.http(&limited).put("sys/rotate/config", json!({"enabled": true})).0, 403);
+
+    server.terminate();
+    server.start();
+    server.unseal(&keys);
+    assert_eq!(read(&server.http(&root)), want, "kept across a restart");
 }

@@ -16,7 +16,9 @@ pub mod physical;
 pub mod shamir;
 mod view;
 
-pub use barrier::{Barrier, KeyStatus, DEFAULT_ROTATION_THRESHOLD};
+pub use barrier::{
+    Barrier, KeyStatus, RotationConfig, DEFAULT_ROTATION_THRESHOLD, MIN_ROTATION_INTERVAL, MIN_ROTATION_THRESHOLD,
+};
 pub use error::Error;
 pub use keyring::{Key, Keyring, KEY_LEN};
 pub use view::BarrierView;

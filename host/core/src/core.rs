@@ -532,6 +532,7 @@ fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
         "auth/*", "remount", "audit", "audit/*", "raw", "raw/*", "rotate", "rotate/*", "seal", "step-down", "config/cors",
         "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*", "revoke-prefix/*", "revoke-force/*",
         "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "internal/inspect/*",
+        "rekey/backup", "rekey/recovery-key-backup",
     ];
     const TOKEN: &[&str] = &["revoke-orphan/*", "accessors*"];
     let list = match mount.handler {
@@ -545,7 +546,8 @@ fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
     })
 }
 
-/// Revoke expired tokens once a second for as long as the core lives.
+/// Revoke expired tokens, and rotate the barrier key when it is due by age, once a second for as
+/// long as the core lives.
 fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     handle.spawn(async move {
@@ -556,6 +558,12 @@ fn spawn_token_sweeper(core: std::sync::Weak<Core>) {
             let Some(core) = core.upgrade() else { return };
             if let Err(e) = core.sweep_expired_tokens().await {
                 tracing::warn!(error = %e, "token expiry sweep failed");
+            }
+            // The barrier's age-based rotation (`sys/rotate/config` interval) is checked on the same tick.
+            if !core.is_sealed()
+                && let Err(e) = core.barrier.rotate_if_due(crate::util::now_unix()).await
+            {
+                tracing::warn!(error = %e, "automatic barrier key rotation failed");
             }
         }
     });

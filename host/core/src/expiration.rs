@@ -412,6 +412,7 @@ impl Core {
             data.insert("issue_time".into(), json!(crate::util::rfc3339(token.creation_time)));
             data.insert("expire_time".into(), json!(crate::util::rfc3339(token.expire_time)));
             data.insert("last_renewal".into(), Value::Null);
+            data.insert("path".into(), json!(lease_path(id)));
             data.insert("renewable".into(), json!(token.renewable));
             data.insert("ttl".into(), json!(token.remaining(crate::util::now_unix())));
             return Ok(Response::with_data(data));
@@ -422,6 +423,7 @@ impl Core {
         data.insert("issue_time".into(), json!(rfc3339_nanos(ms_to_nanos(entry.issue_ms))));
         data.insert("expire_time".into(), json!(rfc3339_nanos(ms_to_nanos(entry.expire_ms))));
         data.insert("last_renewal".into(), entry.last_renewal_ms.map_or(Value::Null, |t| json!(rfc3339_nanos(ms_to_nanos(t)))));
+        data.insert("path".into(), json!(lease_path(&entry.id)));
         data.insert("renewable".into(), json!(entry.secret.renewable));
         data.insert("ttl".into(), json!(secs_left(entry.expire_ms, now)));
         if entry.revoke_attempts > 0 {
@@ -460,17 +462,9 @@ impl Core {
     /// `sys/leases/renew`: ask the backend, then cap at the lease's max TTL (with Vault's warning).
     pub(crate) async fn lease_renew(&self, id: &str, increment: Option<u64>) -> Result<Response, Error> {
         let Some(mut entry) = self.leases.load(id).await? else {
-            let token = self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("lease not found"))?;
-            if !token.renewable {
-                return Err(Error::invalid("lease is not renewable"));
-            }
-            let renewed = self.tokens.renew(&token, increment.unwrap_or(0)).await?;
-            return Ok(Response {
-                lease_id: id.to_string(),
-                lease_duration: renewed.remaining(crate::util::now_unix()),
-                renewable: renewed.renewable,
-                ..Response::default()
-            });
+            // A token's lease is renewed through `auth/token/renew*`, as in Vault.
+            self.token_of_lease(id).await?.ok_or_else(|| Error::invalid("lease not found"))?;
+            return Err(Error::invalid("tokens cannot be renewed through this endpoint"));
         };
         if !entry.secret.renewable {
             return Err(Error::invalid("lease is not renewable"));
@@ -778,6 +772,12 @@ pub(crate) fn spawn_lease_timer(core: std::sync::Weak<Core>) {
             }
         }
     });
+}
+
+/// The request path a lease was issued on, as OpenBao's lookup reports it: the lease id without its
+/// last (random) segment.
+fn lease_path(id: &str) -> &str {
+    id.rsplit_once('/').map_or(id, |(path, _)| path)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod hcl;
 mod mount;
 pub mod policy;
 mod policy_store;
+mod rotation;
 mod router;
 mod seal;
 mod sys;

@@ -18,6 +18,8 @@ use crate::util::random_base62;
 
 /// Stored cluster identity (inside the barrier).
 const CLUSTER_KEY: &str = "core/cluster";
+/// The shortest share Vault takes: its smallest barrier key (AES-128).
+const MIN_SHARE_LEN: usize = 16;
 /// Vault's message when the recombined key does not open the root key.
 const BAD_KEY_MESSAGE: &str =
     "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
@@ -108,15 +110,25 @@ pub struct SealStatus {
 }
 
 /// Decode a share given as hex or base64.
-fn decode_share(key: &str) -> Option<Zeroizing<Vec<u8>>> {
+fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let key = key.trim();
-    // Hex first, as Vault does; a base64 share that happens to be all hex digits decodes to the wrong
-    // length as hex and falls through to base64.
-    if let Ok(bytes) = hex::decode(key).map(Zeroizing::new)
-        && (bytes.len() == KEY_LEN || bytes.len() == KEY_LEN + 1) {
-            return Some(bytes);
-        }
-    base64::engine::general_purpose::STANDARD.decode(key).ok().map(Zeroizing::new)
+    // Hex first, as Vault does; hex of a length no share can have (a base64 share that happens to be
+    // all hex digits) falls through to base64.
+    let bytes = match hex::decode(key).map(Zeroizing::new) {
+        Ok(bytes) if (MIN_SHARE_LEN..=KEY_LEN + 1).contains(&bytes.len()) => bytes,
+        _ => base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::invalid("'key' must be a valid hex or base64 string"))?,
+    };
+    // Vault checks the length against its barrier's key sizes (16 to 32 bytes, plus a share's x byte).
+    if bytes.len() < MIN_SHARE_LEN {
+        return Err(Error::invalid(format!("invalid key: key is shorter than minimum {MIN_SHARE_LEN} bytes")));
+    }
+    if bytes.len() > KEY_LEN + 1 {
+        return Err(Error::invalid(format!("invalid key: key is longer than maximum {} bytes", KEY_LEN + 1)));
+    }
+    Ok(bytes)
 }
 
 impl Core {
@@ -236,11 +248,11 @@ impl Core {
             *progress = UnsealProgress::default();
             return Ok(self.status_with(&progress));
         }
+        let key = key.ok_or_else(|| Error::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
+        let share = decode_share(key)?;
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
         }
-        let key = key.ok_or_else(|| Error::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
-        let share = decode_share(key).ok_or_else(|| Error::invalid("'key' must be a valid hex or base64 string"))?;
         if progress.parts.iter().any(|p| bool::from(p.as_slice().ct_eq(share.as_slice()))) {
             return Ok(self.status_with(&progress));
         }
@@ -279,6 +291,7 @@ impl Core {
 
     /// Everything that must be loaded after the barrier opens.
     async fn post_unseal(&self) -> Result<(), Error> {
+        self.load_rotation_config().await?;
         self.tokens.setup().await?;
         self.policies.setup().await?;
         let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {

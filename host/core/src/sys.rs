@@ -60,6 +60,17 @@ impl Core {
                 self.barrier.rotate().await.map_err(|e| Error::Internal(e.to_string()))?;
                 Ok(None)
             }
+            ("rotate/config" | "rotate/keyring/config", Operation::Read) => Ok(Some(Response::with_data(self.rotation_config_json()))),
+            ("rotate/config" | "rotate/keyring/config", Operation::Update | Operation::Create) => {
+                self.update_rotation_config(&request.data).await?;
+                Ok(None)
+            }
+            // A single server with no HA: there is no standby to hand over to, as OpenBao without
+            // HA storage answers (204, nothing happens).
+            ("step-down", Operation::Update | Operation::Create) => Ok(None),
+            // No rekey, so never a backup of rekeyed shares (Vault's answers when there is none).
+            ("rekey/backup" | "rekey/recovery-key-backup", Operation::Read) => Err(Error::invalid("no backed-up keys found")),
+            ("rekey/backup" | "rekey/recovery-key-backup", Operation::Delete) => Ok(None),
             ("seal", Operation::Update | Operation::Create) => {
                 self.seal().await;
                 Ok(None)
@@ -322,7 +333,8 @@ impl Core {
                 data.insert("auth".into(), Value::Object(visible(self.mounts_json(true)?, "auth/")));
                 Ok(Some(Response::with_data(data)))
             }
-            ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal"
+            ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
+            | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }

@@ -88,6 +88,11 @@ where
                 _ => Err(Error::UnsupportedOperation.into()),
             };
         }
+        // OpenBao 2.7 turned off Vault's unauthenticated rekey and root-token generation
+        // (openbao/openbao#1496, #2912); Tresor never had them and answers as OpenBao does.
+        "sys/rekey/init" | "sys/rekey/update" | "sys/rekey/verify" | "sys/generate-root/attempt" | "sys/generate-root/update" => {
+            return Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec!["unsupported operation".into()]));
+        }
         "sys/unseal" => {
             return match method {
                 Method::PUT | Method::POST => {
