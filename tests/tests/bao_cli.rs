@@ -57,3 +57,41 @@ fn bao_operator_seal_with_a_bad_token_is_denied() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
     assert_eq!(bao(&server, &server.root_token, &["status"]).status.code(), Some(0), "still unsealed");
 }
+
+/// `bao operator generate-root` (init, two shares, decode) and `bao operator rotate-keys`, as an
+/// operator runs them against OpenBao 2.7; `bao operator step-down` answers as a single node.
+#[test]
+fn bao_operator_generate_root_and_rotate_keys() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(3, 2);
+    server.unseal(&keys[..2]);
+    let run = |args: &[&str]| {
+        let out = bao(&server, &root, args);
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        stdout(&out)
+    };
+    let json = |text: String| -> serde_json::Value { serde_json::from_str(&text).unwrap() };
+    let init = json(run(&["operator", "generate-root", "-init", "-format=json"]));
+    let (nonce, otp) = (init["nonce"].as_str().unwrap().to_string(), init["otp"].as_str().unwrap().to_string());
+    let nonce_flag = format!("-nonce={nonce}");
+    run(&["operator", "generate-root", &nonce_flag, &keys[0]]);
+    let done = json(run(&["operator", "generate-root", "-format=json", &nonce_flag, &keys[2]]));
+    assert_eq!(done["complete"], true, "{done}");
+    let decode = format!("-decode={}", done["encoded_token"].as_str().unwrap());
+    let token = run(&["operator", "generate-root", &decode, &format!("-otp={otp}")]).trim().to_string();
+    let me = bao(&server, &token, &["token", "lookup", "-format=json"]);
+    assert!(me.status.success(), "{}", String::from_utf8_lossy(&me.stderr));
+    assert_eq!(json(stdout(&me))["data"]["policies"], serde_json::json!(["root"]));
+
+    let init = json(run(&["operator", "rotate-keys", "-init", "-key-shares=4", "-key-threshold=3", "-format=json"]));
+    let nonce_flag = format!("-nonce={}", init["nonce"].as_str().unwrap());
+    run(&["operator", "rotate-keys", &nonce_flag, &keys[1]]);
+    let text = run(&["operator", "rotate-keys", &nonce_flag, &keys[2]]);
+    let new: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("Key ").and_then(|r| r.split_once(": ")).map(|(_, k)| k.to_string())).collect();
+    assert_eq!(new.len(), 4, "{text}");
+    let status = run(&["status"]);
+    assert!(status.contains("Total Shares    4") && status.contains("Threshold       3"), "{status}");
+    assert!(run(&["operator", "step-down"]).contains("Success!"));
+    run(&["operator", "seal"]);
+    server.unseal(&new[1..]);
+}

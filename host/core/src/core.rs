@@ -110,6 +110,8 @@ pub struct Core {
     pub(crate) transition: tokio::sync::Mutex<()>,
     pub(crate) initialized: AtomicBool,
     pub(crate) seal_config: RwLock<Option<crate::seal::SealConfig>>,
+    /// Root-token generation and rekey attempts in progress.
+    pub(crate) operator: tokio::sync::Mutex<crate::operator::OperatorState>,
     pub(crate) cluster: RwLock<Option<ClusterInfo>>,
     /// Serialises mount table changes.
     pub(crate) mount_lock: tokio::sync::Mutex<()>,
@@ -193,6 +195,7 @@ impl Core {
             transition: tokio::sync::Mutex::new(()),
             initialized: AtomicBool::new(false),
             seal_config: RwLock::new(None),
+            operator: tokio::sync::Mutex::new(crate::operator::OperatorState::default()),
             cluster: RwLock::new(None),
             mount_lock: tokio::sync::Mutex::new(()),
             remounts: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -532,7 +535,7 @@ fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
         "auth/*", "remount", "audit", "audit/*", "raw", "raw/*", "rotate", "rotate/*", "seal", "step-down", "config/cors",
         "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*", "revoke-prefix/*", "revoke-force/*",
         "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "internal/inspect/*",
-        "rekey/backup", "rekey/recovery-key-backup",
+        "rekey/backup", "rekey/recovery-key-backup", "generate-root-token/*",
     ];
     const TOKEN: &[&str] = &["revoke-orphan/*", "accessors*"];
     let list = match mount.handler {

@@ -110,7 +110,7 @@ pub struct SealStatus {
 }
 
 /// Decode a share given as hex or base64.
-fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let key = key.trim();
     // Hex first, as Vault does; hex of a length no share can have (a base64 share that happens to be
     // all hex digits) falls through to base64.
@@ -145,8 +145,14 @@ impl Core {
         Ok(())
     }
 
-    fn seal_config(&self) -> Option<SealConfig> {
+    pub(crate) fn seal_config(&self) -> Option<SealConfig> {
         self.seal_config.read().ok().and_then(|c| c.clone())
+    }
+
+    pub(crate) fn set_seal_config(&self, config: SealConfig) {
+        if let Ok(mut guard) = self.seal_config.write() {
+            *guard = Some(config);
+        }
     }
 
     /// The seal status.
@@ -270,8 +276,10 @@ impl Core {
         Ok(self.status_with(&progress))
     }
 
-    async fn try_unseal(&self, parts: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<(), Error> {
-        let unseal_key = shamir::combine(parts, threshold).map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
+    /// Combine `parts` into the unseal key and open the stored root key with it. `Ok(None)`: the
+    /// shares do not make the unseal key (the caller words the refusal).
+    pub(crate) async fn recover_root_key(&self, parts: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let Ok(unseal_key) = shamir::combine(parts, threshold) else { return Ok(None) };
         let stored = self
             .barrier
             .physical()
@@ -279,7 +287,11 @@ impl Core {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .ok_or_else(|| Error::Internal("root key missing from storage".into()))?;
-        let root_key = open_with_key(&unseal_key, keys::ROOT_KEY, &stored).map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
+        Ok(open_with_key(&unseal_key, keys::ROOT_KEY, &stored).ok())
+    }
+
+    async fn try_unseal(&self, parts: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<(), Error> {
+        let root_key = self.recover_root_key(parts, threshold).await?.ok_or_else(|| Error::invalid(BAD_KEY_MESSAGE))?;
         self.barrier.unseal(&root_key).await.map_err(|_| Error::invalid(BAD_KEY_MESSAGE))?;
         if let Err(err) = self.post_unseal().await {
             self.seal_inner().await;
@@ -316,6 +328,8 @@ impl Core {
     }
 
     async fn seal_inner(&self) {
+        // Root-token generation and rekey attempts die with the unsealed state, as in Vault.
+        *self.operator.lock().await = crate::operator::OperatorState::default();
         self.unload_mounts();
         self.leases.teardown();
         self.teardown_audit();

@@ -65,12 +65,40 @@ impl Core {
                 self.update_rotation_config(&request.data).await?;
                 Ok(None)
             }
+            ("generate-root-token/attempt", Operation::Read) => Ok(Some(Response::with_data(self.root_generation_status().await?))),
+            ("generate-root-token/attempt", Operation::Update | Operation::Create) => {
+                Ok(Some(Response::with_data(self.root_generation_start(&request.data).await?)))
+            }
+            ("generate-root-token/attempt", Operation::Delete) => {
+                self.root_generation_cancel().await;
+                Ok(None)
+            }
+            ("generate-root-token/update", Operation::Update | Operation::Create) => {
+                Ok(Some(Response::with_data(self.root_generation_update(&request.data).await?)))
+            }
+            ("rotate/root/init", Operation::Read) => Ok(Some(Response::with_data(self.rekey_status_json().await?))),
+            ("rotate/root/init", Operation::Update | Operation::Create) => Ok(Some(Response::with_data(self.rekey_start(&request.data).await?))),
+            ("rotate/root/init", Operation::Delete) => {
+                self.rekey_cancel().await;
+                Ok(None)
+            }
+            ("rotate/root/update", Operation::Update | Operation::Create) => Ok(Some(Response::with_data(self.rekey_update(&request.data).await?))),
+            ("rotate/root/verify", Operation::Read) => Ok(Some(Response::with_data(self.rekey_verify_status().await?))),
+            ("rotate/root/verify", Operation::Update | Operation::Create) => {
+                Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
+            }
+            ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
             // A single server with no HA: there is no standby to hand over to, as OpenBao without
             // HA storage answers (204, nothing happens).
             ("step-down", Operation::Update | Operation::Create) => Ok(None),
             // No rekey, so never a backup of rekeyed shares (Vault's answers when there is none).
-            ("rekey/backup" | "rekey/recovery-key-backup", Operation::Read) => Err(Error::invalid("no backed-up keys found")),
-            ("rekey/backup" | "rekey/recovery-key-backup", Operation::Delete) => Ok(None),
+            ("rekey/backup" | "rekey/recovery-key-backup" | "rotate/root/backup", Operation::Read) => Err(Error::invalid("no backed-up keys found")),
+            ("rekey/backup" | "rekey/recovery-key-backup" | "rotate/root/backup", Operation::Delete) => Ok(None),
+            // OpenBao rotates the root key under the same unseal key, which Tresor does not keep
+            // once unsealed (only the shares rebuild it).
+            ("rotate/root", Operation::Update | Operation::Create) => Err(Error::invalid(
+                "rotating the root key needs the unseal key, which Tresor does not keep after unseal; rekey with sys/rotate/root/init, or rotate the barrier key with sys/rotate",
+            )),
             ("seal", Operation::Update | Operation::Create) => {
                 self.seal().await;
                 Ok(None)
@@ -335,6 +363,8 @@ impl Core {
             }
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
+            | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
+            | "rotate/root" | "rotate/root/backup"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }
@@ -483,6 +513,10 @@ pub(crate) fn core_help_response(mount: &crate::router::MountEntry, path: &str) 
         ("health", "The health status of the server."),
         ("key-status", "The status of the encryption key of the barrier."),
         ("rotate", "Rotate the encryption key of the barrier."),
+        ("rotate/config", "Configure automatic rotation of the barrier's encryption key."),
+        ("rotate/root", "Rekey: replace the unseal key shares, given a quorum of the current ones."),
+        ("generate-root-token", "Generate a root token from a quorum of unseal key shares."),
+        ("step-down", "Give up active duty (a single server has no standby: nothing happens)."),
         ("internal/ui/mounts", "The mounts visible to the caller (used by clients to find KV versions)."),
         ("internal/specs/openapi", "The OpenAPI document of the mounted plugins' paths."),
         ("create", "Create a token."),

@@ -45,6 +45,8 @@ pub(crate) struct TidyReport {
 }
 /// Random characters after `s.`: 33 base62 characters carry more than 192 bits.
 const TOKEN_CHARS: usize = 33;
+/// A service token's length (`s.` and [`TOKEN_CHARS`]); a generated root token's one-time pad has it.
+pub(crate) const TOKEN_LEN: usize = 2 + TOKEN_CHARS;
 const ACCESSOR_CHARS: usize = 24;
 /// `num_uses` of a token whose last use has been consumed: invalid from then on.
 pub(crate) const USES_EXHAUSTED: i64 = -1;

@@ -9,7 +9,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, C
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use std::net::SocketAddr;
-use tresor_logical::{Error, Map, Operation, Request};
+use tresor_logical::{Error, Map, Operation, Request, Response};
 use zeroize::Zeroizing;
 
 use crate::error::Failure;
@@ -92,6 +92,18 @@ where
         // (openbao/openbao#1496, #2912); Tresor never had them and answers as OpenBao does.
         "sys/rekey/init" | "sys/rekey/update" | "sys/rekey/verify" | "sys/generate-root/attempt" | "sys/generate-root/update" => {
             return Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec!["unsupported operation".into()]));
+        }
+        // Unauthenticated, as in OpenBao: it only undoes the one-time pad the caller holds.
+        "sys/decode-token" => {
+            return match method {
+                Method::PUT | Method::POST => {
+                    let data = read_body(api, &parts.headers, body).await?;
+                    let response = Response::with_data(tresor_core::decode_token(&data)?);
+                    let body = envelope::render(&response, request_id, false).map_err(|e| Error::Internal(e.to_string()))?;
+                    Ok(json_response(StatusCode::OK, Bytes::from(body)))
+                }
+                _ => Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, vec!["unsupported operation".into()])),
+            };
         }
         "sys/unseal" => {
             return match method {
