@@ -92,6 +92,10 @@ fn bao_operator_generate_root_and_rotate_keys() {
     let status = run(&["status"]);
     assert!(status.contains("Total Shares    4") && status.contains("Threshold       3"), "{status}");
     assert!(run(&["operator", "step-down"]).contains("Success!"));
+    let members = run(&["operator", "members", "-format=json"]);
+    let members = json(members);
+    assert_eq!(members["Nodes"][0]["active_node"], true, "{members}");
+    assert!(members["Nodes"][0]["api_address"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{members}");
     run(&["operator", "seal"]);
     server.unseal(&new[1..]);
 }

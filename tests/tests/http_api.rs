@@ -206,6 +206,7 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("GET", "sys/rekey/backup", None),
         ("DELETE", "sys/rekey/backup", None),
         ("PUT", "sys/step-down", None),
+        ("GET", "sys/ha-status", None),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = theirs.send(method, path, body.as_ref());

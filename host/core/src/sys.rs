@@ -88,6 +88,19 @@ impl Core {
                 Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
             }
             ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
+            // The one node of a server without HA (`bao operator members`).
+            ("ha-status", Operation::Read) => {
+                let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+                let node = json!({
+                    "hostname": if hostname.is_empty() { "localhost".to_string() } else { hostname },
+                    "api_address": self.config.api_addr,
+                    "cluster_address": "",
+                    "active_node": true,
+                    "last_echo": null,
+                    "version": crate::VERSION,
+                });
+                Ok(Some(Response::with_data(obj([("nodes", json!([node]))]))))
+            }
             // A single server with no HA: there is no standby to hand over to, as OpenBao without
             // HA storage answers (204, nothing happens).
             ("step-down", Operation::Update | Operation::Create) => Ok(None),
@@ -364,7 +377,7 @@ impl Core {
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
-            | "rotate/root" | "rotate/root/backup"
+            | "rotate/root" | "rotate/root/backup" | "ha-status"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }

@@ -259,7 +259,7 @@ fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
 /// `tools` have only the envelope, and an unwrapped response is returned as it was produced).
 fn has_legacy_copy(sys_path: &str) -> bool {
     let first = sys_path.split('/').next().unwrap_or("");
-    matches!(first, "mounts" | "auth" | "remount" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status")
+    matches!(first, "mounts" | "auth" | "remount" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status" | "ha-status")
 }
 
 #[cfg(test)]
