@@ -69,6 +69,11 @@ struct Pending {
 /// Vault's text when the submitted shares do not open the root key.
 const DECRYPT_FAILED: &str = "failed to decrypt keys from storage: cipher: message authentication failed";
 
+/// OpenBao's answer when no rekey waits for verification.
+fn no_verification() -> Error {
+    Error::invalid("no rotation configuration found")
+}
+
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -392,21 +397,19 @@ impl Core {
     /// `GET sys/rotate/root/verify`.
     pub(crate) async fn rekey_verify_status(&self) -> Result<Map, Error> {
         let state = self.operator.lock().await;
-        match state.rekey.as_ref().and_then(|a| a.pending.as_ref().map(|p| (a, p))) {
-            Some((a, p)) => Ok(Self::verify_status(a, p)),
-            None => Err(Error::invalid("no rotation configuration found")),
-        }
+        let (attempt, pending) = state.rekey.as_ref().and_then(|a| a.pending.as_ref().map(|p| (a, p))).ok_or_else(no_verification)?;
+        Ok(Self::verify_status(attempt, pending))
     }
 
     /// `DELETE sys/rotate/root/verify`: start the verification over, with a new nonce.
     pub(crate) async fn rekey_verify_restart(&self) -> Result<Map, Error> {
         let mut state = self.operator.lock().await;
-        let Some(attempt) = state.rekey.as_mut() else { return Err(Error::invalid("no rotation configuration found")) };
-        let Some(pending) = attempt.pending.as_mut() else { return Err(Error::invalid("no rotation configuration found")) };
+        let attempt = state.rekey.as_mut().ok_or_else(no_verification)?;
+        let pending = attempt.pending.as_mut().ok_or_else(no_verification)?;
         pending.nonce = uuid();
         pending.parts.clear();
-        let (attempt, pending) = (&*attempt, attempt.pending.as_ref().ok_or_else(|| Error::Internal("verification vanished".into()))?);
-        Ok(Self::verify_status(attempt, pending))
+        let attempt = &*attempt;
+        attempt.pending.as_ref().map(|p| Self::verify_status(attempt, p)).ok_or_else(no_verification)
     }
 
     /// `PUT sys/rotate/root/verify`: one new share; at the new threshold, the new shares take effect.
@@ -414,9 +417,9 @@ impl Core {
         let nonce = nonce_of(data)?;
         let share = share_of(data)?;
         let mut state = self.operator.lock().await;
-        let Some(attempt) = state.rekey.as_mut() else { return Err(Error::invalid("no rotation configuration found")) };
+        let attempt = state.rekey.as_mut().ok_or_else(no_verification)?;
         let threshold = attempt.threshold;
-        let Some(pending) = attempt.pending.as_mut() else { return Err(Error::invalid("no rotation configuration found")) };
+        let pending = attempt.pending.as_mut().ok_or_else(no_verification)?;
         if !bool::from(pending.nonce.as_bytes().ct_eq(nonce.as_bytes())) {
             return Err(Error::invalid(format!("incorrect nonce supplied; nonce for this verify operation is {:?}", pending.nonce)));
         }
@@ -425,7 +428,8 @@ impl Core {
         }
         pending.parts.push(share);
         if pending.parts.len() < usize::from(threshold) {
-            return Ok(Self::verify_status(attempt, attempt.pending.as_ref().ok_or_else(|| Error::Internal("verification vanished".into()))?));
+            let attempt = &*attempt;
+            return attempt.pending.as_ref().map(|p| Self::verify_status(attempt, p)).ok_or_else(no_verification);
         }
         let parts = std::mem::take(&mut pending.parts);
         let combined = shamir::combine(&parts, threshold).ok();
