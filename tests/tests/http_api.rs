@@ -207,6 +207,10 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("DELETE", "sys/rekey/backup", None),
         ("PUT", "sys/step-down", None),
         ("GET", "sys/ha-status", None),
+        ("PUT", "sys/policy/r1", Some(json!({"rules": "path \"a\" { capabilities = [\"read\"] }"}))),
+        ("PUT", "sys/policy/r2", Some(json!({"rules": "path \"a\" { capabilities = [\"read\"] }", "policy": "path \"b\" { capabilities = [\"read\"] }"}))),
+        ("GET", "sys/policy/r2", None),
+        ("PUT", "sys/policies/acl/r3", Some(json!({"rules": "path \"a\" { capabilities = [\"read\"] }"}))),
     ];
     for (method, path, body) in &cases {
         let (ts, tb) = theirs.send(method, path, body.as_ref());

@@ -264,7 +264,7 @@ fn strings(node: &Node) -> Result<Vec<String>, String> {
                 _ => Err("expected a list of strings".to_string()),
             })
             .collect(),
-        Node::Scalar(Value::String(s)) => Ok(s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        // Vault refuses a lone string here (`capabilities = "read"`) rather than guess at a list.
         _ => Err("expected a list of strings".into()),
     }
 }
@@ -405,6 +405,9 @@ mod tests {
         assert!(Policy::parse("x", "garbage {").unwrap_err().to_string().starts_with("failed to parse policy: At 1"));
         assert!(Policy::parse("x", r#"path "x" { capabilities = ["read"] wat = 1 }"#).is_err());
         assert!(Policy::parse("x", r#"{"path": 1}"#).is_err());
+        // A lone string is not a list, in HCL or JSON.
+        assert!(Policy::parse("x", r#"path "x" { capabilities = "read" }"#).is_err());
+        assert!(Policy::parse("x", r#"{"path": {"x": {"capabilities": "read,list"}}}"#).is_err());
         assert!(Policy::parse("x", r#"nope "x" {}"#).is_err());
     }
 

@@ -189,16 +189,22 @@ impl Core {
                 match op {
                     Operation::Read => Ok(Some(Response::with_data(self.policies.read_json(name, legacy).await?.ok_or(Error::NotFound)?))),
                     Operation::Update | Operation::Create => {
-                        let text = field::str(&request.data, "policy")?.or(field::str(&request.data, "rules")?).unwrap_or("");
-                        if text.trim().is_empty() {
+                        // As Vault: the legacy `sys/policy` also takes the deprecated `rules` (with a
+                        // warning, when `policy` is not given); `sys/policies/acl` only `policy`.
+                        let given = field::str(&request.data, "policy")?.filter(|t| !t.trim().is_empty());
+                        let rules = if legacy && given.is_none() { field::str(&request.data, "rules")?.filter(|t| !t.trim().is_empty()) } else { None };
+                        let Some(text) = given.or(rules) else {
                             return Err(Error::invalid("'policy' parameter not supplied or empty"));
-                        }
+                        };
                         let cas = match request.data.get("cas") {
                             None | Some(Value::Null) => None,
                             Some(v) => Some(v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| Error::invalid("cas must be a non-negative integer"))?),
                         };
                         self.policies.put(name, text, cas).await?;
-                        Ok(None)
+                        Ok(rules.map(|_| Response {
+                            warnings: vec!["'rules' is deprecated, please use 'policy' instead".into()],
+                            ..Response::default()
+                        }))
                     }
                     Operation::Delete => {
                         self.policies.delete(name).await?;
