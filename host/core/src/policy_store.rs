@@ -99,6 +99,11 @@ impl PolicyStore {
         Ok(parsed)
     }
 
+    /// Whether a policy of that name exists (`root` always does).
+    pub(crate) async fn exists(&self, name: &str) -> Result<bool, Error> {
+        Ok(name == "root" || self.policy(name).await?.is_some())
+    }
+
     /// The compiled ACL for a set of policy names (cached by the sorted set).
     pub(crate) async fn acl(&self, names: &[String]) -> Result<Arc<Acl>, Error> {
         if let Some(hit) = self.acls.read().ok().and_then(|a| a.get(names).cloned()) {

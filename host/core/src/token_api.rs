@@ -426,7 +426,14 @@ impl Core {
         if role.is_some() && entry.meta.is_empty() {
             auth.metadata = None;
         }
-        Ok(Some(Response { auth: Some(auth), ..Response::default() }))
+        // As Vault: a token may name a policy that does not exist (yet); the answer says so.
+        let mut warnings = Vec::new();
+        for name in &entry.policies {
+            if !self.policies.exists(name).await? {
+                warnings.push(format!("Policy {name:?} does not exist"));
+            }
+        }
+        Ok(Some(Response { auth: Some(auth), warnings, ..Response::default() }))
     }
 }
 
