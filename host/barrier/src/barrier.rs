@@ -37,9 +37,11 @@ pub const DEFAULT_ROTATION_THRESHOLD: u64 = 3_865_470_566;
 pub const MIN_ROTATION_THRESHOLD: u64 = 1_000_000;
 /// The shortest rotation interval `sys/rotate/config` accepts (Vault's bound), in seconds.
 pub const MIN_ROTATION_INTERVAL: u64 = 24 * 3600;
-/// The encryption counter is persisted every this many writes; after a crash the counter resumes this
-/// much higher, so it can over-count but never under-count.
-const PERSIST_EVERY: u64 = 1 << 16;
+/// The keyring stores an upper bound of the active key's encryption count, this much above the
+/// count when written, renewed when the count comes within half of it. After a crash the count
+/// resumes at that bound (over-counting by less than this, never under-counting); a seal stores the
+/// exact count, so after a clean restart `sys/key-status` reads true.
+const RESERVE: u64 = 1 << 16;
 
 /// Fill `buf` from the thread-local CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) {
@@ -154,6 +156,8 @@ pub struct Barrier {
     physical: Arc<dyn Backend>,
     state: RwLock<Option<Arc<Unsealed>>>,
     encryptions: AtomicU64,
+    /// The upper bound of `encryptions` stored in the keyring (see [`RESERVE`]).
+    reserved: AtomicU64,
     /// Rotate at this many encryptions (`u64::MAX` when automatic rotation is off).
     rotation_threshold: AtomicU64,
     rotation: RwLock<RotationConfig>,
@@ -181,6 +185,7 @@ impl Barrier {
             physical,
             state: RwLock::new(None),
             encryptions: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
             rotation_threshold: AtomicU64::new(threshold.max(1)),
             rotation: RwLock::new(RotationConfig { max_operations: threshold.max(1), ..RotationConfig::default() }),
             rotate_lock: tokio::sync::Mutex::new(()),
@@ -269,28 +274,44 @@ impl Barrier {
         let stored = self.physical.get(keys::KEYRING).await?.ok_or(Error::NotInitialized)?;
         let bytes = open_with_key(&root, keys::KEYRING, &stored)?;
         let keyring = Keyring::from_bytes(&bytes)?;
-        // Never under-count after a crash: resume above the last persisted value.
-        let resumed = keyring.encryptions.saturating_add(PERSIST_EVERY);
+        // The stored count: exact after a seal, an upper bound after a crash. Never under-counts.
+        let resumed = keyring.encryptions;
         self.encryptions.store(resumed, Ordering::SeqCst);
         self.install(Some(Unsealed::new(Zeroizing::new(root), keyring)?));
+        // Reserve before serving a write, so a crash from now on resumes above every use.
+        let _guard = self.rotate_lock.lock().await;
+        if let Err(e) = self.store_count_locked(resumed.saturating_add(RESERVE)).await {
+            self.install(None);
+            return Err(e);
+        }
         Ok(())
     }
 
-    /// Drop all key material. Persists the encryption counter first (best effort).
+    /// Drop all key material. Stores the exact encryption count first (best effort: if it fails,
+    /// the stored upper bound stands).
     pub async fn seal(&self) {
-        if let Ok(state) = self.current() {
-            let _ = self.persist_keyring(&state, &state.keyring).await;
-        }
+        let _guard = self.rotate_lock.lock().await;
+        // Refuse new writes first, then count what was written.
+        let Ok(state) = self.current() else { return };
         self.install(None);
+        let _ = self.store_count(&state, self.encryptions.load(Ordering::SeqCst)).await;
     }
 
-    async fn persist_keyring(&self, state: &Unsealed, keyring: &Keyring) -> Result<(), Error> {
-        let mut ring = keyring.clone();
-        if ring.active().term == state.active_term {
-            ring.encryptions = self.encryptions.load(Ordering::SeqCst);
-        }
+    /// Write the keyring with `count` as the active key's encryption count (and remember it as the
+    /// reservation). The caller holds `rotate_lock`, so the keyring written is the current one:
+    /// a rotation can never be overwritten by an older keyring.
+    async fn store_count_locked(&self, count: u64) -> Result<(), Error> {
+        let state = self.current()?;
+        self.store_count(&state, count).await
+    }
+
+    async fn store_count(&self, state: &Unsealed, count: u64) -> Result<(), Error> {
+        let mut ring = state.keyring.clone();
+        ring.encryptions = count;
         let sealed = seal_with_key(state.root_key.as_ref(), keys::KEYRING, &ring.to_bytes())?;
-        self.physical.put(keys::KEYRING, &sealed).await
+        self.physical.put(keys::KEYRING, &sealed).await?;
+        self.reserved.store(count, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Install a new active key; existing values stay readable under their old term.
@@ -302,11 +323,13 @@ impl Barrier {
     /// [`Barrier::rotate`] for a caller that holds `rotate_lock`.
     async fn rotate_locked(&self) -> Result<KeyStatus, Error> {
         let state = self.current()?;
-        let rotated = state.keyring.rotated(now_unix());
+        let mut rotated = state.keyring.rotated(now_unix());
+        rotated.encryptions = RESERVE;
         let sealed = seal_with_key(state.root_key.as_ref(), keys::KEYRING, &rotated.to_bytes())?;
         self.physical.put(keys::KEYRING, &sealed).await?;
         let next = Unsealed::new(state.root_key.clone(), rotated)?;
         self.encryptions.store(0, Ordering::SeqCst);
+        self.reserved.store(RESERVE, Ordering::SeqCst);
         self.install(Some(next));
         tracing::info!(term = self.key_status()?.term, "barrier key rotated");
         self.key_status()
@@ -333,9 +356,13 @@ impl Barrier {
             if self.encryptions.load(Ordering::SeqCst) >= threshold {
                 self.rotate_locked().await?;
             }
-        } else if n.is_multiple_of(PERSIST_EVERY) {
-            let state = self.current()?;
-            self.persist_keyring(&state, &state.keyring).await?;
+        } else if n.saturating_add(RESERVE / 2) >= self.reserved.load(Ordering::SeqCst) {
+            let _guard = self.rotate_lock.lock().await;
+            // Another writer may have renewed the reservation (or rotated) while we waited.
+            let now = self.encryptions.load(Ordering::SeqCst);
+            if now.saturating_add(RESERVE / 2) >= self.reserved.load(Ordering::SeqCst) {
+                self.store_count_locked(now.saturating_add(RESERVE)).await?;
+            }
         }
         Ok(())
     }
@@ -542,6 +569,38 @@ mod tests {
         assert!(!barrier.rotate_if_due(status.install_time + 99).await.unwrap(), "the new key is young");
         barrier.set_rotation(RotationConfig { enabled: false, max_operations: DEFAULT_ROTATION_THRESHOLD, interval: 100 });
         assert!(!barrier.rotate_if_due(status.install_time + 1000).await.unwrap(), "disabled");
+    }
+
+    #[tokio::test]
+    async fn the_count_is_exact_after_a_seal_and_never_low_after_a_crash() {
+        let (physical, barrier, root) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        assert_eq!(barrier.key_status().unwrap().encryptions, 0, "a fresh keyring has encrypted nothing");
+        for i in 0..3 {
+            barrier.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        barrier.seal().await;
+        barrier.unseal(&root).await.unwrap();
+        assert_eq!(barrier.key_status().unwrap().encryptions, 3, "a clean restart reads the true count");
+
+        barrier.put("k3", b"v").await.unwrap();
+        // A crash: a new barrier over the same storage, the old one never sealed.
+        let after_crash = Barrier::new(physical.clone());
+        after_crash.unseal(&root).await.unwrap();
+        let resumed = after_crash.key_status().unwrap().encryptions;
+        assert!((4..=3 + RESERVE).contains(&resumed), "resumed at {resumed}");
+    }
+
+    #[tokio::test]
+    async fn the_reservation_is_renewed_before_the_count_reaches_it() {
+        let (physical, barrier, root) = unsealed(DEFAULT_ROTATION_THRESHOLD).await;
+        for i in 0..(RESERVE / 2 + 10) {
+            barrier.put(&format!("k{}", i % 7), b"v").await.unwrap();
+        }
+        let written = barrier.key_status().unwrap().encryptions;
+        let after_crash = Barrier::new(physical.clone());
+        after_crash.unseal(&root).await.unwrap();
+        let resumed = after_crash.key_status().unwrap().encryptions;
+        assert!(resumed >= written && resumed <= written + RESERVE, "{written} written, resumed at {resumed}");
     }
 
     #[tokio::test]
