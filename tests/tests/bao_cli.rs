@@ -92,6 +92,8 @@ fn bao_operator_generate_root_and_rotate_keys() {
     let status = run(&["status"]);
     assert!(status.contains("Total Shares    4") && status.contains("Threshold       3"), "{status}");
     assert!(run(&["operator", "step-down"]).contains("Success!"));
+    let history = run(&["version-history"]);
+    assert!(history.lines().any(|l| l.starts_with(env!("CARGO_PKG_VERSION"))), "{history}");
     let members = run(&["operator", "members", "-format=json"]);
     let members = json(members);
     assert_eq!(members["Nodes"][0]["active_node"], true, "{members}");

@@ -207,6 +207,7 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("DELETE", "sys/rekey/backup", None),
         ("PUT", "sys/step-down", None),
         ("GET", "sys/ha-status", None),
+        ("LIST", "sys/version-history", None),
         ("POST", "auth/token/create", Some(json!({"policies": ["nope", "default"]}))),
         ("POST", "auth/token/create", Some(json!({"policies": ["nope2"], "no_default_policy": true}))),
         ("PUT", "sys/policy/r1", Some(json!({"rules": "path \"a\" { capabilities = [\"read\"] }"}))),

@@ -24,6 +24,7 @@ mod token;
 mod token_api;
 mod tools;
 mod util;
+mod versions;
 mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};

@@ -304,6 +304,7 @@ impl Core {
     /// Everything that must be loaded after the barrier opens.
     async fn post_unseal(&self) -> Result<(), Error> {
         self.load_rotation_config().await?;
+        self.record_version().await?;
         self.tokens.setup().await?;
         self.policies.setup().await?;
         let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {

@@ -88,6 +88,7 @@ impl Core {
                 Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
             }
             ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
+            ("version-history", Operation::List) => Ok(Some(Response::with_data(self.version_history().await?))),
             // The one node of a server without HA (`bao operator members`).
             ("ha-status", Operation::Read) => {
                 let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
@@ -383,7 +384,7 @@ impl Core {
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
-            | "rotate/root" | "rotate/root/backup" | "ha-status"
+            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }
