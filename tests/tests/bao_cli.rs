@@ -101,3 +101,22 @@ fn bao_operator_generate_root_and_rotate_keys() {
     run(&["operator", "seal"]);
     server.unseal(&new[1..]);
 }
+
+/// `bao token create -type=batch`, then the batch token used and looked up through the CLI.
+#[test]
+fn bao_token_create_batch() {
+    let server = TestServer::dev();
+    let root = server.root_token.clone();
+    let out = bao(&server, &root, &["token", "create", "-type=batch", "-policy=default", "-ttl=10m", "-format=json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = created["auth"]["client_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("b."), "{created}");
+    let out = bao(&server, &token, &["token", "lookup", "-format=json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&me["data"]["type"], &me["data"]["accessor"]), (&serde_json::json!("batch"), &serde_json::json!("")));
+    let out = bao(&server, &token, &["token", "renew"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch tokens cannot be renewed"));
+}

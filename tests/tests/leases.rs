@@ -157,6 +157,20 @@ fn revoking_a_token_revokes_the_leases_it_created() {
     assert_eq!(revoked(&c, "probe", "mine").unwrap()["count"], 1);
     assert!(revoked(&c, "probe", "roots").is_none());
     assert_eq!(c.put("sys/leases/lookup", json!({"lease_id": other["lease_id"]})).0, 200);
+
+    // A batch token's leases belong to its parent (revoked with it) and end when it does.
+    c.put("sys/policies/acl/minter", json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"}));
+    let parent = c.put("auth/token/create", json!({"policies": ["creds", "minter"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    let (_, batch) = c.put("auth/token/create", json!({"policies": ["creds"], "type": "batch", "ttl": "20m"}));
+    let batch = batch["auth"]["client_token"].as_str().unwrap().to_string();
+    let (s, capped) = server.http(&batch).put("probe/creds/capped", json!({"ttl": "1h"}));
+    assert_eq!(s, 200, "{capped}");
+    assert!(capped["lease_duration"].as_u64().unwrap() <= 1200, "capped at the batch token's TTL: {capped}");
+    let (_, child) = server.http(&parent).put("auth/token/create", json!({"policies": ["creds"], "type": "batch"}));
+    let child = child["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&child).put("probe/creds/batchy", json!({"ttl": "1h"})).0, 200);
+    assert_eq!(c.put("auth/token/revoke", json!({"token": parent})).0, 204);
+    assert_eq!(revoked(&c, "probe", "batchy").unwrap()["count"], 1, "revoked with the batch token's parent");
 }
 
 #[test]

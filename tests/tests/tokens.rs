@@ -163,3 +163,100 @@ fn token_roles() {
     assert_eq!(c.delete("auth/token/roles/web").0, 204);
     assert_eq!(c.get("auth/token/roles/web").0, 404);
 }
+
+/// Batch tokens (`type=batch`): nothing stored, no accessor, not renewable or revocable, no
+/// children or cubbyhole; one with a parent dies with it; Vault's refusals; through a role and an
+/// auth mount tuned to batch; unreadable by another cluster.
+#[test]
+fn batch_tokens() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    c.put("sys/policies/acl/tk", json!({"policy": "path \"auth/token/*\" { capabilities = [\"create\", \"update\", \"read\", \"sudo\"] }\npath \"cubbyhole/*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"secret/*\" { capabilities = [\"read\", \"create\", \"update\"] }"}));
+    c.put("sys/mounts/secret", json!({"type": "kv", "options": {"version": "1"}}));
+    c.put("secret/x", json!({"v": "1"}));
+
+    for (body, error) in [
+        (json!({"type": "batch", "num_uses": 3, "policies": ["tk"]}), "batch tokens cannot have \"num_uses\" set"),
+        (json!({"type": "batch", "period": "1h", "policies": ["tk"]}), "batch tokens cannot have \"period\" set"),
+        (json!({"type": "batch", "explicit_max_ttl": "2h", "policies": ["tk"]}), "batch tokens cannot have \"explicit_max_ttl\" set"),
+        (json!({"type": "batch"}), "batch tokens cannot be root tokens"),
+        (json!({"type": "bogus"}), "invalid 'token_type' value"),
+    ] {
+        assert_eq!(c.put("auth/token/create", body.clone()).1["errors"][0], error, "{body}");
+    }
+    let before = c.get("sys/key-status").1["data"]["encryptions"].clone();
+    let (s, created) = c.put("auth/token/create", json!({"type": "batch", "policies": ["tk"], "ttl": "1h", "meta": {"a": "b"}, "renewable": true}));
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(c.get("sys/key-status").1["data"]["encryptions"], before, "a batch token stores nothing");
+    let auth = &created["auth"];
+    let batch = auth["client_token"].as_str().unwrap().to_string();
+    assert!(batch.starts_with("b."), "{batch}");
+    assert_eq!((&auth["accessor"], &auth["token_type"], &auth["renewable"], &auth["orphan"]), (&json!(""), &json!("batch"), &json!(false), &json!(false)));
+    assert_eq!(auth["lease_duration"], 3600);
+
+    let b = server.http(&batch);
+    let (s, me) = b.get("auth/token/lookup-self");
+    assert_eq!(s, 200, "{me}");
+    let d = &me["data"];
+    assert_eq!((&d["type"], &d["id"], &d["accessor"], &d["meta"], &d["policies"], &d["path"]), (&json!("batch"), &json!(batch), &json!(""), &json!({"a": "b"}), &json!(["default", "tk"]), &json!("auth/token/create")));
+    assert_eq!((&d["renewable"], &d["num_uses"], &d["creation_ttl"]), (&json!(false), &json!(0), &json!(3600)));
+    assert_eq!(c.put("auth/token/lookup", json!({"token": batch})).1["data"]["type"], "batch");
+    // It works as a token: its policies apply.
+    assert_eq!(b.get("secret/x").1["data"]["v"], "1");
+    assert_eq!(b.get("sys/mounts").0, 403);
+    // What it cannot do.
+    assert_eq!(b.put("auth/token/renew-self", json!({})).1["errors"][0], "batch tokens cannot be renewed");
+    assert_eq!(c.put("auth/token/renew", json!({"token": batch})).1["errors"][0], "batch tokens cannot be renewed");
+    assert_eq!(b.put("auth/token/create", json!({"policies": ["tk"]})).1["errors"][0], "batch tokens cannot create more tokens");
+    assert_eq!(b.put("cubbyhole/x", json!({"a": "b"})).1["errors"][0], "cubbyhole operations are only supported by 'service' type tokens");
+    assert_eq!(b.put("auth/token/revoke-self", json!({})).1["errors"][0], "batch tokens cannot be revoked");
+    assert_eq!(c.put("auth/token/revoke", json!({"token": batch})).1["errors"][0], "batch tokens cannot be revoked");
+    // Tampering or another cluster: not a token.
+    let mut forged = batch.clone().into_bytes();
+    let i = forged.len() - 5;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(server.http(&String::from_utf8(forged).unwrap()).get("auth/token/lookup-self").0, 403);
+    let other = TestServer::dev();
+    assert_eq!(other.http(&batch).get("auth/token/lookup-self").0, 403, "another cluster cannot read it");
+
+    // A batch token with a parent stops working when the parent is revoked.
+    let parent = c.put("auth/token/create", json!({"policies": ["tk"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    let (s, child) = server.http(&parent).put("auth/token/create", json!({"type": "batch", "policies": ["tk"]}));
+    assert_eq!(s, 200, "{child}");
+    let child = child["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&child).get("auth/token/lookup-self").0, 200);
+    assert_eq!(c.put("auth/token/revoke", json!({"token": parent})).0, 204);
+    assert_eq!(server.http(&child).get("auth/token/lookup-self").0, 403, "revoked with its parent");
+    // An orphan one outlives nothing and expires on time.
+    let (_, short) = c.put("auth/token/create-orphan", json!({"type": "batch", "policies": ["tk"], "ttl": "2s"}));
+    assert_eq!(short["auth"]["orphan"], true);
+    let short = short["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&short).get("auth/token/lookup-self").0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert_eq!(server.http(&short).get("auth/token/lookup-self").0, 403, "expired");
+
+    // Through a role, and an auth mount tuned to batch tokens.
+    assert_eq!(
+        c.put("auth/token/roles/b", json!({"allowed_policies": ["tk"], "token_type": "batch"})).1["errors"][0],
+        "'token_type' cannot be 'batch' when role is set to generate non-orphan tokens"
+    );
+    assert_eq!(c.put("auth/token/roles/b", json!({"allowed_policies": ["tk"], "token_type": "batch", "orphan": true})).0, 204);
+    assert_eq!(c.get("auth/token/roles/b").1["data"]["token_type"], "batch");
+    assert_eq!(c.put("auth/token/create/b", json!({"policies": ["tk"]})).1["auth"]["token_type"], "batch");
+    assert_eq!(c.put("auth/token/roles/d", json!({"token_type": "default"})).1["errors"][0], "invalid 'token_type' value \"default\"");
+    c.put("sys/auth/up", json!({"type": "userpass", "config": {"token_type": "batch"}}));
+    c.put("auth/up/users/u", json!({"password": "pw", "token_policies": ["tk"]}));
+    let (s, login) = server.http("").put("auth/up/login/u", json!({"password": "pw"}));
+    assert_eq!(s, 200, "{login}");
+    assert_eq!((&login["auth"]["token_type"], &login["auth"]["orphan"]), (&json!("batch"), &json!(true)));
+    let t = login["auth"]["client_token"].as_str().unwrap();
+    assert!(t.starts_with("b."));
+    assert_eq!(server.http(t).get("secret/x").1["data"]["v"], "1");
+
+    // Sealed and unsealed again, the same cluster still reads it.
+    assert_eq!(c.put("sys/seal", json!({})).0, 204);
+    server.unseal(&keys);
+    assert_eq!(b.get("auth/token/lookup-self").0, 200);
+}

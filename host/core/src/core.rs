@@ -384,8 +384,17 @@ impl Core {
         let full_path = std::mem::replace(&mut request.path, relative);
         let mut result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
         if let Ok(response) = &mut result
-            && let Some(secret) = response.secret.take()
-            && let Err(e) = self.register_lease(&mount, &full_path, &entry.id_hash, secret, response).await
+            && let Some(mut secret) = response.secret.take()
+            && let Err(e) = {
+                // As Vault: a batch token's leases belong to its parent (none for an orphan) and
+                // end no later than the batch token does.
+                let owner = if entry.batch { entry.parent.clone().unwrap_or_default() } else { entry.id_hash.clone() };
+                if entry.batch && entry.expire_time > 0 {
+                    let left = entry.remaining(crate::util::now_unix()).max(1);
+                    secret.max_ttl = if secret.max_ttl > 0 { secret.max_ttl.min(left) } else { left };
+                }
+                self.register_lease(&mount, &full_path, &owner, secret, response).await
+            }
         {
             // The backend created something it can no longer be told to revoke: say so loudly.
             tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");
@@ -430,6 +439,9 @@ impl Core {
             }
             Handler::Sys => self.handle_sys(entry, request).await?,
             Handler::Token => self.handle_token(&Caller { entry, token, sudo }, request).await?,
+            Handler::PerToken(_) if entry.batch => {
+                return Err(Error::invalid("cubbyhole operations are only supported by 'service' type tokens"));
+            }
             Handler::PerToken(backend) => {
                 request.path = format!("{}/{}", entry.id_hash, request.path);
                 backend.handle(request).await?
@@ -479,6 +491,11 @@ impl Core {
         }
         let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
         let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
+        // A mount tuned to batch tokens logs in with orphan batch tokens (nothing stored per login).
+        let batch = matches!(mount.config.token_type.as_str(), "batch" | "default-batch");
+        if batch {
+            crate::token_api::refuse_for_batch(login.num_uses, login.period, login.explicit_max_ttl)?;
+        }
         let (token, entry) = self
             .tokens
             .create(NewToken {
@@ -496,7 +513,8 @@ impl Core {
                 parent: None,
                 bound_cidrs: login.bound_cidrs.clone(),
                 role: None,
-                login: Some(LoginSource { mount_accessor: mount.accessor.clone(), login }),
+                login: (!batch).then(|| LoginSource { mount_accessor: mount.accessor.clone(), login }),
+                batch,
             })
             .await?;
         Ok(auth_block(&entry, &token))

@@ -227,8 +227,8 @@ impl MountConfig {
             next.token_type = match t {
                 "" | "default-service" => String::new(),
                 "service" => "service".into(),
-                // Tresor issues service tokens only (no batch tokens).
-                "default-batch" | "batch" => return Err(Error::invalid("batch tokens are not supported: 'token_type' may be \"default-service\" or \"service\"")),
+                "default-batch" => "default-batch".into(),
+                "batch" => "batch".into(),
                 _ => return Err(Error::invalid("invalid value for 'token_type'")),
             };
         }

@@ -12,10 +12,18 @@
 //!
 //! Expiry: a token is invalid from its `expire_time` on (checked at every lookup); a sweeper revokes
 //! expired tokens and their children in the background ([`TokenStore::expired`]).
+//!
+//! Batch tokens (`b.`, Vault's lightweight tokens) are never stored: the token *is* its entry,
+//! AES-256-GCM sealed under a key derived from the salt (so only this cluster can read or mint them,
+//! and a seal makes them unreadable until unseal). They carry no accessor, cannot be renewed,
+//! revoked, used up or have children; one with a parent stops working when its parent is revoked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -48,6 +56,12 @@ const TOKEN_CHARS: usize = 33;
 /// A service token's length (`s.` and [`TOKEN_CHARS`]); a generated root token's one-time pad has it.
 pub(crate) const TOKEN_LEN: usize = 2 + TOKEN_CHARS;
 const ACCESSOR_CHARS: usize = 24;
+/// Prefix of batch tokens.
+pub(crate) const BATCH_PREFIX: &str = "b.";
+/// Bound on a batch token's length (its metadata travels inside it).
+const MAX_BATCH_TOKEN: usize = 8192;
+/// Associated data of a batch token's ciphertext (and the label its key is derived with).
+const BATCH_AAD: &[u8] = b"tresor/batch-token/v1";
 /// `num_uses` of a token whose last use has been consumed: invalid from then on.
 pub(crate) const USES_EXHAUSTED: i64 = -1;
 
@@ -113,6 +127,34 @@ pub struct TokenEntry {
     /// The auth method login that created it.
     #[serde(default)]
     pub login: Option<LoginSource>,
+    /// A batch token (never stored; see the module documentation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
+}
+
+/// What a batch token carries (sealed inside it).
+#[derive(Serialize, Deserialize)]
+struct BatchPayload {
+    #[serde(rename = "p")]
+    policies: Vec<String>,
+    #[serde(rename = "h")]
+    path: String,
+    #[serde(rename = "d")]
+    display_name: String,
+    #[serde(rename = "m", default, skip_serializing_if = "BTreeMap::is_empty")]
+    meta: BTreeMap<String, String>,
+    #[serde(rename = "c")]
+    creation_time: i64,
+    #[serde(rename = "t")]
+    ttl: u64,
+    #[serde(rename = "e")]
+    expire_time: i64,
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    bound_cidrs: Vec<String>,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
 
 impl TokenEntry {
@@ -172,7 +214,7 @@ pub struct TokenRole {
     pub token_num_uses: u64,
     /// CIDR binding.
     pub token_bound_cidrs: Vec<String>,
-    /// `service` (batch tokens are not supported).
+    /// `default-service` (or empty), `service`, `batch` or `default-batch`.
     pub token_type: String,
 }
 
@@ -194,6 +236,8 @@ pub(crate) struct NewToken {
     pub bound_cidrs: Vec<String>,
     pub role: Option<String>,
     pub login: Option<LoginSource>,
+    /// Mint a batch token.
+    pub batch: bool,
 }
 
 /// The token store, over its own barrier view.
@@ -256,9 +300,85 @@ impl TokenStore {
 
     fn hash(&self, value: &str) -> Result<String, Error> {
         let salt = self.salt.read().ok().and_then(|g| g.clone()).ok_or(Error::Sealed)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt).map_err(|e| Error::Internal(e.to_string()))?;
         mac.update(value.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The batch-token cipher: AES-256-GCM under HMAC-SHA256(salt, label).
+    fn batch_cipher(&self) -> Result<Aes256Gcm, Error> {
+        let salt = self.salt.read().ok().and_then(|g| g.clone()).ok_or(Error::Sealed)?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+        mac.update(BATCH_AAD);
+        let key = Zeroizing::new(mac.finalize().into_bytes().to_vec());
+        <Aes256Gcm as KeyInit>::new_from_slice(&key).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    fn seal_batch(&self, payload: &BatchPayload) -> Result<Zeroizing<String>, Error> {
+        let plain = Zeroizing::new(to_json(payload)?);
+        let mut nonce = [0u8; 12];
+        rand::fill(&mut nonce);
+        let sealed = self
+            .batch_cipher()?
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: BATCH_AAD })
+            .map_err(|_| Error::Internal("batch token encryption failed".into()))?;
+        let mut raw = nonce.to_vec();
+        raw.extend_from_slice(&sealed);
+        Ok(Zeroizing::new(format!("{BATCH_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))))
+    }
+
+    /// The entry a batch token carries, if this cluster sealed it (expiry not checked here).
+    fn open_batch(&self, token: &str) -> Result<Option<TokenEntry>, Error> {
+        let Some(body) = token.strip_prefix(BATCH_PREFIX) else { return Ok(None) };
+        let Ok(raw) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body) else { return Ok(None) };
+        if raw.len() < 12 + 16 {
+            return Ok(None);
+        }
+        let (nonce, sealed) = raw.split_at(12);
+        let Ok(plain) = self.batch_cipher()?.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: BATCH_AAD }) else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(plain);
+        let p: BatchPayload = serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("corrupt batch token: {e}")))?;
+        Ok(Some(TokenEntry {
+            id_hash: self.hash(token)?,
+            accessor: String::new(),
+            policies: p.policies,
+            path: p.path,
+            display_name: p.display_name,
+            meta: p.meta,
+            creation_time: p.creation_time,
+            ttl: p.ttl,
+            expire_time: p.expire_time,
+            explicit_max_ttl: 0,
+            max_ttl: 0,
+            period: 0,
+            renewable: false,
+            num_uses: 0,
+            parent: p.parent,
+            last_renewal_time: None,
+            bound_cidrs: p.bound_cidrs,
+            role: p.role,
+            login: None,
+            batch: true,
+        }))
+    }
+
+    /// A valid batch token's entry: sealed by this cluster, not expired, its parent (if any) alive.
+    async fn lookup_batch(&self, token: &str) -> Result<Option<TokenEntry>, Error> {
+        if token.len() > MAX_BATCH_TOKEN {
+            return Ok(None);
+        }
+        let Some(entry) = self.open_batch(token)? else { return Ok(None) };
+        if entry.invalid_at(now_unix()) {
+            return Ok(None);
+        }
+        if let Some(parent) = &entry.parent
+            && self.lookup_hash(parent).await?.is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(entry))
     }
 
     fn track_expiry(&self, entry: &TokenEntry) {
@@ -277,6 +397,9 @@ impl TokenStore {
 
     /// Create a token.
     pub(crate) async fn create(&self, new: NewToken) -> Result<(Zeroizing<String>, TokenEntry), Error> {
+        if new.batch {
+            return self.create_batch(new);
+        }
         let token = match new.id {
             Some(id) if !id.is_empty() => id,
             _ => Zeroizing::new(format!("s.{}", random_base62(TOKEN_CHARS))),
@@ -307,6 +430,7 @@ impl TokenStore {
             bound_cidrs: new.bound_cidrs,
             role: new.role,
             login: new.login,
+            batch: false,
         };
         let mut ops = vec![
             StorageOp::Put(format!("{ID_PREFIX}{id_hash}"), to_json(&entry)?),
@@ -323,6 +447,27 @@ impl TokenStore {
         Ok((token, entry))
     }
 
+    /// A batch token: nothing is stored. The caller has refused what batch tokens cannot have
+    /// (a use limit, a period, an explicit max TTL, root policies, a custom id).
+    fn create_batch(&self, new: NewToken) -> Result<(Zeroizing<String>, TokenEntry), Error> {
+        let now = now_unix();
+        let payload = BatchPayload {
+            policies: new.policies,
+            path: new.path,
+            display_name: new.display_name,
+            meta: new.meta,
+            creation_time: now,
+            ttl: new.ttl,
+            expire_time: if new.ttl > 0 { now.saturating_add(new.ttl as i64) } else { 0 },
+            parent: new.parent,
+            bound_cidrs: new.bound_cidrs,
+            role: new.role,
+        };
+        let token = self.seal_batch(&payload)?;
+        let entry = self.open_batch(&token)?.ok_or_else(|| Error::Internal("a new batch token does not open".into()))?;
+        Ok((token, entry))
+    }
+
     async fn get_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {
         let Some(raw) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else { return Ok(None) };
         serde_json::from_slice(&raw).map(Some).map_err(|e| Error::Internal(format!("corrupt token entry: {e}")))
@@ -330,6 +475,9 @@ impl TokenStore {
 
     /// Look a token up; `None` for unknown, expired or used-up tokens.
     pub(crate) async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>, Error> {
+        if token.starts_with(BATCH_PREFIX) {
+            return self.lookup_batch(token).await;
+        }
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -397,6 +545,9 @@ impl TokenStore {
 
     /// Extend a token. `increment` 0 means "by its original TTL".
     pub(crate) async fn renew(&self, entry: &TokenEntry, increment: u64) -> Result<TokenEntry, Error> {
+        if entry.batch {
+            return Err(Error::invalid("batch tokens cannot be renewed"));
+        }
         let _guard = self.write.lock().await;
         let mut e = self.lookup_hash(&entry.id_hash).await?.ok_or(Error::PermissionDenied)?;
         if !e.renewable {

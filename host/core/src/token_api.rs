@@ -31,6 +31,20 @@ fn display_name(prefix: &str, name: &str) -> String {
     format!("{prefix}-{}", clean.to_lowercase())
 }
 
+/// What a batch token cannot have, refused with Vault's texts.
+pub(crate) fn refuse_for_batch(num_uses: u64, period: u64, explicit_max_ttl: u64) -> Result<(), Error> {
+    for (set, name) in [(num_uses > 0, "num_uses"), (period > 0, "period"), (explicit_max_ttl > 0, "explicit_max_ttl")] {
+        if set {
+            return Err(Error::invalid(format!("batch tokens cannot have {name:?} set")));
+        }
+    }
+    Ok(())
+}
+
+const BATCH_NO_REVOKE: &str = "batch tokens cannot be revoked";
+/// Vault's text (its multierror rendering) for the accessor endpoints.
+const MISSING_ACCESSOR: &str = "1 error occurred:\n\t* missing accessor\n\n";
+
 fn glob_any(globs: &[String], s: &str) -> bool {
     globs.iter().any(|g| match g.strip_suffix('*') {
         Some(prefix) => s.starts_with(prefix),
@@ -64,7 +78,7 @@ pub(crate) fn token_json(entry: &TokenEntry, id: &str) -> Map {
         ("policies", json!(entry.policies)),
         ("renewable", json!(entry.renewable)),
         ("ttl", json!(entry.remaining(now))),
-        ("type", json!("service")),
+        ("type", json!(if entry.batch { "batch" } else { "service" })),
     ]);
     if entry.period > 0 {
         m.insert("period".into(), json!(entry.period));
@@ -93,7 +107,7 @@ pub(crate) fn auth_block(entry: &TokenEntry, token: &str) -> ResponseAuth {
         metadata: (!entry.meta.is_empty()).then(|| entry.meta.clone()),
         lease_duration: entry.remaining(now_unix()),
         renewable: entry.renewable && entry.expire_time > 0,
-        token_type: "service".into(),
+        token_type: if entry.batch { "batch" } else { "service" }.into(),
         orphan: entry.parent.is_none(),
         num_uses: entry.num_uses.max(0) as u64,
     }
@@ -170,6 +184,9 @@ impl Core {
                 self.token_renew(&entry, "", data).await
             }
             ("revoke-self", _) if write => {
+                if caller.entry.batch {
+                    return Err(Error::invalid(BATCH_NO_REVOKE));
+                }
                 self.revoke_token_tree(&caller.entry.id_hash).await?;
                 Ok(None)
             }
@@ -177,6 +194,9 @@ impl Core {
                 let token = field::str(data, "token")?.unwrap_or("");
                 // Vault answers 204 for unknown tokens: revocation is idempotent.
                 if let Some(entry) = self.tokens.lookup(token).await? {
+                    if entry.batch {
+                        return Err(Error::invalid(BATCH_NO_REVOKE));
+                    }
                     self.revoke_token_tree(&entry.id_hash).await?;
                 }
                 Ok(None)
@@ -187,6 +207,9 @@ impl Core {
                 }
                 let token = field::str(data, "token")?.unwrap_or("");
                 if let Some(entry) = self.tokens.lookup(token).await? {
+                    if entry.batch {
+                        return Err(Error::invalid(BATCH_NO_REVOKE));
+                    }
                     self.tokens.revoke_orphan(&entry.id_hash).await?;
                     self.cubbyhole_destroy(&[entry.id_hash]).await?;
                 }
@@ -194,6 +217,9 @@ impl Core {
             }
             ("revoke-accessor", _) if write => {
                 let accessor = field::str(data, "accessor")?.unwrap_or("");
+                if accessor.is_empty() {
+                    return Err(Error::invalid(MISSING_ACCESSOR));
+                }
                 match self.tokens.lookup_accessor(accessor).await? {
                     Some(entry) => {
                         self.revoke_token_tree(&entry.id_hash).await?;
@@ -265,9 +291,9 @@ impl Core {
     async fn by_accessor(&self, data: &Map) -> Result<TokenEntry, Error> {
         let accessor = field::str(data, "accessor")?.unwrap_or("");
         if accessor.is_empty() {
-            return Err(Error::invalid("missing accessor"));
+            return Err(Error::invalid(MISSING_ACCESSOR));
         }
-        self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::invalid("invalid accessor"))
+        self.tokens.lookup_accessor(accessor).await?.ok_or_else(|| Error::invalid("1 error occurred:\n\t* invalid accessor\n\n"))
     }
 
     /// Revoke a token with its children, and destroy their cubbyholes.
@@ -286,6 +312,9 @@ impl Core {
     async fn token_create(&self, caller: &Caller<'_>, data: &Map, role_name: Option<&str>, orphan_path: bool) -> Result<Option<Response>, Error> {
         let parent = caller.entry;
         let privileged = parent.is_root() || caller.sudo;
+        if parent.batch {
+            return Err(Error::invalid("batch tokens cannot create more tokens"));
+        }
         if parent.num_uses != 0 {
             return Err(Error::invalid("restricted use token cannot generate child tokens"));
         }
@@ -293,11 +322,18 @@ impl Core {
             Some(n) => Some(self.tokens.role(n).await?.ok_or_else(|| Error::invalid(format!("unknown role {n}")))?),
             None => None,
         };
-        match field::str(data, "type")? {
-            None | Some("" | "service" | "default") => {}
-            Some("batch") => return Err(Error::invalid("batch tokens are not supported by this server")),
-            Some(other) => return Err(Error::invalid(format!("unsupported token type {other:?}"))),
-        }
+        // The role's token_type decides, unless it is a `default-*` one and the request names a type.
+        let role_type = role.as_ref().map_or("", |r| r.token_type.as_str());
+        let batch = match (field::str(data, "type")?, role_type) {
+            (None | Some("" | "default"), "batch" | "default-batch") => true,
+            (None | Some("" | "default"), _) => false,
+            (Some("batch"), "service") | (Some("service"), "batch") => {
+                return Err(Error::invalid(format!("token type \"{}\" cannot be created through a role of token_type \"{role_type}\"", field::str(data, "type")?.unwrap_or(""))));
+            }
+            (Some("batch"), _) => true,
+            (Some("service"), _) => false,
+            (Some(_), _) => return Err(Error::invalid("invalid 'token_type' value")),
+        };
         let id = field::str(data, "id")?.filter(|s| !s.is_empty());
         if id.is_some() && !privileged {
             return Err(Error::invalid("root or sudo privileges required to specify token id"));
@@ -391,6 +427,15 @@ impl Core {
             None => role.as_ref().is_none_or(|r| r.renewable),
         };
         let num_uses = field::uint(data, "num_uses")?.unwrap_or(0).max(role.as_ref().map_or(0, |r| r.token_num_uses));
+        if batch {
+            refuse_for_batch(num_uses, period, explicit_max_ttl)?;
+            if is_root_token {
+                return Err(Error::invalid("batch tokens cannot be root tokens"));
+            }
+            if id.is_some() {
+                return Err(Error::invalid("batch tokens cannot have a custom id"));
+            }
+        }
         let orphan = no_parent || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
         let meta: BTreeMap<String, String> = field::str_map(data, "meta")?.unwrap_or_default();
         let display = display_name("token", field::str(data, "display_name")?.unwrap_or(""));
@@ -414,12 +459,13 @@ impl Core {
                 max_ttl: if period > 0 { 0 } else { max_ttl },
                 explicit_max_ttl,
                 period,
-                renewable,
+                renewable: renewable && !batch,
                 num_uses,
                 parent: (!orphan).then(|| parent.id_hash.clone()),
                 bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
                 role: role.as_ref().map(|r| r.name.clone()),
                 login: None,
+                batch,
             })
             .await?;
         let mut auth = auth_block(&entry, &token);
@@ -485,9 +531,14 @@ fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<Toke
     }
     if let Some(v) = field::str(data, "token_type")? {
         match v {
-            "" | "service" | "default" | "default-service" => r.token_type = v.to_string(),
-            _ => return Err(Error::invalid(format!("unsupported token type {v:?}: only service tokens are supported"))),
+            "" | "default-service" => r.token_type = "default-service".into(),
+            "service" | "batch" | "default-batch" => r.token_type = v.to_string(),
+            _ => return Err(Error::invalid(format!("invalid 'token_type' value {v:?}"))),
         }
+    }
+    // Vault's rule: a role that only mints batch tokens mints orphans.
+    if r.token_type == "batch" && !r.orphan {
+        return Err(Error::invalid("'token_type' cannot be 'batch' when role is set to generate non-orphan tokens"));
     }
     Ok(r)
 }

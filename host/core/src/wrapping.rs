@@ -72,6 +72,7 @@ impl Core {
                 bound_cidrs: Vec::new(),
                 role: None,
                 login: None,
+                batch: false,
             })
             .await?;
         let record = Wrapped { response, creation_path: creation_path.to_string(), creation_time: creation_time.clone(), creation_ttl: ttl };
