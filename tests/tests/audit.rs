@@ -268,3 +268,58 @@ fn a_mount_tuned_with_non_hmac_keys_logs_them_in_the_clear_and_only_them() {
     let text = std::fs::read_to_string(&audit_file).unwrap();
     assert!(!text.contains("hunter2-nonhmac") && !text.contains("bobs-secret-pw") && !text.contains(&token));
 }
+
+/// `sys/config/auditing/request-headers`: configured headers appear in the request's audit entry
+/// (lower-case, values HMAC'd when asked, a token header always hashed), others never; the
+/// configuration is root-only and survives a restart.
+#[test]
+fn audited_request_headers_are_logged_as_configured() {
+    let mut server = TestServer::sqlite();
+    let (keys, root) = server.init(1, 1);
+    server.unseal(&keys);
+    let c = server.http(&root);
+    let audit_file = server.dir.path().join("audit.log");
+    assert_eq!(c.put("sys/audit/file", json!({"type": "file", "options": {"file_path": audit_file.to_str().unwrap()}})).0, 204);
+    assert_eq!(c.get("sys/config/auditing/request-headers").1["data"], json!({"headers": {}}));
+    assert_eq!(c.put("sys/config/auditing/request-headers/X-Forwarded-For", json!({})).0, 204);
+    assert_eq!(c.put("sys/config/auditing/request-headers/X-Secret-Header", json!({"hmac": true})).0, 204);
+    assert_eq!(c.put("sys/config/auditing/request-headers/Authorization", json!({"hmac": false})).0, 204);
+    assert_eq!(
+        c.get("sys/config/auditing/request-headers").1["data"],
+        json!({"headers": {"authorization": {"hmac": false}, "x-forwarded-for": {"hmac": false}, "x-secret-header": {"hmac": true}}})
+    );
+    assert_eq!(c.get("sys/config/auditing/request-headers/x-secret-header").1["data"], json!({"x-secret-header": {"hmac": true}}));
+    assert_eq!(c.get("sys/config/auditing/request-headers/nope").1["errors"][0], "Could not find header in config");
+    let limited = c.put("auth/token/create", json!({"policies": ["default"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&limited).get("sys/config/auditing/request-headers").0, 403);
+
+    server.terminate();
+    server.start();
+    server.unseal(&keys);
+    let c = server.http(&root);
+    let secret = "header-secret-5e1d";
+    let bearer = format!("Bearer {root}");
+    let r = c.raw_headers(
+        "GET",
+        "sys/mounts",
+        None,
+        None,
+        &[("X-Forwarded-For", "10.1.2.3"), ("X-Secret-Header", secret), ("X-Other", "not-configured"), ("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200);
+    let entry = lines(&audit_file).into_iter().rev().find(|l| l["type"] == "request" && l["request"]["path"] == "sys/mounts").unwrap();
+    let headers = &entry["request"]["headers"];
+    assert_eq!(headers["x-forwarded-for"], json!(["10.1.2.3"]), "{entry}");
+    let hashed = headers["x-secret-header"][0].as_str().unwrap();
+    assert!(hashed.starts_with("hmac-sha256:"), "{entry}");
+    assert_eq!(c.put("sys/audit-hash/file", json!({"input": secret})).1["data"]["hash"], hashed, "reproducible with sys/audit-hash");
+    assert!(headers["authorization"][0].as_str().unwrap().starts_with("hmac-sha256:"), "a token header is always hashed: {entry}");
+    assert!(headers.get("x-other").is_none(), "{entry}");
+    let bytes = std::fs::read(&audit_file).unwrap();
+    assert!(!contains(&bytes, secret) && !contains(&bytes, &root));
+
+    assert_eq!(c.delete("sys/config/auditing/request-headers/X-Secret-Header").0, 204);
+    c.raw_headers("GET", "sys/auth", None, None, &[("X-Secret-Header", secret)]);
+    let entry = lines(&audit_file).into_iter().rev().find(|l| l["type"] == "request" && l["request"]["path"] == "sys/auth").unwrap();
+    assert!(entry["request"]["headers"].get("x-secret-header").is_none(), "{entry}");
+}

@@ -303,6 +303,8 @@ pub(crate) struct AuditCtx {
     pub(crate) path: String,
     pub(crate) data: Map,
     pub(crate) remote: Option<std::net::SocketAddr>,
+    /// The audited request headers (`sys/config/auditing/request-headers`) the request carried.
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) wrap_ttl: Option<u64>,
     pub(crate) token: Option<Zeroizing<String>>,
     pub(crate) entry: Option<TokenEntry>,
@@ -378,6 +380,7 @@ impl Core {
             path: request.path.clone(),
             data: request.data.clone(),
             remote: request.remote_addr,
+            headers: request.headers.clone(),
             wrap_ttl: request.wrap_ttl,
             token: request.client_token.clone(),
             ..AuditCtx::default()
@@ -396,7 +399,7 @@ impl Core {
                 "metadata": e.meta,
                 "entity_id": "",
                 "policy_results": {"allowed": ctx.allowed},
-                "token_type": "service",
+                "token_type": if e.batch { "batch" } else { "service" },
                 "token_ttl": e.ttl,
                 "token_issue_time": crate::util::rfc3339(e.creation_time),
             }),
@@ -428,6 +431,17 @@ impl Core {
         }
         if let Some(t) = ctx.wrap_ttl {
             r["wrap_ttl"] = json!(t);
+        }
+        if !ctx.headers.is_empty() {
+            // As Vault: lower-case names, each with its list of values.
+            let config = self.audited_headers();
+            let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for (name, value) in &ctx.headers {
+                let hmac = config.get(name).copied().unwrap_or(true);
+                let hash = crate::audited_headers::hashed(name, hmac) && (!device.log_raw || name == "x-vault-token" || name == "authorization");
+                headers.entry(name).or_default().push(if hash { device.hash(value) } else { value.clone() });
+            }
+            r["headers"] = json!(headers);
         }
         r
     }

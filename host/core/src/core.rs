@@ -112,6 +112,8 @@ pub struct Core {
     pub(crate) seal_config: RwLock<Option<crate::seal::SealConfig>>,
     /// Root-token generation and rekey attempts in progress.
     pub(crate) operator: tokio::sync::Mutex<crate::operator::OperatorState>,
+    /// `sys/config/auditing/request-headers`: header name → HMAC its values.
+    pub(crate) audited_headers: RwLock<Arc<std::collections::BTreeMap<String, bool>>>,
     pub(crate) cluster: RwLock<Option<ClusterInfo>>,
     /// Serialises mount table changes.
     pub(crate) mount_lock: tokio::sync::Mutex<()>,
@@ -196,6 +198,7 @@ impl Core {
             initialized: AtomicBool::new(false),
             seal_config: RwLock::new(None),
             operator: tokio::sync::Mutex::new(crate::operator::OperatorState::default()),
+            audited_headers: RwLock::new(Arc::default()),
             cluster: RwLock::new(None),
             mount_lock: tokio::sync::Mutex::new(()),
             remounts: std::sync::Mutex::new(std::collections::HashMap::new()),

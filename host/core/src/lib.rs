@@ -7,6 +7,7 @@
 
 pub mod acl;
 mod audit;
+mod audited_headers;
 mod catalog;
 mod core;
 mod cubbyhole;

@@ -305,6 +305,7 @@ impl Core {
     async fn post_unseal(&self) -> Result<(), Error> {
         self.load_rotation_config().await?;
         self.record_version().await?;
+        self.load_audited_headers().await?;
         self.tokens.setup().await?;
         self.policies.setup().await?;
         let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
@@ -331,6 +332,7 @@ impl Core {
     async fn seal_inner(&self) {
         // Root-token generation and rekey attempts die with the unsealed state, as in Vault.
         *self.operator.lock().await = crate::operator::OperatorState::default();
+        self.teardown_audited_headers();
         self.unload_mounts();
         self.leases.teardown();
         self.teardown_audit();

@@ -88,6 +88,22 @@ impl Core {
                 Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
             }
             ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
+            ("config/auditing/request-headers", Operation::Read) => Ok(Some(Response::with_data(self.audited_headers_json()))),
+            (p, op) if p.starts_with("config/auditing/request-headers/") => {
+                let name = &p["config/auditing/request-headers/".len()..];
+                match op {
+                    Operation::Read => Ok(Some(Response::with_data(self.audited_header_json(name)?))),
+                    Operation::Update | Operation::Create => {
+                        self.put_audited_header(name, &request.data).await?;
+                        Ok(None)
+                    }
+                    Operation::Delete => {
+                        self.delete_audited_header(name).await?;
+                        Ok(None)
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
             ("version-history", Operation::List) => Ok(Some(Response::with_data(self.version_history().await?))),
             // The one node of a server without HA (`bao operator members`).
             ("ha-status", Operation::Read) => {
@@ -384,7 +400,7 @@ impl Core {
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
-            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history"
+            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history" | "config/auditing/request-headers"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }

@@ -155,6 +155,12 @@ where
     request.remote_addr = remote;
     request.client_token = token_of(&parts.headers);
     request.wrap_ttl = wrap_ttl(&parts.headers)?;
+    // Only the headers the audit configuration names (usually none) are copied.
+    for name in api.core.audited_header_names() {
+        for value in parts.headers.get_all(name.as_str()) {
+            request.headers.push((name.clone(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        }
+    }
     let legacy_copy = request.path.strip_prefix("sys/").is_some_and(has_legacy_copy);
     // Vault answers `?help=1` and `sys/internal/specs/openapi` with the document itself, not an
     // envelope (`bao path-help` reads `help` at the top level; OpenAPI tools read `paths`).
@@ -259,7 +265,7 @@ fn bare(status: StatusCode, body: Bytes) -> HttpResponse {
 /// `tools` have only the envelope, and an unwrapped response is returned as it was produced).
 fn has_legacy_copy(sys_path: &str) -> bool {
     let first = sys_path.split('/').next().unwrap_or("");
-    matches!(first, "mounts" | "auth" | "remount" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status" | "ha-status")
+    matches!(first, "mounts" | "auth" | "remount" | "policy" | "capabilities" | "capabilities-self" | "capabilities-accessor" | "key-status" | "ha-status" | "config")
 }
 
 #[cfg(test)]

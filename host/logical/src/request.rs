@@ -69,6 +69,9 @@ pub struct Request {
     /// The display name of the caller's token, set by the core when it dispatches to a backend
     /// (for name templates such as the database engine's `v-<display name>-...`).
     pub display_name: Option<String>,
+    /// Request headers the core audits (`sys/config/auditing/request-headers`): lower-case name
+    /// and value, filled by the HTTP layer with the configured headers only. Never given to plugins.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
@@ -83,6 +86,7 @@ impl Request {
             remote_addr: None,
             wrap_ttl: None,
             display_name: None,
+            headers: Vec::new(),
         }
     }
 
