@@ -330,7 +330,16 @@ pub struct Raw {
     pub status: u16,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    /// Every response header (lower-case name, value).
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Raw {
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 impl Raw {
@@ -387,8 +396,9 @@ impl Http {
         let status = resp.status();
         let content_type = resp.header("content-type").map(str::to_owned);
         let cache_control = resp.header("cache-control").map(str::to_owned);
+        let headers = resp.headers_names().into_iter().filter_map(|n| resp.header(&n).map(|v| (n.to_lowercase(), v.to_string()))).collect();
         let body = resp.into_string().unwrap_or_default();
-        Raw { status, content_type, cache_control, body }
+        Raw { status, content_type, cache_control, headers, body }
     }
 
     /// `GET`.

@@ -345,3 +345,46 @@ fn mount_config_fields_answer_as_openbao_does() {
     assert_eq!(c.get("sys/mounts/cubbyhole/tune").1["audit_non_hmac_response_keys"], json!(["r"]));
     assert_eq!(c.put("auth/token/create", json!({"ttl": "5h"})).1["auth"]["lease_duration"], 10800);
 }
+
+/// `sys/config/cors` as Vault's: off by default (a preflight is 405), on with origins (a preflight
+/// is answered with the allowed headers and methods, an allowed origin is named on every answer,
+/// another origin is refused), off again on delete; the same answers as a real OpenBao.
+#[test]
+fn cors_is_configured_and_enforced_as_openbao_does() {
+    let bao = BaoDev::start();
+    let server = TestServer::dev();
+    for (c, ours) in [(bao.http(), false), (server.root(), true)] {
+        let preflight = |origin: &str| c.raw_headers("OPTIONS", "sys/health", None, None, &[("Origin", origin), ("Access-Control-Request-Method", "GET")]);
+        assert_eq!(preflight("http://a.example").status, 405, "off by default");
+        assert_eq!(c.get("sys/config/cors").1["data"], json!({"enabled": false}));
+        // OpenBao answers these refusals 500; Tresor 400 (bad input, nothing changed).
+        let refusal = if ours { 400 } else { 500 };
+        let (s, e) = c.put("sys/config/cors", json!({"allowed_origins": ["*", "http://x"]}));
+        assert_eq!((s, &e["errors"][0]), (refusal, &json!("1 error occurred:\n\t* to allow all origins the '*' must be the only value for allowed_origins\n\n")));
+        let (s, e) = c.put("sys/config/cors", json!({"enabled": true}));
+        assert_eq!((s, &e["errors"][0]), (refusal, &json!("1 error occurred:\n\t* at least one origin or the wildcard must be provided\n\n")));
+        assert_eq!(c.put("sys/config/cors", json!({"allowed_origins": "http://a.example,http://b.example", "allowed_headers": "X-Custom"})).0, 204);
+        let (_, read) = c.get("sys/config/cors");
+        assert_eq!(read["data"]["enabled"], true);
+        assert_eq!(read["data"]["allowed_origins"], json!(["http://a.example", "http://b.example"]));
+        assert_eq!(read["data"]["allowed_headers"].as_array().unwrap().last().unwrap(), "X-Custom");
+        assert_eq!(read["data"]["allowed_headers"][2], "X-Vault-Token");
+
+        let ok = preflight("http://a.example");
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.header("access-control-allow-origin"), Some("http://a.example"));
+        assert_eq!(ok.header("access-control-allow-methods"), Some("DELETE,GET,OPTIONS,POST,PUT,LIST,SCAN"));
+        assert_eq!(ok.header("access-control-max-age"), Some("300"));
+        assert!(ok.header("access-control-allow-headers").unwrap().ends_with(",X-Custom"));
+        let refused = preflight("http://evil.example");
+        assert_eq!((refused.status, refused.json()), (403, json!({"errors": ["origin not allowed"]})));
+        let get = c.raw_headers("GET", "sys/health", None, None, &[("Origin", "http://b.example")]);
+        assert_eq!((get.status, get.header("access-control-allow-origin"), get.header("vary")), (200, Some("http://b.example"), Some("Origin")));
+        assert_eq!(c.raw_headers("GET", "sys/health", None, None, &[("Origin", "http://evil.example")]).status, 403);
+        assert_eq!(c.raw_headers("GET", "sys/health", None, None, &[]).header("access-control-allow-origin"), None, "no Origin, no CORS");
+
+        assert_eq!(c.delete("sys/config/cors").0, 204);
+        assert_eq!(c.get("sys/config/cors").1["data"], json!({"enabled": false}));
+        assert_eq!(preflight("http://a.example").status, 405);
+    }
+}

@@ -114,6 +114,8 @@ pub struct Core {
     pub(crate) operator: tokio::sync::Mutex<crate::operator::OperatorState>,
     /// `sys/config/auditing/request-headers`: header name → HMAC its values.
     pub(crate) audited_headers: RwLock<Arc<std::collections::BTreeMap<String, bool>>>,
+    /// `sys/config/cors`.
+    pub(crate) cors: RwLock<Arc<crate::cors::CorsConfig>>,
     pub(crate) cluster: RwLock<Option<ClusterInfo>>,
     /// Serialises mount table changes.
     pub(crate) mount_lock: tokio::sync::Mutex<()>,
@@ -199,6 +201,7 @@ impl Core {
             seal_config: RwLock::new(None),
             operator: tokio::sync::Mutex::new(crate::operator::OperatorState::default()),
             audited_headers: RwLock::new(Arc::default()),
+            cors: RwLock::new(Arc::default()),
             cluster: RwLock::new(None),
             mount_lock: tokio::sync::Mutex::new(()),
             remounts: std::sync::Mutex::new(std::collections::HashMap::new()),

@@ -10,6 +10,7 @@ mod audit;
 mod audited_headers;
 mod catalog;
 mod core;
+mod cors;
 mod cubbyhole;
 mod expiration;
 pub mod hcl;
@@ -29,6 +30,7 @@ mod versions;
 mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::cors::{CorsConfig, ALLOWED_METHODS as CORS_ALLOWED_METHODS};
 pub use crate::audit::{AuditDeviceConfig, AUDIT_TABLE_KEY};
 pub use crate::expiration::{Clock, ManualClock, SystemClock};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};

@@ -306,6 +306,7 @@ impl Core {
         self.load_rotation_config().await?;
         self.record_version().await?;
         self.load_audited_headers().await?;
+        self.load_cors().await?;
         self.tokens.setup().await?;
         self.policies.setup().await?;
         let cluster = match self.barrier.get_value(CLUSTER_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {

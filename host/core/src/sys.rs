@@ -88,6 +88,15 @@ impl Core {
                 Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
             }
             ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
+            ("config/cors", Operation::Read) => Ok(Some(Response::with_data(self.cors_json()))),
+            ("config/cors", Operation::Update | Operation::Create) => {
+                self.update_cors(&request.data).await?;
+                Ok(None)
+            }
+            ("config/cors", Operation::Delete) => {
+                self.disable_cors().await?;
+                Ok(None)
+            }
             ("config/auditing/request-headers", Operation::Read) => Ok(Some(Response::with_data(self.audited_headers_json()))),
             (p, op) if p.starts_with("config/auditing/request-headers/") => {
                 let name = &p["config/auditing/request-headers/".len()..];
@@ -400,7 +409,7 @@ impl Core {
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
-            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history" | "config/auditing/request-headers"
+            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history" | "config/auditing/request-headers" | "config/cors"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }

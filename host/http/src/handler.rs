@@ -5,7 +5,10 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
+};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -24,11 +27,51 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    // CORS (`sys/config/cors`), as Vault: with CORS on, a request from an origin not allowed is
+    // refused, a preflight is answered here, and an allowed origin is named in the answer.
+    let cors = req
+        .headers()
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .and_then(|origin| Some(origin).zip(Some(api.core.cors()).filter(|c| c.enabled)));
+    if let Some((origin, config)) = &cors {
+        if !config.allows(origin) {
+            return error_response(StatusCode::FORBIDDEN, vec!["origin not allowed".into()]);
+        }
+        if req.method() == Method::OPTIONS {
+            let mut resp = bare(StatusCode::OK, Bytes::new());
+            let h = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&config.allowed_headers.join(",")) {
+                h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
+            }
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(tresor_core::CORS_ALLOWED_METHODS));
+            h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("300"));
+            allow_origin(&mut resp, origin, config.allow_credentials);
+            return resp;
+        }
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
-    match route(api, req, remote, &request_id).await {
+    let mut resp = match route(api, req, remote, &request_id).await {
         Ok(resp) => resp,
         Err(Failure::Logical(err)) => error_response(error::status_of(&err), error::messages_of(&err, &request_id)),
         Err(Failure::TooLarge) => error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]),
+    };
+    if let Some((origin, config)) = &cors {
+        allow_origin(&mut resp, origin, config.allow_credentials);
+    }
+    resp
+}
+
+/// Name an allowed origin in a response (`Vary: Origin`, since the answer depends on it).
+fn allow_origin(resp: &mut HttpResponse, origin: &str, credentials: bool) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(VARY, HeaderValue::from_static("Origin"));
+    if credentials {
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
     }
 }
 
