@@ -388,3 +388,34 @@ fn cors_is_configured_and_enforced_as_openbao_does() {
         assert_eq!(preflight("http://a.example").status, 405);
     }
 }
+
+/// `sys/loggers` as Vault's: every logger's level, changed for all or one while running (and
+/// taking effect: a filtered line is not written), reset to the configured level; root-only.
+#[test]
+fn log_levels_change_at_run_time() {
+    let server = TestServer::dev();
+    let c = server.root();
+    let (s, all) = c.get("sys/loggers");
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(all["data"]["core"], "info");
+    assert!(all["data"].as_object().unwrap().len() >= 5, "{all}");
+    let limited = c.put("auth/token/create", json!({"policies": ["default"]})).1["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(server.http(&limited).get("sys/loggers").0, 403);
+    assert_eq!(c.put("sys/loggers", json!({})).1["errors"][0], "level is required");
+    assert_eq!(c.put("sys/loggers", json!({"level": "off"})).1["errors"][0], "invalid level provided: unknown log level: off");
+    assert_eq!(c.put("sys/loggers/nope", json!({"level": "warn"})).1["errors"][0], "logger \"nope\" not found");
+    assert_eq!(c.get("sys/loggers/nope").1["data"], json!({}));
+
+    let changed = || server.log().matches("log level changed").count();
+    assert_eq!(c.put("sys/loggers", json!({"level": "error"})).0, 204);
+    assert_eq!(changed(), 0, "logged at info, filtered at error");
+    assert_eq!(c.get("sys/loggers").1["data"]["http"], "error");
+    assert_eq!(c.put("sys/loggers/core", json!({"level": "WARNING"})).0, 204);
+    assert_eq!(c.get("sys/loggers/core").1["data"], json!({"core": "warn"}));
+    assert_eq!(c.put("sys/loggers/core", json!({"level": "info"})).0, 204);
+    assert_eq!(changed(), 1, "core at info writes it");
+    assert_eq!(c.delete("sys/loggers/core").0, 204);
+    assert_eq!(c.get("sys/loggers/core").1["data"], json!({"core": "error"}));
+    assert_eq!(c.delete("sys/loggers").0, 204);
+    assert_eq!(c.get("sys/loggers").1["data"]["http"], "info", "back to the configured level");
+}

@@ -38,6 +38,8 @@ pub struct CoreConfig {
     pub audit_devices: Vec<crate::audit::AuditDeviceConfig>,
     /// How often plugins' periodic functions run (Vault: once a minute). Zero: never.
     pub periodic_interval: std::time::Duration,
+    /// The server's logging system, for `sys/loggers` (`None`: levels fixed at start).
+    pub log_levels: Option<Arc<dyn crate::loggers::LogLevels>>,
 }
 
 impl Default for CoreConfig {
@@ -51,6 +53,7 @@ impl Default for CoreConfig {
             clock: Arc::new(crate::expiration::SystemClock),
             audit_devices: Vec::new(),
             periodic_interval: std::time::Duration::from_secs(60),
+            log_levels: None,
         }
     }
 }
@@ -559,7 +562,7 @@ fn requires_sudo(mount: &MountEntry, relative: &str) -> bool {
         "auth/*", "remount", "audit", "audit/*", "raw", "raw/*", "rotate", "rotate/*", "seal", "step-down", "config/cors",
         "config/auditing/*", "config/ui/headers/*", "plugins/catalog/*", "revoke-prefix/*", "revoke-force/*",
         "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "internal/inspect/*",
-        "rekey/backup", "rekey/recovery-key-backup", "generate-root-token/*",
+        "rekey/backup", "rekey/recovery-key-backup", "generate-root-token/*", "loggers", "loggers/*",
     ];
     const TOKEN: &[&str] = &["revoke-orphan/*", "accessors*"];
     let list = match mount.handler {

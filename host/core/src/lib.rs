@@ -14,6 +14,7 @@ mod cors;
 mod cubbyhole;
 mod expiration;
 pub mod hcl;
+mod loggers;
 mod mount;
 mod operator;
 pub mod policy;
@@ -30,6 +31,7 @@ mod versions;
 mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, Health, LeaderStatus};
+pub use crate::loggers::LogLevels;
 pub use crate::cors::{CorsConfig, ALLOWED_METHODS as CORS_ALLOWED_METHODS};
 pub use crate::audit::{AuditDeviceConfig, AUDIT_TABLE_KEY};
 pub use crate::expiration::{Clock, ManualClock, SystemClock};

@@ -38,10 +38,11 @@ fn go_duration(secs: u64) -> String {
 }
 
 impl Core {
-    /// Apply the stored rotation setting (the default when none is stored). Called at unseal.
+    /// Apply the stored rotation setting (the server's default when none is stored). Called at unseal.
     pub(crate) async fn load_rotation_config(&self) -> Result<(), Error> {
         let config = match self.barrier.get_value(ROTATION_CONFIG_KEY).await.map_err(|e| Error::Internal(e.to_string()))? {
-            None => RotationConfig::default(),
+            // Nothing stored: the server's own threshold (Vault's default unless configured).
+            None => RotationConfig { max_operations: self.config.rotation_threshold.max(1), ..RotationConfig::default() },
             Some(raw) => serde_json::from_slice::<Stored>(&raw)
                 .map_err(|e| Error::Internal(format!("corrupt rotation configuration: {e}")))?
                 .into(),

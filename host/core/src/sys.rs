@@ -88,6 +88,18 @@ impl Core {
                 Ok(Some(Response::with_data(self.rekey_verify_update(&request.data).await?)))
             }
             ("rotate/root/verify", Operation::Delete) => Ok(Some(Response::with_data(self.rekey_verify_restart().await?))),
+            ("loggers", Operation::Read) => Ok(Some(Response::with_data(self.loggers_json(None)?))),
+            ("loggers", Operation::Update | Operation::Create) => self.set_log_level(None, &request.data).map(|()| None),
+            ("loggers", Operation::Delete) => self.reset_log_level(None).map(|()| None),
+            (p, op) if p.starts_with("loggers/") => {
+                let name = Some(&p["loggers/".len()..]);
+                match op {
+                    Operation::Read => Ok(Some(Response::with_data(self.loggers_json(name)?))),
+                    Operation::Update | Operation::Create => self.set_log_level(name, &request.data).map(|()| None),
+                    Operation::Delete => self.reset_log_level(name).map(|()| None),
+                    _ => Err(Error::UnsupportedOperation),
+                }
+            }
             ("config/cors", Operation::Read) => Ok(Some(Response::with_data(self.cors_json()))),
             ("config/cors", Operation::Update | Operation::Create) => {
                 self.update_cors(&request.data).await?;
@@ -409,7 +421,7 @@ impl Core {
             ("init" | "seal-status" | "unseal" | "health" | "leader" | "key-status" | "rotate" | "seal" | "step-down"
             | "rotate/config" | "rotate/keyring/config" | "rotate/keyring" | "rekey/backup" | "rekey/recovery-key-backup"
             | "generate-root-token/attempt" | "generate-root-token/update" | "rotate/root/init" | "rotate/root/update" | "rotate/root/verify"
-            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history" | "config/auditing/request-headers" | "config/cors"
+            | "rotate/root" | "rotate/root/backup" | "ha-status" | "version-history" | "config/auditing/request-headers" | "config/cors" | "loggers"
             | "mounts" | "auth" | "policy" | "policies/acl" | "capabilities" | "capabilities-self" | "capabilities-accessor", _) => {
                 Err(Error::UnsupportedOperation)
             }

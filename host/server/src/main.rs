@@ -8,6 +8,7 @@
 mod cli;
 mod config;
 mod flags;
+mod logging;
 mod plugins;
 mod server;
 

@@ -57,7 +57,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
         (false, None) => bail!("a configuration file must be specified with -config, or use -dev"),
     };
     let level = flags.get("log-level").map(str::to_owned).or_else(|| config.log_level.clone());
-    init_tracing(level.as_deref());
+    let logging = crate::logging::Logging::init(level.as_deref()).map(std::sync::Arc::new);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,24 +68,10 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
         root_token_id: flags.get("dev-root-token-id").map(str::to_owned),
         store_token: !flags.is_set("dev-no-store-token"),
     });
-    runtime.block_on(serve(config, dev))?;
+    runtime.block_on(serve(config, dev, logging))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing(level: Option<&str>) {
-    let filter = std::env::var("TRESOR_LOG")
-        .ok()
-        .or_else(|| level.map(str::to_owned))
-        .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
-}
 
 /// Dev-mode switches.
 struct DevOptions {
@@ -94,7 +80,7 @@ struct DevOptions {
     store_token: bool,
 }
 
-async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
+async fn serve(config: Config, dev: Option<DevOptions>, logging: Option<std::sync::Arc<crate::logging::Logging>>) -> Result<()> {
     let (physical, sqlite): (Arc<dyn Backend>, Option<Arc<SqliteBackend>>) = match &config.storage {
         Storage::Inmem => (Arc::new(InmemBackend::new()), None),
         Storage::Sqlite { path } => {
@@ -141,7 +127,13 @@ async fn serve(config: Config, dev: Option<DevOptions>) -> Result<()> {
         defaults.default_lease_ttl,
         defaults.max_lease_ttl,
     )?;
-    let core = Core::new(physical, CoreConfig { api_addr: api_addr.clone(), backend_factory: Some(factory), audit_devices: config.audit.clone(), ..defaults })
+    let core = Core::new(physical, CoreConfig {
+            api_addr: api_addr.clone(),
+            backend_factory: Some(factory),
+            audit_devices: config.audit.clone(),
+            log_levels: logging.map(|l| l as std::sync::Arc<dyn tresor_core::LogLevels>),
+            ..defaults
+        })
         .await
         .map_err(|e| anyhow!("starting the core: {e}"))?;
 
