@@ -52,7 +52,9 @@ where
         }
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match route(api, req, remote, &request_id).await {
+    // The routing state machine is large (every endpoint's awaits); boxed, it is allocated once
+    // instead of being copied as hyper moves the service future (a measured 3-4% of CPU).
+    let mut resp = match Box::pin(route(api, req, remote, &request_id)).await {
         Ok(resp) => resp,
         Err(Failure::Logical(err)) => error_response(error::status_of(&err), error::messages_of(&err, &request_id)),
         Err(Failure::TooLarge) => error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]),
