@@ -438,7 +438,7 @@ impl Core {
             let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for (name, value) in &ctx.headers {
                 let hmac = config.get(name).copied().unwrap_or(true);
-                let hash = crate::audited_headers::hashed(name, hmac) && (!device.log_raw || name == "x-vault-token" || name == "authorization");
+                let hash = crate::audited_headers::hashed(name, hmac, device.log_raw);
                 headers.entry(name).or_default().push(if hash { device.hash(value) } else { value.clone() });
             }
             r["headers"] = json!(headers);

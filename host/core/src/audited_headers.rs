@@ -17,9 +17,10 @@ pub const AUDITED_HEADERS_KEY: &str = "core/audited-headers";
 /// Headers that carry a token: hashed in the audit log whatever the configuration says.
 const TOKEN_HEADERS: &[&str] = &["x-vault-token", "authorization"];
 
-/// Whether an audited header's values are hashed: as configured, and always for token headers.
-pub(crate) fn hashed(name: &str, hmac: bool) -> bool {
-    hmac || TOKEN_HEADERS.contains(&name)
+/// Whether an audited header's values are hashed: always for token headers, otherwise as
+/// configured unless the device logs raw.
+pub(crate) fn hashed(name: &str, hmac: bool, log_raw: bool) -> bool {
+    TOKEN_HEADERS.contains(&name) || (hmac && !log_raw)
 }
 
 impl Core {

@@ -393,17 +393,8 @@ impl Core {
         let full_path = std::mem::replace(&mut request.path, relative);
         let mut result = self.dispatch(&mount, &entry, &token, decision.sudo, &full_path, request).await;
         if let Ok(response) = &mut result
-            && let Some(mut secret) = response.secret.take()
-            && let Err(e) = {
-                // As Vault: a batch token's leases belong to its parent (none for an orphan) and
-                // end no later than the batch token does.
-                let owner = if entry.batch { entry.parent.clone().unwrap_or_default() } else { entry.id_hash.clone() };
-                if entry.batch && entry.expire_time > 0 {
-                    let left = entry.remaining(crate::util::now_unix()).max(1);
-                    secret.max_ttl = if secret.max_ttl > 0 { secret.max_ttl.min(left) } else { left };
-                }
-                self.register_lease(&mount, &full_path, &owner, secret, response).await
-            }
+            && let Some(secret) = response.secret.take()
+            && let Err(e) = self.register_lease(&mount, &full_path, &entry, secret, response).await
         {
             // The backend created something it can no longer be told to revoke: say so loudly.
             tracing::error!(path = %full_path, error = %e, "could not record a lease for a secret the backend issued");

@@ -374,11 +374,17 @@ impl Core {
 
     /// Register the lease a backend asked for with its response and fill the envelope's lease fields.
     /// TTLs are clamped to the mount's (or the system's) default and maximum.
-    pub(crate) async fn register_lease(&self, mount: &MountEntry, request_path: &str, token_hash: &str, secret: LeaseSecret, response: &mut Response) -> Result<(), Error> {
+    pub(crate) async fn register_lease(&self, mount: &MountEntry, request_path: &str, token: &crate::token::TokenEntry, secret: LeaseSecret, response: &mut Response) -> Result<(), Error> {
         let default = if mount.default_lease_ttl > 0 { mount.default_lease_ttl } else { self.config.default_lease_ttl };
         let mut max = if mount.max_lease_ttl > 0 { mount.max_lease_ttl } else { self.config.max_lease_ttl };
         if secret.max_ttl > 0 {
             max = max.min(secret.max_ttl);
+        }
+        // As Vault: a batch token's leases belong to its parent (none for an orphan) and end no
+        // later than the batch token does.
+        let owner = if token.batch { token.parent.clone().unwrap_or_default() } else { token.id_hash.clone() };
+        if token.batch && token.expire_time > 0 {
+            max = max.min(token.remaining(crate::util::now_unix()).max(1));
         }
         let ttl = if secret.ttl > 0 { secret.ttl.min(max) } else { default.min(max) };
         let now = self.leases.now();
@@ -387,7 +393,7 @@ impl Core {
             id: id.clone(),
             path: request_path.to_string(),
             secret: LeaseSecret { ttl, max_ttl: max, ..secret },
-            token: token_hash.to_string(),
+            token: owner,
             issue_ms: now,
             expire_ms: now.saturating_add(secs_to_ms(ttl)),
             max_expire_ms: now.saturating_add(secs_to_ms(max)),

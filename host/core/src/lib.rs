@@ -38,7 +38,7 @@ pub use crate::expiration::{Clock, ManualClock, SystemClock};
 pub use crate::catalog::{CatalogEntry, CATALOG_PREFIX};
 pub use crate::mount::{BackendFactory, Created, MountConfig, MountRequest, MountSettings, AUTH_KEY, CORE_TUNES_KEY, MOUNTS_KEY};
 pub use crate::router::MountEntry;
-pub use crate::operator::decode_token;
+pub use crate::operator::{decode_token, refuse_pgp};
 pub use crate::seal::{InitParams, InitResult, SealStatus};
 pub use crate::token::{TokenEntry, TokenRole};
 pub use tresor_logical::Error;

@@ -23,7 +23,7 @@ use tresor_logical::{Error, Map, StorageOp};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
-use crate::seal::{decode_share, SealConfig};
+use crate::seal::{already_given, decode_share, SealConfig};
 use crate::util::{field, obj, random_base62};
 
 /// Attempts in progress.
@@ -93,12 +93,9 @@ fn nonce_of(data: &Map) -> Result<&str, Error> {
     }
 }
 
-fn already_given(parts: &[Zeroizing<Vec<u8>>], share: &[u8]) -> bool {
-    parts.iter().any(|p| bool::from(p.as_slice().ct_eq(share)))
-}
-
-/// PGP-encrypted output is not supported; an empty value is the same as none.
-fn refuse_pgp(data: &Map, key: &str) -> Result<(), Error> {
+/// PGP-encrypted output (`pgp_keys`, `pgp_key`, `root_token_pgp_key`, ...) is not supported;
+/// an empty value is the same as none. Used by `sys/init` too.
+pub fn refuse_pgp(data: &Map, key: &str) -> Result<(), Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(s)) if s.is_empty() => Ok(()),

@@ -74,7 +74,7 @@ impl Core {
             }
         }
         if let Some(interval) = field::duration(data, "interval")
-            .map_err(|e| Error::invalid(format!("Field validation failed: error converting input for field \"interval\": {}", error_text(&e))))?
+            .map_err(|e| Error::invalid(format!("Field validation failed: error converting input for field \"interval\": {e}")))?
         {
             config.interval = interval;
         }
@@ -96,13 +96,6 @@ impl Core {
         self.barrier.put_value(ROTATION_CONFIG_KEY, &raw).await.map_err(|e| Error::Internal(e.to_string()))?;
         self.barrier.set_rotation(config);
         Ok(())
-    }
-}
-
-fn error_text(e: &Error) -> String {
-    match e {
-        Error::InvalidRequest(m) => m.clone(),
-        other => other.to_string(),
     }
 }
 

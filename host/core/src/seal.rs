@@ -110,6 +110,11 @@ pub struct SealStatus {
 }
 
 /// Decode a share given as hex or base64.
+/// Whether `share` is among `parts` (compared in constant time).
+pub(crate) fn already_given(parts: &[Zeroizing<Vec<u8>>], share: &[u8]) -> bool {
+    parts.iter().any(|p| bool::from(p.as_slice().ct_eq(share)))
+}
+
 pub(crate) fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let key = key.trim();
     // Hex first, as Vault does; hex of a length no share can have (a base64 share that happens to be
@@ -259,7 +264,7 @@ impl Core {
         if !self.is_sealed() {
             return Ok(self.status_with(&progress));
         }
-        if progress.parts.iter().any(|p| bool::from(p.as_slice().ct_eq(share.as_slice()))) {
+        if already_given(&progress.parts, &share) {
             return Ok(self.status_with(&progress));
         }
         if progress.parts.is_empty() {

@@ -157,6 +157,34 @@ struct BatchPayload {
     role: Option<String>,
 }
 
+impl BatchPayload {
+    /// The entry of the batch token that carries this payload (`id_hash`: the token's hash).
+    fn into_entry(self, id_hash: String) -> TokenEntry {
+        TokenEntry {
+            id_hash,
+            accessor: String::new(),
+            policies: self.policies,
+            path: self.path,
+            display_name: self.display_name,
+            meta: self.meta,
+            creation_time: self.creation_time,
+            ttl: self.ttl,
+            expire_time: self.expire_time,
+            explicit_max_ttl: 0,
+            max_ttl: 0,
+            period: 0,
+            renewable: false,
+            num_uses: 0,
+            parent: self.parent,
+            last_renewal_time: None,
+            bound_cidrs: self.bound_cidrs,
+            role: self.role,
+            login: None,
+            batch: true,
+        }
+    }
+}
+
 impl TokenEntry {
     /// Whether this token carries the `root` policy.
     pub fn is_root(&self) -> bool {
@@ -340,28 +368,7 @@ impl TokenStore {
         };
         let plain = Zeroizing::new(plain);
         let p: BatchPayload = serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("corrupt batch token: {e}")))?;
-        Ok(Some(TokenEntry {
-            id_hash: self.hash(token)?,
-            accessor: String::new(),
-            policies: p.policies,
-            path: p.path,
-            display_name: p.display_name,
-            meta: p.meta,
-            creation_time: p.creation_time,
-            ttl: p.ttl,
-            expire_time: p.expire_time,
-            explicit_max_ttl: 0,
-            max_ttl: 0,
-            period: 0,
-            renewable: false,
-            num_uses: 0,
-            parent: p.parent,
-            last_renewal_time: None,
-            bound_cidrs: p.bound_cidrs,
-            role: p.role,
-            login: None,
-            batch: true,
-        }))
+        Ok(Some(p.into_entry(self.hash(token)?)))
     }
 
     /// A valid batch token's entry: sealed by this cluster, not expired, its parent (if any) alive.
@@ -464,8 +471,8 @@ impl TokenStore {
             role: new.role,
         };
         let token = self.seal_batch(&payload)?;
-        let entry = self.open_batch(&token)?.ok_or_else(|| Error::Internal("a new batch token does not open".into()))?;
-        Ok((token, entry))
+        let id_hash = self.hash(&token)?;
+        Ok((token, payload.into_entry(id_hash)))
     }
 
     async fn get_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, Error> {

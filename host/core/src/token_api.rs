@@ -327,8 +327,8 @@ impl Core {
         let batch = match (field::str(data, "type")?, role_type) {
             (None | Some("" | "default"), "batch" | "default-batch") => true,
             (None | Some("" | "default"), _) => false,
-            (Some("batch"), "service") | (Some("service"), "batch") => {
-                return Err(Error::invalid(format!("token type \"{}\" cannot be created through a role of token_type \"{role_type}\"", field::str(data, "type")?.unwrap_or(""))));
+            (Some(asked @ "batch"), "service") | (Some(asked @ "service"), "batch") => {
+                return Err(Error::invalid(format!("token type \"{asked}\" cannot be created through a role of token_type \"{role_type}\"")));
             }
             (Some("batch"), _) => true,
             (Some("service"), _) => false,

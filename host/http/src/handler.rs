@@ -29,12 +29,13 @@ where
 {
     // CORS (`sys/config/cors`), as Vault: with CORS on, a request from an origin not allowed is
     // refused, a preflight is answered here, and an allowed origin is named in the answer.
-    let cors = req
-        .headers()
-        .get(ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .and_then(|origin| Some(origin).zip(Some(api.core.cors()).filter(|c| c.enabled)));
+    let cors = match req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let config = api.core.cors();
+            config.enabled.then(|| (origin.to_owned(), config))
+        }
+        None => None,
+    };
     if let Some((origin, config)) = &cors {
         if !config.allows(origin) {
             return error_response(StatusCode::FORBIDDEN, vec!["origin not allowed".into()]);

@@ -52,12 +52,7 @@ pub(crate) async fn init(core: &Core, data: &Map) -> Reply {
     let shares = small_int(data, "secret_shares")?;
     let threshold = small_int(data, "secret_threshold")?;
     for unsupported in ["pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"] {
-        match data.get(unsupported) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.is_empty() => {}
-            Some(Value::Array(a)) if a.is_empty() => {}
-            Some(_) => return Err(Error::invalid(format!("{unsupported} is not supported by Tresor"))),
-        }
+        tresor_core::refuse_pgp(data, unsupported)?;
     }
     let result = core
         .init(InitParams { secret_shares: shares, secret_threshold: threshold, ..InitParams::default() })
