@@ -55,6 +55,33 @@ fn parse_duration_str(input: &str) -> Result<u64, DurationError> {
     Ok(total as u64)
 }
 
+/// Why Go's `time.ParseDuration` refuses `input` (which [`parse_duration`] refused), in Go's
+/// words: Vault quotes them in its field validation errors.
+pub fn go_duration_error(input: &str) -> String {
+    let invalid = || format!("time: invalid duration {input:?}");
+    let mut rest = input.strip_prefix(['-', '+']).unwrap_or(input);
+    if rest.is_empty() {
+        return invalid();
+    }
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number = &rest[..number_len];
+        if !number.bytes().any(|b| b.is_ascii_digit()) || number.matches('.').count() > 1 {
+            return invalid();
+        }
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        match &rest[..unit_len] {
+            "" => return format!("time: missing unit in duration {input:?}"),
+            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h" => {}
+            unit => return format!("time: unknown unit {unit:?} in duration {input:?}"),
+        }
+        rest = &rest[unit_len..];
+    }
+    // Well formed but out of range (or negative, which Vault refuses separately).
+    invalid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +96,14 @@ mod tests {
         assert_eq!(parse_duration(&json!("768h")), Ok(2_764_800));
         assert_eq!(parse_duration(&json!("1.5h")), Ok(5400));
         assert_eq!(parse_duration(&json!("")), Ok(0));
+    }
+
+    #[test]
+    fn go_error_texts() {
+        assert_eq!(go_duration_error("bogus"), "time: invalid duration \"bogus\"");
+        assert_eq!(go_duration_error("1x"), "time: unknown unit \"x\" in duration \"1x\"");
+        assert_eq!(go_duration_error("1h5"), "time: missing unit in duration \"1h5\"");
+        assert_eq!(go_duration_error("h"), "time: invalid duration \"h\"");
     }
 
     #[test]

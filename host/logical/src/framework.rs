@@ -155,6 +155,14 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
 /// only where declared); writes reject unknown fields unless the path allows them.
 /// Captures are not fields: they travel separately, so a secret's own key may share a placeholder's name.
 pub fn validate(spec: &PathSpec, op: Operation, data: &Map) -> Result<Vec<(String, FieldValue)>, Error> {
+    // Vault validates a path with an existence check in that check (its error as it is), any
+    // other in the handler's framework call ("Field validation failed: ...").
+    let coerce = |field: &FieldSpec, v: &Value| {
+        coerce(field, v).map_err(|e| match e {
+            Error::InvalidRequest(m) if !spec.existence_check => Error::InvalidRequest(format!("Field validation failed: {m}")),
+            other => other,
+        })
+    };
     let mut out: Vec<(String, FieldValue)> = Vec::new();
     for field in &spec.fields {
         let raw = data.get(&field.name).cloned().filter(|v| !v.is_null());
@@ -181,20 +189,31 @@ pub fn validate(spec: &PathSpec, op: Operation, data: &Map) -> Result<Vec<(Strin
     Ok(out)
 }
 
-/// The request's parameters `spec` does not declare, sorted (none when it takes arbitrary input):
-/// Vault answers them with a warning, [`ignored_warning`], and otherwise ignores them.
-pub fn ignored_fields(spec: &PathSpec, data: &Map) -> Vec<String> {
-    if spec.allow_unknown_fields {
-        return Vec::new();
+/// Vault's warnings about a request's parameters, in its order: those `spec` neither declares
+/// nor captures from the path, sorted (none when it takes arbitrary input), which are ignored;
+/// then those the path's captures override (a body's `name` on `keys/:name`). Vault adds them
+/// only to a response with something in it.
+pub fn parameter_warnings(spec: &PathSpec, data: &Map, captures: &[(String, String)]) -> Vec<String> {
+    let captured = |k: &str| captures.iter().any(|(name, _)| name == k);
+    let mut warnings = Vec::new();
+    if !spec.allow_unknown_fields {
+        let mut ignored: Vec<&str> =
+            data.keys().map(String::as_str).filter(|k| !spec.fields.iter().any(|f| f.name == *k) && !captured(k)).collect();
+        ignored.sort_unstable();
+        if !ignored.is_empty() {
+            // Go's `%v` of a string slice: `[a b]`.
+            warnings.push(format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" ")));
+        }
     }
-    let mut ignored: Vec<String> = data.keys().filter(|k| !spec.fields.iter().any(|f| &f.name == *k)).cloned().collect();
-    ignored.sort_unstable();
-    ignored
-}
-
-/// Vault's warning for ignored parameters (Go's `%v` of a string slice: `[a b]`).
-pub fn ignored_warning(ignored: &[String]) -> String {
-    format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" "))
+    let replaced: Vec<&str> =
+        captures.iter().map(|(name, _)| name.as_str()).filter(|k| data.get(*k).is_some_and(|v| !v.is_null())).collect();
+    if !replaced.is_empty() {
+        warnings.push(format!(
+            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
+            replaced.join(" ")
+        ));
+    }
+    warnings
 }
 
 /// Vault's help at a mount's root: the backend's description and every path's route and synopsis.
@@ -265,36 +284,55 @@ fn negative_seconds(v: &Value) -> Option<i64> {
 }
 
 fn bad(field: &FieldSpec, what: &str) -> Error {
-    // Never echo the value: the field may be sensitive.
     Error::invalid(format!("error converting input for field {:?}: {what}", field.name))
 }
 
+/// Go's name for a JSON value's type as Vault decodes it (mapstructure's "unconvertible type").
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "map[string]interface {}",
+        Value::Array(_) => "[]interface {}",
+        Value::String(_) => "string",
+        Value::Number(_) => "json.Number",
+        Value::Bool(_) => "bool",
+        Value::Null => "<nil>",
+    }
+}
+
+fn unconvertible(field: &FieldSpec, want: &str, v: &Value) -> Error {
+    bad(field, &format!("'' expected type '{want}', got unconvertible type '{}'", go_type(v)))
+}
+
+/// Coerce one value to its field's kind; refusals carry Vault's (Go's) texts. Only a duration's
+/// text quotes the value, and only for a field not marked sensitive.
 fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
+    let cannot_parse = |go: &str, parser: &str| bad(field, &format!("'' cannot parse value as '{go}': strconv.{parser}: invalid syntax"));
     Ok(match field.kind {
         FieldKind::Str => FieldValue::Str(match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            _ => return Err(bad(field, "expected a string")),
+            other => return Err(unconvertible(field, "string", other)),
         }),
         FieldKind::Int => FieldValue::Int(match v {
-            Value::Number(n) => n.as_i64().ok_or_else(|| bad(field, "expected an integer"))?,
-            Value::String(s) => s.trim().parse().map_err(|_| bad(field, "expected an integer"))?,
-            _ => return Err(bad(field, "expected an integer")),
+            Value::Number(n) => n.as_i64().ok_or_else(|| cannot_parse("int", "ParseInt"))?,
+            Value::String(s) => s.trim().parse().map_err(|_| cannot_parse("int", "ParseInt"))?,
+            other => return Err(unconvertible(field, "int", other)),
         }),
         FieldKind::Bool => FieldValue::Bool(match v {
             Value::Bool(b) => *b,
             Value::String(s) => match s.as_str() {
                 "true" | "1" | "t" | "T" | "TRUE" | "True" => true,
                 "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => false,
-                _ => return Err(bad(field, "expected a boolean")),
+                _ => return Err(cannot_parse("bool", "ParseBool")),
             },
             Value::Number(n) => n.as_i64() != Some(0),
-            _ => return Err(bad(field, "expected a boolean")),
+            other => return Err(unconvertible(field, "bool", other)),
         }),
-        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| match negative_seconds(v) {
-            Some(n) => bad(field, &format!("cannot provide negative value '{n}'")),
-            None => bad(field, "expected a duration"),
+        FieldKind::Duration => FieldValue::Duration(crate::parse_duration(v).map_err(|_| match (negative_seconds(v), v) {
+            (Some(n), _) => bad(field, &format!("cannot provide negative value '{n}'")),
+            (None, Value::String(s)) if !field.sensitive => bad(field, &crate::go_duration_error(s.trim())),
+            (None, _) => bad(field, "could not parse duration from input"),
         })?),
         FieldKind::StrList => FieldValue::StrList(match v {
             Value::Array(items) => items
@@ -302,12 +340,14 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
                 .map(|i| match i {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(bad(field, "expected a list of strings")),
+                    other => Err(unconvertible(field, "string", other)),
                 })
                 .collect::<Result<_, _>>()?,
             Value::String(s) if s.is_empty() => Vec::new(),
             Value::String(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
-            _ => return Err(bad(field, "expected a list of strings")),
+            // Vault decodes weakly: a lone number is a one-element list.
+            Value::Number(n) => vec![n.to_string()],
+            other => return Err(unconvertible(field, "[]string", other)),
         }),
         FieldKind::StrMap => FieldValue::StrMap(match v {
             Value::Object(m) => m
@@ -316,13 +356,13 @@ fn coerce(field: &FieldSpec, v: &Value) -> Result<FieldValue, Error> {
                     Value::String(s) => Ok((k.clone(), s.clone())),
                     Value::Number(n) => Ok((k.clone(), n.to_string())),
                     Value::Bool(b) => Ok((k.clone(), b.to_string())),
-                    _ => Err(bad(field, "expected a map of strings")),
+                    other => Err(unconvertible(field, "string", other)),
                 })
                 .collect::<Result<_, _>>()?,
             Value::String(s) if s.trim().starts_with('{') => {
-                serde_json::from_str(s).map_err(|_| bad(field, "expected a map of strings"))?
+                serde_json::from_str(s).map_err(|_| unconvertible(field, "map[string]interface {}", v))?
             }
-            _ => return Err(bad(field, "expected a map of strings")),
+            other => return Err(unconvertible(field, "map[string]interface {}", other)),
         }),
         FieldKind::Json => FieldValue::Json(v.clone()),
     })
@@ -454,8 +494,26 @@ mod tests {
             let mut with_dur = spec.clone();
             with_dur.fields.push(field("dur", FieldKind::Duration));
             let err = validate(&with_dur, Operation::Update, &data).unwrap_err().to_string();
-            assert_eq!(err, format!("error converting input for field \"dur\": cannot provide negative value '{secs}'"));
+            assert_eq!(err, format!("Field validation failed: error converting input for field \"dur\": cannot provide negative value '{secs}'"));
         }
+        // Go's texts; with an existence check, without the prefix (Vault validates in the check).
+        let mut checked = spec.clone();
+        checked.existence_check = true;
+        checked.fields.extend([field("dur", FieldKind::Duration), FieldSpec { sensitive: true, ..field("secret_ttl", FieldKind::Duration) }]);
+        for (name, value, text) in [
+            ("n", json!("x"), "'' cannot parse value as 'int': strconv.ParseInt: invalid syntax"),
+            ("b", json!("maybe"), "'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax"),
+            ("dur", json!("1x"), "time: unknown unit \"x\" in duration \"1x\""),
+            ("dur", json!(true), "could not parse duration from input"),
+            ("secret_ttl", json!("hush"), "could not parse duration from input"),
+            ("req", json!({"a": 1}), "'' expected type 'string', got unconvertible type 'map[string]interface {}'"),
+        ] {
+            let data: Map = serde_json::from_value(json!({"req": "x", name: value})).unwrap();
+            let err = validate(&checked, Operation::Update, &data).unwrap_err().to_string();
+            assert_eq!(err, format!("error converting input for field \"{name}\": {text}"));
+        }
+        let lone: Map = serde_json::from_value(json!({"req": "x", "l": 5})).unwrap();
+        assert!(validate(&spec, Operation::Update, &lone).unwrap().contains(&("l".into(), FieldValue::StrList(vec!["5".into()]))));
         let missing: Map = Map::new();
         assert!(validate(&spec, Operation::Update, &missing).is_err());
         assert!(validate(&spec, Operation::Read, &missing).is_ok());
@@ -480,17 +538,33 @@ mod tests {
         let out = validate(&spec, Operation::Update, &data).unwrap();
         assert!(out.contains(&("path".into(), FieldValue::Json(json!("mine")))), "a field may share a capture's name");
         assert!(out.contains(&("data".into(), FieldValue::Json(json!({"a": 1})))));
-        assert!(ignored_fields(&spec, &data).is_empty(), "nothing is ignored on a path taking arbitrary input");
+        let captures = vec![("path".to_string(), "p".to_string())];
+        assert_eq!(
+            parameter_warnings(&spec, &data, &captures),
+            ["Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [path]"],
+            "nothing is ignored on a path taking arbitrary input, but a capture still overrides"
+        );
     }
 
     #[test]
     fn undeclared_fields_are_named_in_vaults_warning() {
         let spec = path("keys/{name}", vec![field("type", FieldKind::Str)]);
+        let captures = vec![("name".to_string(), "k".to_string())];
         let data: Map = serde_json::from_value(json!({"type": "x", "zeta": 1, "alpha": true})).unwrap();
-        let ignored = ignored_fields(&spec, &data);
-        assert_eq!(ignored, ["alpha", "zeta"]);
-        assert_eq!(ignored_warning(&ignored), "Endpoint ignored these unrecognized parameters: [alpha zeta]");
+        assert_eq!(parameter_warnings(&spec, &data, &captures), ["Endpoint ignored these unrecognized parameters: [alpha zeta]"]);
         let declared: Map = serde_json::from_value(json!({"type": "x"})).unwrap();
-        assert!(ignored_fields(&spec, &declared).is_empty());
+        assert!(parameter_warnings(&spec, &declared, &captures).is_empty());
+        // A parameter named like a capture is not unrecognized: the path's value replaces it (a
+        // null one is as good as absent).
+        let named: Map = serde_json::from_value(json!({"type": "x", "name": "other", "zeta": 1})).unwrap();
+        assert_eq!(
+            parameter_warnings(&spec, &named, &captures),
+            [
+                "Endpoint ignored these unrecognized parameters: [zeta]",
+                "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+            ]
+        );
+        let null: Map = serde_json::from_value(json!({"name": null})).unwrap();
+        assert!(parameter_warnings(&spec, &null, &captures).is_empty());
     }
 }

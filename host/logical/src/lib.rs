@@ -15,7 +15,7 @@ mod response;
 mod storage;
 
 pub use backend::LogicalBackend;
-pub use duration::{parse_duration, DurationError};
+pub use duration::{go_duration_error, parse_duration, DurationError};
 pub use error::Error;
 pub use outbound::{GrantError, Grants};
 pub use request::{Operation, Request};

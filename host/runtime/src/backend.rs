@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use tresor_logical::framework::{ignored_fields, ignored_warning, match_path, validate, PathSpec};
+use tresor_logical::framework::{match_path, parameter_warnings, validate, PathSpec};
 use tresor_logical::{Error, LeaseSecret, LogicalBackend, Operation, Request, Response, Storage};
 use wasmtime::Store;
 
@@ -186,7 +186,7 @@ impl WasmBackend {
         self.loaded.read().ok().map(|g| g.clone())
     }
 
-    /// The guest's request, and the parameters its path does not declare (to warn about).
+    /// The guest's request, and Vault's warnings about its parameters ([`parameter_warnings`]).
     fn to_wit(&self, spec: &[PathSpec], request: &Request) -> Result<(wit::Request, Vec<String>), Error> {
         let matched = match_path(spec, &request.path).ok_or(Error::UnsupportedPath)?;
         let path = &spec[matched.index];
@@ -201,7 +201,7 @@ impl WasmBackend {
             return Err(Error::UnsupportedOperation);
         }
         let fields = validate(path, operation, &request.data)?;
-        let ignored = ignored_fields(path, &request.data);
+        let warnings = parameter_warnings(path, &request.data, &matched.captures);
         let op = convert::op_to_wit(operation).ok_or(Error::UnsupportedOperation)?;
         let req = wit::Request {
             operation: op,
@@ -213,7 +213,7 @@ impl WasmBackend {
             // The core strips the address except on login paths; check again here.
             remote_addr: request.remote_addr.filter(|_| path.unauthenticated).map(|a| a.ip().to_string()),
         };
-        Ok((req, ignored))
+        Ok((req, warnings))
     }
 
     fn env(&self) -> Env<'_> {
@@ -287,7 +287,7 @@ async fn instantiate(env: &Env<'_>, plugin: &Plugin, display_name: Option<&str>)
 impl LogicalBackend for WasmBackend {
     async fn handle(&self, request: Request) -> Result<Option<Response>, Error> {
         let loaded = self.current().ok_or_else(|| Error::Internal("plugin unavailable".into()))?;
-        let (req, ignored) = self.to_wit(&loaded.spec, &request)?;
+        let (req, parameter_warnings) = self.to_wit(&loaded.spec, &request)?;
         let login_allowed = loaded.auth && loaded.spec[req.path_index as usize].unauthenticated;
         let display_name = request.display_name.as_deref();
         with_retries!(self, async {
@@ -295,10 +295,10 @@ impl LogicalBackend for WasmBackend {
             match instance.tresor_plugin_backend().call_handle(&mut store, &req).await {
                 Ok(Ok(resp)) => {
                     let mut response = convert::response_from_wit(resp, self.mount.max_lease_ttl, login_allowed)?;
-                    // As Vault: only a response with something in it carries the warning (an
+                    // As Vault: only a response with something in it carries the warnings (an
                     // empty one stays a 204).
-                    if !ignored.is_empty() && !response.is_empty() {
-                        response.warnings.push(ignored_warning(&ignored));
+                    if !response.is_empty() {
+                        response.warnings.extend(parameter_warnings.iter().cloned());
                     }
                     Ok((store, Some(response)))
                 }
