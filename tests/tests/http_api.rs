@@ -316,6 +316,15 @@ fn mount_config_fields_answer_as_openbao_does() {
     }
     assert_eq!(ours.put("auth/token/create", json!({"ttl": "5h"})).1["auth"]["lease_duration"], 7200);
 
+    // With the root token: every secrets mount (Tresor has no `identity/`). (A fresh OpenBao
+    // leaves `sys/` out until the system mount is tuned, as it is above; Tresor always lists it.)
+    let secret_mounts = |b: &Value| -> Vec<String> {
+        b["data"]["secret"].as_object().map(|m| m.keys().filter(|k| *k != "identity/").cloned().collect()).unwrap_or_default()
+    };
+    let (_, tb) = theirs.send("GET", "sys/internal/ui/mounts", None);
+    let (_, ob) = ours.send("GET", "sys/internal/ui/mounts", None);
+    assert_eq!(secret_mounts(&ob), secret_mounts(&tb));
+
     // Without a token, only the mounts tuned `unauth` are listed, with type, description and
     // options; a bad token is refused.
     for token in ["", "not-a-token"] {

@@ -142,6 +142,30 @@ fn http_shapes_and_errors_match_vault() {
     assert_eq!(data(&c, "transit/random/16", json!({"format": "hex"}))["random_bytes"].as_str().unwrap().len(), 32);
 }
 
+/// Vault's framework warns about a body parameter the path captures (hvac sends `name` in the
+/// body of `verify`) apart from one it does not know, and only on a response with a body.
+#[test]
+fn captured_parameters_in_the_body_are_replaced_with_vaults_warning() {
+    let (_server, c) = mounted();
+    data(&c, "transit/keys/k", json!({}));
+    let (s, b) = c.put("transit/hmac/k", json!({"input": HELLO, "name": "other", "color": "blue"}));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["warnings"],
+        json!([
+            "Endpoint ignored these unrecognized parameters: [color]",
+            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+        ])
+    );
+    let (_, b) = c.put("transit/random/8", json!({"source": "seal"}));
+    assert_eq!(
+        b["warnings"],
+        json!(["Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [source]"])
+    );
+    let (_, b) = c.put("sys/tools/random/seal/8", json!({}));
+    assert_eq!(b["warnings"], json!(["no seal/entropy augmentation available, using platform entropy source"]));
+}
+
 #[test]
 fn encrypting_to_a_new_key_needs_create_capability() {
     let (server, c) = mounted();

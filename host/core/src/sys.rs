@@ -43,7 +43,11 @@ impl Core {
                 _ => Err(Error::UnsupportedOperation),
             },
             (p, Operation::Update | Operation::Create) if p == "tools/random" || p.starts_with("tools/random/") => {
-                crate::tools::random(&p["tools/random".len()..], &request.data).map(|d| Some(Response::with_data(d)))
+                crate::tools::random(&p["tools/random".len()..], &request.data).map(|(d, warnings)| {
+                    let mut response = Response::with_data(d);
+                    response.warnings = warnings;
+                    Some(response)
+                })
             }
             (p, Operation::Update | Operation::Create) if p == "tools/hash" || p.starts_with("tools/hash/") => {
                 crate::tools::hash(&p["tools/hash".len()..], &request.data).map(|d| Some(Response::with_data(d)))

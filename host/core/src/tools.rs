@@ -11,36 +11,57 @@ use crate::util::{field, obj};
 /// Most bytes one `sys/tools/random` call returns (Vault's limit).
 const MAX_RANDOM_BYTES: u64 = 128 * 1024;
 
-/// `sys/tools/random[/<source>][/<bytes>]`; `rest` is what follows `tools/random`.
-pub(crate) fn random(rest: &str, data: &Map) -> Result<Map, Error> {
-    let mut bytes = field::int(data, "bytes")?.unwrap_or(32);
-    let mut format = field::str(data, "format")?.unwrap_or("base64").to_string();
-    let mut source = field::str(data, "source")?.unwrap_or("platform").to_string();
-    for seg in rest.split('/').filter(|s| !s.is_empty()) {
-        match seg.parse::<i64>() {
-            Ok(n) => bytes = n,
-            Err(_) if matches!(seg, "hex" | "base64") => format = seg.to_string(),
-            Err(_) => source = seg.to_string(),
-        }
-    }
-    if !matches!(source.as_str(), "platform" | "seal" | "all") {
-        return Err(Error::invalid(format!("unsupported entropy source {source:?}; must be \"platform\" or \"seal\", or \"all\"")));
-    }
+/// `sys/tools/random[/<source>][/<bytes>]`; `rest` is what follows `tools/random`. Parsed as
+/// Vault does: the path's segments always replace the body's `source` and `urlbytes` (a body
+/// `source` never takes effect, and a warning says so); a lone segment is a source when it names
+/// one and a byte count otherwise. Returns the data and the warnings.
+pub(crate) fn random(rest: &str, data: &Map) -> Result<(Map, Vec<String>), Error> {
+    let body_bytes = || field::int(data, "bytes").map(|b| b.unwrap_or(32));
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let (source, bytes) = match rest.split_once('/') {
+        _ if rest.is_empty() => ("platform", body_bytes()?),
+        None if matches!(rest, "platform" | "seal" | "all") => (rest, body_bytes()?),
+        None => ("platform", go_atoi(rest)?),
+        Some((source, count)) => (source, go_atoi(count)?),
+    };
     if bytes < 1 {
         return Err(Error::invalid("'bytes' cannot be less than 1"));
     }
     let bytes = u64::try_from(bytes).unwrap_or(0);
     if bytes > MAX_RANDOM_BYTES {
-        return Err(Error::invalid(format!("'bytes' cannot be greater than {MAX_RANDOM_BYTES}")));
+        return Err(Error::invalid(format!("'bytes' should be less than {MAX_RANDOM_BYTES}")));
+    }
+    let format = field::str(data, "format")?.unwrap_or("base64");
+    if !matches!(format, "hex" | "base64") {
+        return Err(Error::invalid(format!("unsupported encoding format {format:?}; must be \"hex\" or \"base64\"")));
+    }
+    let mut warnings = Vec::new();
+    match source {
+        "platform" | "all" => {}
+        // No seal-backed entropy source (no HSM): as Vault without entropy augmentation.
+        "seal" => warnings.push("no seal/entropy augmentation available, using platform entropy source".to_string()),
+        other => return Err(Error::invalid(format!("unsupported entropy source {other:?}; must be \"platform\" or \"seal\", or \"all\""))),
     }
     let mut buf = vec![0u8; usize::try_from(bytes).unwrap_or(32)];
     rand::fill(&mut buf[..]);
-    let out = match format.as_str() {
-        "base64" => base64::engine::general_purpose::STANDARD.encode(&buf),
-        "hex" => hex::encode(&buf),
-        other => return Err(Error::invalid(format!("unsupported encoding format {other:?}; must be \"hex\" or \"base64\""))),
-    };
-    Ok(obj([("random_bytes", json!(out))]))
+    let out = if format == "hex" { hex::encode(&buf) } else { base64::engine::general_purpose::STANDARD.encode(&buf) };
+    let replaced: Vec<&str> = ["source", "urlbytes"].into_iter().filter(|k| data.get(*k).is_some_and(|v| !v.is_null())).collect();
+    if !replaced.is_empty() {
+        warnings.push(format!(
+            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
+            replaced.join(" ")
+        ));
+    }
+    Ok((obj([("random_bytes", json!(out))]), warnings))
+}
+
+/// Go's `strconv.Atoi` and its error, which Vault quotes for a byte count in the path.
+fn go_atoi(s: &str) -> Result<i64, Error> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(format!("error parsing url-set byte count: strconv.Atoi: parsing {s:?}: invalid syntax")));
+    }
+    s.parse::<i64>().map_err(|_| Error::invalid(format!("error parsing url-set byte count: strconv.Atoi: parsing {s:?}: value out of range")))
 }
 
 /// `sys/tools/hash[/<algorithm>]`; `rest` is what follows `tools/hash`.
@@ -88,17 +109,26 @@ mod tests {
 
     #[test]
     fn random_sizes_formats_and_limits() {
-        let r = random("", &Map::new()).unwrap();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(r["random_bytes"].as_str().unwrap()).unwrap().len(), 32);
-        let r = random("/16", &data(json!({"format": "hex"}))).unwrap();
-        assert_eq!(r["random_bytes"].as_str().unwrap().len(), 32);
-        let r = random("/seal/hex/8", &Map::new()).unwrap();
-        assert_eq!(r["random_bytes"].as_str().unwrap().len(), 16);
-        assert_ne!(random("", &Map::new()).unwrap(), random("", &Map::new()).unwrap());
-        assert_eq!(random("/0", &Map::new()).unwrap_err().to_string(), "'bytes' cannot be less than 1");
-        assert_eq!(random("/131073", &Map::new()).unwrap_err().to_string(), "'bytes' cannot be greater than 131072");
+        let bytes = |r: &Map| base64::engine::general_purpose::STANDARD.decode(r["random_bytes"].as_str().unwrap()).unwrap().len();
+        let message = |r: Result<(Map, Vec<String>), Error>| r.unwrap_err().to_string();
+        let (r, warnings) = random("", &Map::new()).unwrap();
+        assert_eq!((bytes(&r), warnings.len()), (32, 0));
+        let (r, _) = random("/16", &data(json!({"format": "hex", "bytes": 4}))).unwrap();
+        assert_eq!(r["random_bytes"].as_str().unwrap().len(), 32, "the path's count wins");
+        assert_eq!(bytes(&random("/all", &data(json!({"bytes": 4}))).unwrap().0), 4);
+        let (r, warnings) = random("/seal/8", &Map::new()).unwrap();
+        assert_eq!(bytes(&r), 8);
+        assert_eq!(warnings, ["no seal/entropy augmentation available, using platform entropy source"]);
+        // A body source is replaced by the path's (empty) one.
+        let (_, warnings) = random("", &data(json!({"source": "seal"}))).unwrap();
+        assert_eq!(warnings, ["Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [source]"]);
+        assert_ne!(random("", &Map::new()).unwrap().0, random("", &Map::new()).unwrap().0);
+        assert_eq!(message(random("/0", &Map::new())), "'bytes' cannot be less than 1");
+        assert_eq!(message(random("/131073", &Map::new())), "'bytes' should be less than 131072");
         assert!(random("", &data(json!({"format": "bad"}))).is_err());
-        assert!(random("/moon", &Map::new()).is_err());
+        assert_eq!(message(random("/moon", &Map::new())), "error parsing url-set byte count: strconv.Atoi: parsing \"moon\": invalid syntax");
+        assert_eq!(message(random("/8/seal", &Map::new())), "error parsing url-set byte count: strconv.Atoi: parsing \"seal\": invalid syntax");
+        assert_eq!(message(random("/moon/8", &Map::new())), "unsupported entropy source \"moon\"; must be \"platform\" or \"seal\", or \"all\"");
     }
 
     #[test]

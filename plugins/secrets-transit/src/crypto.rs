@@ -560,7 +560,7 @@ pub struct SignOptions {
     pub pss: bool,
     /// RSA-PSS salt length; `None` = auto (maximum when signing, detected when verifying).
     pub salt_len: Option<SaltLen>,
-    /// ECDSA: JWS (`r ‖ s`, base64url) instead of ASN.1 DER.
+    /// JWS: base64url without padding, and for ECDSA `r ‖ s` instead of ASN.1 DER.
     pub jws: bool,
 }
 
@@ -589,24 +589,21 @@ pub fn decode_signature(text: &str, opts: &SignOptions) -> Result<Vec<u8>, Strin
     }
 }
 
-/// The message the signature algorithm sees: the input itself for ed25519, its digest (unless
-/// `prehashed`) for ECDSA and RSA.
+/// The message the signature algorithm sees: the input itself for ed25519 (pure Ed25519, whatever
+/// `prehashed` says, as Vault), its digest (unless `prehashed`) for ECDSA and RSA.
 fn signed_digest(kind: KeyType, input: &[u8], opts: &SignOptions) -> Result<Vec<u8>, Error> {
     if kind == KeyType::Ed25519 || opts.prehashed {
         return Ok(input.to_vec());
     }
-    let pkcs1v15 = kind.is_rsa() && !opts.pss;
-    if opts.hash == HashAlg::None && !pkcs1v15 {
-        return Err(Error::invalid("hash_algorithm=none requires prehashed input or PKCS#1 v1.5 signing"));
+    if opts.hash == HashAlg::None {
+        // `sign_options` lets `none` through only with `prehashed`.
+        return Ok(input.to_vec());
     }
     Ok(digest(opts.hash, input))
 }
 
 /// Sign `input` with `entry` (`ed25519_private` overrides the key for derived ed25519 keys).
 pub fn sign(kind: KeyType, entry: &KeyEntry, ed25519_private: Option<&[u8]>, input: &[u8], opts: &SignOptions) -> Result<Vec<u8>, Error> {
-    if kind == KeyType::Ed25519 && opts.prehashed {
-        return Err(Error::invalid("ed25519 does not support prehashed input"));
-    }
     let msg = signed_digest(kind, input, opts)?;
     match kind {
         KeyType::Ed25519 => {
@@ -626,7 +623,7 @@ pub fn sign(kind: KeyType, entry: &KeyEntry, ed25519_private: Option<&[u8]>, inp
                     None => max,
                     Some(SaltLen::Hash) => hash_len(opts.hash),
                     Some(SaltLen::Bytes(n)) if n <= max => n,
-                    Some(SaltLen::Bytes(_)) => return Err(Error::invalid("salt length too large for key and hash")),
+                    Some(SaltLen::Bytes(n)) => return Err(Error::invalid(format!("requested salt length {n} is invalid"))),
                 };
                 with_digest!(opts.hash, D => key.sign_with_rng(&mut HostRng, rsa::Pss::new_with_salt::<D>(salt), &msg),
                     none => return Err(Error::invalid("RSA-PSS requires a hash algorithm")))
@@ -642,9 +639,6 @@ pub fn sign(kind: KeyType, entry: &KeyEntry, ed25519_private: Option<&[u8]>, inp
 
 /// Verify `sig` over `input`. `Ok(false)` for a signature that does not verify.
 pub fn verify(kind: KeyType, entry: &KeyEntry, ed25519_public: Option<&[u8]>, input: &[u8], sig: &[u8], opts: &SignOptions) -> Result<bool, Error> {
-    if kind == KeyType::Ed25519 && opts.prehashed {
-        return Err(Error::invalid("ed25519 does not support prehashed input"));
-    }
     let msg = signed_digest(kind, input, opts)?;
     match kind {
         KeyType::Ed25519 => {
@@ -794,12 +788,33 @@ macro_rules! ecdsa_curve {
                 let digest = &field_digest(digest);
                 let public = $curve::PublicKey::from_public_key_pem(&entry.public_key).map_err(internal)?;
                 let key = $curve::ecdsa::VerifyingKey::from_sec1_bytes(&public.to_sec1_bytes()).map_err(internal)?;
-                let sig = if jws { $curve::ecdsa::Signature::from_slice(sig) } else { $curve::ecdsa::Signature::from_der(sig) };
-                let Ok(sig) = sig else { return Ok(false) };
+                let sig = if jws {
+                    // Vault splits a JWS signature in halves whatever its length: a wrong length
+                    // is a signature that does not verify.
+                    let Ok(sig) = $curve::ecdsa::Signature::from_slice(sig) else { return Ok(false) };
+                    sig
+                } else {
+                    $curve::ecdsa::Signature::from_der(sig).map_err(|_| super::der_error(sig, |prefix| $curve::ecdsa::Signature::from_der(prefix).is_ok()))?
+                };
                 Ok(key.verify_prehash(digest, &sig).is_ok())
             }
         }
     };
+}
+
+/// Vault's refusal of an ASN.1 ECDSA signature that does not parse: "contains extra data" when a
+/// whole DER SEQUENCE (as `parses` judges it) is followed by more bytes, "is invalid" otherwise.
+fn der_error(sig: &[u8], parses: impl Fn(&[u8]) -> bool) -> Error {
+    let declared = match sig {
+        [0x30, n, ..] if *n < 0x80 => Some(2 + usize::from(*n)),
+        [0x30, 0x81, n, ..] => Some(3 + usize::from(*n)),
+        [0x30, 0x82, hi, lo, ..] => Some(4 + (usize::from(*hi) << 8 | usize::from(*lo))),
+        _ => None,
+    };
+    match declared {
+        Some(len) if len < sig.len() && parses(&sig[..len]) => Error::invalid("supplied signature contains extra data"),
+        _ => Error::invalid("supplied signature is invalid"),
+    }
 }
 
 ecdsa_curve!(ecdsa_p256, p256, NistP256);

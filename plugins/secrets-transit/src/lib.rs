@@ -138,7 +138,7 @@ impl Backend for Transit {
             )
             .path(random_path(Path::new("random")))
             .path(random_path(Path::new("random/{a}")))
-            .path(random_path(Path::new("random/{a}/{b}")))
+            .path(random_path(Path::new("random/{a}/{b*}")))
             .path(hash_path(Path::new("hash")))
             .path(hash_path(Path::new("hash/{urlalgorithm}")))
             .path(hmac_path(Path::new("hmac/{name}")))
@@ -222,7 +222,9 @@ fn byok_path(p: Path) -> Path {
 fn random_path(p: Path) -> Path {
     p.field(f("bytes", FieldKind::Int, "Number of bytes (default 32)"))
         .field(f("format", FieldKind::Str, "base64 (default) or hex"))
-        .field(f("source", FieldKind::Str, "platform, seal or all (all are the host CSPRNG)"))
+        // Declared as Vault declares them, but the path's segments always replace them.
+        .field(f("source", FieldKind::Str, "Ignored: the source is the path's segment (platform, seal or all)"))
+        .field(f("urlbytes", FieldKind::Str, "Ignored: the byte count in the path"))
         .operations([Operation::Update])
         .help("Random bytes from the host CSPRNG.")
 }

@@ -517,7 +517,7 @@ fn load_or_create(req: &Request, name: &str, first: Option<&Item<'_>>) -> Result
     }
     let cfg: KeysConfig = storage::get_json("config/keys")?.unwrap_or_default();
     if cfg.disable_upsert {
-        return Err(Error::invalid(format!("encryption key not found: {name}")));
+        return Err(Error::invalid("encryption key not found"));
     }
     let mut opts = new_key_options(req, "type")?;
     // A context on the request that creates the key makes it a derived key.
@@ -599,34 +599,57 @@ pub fn datakey(req: &Request) -> Result<Response, Error> {
 // ---------------------------------------------------------------------------------------------
 // Random and hash
 
+/// `random[/{source}][/{urlbytes}]`, parsed as Vault does: the path's segments always win over
+/// the body's `source` and `urlbytes` (Vault's captures exist, empty, even when the path has no
+/// segment, so a body `source` never takes effect; it says so in a warning). A lone segment is a
+/// source when it names one and a byte count otherwise.
 pub fn random(req: &Request) -> Result<Response, Error> {
-    let mut bytes = req.int("bytes").unwrap_or(32);
-    let mut format = req.str("format").unwrap_or("base64").to_string();
-    let mut source = req.str("source").unwrap_or("platform").to_string();
-    // `random/{bytes}`, `random/{source}`, `random/{source}/{bytes}`.
-    for seg in [req.captured("a"), req.captured("b")].into_iter().flatten() {
-        match seg.parse::<i64>() {
-            Ok(n) => bytes = n,
-            Err(_) if matches!(seg, "hex" | "base64") => format = seg.to_string(),
-            Err(_) => source = seg.to_string(),
-        }
-    }
-    if !matches!(source.as_str(), "platform" | "seal" | "all") {
-        return Err(Error::invalid(format!("unsupported entropy source {source}; must be \"platform\", \"seal\", or \"all\"")));
-    }
+    let body_bytes = req.int("bytes").unwrap_or(32);
+    let (source, bytes) = match (req.captured("a"), req.captured("b")) {
+        (None, _) => ("platform", body_bytes),
+        (Some(s), None) if matches!(s, "platform" | "seal" | "all") => (s, body_bytes),
+        (Some(s), None) => ("platform", go_atoi(s)?),
+        (Some(s), Some(n)) => (s, go_atoi(n)?),
+    };
     if bytes < 1 {
         return Err(Error::invalid("'bytes' cannot be less than 1"));
     }
     if bytes > MAX_RANDOM_BYTES {
-        return Err(Error::invalid(format!("'bytes' cannot be greater than {MAX_RANDOM_BYTES}")));
+        return Err(Error::invalid(format!("'bytes' should be less than {MAX_RANDOM_BYTES}")));
+    }
+    let format = req.str("format").unwrap_or("base64");
+    if !matches!(format, "hex" | "base64") {
+        return Err(Error::invalid(format!("unsupported encoding format \"{format}\"; must be \"hex\" or \"base64\"")));
+    }
+    let mut warnings = Vec::new();
+    match source {
+        "platform" | "all" => {}
+        // Tresor has no seal-backed entropy source (no HSM): as Vault without augmentation.
+        "seal" => warnings.push("no seal/entropy augmentation available, using platform entropy source".to_string()),
+        other => return Err(Error::invalid(format!("unsupported entropy source \"{other}\"; must be \"platform\" or \"seal\", or \"all\""))),
     }
     let raw = crypto::random_bytes(usize::try_from(bytes).unwrap_or(32))?;
-    let out = match format.as_str() {
-        "base64" => b64(&raw),
-        "hex" => hex_encode(&raw),
-        other => return Err(Error::invalid(format!("unsupported encoding format \"{other}\"; must be \"hex\" or \"base64\""))),
-    };
-    Ok(Response::data(json!({ "random_bytes": out })))
+    let out = if format == "hex" { hex_encode(&raw) } else { b64(&raw) };
+    let replaced: Vec<&str> = ["source", "urlbytes"].into_iter().filter(|k| req.has(k)).collect();
+    if !replaced.is_empty() {
+        warnings.push(format!(
+            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
+            replaced.join(" ")
+        ));
+    }
+    let mut response = Response::data(json!({ "random_bytes": out }));
+    response.warnings = warnings;
+    Ok(response)
+}
+
+/// Go's `strconv.Atoi` and its error, which Vault quotes for a byte count in the path.
+fn go_atoi(s: &str) -> Result<i64, Error> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(format!("error parsing url-set byte count: strconv.Atoi: parsing \"{s}\": invalid syntax")));
+    }
+    s.parse::<i64>()
+        .map_err(|_| Error::invalid(format!("error parsing url-set byte count: strconv.Atoi: parsing \"{s}\": value out of range")))
 }
 
 fn hex_encode(b: &[u8]) -> String {
@@ -660,52 +683,97 @@ fn input_arg(item: &Item<'_>) -> Result<Vec<u8>, Error> {
     unb64(input).map_err(|e| Error::invalid(format!("unable to decode input as base64: {e}")))
 }
 
-fn hmac_key(p: &Policy, version: u64) -> Result<&[u8], Error> {
-    let entry = p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("key version not available"))?;
-    entry.hmac_key.as_deref().map(Vec::as_slice).ok_or_else(|| Error::invalid("HMAC key not available for this key version"))
+/// The HMAC key of `version` (Vault's `HMACKey`).
+fn hmac_key(p: &Policy, version: i64) -> Result<&[u8], Error> {
+    let Ok(v) = u64::try_from(version) else { return Err(Error::invalid("key version does not exist (cannot be negative)")) };
+    if v > p.latest_version {
+        return Err(Error::invalid(format!("key version does not exist; latest key version is {}", p.latest_version)));
+    }
+    let entry = live_entry(p, v)?;
+    entry.hmac_key.as_deref().map(Vec::as_slice).ok_or_else(|| Error::invalid("no HMAC key exists for that key version"))
 }
 
 pub fn hmac(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
     let alg = hmac_alg(req)?;
-    let default_version = version_arg(req.int("key_version"))?;
+    let default_version = req.int("key_version").unwrap_or(0);
     Items::parse(req)?.run(req, 200, Out::default(), |item| {
         let input = input_arg(item)?;
-        let version = item_version(item, default_version)?;
-        let version = if version == 0 { p.latest_version } else { version };
-        if version > p.latest_version {
-            return Err(Error::invalid("cannot generate HMAC: version is too new"));
-        }
-        if p.min_encryption_version > 0 && version < p.min_encryption_version {
+        let requested = raw_item_version(item, default_version)?;
+        let version = if requested == 0 { i64::try_from(p.latest_version).unwrap_or(i64::MAX) } else { requested };
+        // Vault's order: the latest version always passes; below the minimum encryption version
+        // is refused before the version is looked up.
+        if u64::try_from(version).ok() != Some(p.latest_version) && p.min_encryption_version > 0 && version < i64::try_from(p.min_encryption_version).unwrap_or(i64::MAX) {
             return Err(Error::invalid("cannot generate HMAC: version is too old (disallowed by policy)"));
         }
         let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
-        Ok(Out { hmac: Some(versioned(version, &mac)), ..Out::default() })
+        Ok(Out { hmac: Some(versioned(u64::try_from(version).unwrap_or_default(), &mac)), ..Out::default() })
     })
 }
 
 fn sign_options(req: &Request, kind: KeyType) -> Result<SignOptions, Error> {
     let hash_name = req.captured("urlalgorithm").or(req.str("hash_algorithm")).or(req.str("algorithm")).unwrap_or("sha2-256");
     let hash = HashAlg::parse(hash_name).map_err(|_| Error::invalid(format!("invalid hash algorithm \"{hash_name}\"")))?;
+    let signature_algorithm = req.str("signature_algorithm").unwrap_or("");
+    let prehashed = req.bool("prehashed").unwrap_or(false);
     // Only RSA keys read `signature_algorithm`; Vault ignores it for the others.
-    let pss = match req.str("signature_algorithm").unwrap_or("pss") {
+    let pss = match signature_algorithm {
         "" | "pss" => true,
         "pkcs1v15" => false,
         _ if !kind.is_rsa() => true,
         other => return Err(Error::invalid(format!("unsupported rsa signature algorithm {other}"))),
     };
+    // JWS only changes the encoding (base64url) for every key type, and ECDSA's layout.
     let jws = match req.str("marshaling_algorithm").unwrap_or("asn1") {
         "" | "asn1" => false,
-        "jws" if kind.is_ecdsa() => true,
-        "jws" => return Err(Error::invalid("marshaling algorithm jws is only supported for ECDSA keys")),
+        "jws" => true,
         other => return Err(Error::invalid(format!("invalid marshaling type \"{other}\""))),
     };
-    let salt_len = match req.str("salt_length").unwrap_or("auto") {
-        "" | "auto" => None,
+    // Go's `rsa.PSSSaltLengthAuto` (0) and `PSSSaltLengthEqualsHash` (-1) are accepted as numbers.
+    let salt_len = match req.str("salt_length").unwrap_or("auto").to_ascii_lowercase().as_str() {
+        "auto" => None,
         "hash" => Some(SaltLen::Hash),
-        n => Some(SaltLen::Bytes(n.parse().map_err(|_| Error::invalid(format!("salt length must be \"auto\", \"hash\" or a number of bytes, not {n}")))?)),
+        n => match n.parse::<i64>() {
+            Ok(0) => None,
+            Ok(-1) => Some(SaltLen::Hash),
+            Ok(v) => Some(SaltLen::Bytes(usize::try_from(v).map_err(|_| Error::invalid(format!("salt length is invalid: {v}")))?)),
+            Err(_) => return Err(Error::invalid(format!("salt length neither 'auto', 'hash', nor an int: {}", req.str("salt_length").unwrap_or_default()))),
+        },
     };
-    Ok(SignOptions { hash, prehashed: req.bool("prehashed").unwrap_or(false), pss, salt_len, jws })
+    // Ed25519 hashes nothing, so `none` means nothing to it either (OpenBao signs).
+    if hash == HashAlg::None && kind != KeyType::Ed25519 && !(prehashed && signature_algorithm == "pkcs1v15") {
+        return Err(Error::invalid("hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15"));
+    }
+    Ok(SignOptions { hash, prehashed, pss, salt_len, jws })
+}
+
+/// The version a signature is made with, checked as Vault's `SignWithOptions` does (0 = latest).
+fn signing_version(p: &Policy, requested: i64) -> Result<u64, Error> {
+    let latest = p.latest_version;
+    let version = match u64::try_from(requested) {
+        Err(_) => return Err(Error::invalid("requested version for signing is negative")),
+        Ok(0) => latest,
+        Ok(v) if v > latest => return Err(Error::invalid("requested version for signing is higher than the latest key version")),
+        Ok(v) if p.min_encryption_version > 0 && v < p.min_encryption_version => {
+            return Err(Error::invalid("requested version for signing is less than the minimum encryption key version"))
+        }
+        Ok(v) => v,
+    };
+    Ok(version)
+}
+
+/// A version's entry as Vault's `safeGetKeyEntry` finds it: versions below the minimum decryption
+/// version are archived out of the policy's working set, so they are "no such key version" too.
+fn live_entry(p: &Policy, version: u64) -> Result<&crate::policy::KeyEntry, Error> {
+    if p.min_decryption_version > 0 && version < p.min_decryption_version {
+        return Err(Error::invalid("no such key version"));
+    }
+    p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("no such key version"))
+}
+
+/// An item's `key_version`, else `default` (the request's), as sent: negative numbers included.
+fn raw_item_version(item: &Item<'_>, default: i64) -> Result<i64, Error> {
+    Ok(item.key_version.int("key_version")?.unwrap_or(default))
 }
 
 /// ed25519 key material for a derived key and `context`: (private, public).
@@ -726,13 +794,12 @@ pub fn sign(req: &Request) -> Result<Response, Error> {
         return Err(Error::invalid(format!("key type {} does not support signing", p.kind.name())));
     }
     let opts = sign_options(req, p.kind)?;
-    let default_version = version_arg(req.int("key_version"))?;
+    let default_version = req.int("key_version").unwrap_or(0);
     let on_error = Out { key_version: Some(0), ..Out::default() };
     Items::parse(req)?.run(req, 200, on_error, |item| {
         let input = input_arg(item)?;
-        let version = item_version(item, default_version)?;
-        let version = p.encryption_version(version)?;
-        let entry = p.entry(version)?;
+        let version = signing_version(&p, raw_item_version(item, default_version)?)?;
+        let entry = live_entry(&p, version)?;
         if !entry.has_private(p.kind) {
             return Err(Error::invalid(crate::policy::NO_PRIVATE_PART));
         }
@@ -783,7 +850,7 @@ pub fn verify(req: &Request) -> Result<Response, Error> {
                 return Err(Error::invalid("cannot verify HMAC: version is too old (disallowed by policy)"));
             }
             let given = unb64(body).map_err(|e| Error::invalid(format!("unable to decode verification HMAC as base64: {e}")))?;
-            let mac = crypto::hmac(alg, hmac_key(&p, version)?, &input)?;
+            let mac = crypto::hmac(alg, hmac_key(&p, i64::try_from(version).unwrap_or(i64::MAX))?, &input)?;
             Ok(valid(bool::from(mac.ct_eq(&given))))
         });
     }
@@ -796,8 +863,11 @@ pub fn verify(req: &Request) -> Result<Response, Error> {
         let input = input_arg(item)?;
         let signature = item.signature.str().ok_or_else(|| Error::invalid("missing signature"))?;
         let (version, body) = parse_versioned(&p, signature, "signature")?;
-        let entry = p.entry(version)?;
-        let Ok(sig) = crypto::decode_signature(body, &opts) else { return Ok(valid(false)) };
+        if p.min_decryption_version > 0 && version < p.min_decryption_version {
+            return Err(Error::invalid(crate::policy::TOO_OLD));
+        }
+        let sig = crypto::decode_signature(body, &opts).map_err(|_| Error::invalid("invalid base64 signature value"))?;
+        let entry = live_entry(&p, version)?;
         let derived = derived_ed25519(&p, version, item)?;
         Ok(valid(crypto::verify(p.kind, entry, derived.as_ref().map(|(_, pk)| pk.as_slice()), &input, &sig, &opts)?))
     })

@@ -224,6 +224,8 @@ pub enum Imported<'a> {
 
 /// Vault's answer when a version without its private half is asked to sign.
 pub const NO_PRIVATE_PART: &str = "requested version for signing does not contain a private part";
+/// Vault's `ErrTooOld`: a ciphertext or signature older than the minimum decryption version.
+pub const TOO_OLD: &str = "ciphertext or signature version is disallowed by policy (too old)";
 
 impl KeyEntry {
     /// Whether this version holds its private key (a public-key import does not).
@@ -441,9 +443,9 @@ impl Policy {
             return Err(Error::invalid("invalid ciphertext: version is too new"));
         }
         if self.min_decryption_version > 0 && version < self.min_decryption_version {
-            return Err(Error::invalid("ciphertext or signature version is disallowed by policy (too old)"));
+            return Err(Error::invalid(TOO_OLD));
         }
-        self.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("ciphertext or signature version is disallowed by policy (too old)"))
+        self.keys.get(&version.to_string()).ok_or_else(|| Error::invalid(TOO_OLD))
     }
 
     /// The version encryption and signing use: `requested` (0 = latest) within the policy's bounds.

@@ -175,6 +175,77 @@ fn signing_key_types_sign_and_verify() {
     assert_eq!(bad(Operation::Update, "sign/k", json!({ "input": HELLO })), "key type aes256-gcm96 does not support signing");
 }
 
+/// Vault's `SignWithOptions` and `VerifySignatureWithOptions`: JWS is an encoding any signing key
+/// takes, ed25519 signs its input as given (`prehashed` changes nothing), signing checks only
+/// the minimum *encryption* version, and each refusal has Vault's words.
+#[test]
+fn signing_follows_vaults_version_and_encoding_rules() {
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for kind in ["ed25519", "rsa-2048", "ecdsa-p256"] {
+        fresh();
+        ok(Operation::Update, "keys/s", json!({ "type": kind }));
+        let sig = ok(Operation::Update, "sign/s", json!({ "input": HELLO, "marshaling_algorithm": "jws" }))["signature"].as_str().unwrap().to_string();
+        let body = sig.strip_prefix("vault:v1:").unwrap();
+        assert!(!body.contains(['+', '/', '=']) && url.decode(body).is_ok(), "{kind}: base64url without padding: {sig}");
+        assert_eq!(ok(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": sig, "marshaling_algorithm": "jws" }))["valid"], true, "{kind}");
+        assert_eq!(bad(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": "vault:v1:!!" })), "invalid base64 signature value", "{kind}");
+    }
+    assert_eq!(
+        bad(Operation::Update, "sign/s", json!({ "input": HELLO, "marshaling_algorithm": "pem" })),
+        "invalid marshaling type \"pem\""
+    );
+    // ASN.1 that does not parse is refused, not "invalid" (Vault's two texts).
+    let der = ok(Operation::Update, "sign/s", json!({ "input": HELLO }))["signature"].as_str().unwrap().to_string();
+    let mut raw = base64::engine::general_purpose::STANDARD.decode(der.strip_prefix("vault:v1:").unwrap()).unwrap();
+    raw.push(0);
+    let extra = format!("vault:v1:{}", base64::engine::general_purpose::STANDARD.encode(&raw));
+    assert_eq!(bad(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": extra })), "supplied signature contains extra data");
+    assert_eq!(bad(Operation::Update, "verify/s", json!({ "input": HELLO, "signature": "vault:v1:AAAA" })), "supplied signature is invalid");
+
+    // Ed25519 is deterministic: `prehashed` and `hash_algorithm` leave the signature as it was.
+    fresh();
+    ok(Operation::Update, "keys/e", json!({ "type": "ed25519" }));
+    let plain = ok(Operation::Update, "sign/e", json!({ "input": HELLO }))["signature"].clone();
+    let prehashed = ok(Operation::Update, "sign/e", json!({ "input": HELLO, "prehashed": true, "hash_algorithm": "sha2-512" }))["signature"].clone();
+    assert_eq!(plain, prehashed);
+    assert_eq!(ok(Operation::Update, "sign/e", json!({ "input": HELLO, "hash_algorithm": "none" }))["signature"], plain);
+    ok(Operation::Update, "keys/p", json!({ "type": "ecdsa-p256" }));
+    assert_eq!(
+        bad(Operation::Update, "sign/p", json!({ "input": HELLO, "hash_algorithm": "none", "prehashed": true })),
+        "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15"
+    );
+
+    // Versions: one below the minimum decryption version is archived, so "no such key version".
+    ok(Operation::Update, "keys/e/rotate", json!({}));
+    ok(Operation::Update, "keys/e/rotate", json!({}));
+    assert_eq!(ok(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": 1 }))["key_version"], 1);
+    ok(Operation::Update, "keys/e/config", json!({ "min_decryption_version": 2 }));
+    assert_eq!(bad(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": 1 })), "no such key version");
+    assert_eq!(bad(Operation::Update, "hmac/e", json!({ "input": HELLO, "key_version": 1 })), "no such key version");
+    assert_eq!(ok(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": 2 }))["key_version"], 2);
+    assert_eq!(bad(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": 4 })), "requested version for signing is higher than the latest key version");
+    assert_eq!(bad(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": -1 })), "requested version for signing is negative");
+    ok(Operation::Update, "keys/e/config", json!({ "min_encryption_version": 3 }));
+    assert_eq!(
+        bad(Operation::Update, "sign/e", json!({ "input": HELLO, "key_version": 2 })),
+        "requested version for signing is less than the minimum encryption key version"
+    );
+    assert_eq!(bad(Operation::Update, "hmac/e", json!({ "input": HELLO, "key_version": 9 })), "key version does not exist; latest key version is 3");
+    assert_eq!(bad(Operation::Update, "hmac/e", json!({ "input": HELLO, "key_version": 2 })), "cannot generate HMAC: version is too old (disallowed by policy)");
+
+    // RSA-PSS salt lengths as Vault parses them.
+    fresh();
+    ok(Operation::Update, "keys/r", json!({ "type": "rsa-2048" }));
+    assert_eq!(bad(Operation::Update, "sign/r", json!({ "input": HELLO, "salt_length": "big" })), "salt length neither 'auto', 'hash', nor an int: big");
+    assert_eq!(bad(Operation::Update, "sign/r", json!({ "input": HELLO, "salt_length": "-5" })), "salt length is invalid: -5");
+    assert_eq!(bad(Operation::Update, "sign/r", json!({ "input": HELLO, "salt_length": "1000" })), "requested salt length 1000 is invalid");
+    for salt in ["0", "-1", "hash", "20"] {
+        let sig = ok(Operation::Update, "sign/r", json!({ "input": HELLO, "salt_length": salt }))["signature"].clone();
+        assert_eq!(ok(Operation::Update, "verify/r", json!({ "input": HELLO, "signature": sig, "salt_length": salt }))["valid"], true, "{salt}");
+    }
+}
+
 #[test]
 fn rsa_encrypts_with_oaep_and_signs_both_paddings() {
     fresh();
@@ -308,6 +379,49 @@ fn hash_random_and_datakey() {
     assert_eq!(ok(Operation::Update, "decrypt/k", json!({ "ciphertext": dk["ciphertext"] }))["plaintext"], dk["plaintext"]);
     let wrapped = ok(Operation::Update, "datakey/wrapped/k", json!({}));
     assert!(wrapped.get("plaintext").is_none());
+}
+
+/// `random[/{source}][/{urlbytes}]` as Vault parses it: segments win over the body.
+#[test]
+fn random_reads_source_and_count_from_the_path_as_vault() {
+    fresh();
+    let call = |segments: &[&str], data: Value| {
+        let mut r = req(Operation::Update, "random", data);
+        for (name, seg) in ["a", "b"].into_iter().zip(segments) {
+            r = r.capture(name, *seg);
+        }
+        Transit::handle(r)
+    };
+    let bytes = |r: &tresor_sdk::Response| {
+        let text = r.data_value().unwrap()["random_bytes"].as_str().unwrap().to_string();
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).unwrap().len()
+    };
+    let message = |r: Result<tresor_sdk::Response, Error>| match r {
+        Err(Error::InvalidRequest(m)) => m,
+        other => panic!("expected 400, got {other:?}"),
+    };
+    assert_eq!(bytes(&call(&["8"], json!({ "bytes": 4 })).unwrap()), 8);
+    assert_eq!(bytes(&call(&["all"], json!({ "bytes": 4 })).unwrap()), 4);
+    assert_eq!(bytes(&call(&["platform", "+6"], json!({})).unwrap()), 6);
+    let seal = call(&["seal", "5"], json!({})).unwrap();
+    assert_eq!(bytes(&seal), 5);
+    assert_eq!(seal.warnings, ["no seal/entropy augmentation available, using platform entropy source"]);
+    // A body `source` is replaced by the (possibly empty) segment, and said so.
+    let body = call(&[], json!({ "source": "seal", "urlbytes": "9" })).unwrap();
+    assert_eq!(bytes(&body), 32);
+    assert_eq!(
+        body.warnings,
+        ["Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [source urlbytes]"]
+    );
+    assert_eq!(message(call(&["8", "seal"], json!({}))), "error parsing url-set byte count: strconv.Atoi: parsing \"seal\": invalid syntax");
+    assert_eq!(message(call(&["hex"], json!({}))), "error parsing url-set byte count: strconv.Atoi: parsing \"hex\": invalid syntax");
+    assert_eq!(
+        message(call(&["99999999999999999999"], json!({}))),
+        "error parsing url-set byte count: strconv.Atoi: parsing \"99999999999999999999\": value out of range"
+    );
+    assert_eq!(message(call(&["bogus", "8"], json!({}))), "unsupported entropy source \"bogus\"; must be \"platform\" or \"seal\", or \"all\"");
+    assert_eq!(message(call(&[], json!({ "bytes": 131073 }))), "'bytes' should be less than 131072");
+    assert_eq!(message(call(&["-1"], json!({}))), "'bytes' cannot be less than 1");
 }
 
 #[test]
