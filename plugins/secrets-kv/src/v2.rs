@@ -266,12 +266,12 @@ fn write_config(req: &Request) -> Result<Response, Error> {
     Ok(Response::empty())
 }
 
-/// Version metadata as the API shows it, applying `delete_version_after`.
-fn version_json(meta: &Metadata, version: u64, v: &VersionMeta, dva: u64) -> Value {
+/// Version metadata as the API shows it.
+fn version_json(meta: &Metadata, version: u64, v: &VersionMeta) -> Value {
     json!({
         "created_time": v.created_time,
         "custom_metadata": meta.custom_metadata,
-        "deletion_time": effective_deletion(v, dva),
+        "deletion_time": v.deletion_time,
         "destroyed": v.destroyed,
         "version": version,
     })
@@ -281,17 +281,11 @@ fn effective_dva(meta: &Metadata, config: &Config) -> u64 {
     if meta.settings.delete_version_after > 0 { meta.settings.delete_version_after } else { config.delete_version_after }
 }
 
-/// The deletion time, including an automatic one from `delete_version_after` once it has passed.
-fn effective_deletion(v: &VersionMeta, dva: u64) -> String {
-    if !v.deletion_time.is_empty() || dva == 0 {
-        return v.deletion_time.clone();
-    }
-    match parse_rfc3339_secs(&v.created_time) {
-        Some(created) if created + dva as i64 <= tresor_sdk::system::now().0 => {
-            tresor_sdk::system::rfc3339(created + dva as i64, 0)
-        }
-        _ => String::new(),
-    }
+/// Whether a version reads as deleted: its deletion time (set by a delete, or at write time from
+/// `delete_version_after`, as Vault) has come. A future deletion time is shown but does not hide
+/// the version yet.
+fn is_deleted(v: &VersionMeta) -> bool {
+    !v.deletion_time.is_empty() && parse_rfc3339_secs(&v.deletion_time).is_none_or(|at| at <= tresor_sdk::system::now().0)
 }
 
 fn parse_rfc3339_secs(t: &str) -> Option<i64> {
@@ -311,15 +305,13 @@ fn parse_rfc3339_secs(t: &str) -> Option<i64> {
 fn read_data(req: &Request) -> Result<Response, Error> {
     let path = secret_path(req)?;
     let meta = load_meta(&path)?.ok_or(Error::NotFound)?;
-    let config = load_config()?;
     let version = match req.int("version") {
         Some(v) if v > 0 => v as u64,
         _ => meta.current_version,
     };
     let v = meta.versions.get(&version).ok_or(Error::NotFound)?;
-    let dva = effective_dva(&meta, &config);
-    let metadata = version_json(&meta, version, v, dva);
-    if v.destroyed || !effective_deletion(v, dva).is_empty() {
+    let metadata = version_json(&meta, version, v);
+    if v.destroyed || is_deleted(v) {
         return Ok(Response::data(json!({"data": null, "metadata": metadata})).status(404));
     }
     let data: Value = storage::get_json(&data_key(version, &path))?.ok_or(Error::NotFound)?;
@@ -382,7 +374,7 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     let new_data = if patch {
         let meta = existing.as_ref().ok_or(Error::NotFound)?;
         let v = meta.versions.get(&current).ok_or(Error::NotFound)?;
-        if v.destroyed || !effective_deletion(v, effective_dva(meta, &config)).is_empty() {
+        if v.destroyed || is_deleted(v) {
             return Err(Error::NotFound);
         }
         let mut base: Value = storage::get_json(&data_key(current, &path))?.ok_or(Error::NotFound)?;
@@ -391,17 +383,21 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     } else {
         data
     };
-    let now = now();
+    let (secs, nanos) = tresor_sdk::system::now();
+    let now = tresor_sdk::system::rfc3339(secs, nanos);
     let mut meta = existing.unwrap_or_else(|| Metadata { created_time: now.clone(), oldest_version: 0, ..Metadata::default() });
+    // As Vault: `delete_version_after` fixes the version's deletion time when it is written.
+    let dva = effective_dva(&meta, &config);
+    let deletion_time = if dva > 0 { tresor_sdk::system::rfc3339(secs.saturating_add_unsigned(dva), nanos) } else { String::new() };
     let version = meta.current_version + 1;
     storage::put_json(&data_key(version, &path), &new_data)?;
     meta.current_version = version;
     meta.updated_time = now.clone();
-    meta.versions.insert(version, VersionMeta { created_time: now, ..VersionMeta::default() });
+    meta.versions.insert(version, VersionMeta { created_time: now, deletion_time, ..VersionMeta::default() });
     prune(&path, &mut meta, &config)?;
     save_meta(&path, &meta)?;
     let v = meta.versions.get(&version).cloned().unwrap_or_default();
-    Ok(Response::data(version_json(&meta, version, &v, effective_dva(&meta, &config))))
+    Ok(Response::data(version_json(&meta, version, &v)))
 }
 
 /// Go's name for a JSON value's type, as Vault's messages print it.
@@ -438,7 +434,7 @@ fn delete_latest(req: &Request) -> Result<Response, Error> {
     let Some(mut meta) = load_meta(&path)? else { return Ok(Response::empty()) };
     let current = meta.current_version;
     if let Some(v) = meta.versions.get_mut(&current)
-        && v.deletion_time.is_empty() && !v.destroyed {
+        && !is_deleted(v) && !v.destroyed {
             v.deletion_time = now();
             save_meta(&path, &meta)?;
         }
@@ -486,7 +482,7 @@ fn mark_versions(req: &Request, mark: Mark) -> Result<Response, Error> {
     for version in versions {
         let Some(v) = meta.versions.get_mut(&version) else { continue };
         match mark {
-            Mark::Delete if v.deletion_time.is_empty() && !v.destroyed => v.deletion_time = now.clone(),
+            Mark::Delete if !is_deleted(v) && !v.destroyed => v.deletion_time = now.clone(),
             Mark::Undelete if !v.destroyed => v.deletion_time.clear(),
             Mark::Destroy if !v.destroyed => {
                 v.destroyed = true;
@@ -514,13 +510,12 @@ fn list_detailed_metadata(req: &Request) -> Result<Response, Error> {
     if keys.is_empty() {
         return Err(Error::NotFound);
     }
-    let config = load_config()?;
     let mut info = Map::new();
     for key in &keys {
         let entry = match key.ends_with('/') {
             true => json!({}),
             false => match load_meta(&format!("{dir}{key}"))? {
-                Some(meta) => metadata_json(&meta, &config),
+                Some(meta) => metadata_json(&meta),
                 None => json!({}),
             },
         };
@@ -532,18 +527,16 @@ fn list_detailed_metadata(req: &Request) -> Result<Response, Error> {
 fn read_metadata(req: &Request) -> Result<Response, Error> {
     let path = secret_path(req)?;
     let meta = load_meta(&path)?.ok_or(Error::NotFound)?;
-    let config = load_config()?;
-    Ok(Response::data(metadata_json(&meta, &config)))
+    Ok(Response::data(metadata_json(&meta)))
 }
 
 /// A secret's metadata as `metadata/:path` reads it.
-fn metadata_json(meta: &Metadata, config: &Config) -> Value {
-    let dva = effective_dva(meta, config);
+fn metadata_json(meta: &Metadata) -> Value {
     let versions: Map<String, Value> = meta
         .versions
         .iter()
         .map(|(n, v)| {
-            (n.to_string(), json!({"created_time": v.created_time, "deletion_time": effective_deletion(v, dva), "destroyed": v.destroyed}))
+            (n.to_string(), json!({"created_time": v.created_time, "deletion_time": v.deletion_time, "destroyed": v.destroyed}))
         })
         .collect();
     json!({
@@ -571,7 +564,10 @@ fn custom_metadata_of(v: &Value) -> Result<BTreeMap<String, String>, Error> {
             })
             .collect(),
         Value::Null => Ok(BTreeMap::new()),
-        _ => Err(Error::invalid("custom_metadata must be a map of strings")),
+        other => Err(Error::invalid(format!(
+            "error converting input for field \"custom_metadata\": '' expected type 'map[string]interface {{}}', got unconvertible type '{}'",
+            go_type(other)
+        ))),
     }
 }
 
@@ -657,6 +653,31 @@ mod tests {
 
     fn read(path: &str) -> Result<Response, Error> {
         handle(req(Operation::Read, 1, &format!("data/{path}")))
+    }
+
+    /// As Vault: `delete_version_after` fixes each version's deletion time when it is written
+    /// (shown at once, in the future); the version reads until then and is deleted after. A
+    /// delete before then moves the time to now; an undelete clears it.
+    #[test]
+    fn delete_version_after_sets_a_future_deletion_time_at_write() {
+        storage::reset_mock();
+        tresor_sdk::system::set_mock_now(1_795_426_674, 0);
+        handle(req(Operation::Update, 0, "config").with("delete_version_after", V::Duration(3600))).unwrap();
+        let written = write("t", json!({"x": "1"}), None).unwrap().data.unwrap();
+        let due = tresor_sdk::system::rfc3339(1_795_426_674 + 3600, 0);
+        assert_eq!(written["deletion_time"], json!(due));
+        let r = read("t").unwrap();
+        assert_eq!((r.status, r.data.as_ref().unwrap()["metadata"]["deletion_time"].clone()), (None, json!(due)));
+        tresor_sdk::system::set_mock_now(1_795_426_674 + 3600, 0);
+        assert_eq!(read("t").unwrap().status, Some(404), "deleted once the time has come");
+        handle(req(Operation::Update, 4, "undelete/t").with("versions", V::Json(json!([1]).into()))).unwrap();
+        let r = read("t").unwrap();
+        assert_eq!((r.status, r.data.unwrap()["metadata"]["deletion_time"].clone()), (None, json!("")));
+        write("t", json!({"x": "2"}), None).unwrap();
+        handle(req(Operation::Delete, 1, "data/t")).unwrap();
+        let r = read("t").unwrap();
+        assert_eq!(r.status, Some(404));
+        assert_eq!(r.data.unwrap()["metadata"]["deletion_time"], json!(tresor_sdk::system::rfc3339(1_795_426_674 + 3600, 0)));
     }
 
     #[test]
