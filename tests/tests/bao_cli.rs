@@ -120,3 +120,34 @@ fn bao_token_create_batch() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("batch tokens cannot be renewed"));
 }
+
+/// `bao secrets tune` / `bao auth tune` send `""` for every TTL flag not given: tuning another
+/// setting leaves the TTLs as they were (Vault reads `""` as "unchanged", not "system").
+#[test]
+fn bao_tune_of_one_setting_keeps_the_tuned_ttls() {
+    let server = TestServer::dev();
+    let root = server.root_token.clone();
+    let run = |args: &[&str]| {
+        let out = bao(&server, &root, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        stdout(&out)
+    };
+    let ttls = |path: &str| -> (String, String) {
+        let field = |name: &str| run(&["read", &format!("-field={name}"), path]).trim().to_string();
+        (field("default_lease_ttl"), field("max_lease_ttl"))
+    };
+    run(&["secrets", "enable", "-path=kv", "kv-v2"]);
+    run(&["secrets", "tune", "-default-lease-ttl=30m", "-max-lease-ttl=1h", "kv"]);
+    assert_eq!(ttls("sys/mounts/kv/tune"), ("1800".into(), "3600".into()));
+    for flag in ["-listing-visibility=unauth", "-description=tuned", "-audit-non-hmac-request-keys=a"] {
+        run(&["secrets", "tune", flag, "kv"]);
+        assert_eq!(ttls("sys/mounts/kv/tune"), ("1800".into(), "3600".into()), "after {flag}");
+    }
+    run(&["auth", "enable", "userpass"]);
+    run(&["auth", "tune", "-default-lease-ttl=20m", "userpass"]);
+    run(&["auth", "tune", "-description=people", "userpass"]);
+    assert_eq!(ttls("sys/auth/userpass/tune").0, "1200");
+    // "system" still means inherit.
+    run(&["secrets", "tune", "-default-lease-ttl=system", "kv"]);
+    assert_eq!(ttls("sys/mounts/kv/tune").0, "2764800");
+}

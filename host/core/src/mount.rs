@@ -855,11 +855,14 @@ fn tune_ttls(data: &Map, default: &mut u64, max: &mut u64) -> Result<(), Error> 
     Ok(())
 }
 
-/// A TTL field given as seconds or a duration string; `"system"` or empty means 0 (inherit).
+/// A TTL field given as seconds or a duration string; `"system"` means 0 (inherit), an empty
+/// string nothing at all: the `bao` CLI sends `""` for every TTL flag not given, and a tune of
+/// another setting must leave the TTLs as they are (as Vault).
 fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() || s == "system" => Ok(Some(0)),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "system" => Ok(Some(0)),
         Some(v) => tresor_logical::parse_duration(v).map(Some).map_err(|_| match v {
             Value::String(s) => Error::invalid(format!("time: invalid duration {s:?}")),
             _ => Error::invalid(format!("invalid {key}")),
