@@ -42,6 +42,11 @@ fn bao_kv_commands_work_against_the_kv_plugin() {
     let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
     assert_eq!(meta["data"]["custom_metadata"], json!({"owner": "ops"}));
     assert_eq!(meta["data"]["max_versions"], 2);
+    // As OpenBao: a lower max_versions drops old versions at the next write, not when it is set.
+    assert_eq!(meta["data"]["versions"].as_object().map(|v| v.len()), Some(3));
+    assert!(bao(&server, &server.root_token, &["kv", "put", "secret/app", "role=ops"]).status.success());
+    let meta = ok_json(bao(&server, &server.root_token, &["kv", "metadata", "get", "-format=json", "secret/app"]));
+    assert_eq!((meta["data"]["versions"].as_object().map(|v| v.len()), meta["data"]["oldest_version"].clone()), (Some(2), json!(3)));
     assert!(bao(&server, &server.root_token, &["kv", "metadata", "delete", "secret/app"]).status.success());
     assert!(!bao(&server, &server.root_token, &["kv", "get", "secret/app"]).status.success());
 

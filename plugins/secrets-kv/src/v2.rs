@@ -599,8 +599,7 @@ fn write_metadata(req: &Request) -> Result<Response, Error> {
     }
     meta.updated_time = now;
     meta.current_metadata_version += 1;
-    let config = load_config()?;
-    prune(&path, &mut meta, &config)?;
+    // As Vault: a lower `max_versions` drops old versions at the next write, not now.
     save_meta(&path, &meta)?;
     Ok(Response::empty())
 }
