@@ -55,6 +55,9 @@ fn export_entry(p: &Policy, entry: &KeyEntry, export_type: &str) -> Result<Strin
             _ => Err(Error::invalid("signing not supported for the key")),
         },
         "hmac-key" => material(&entry.hmac_key),
+        // As OpenBao 2.7: an ECDSA public key leaves without its PEM's final newline (an RSA
+        // one, and RSA private keys, with it; ECDSA private keys without).
+        "public-key" if kind.is_ecdsa() => Ok(entry.public_key.trim_end().to_string()),
         "public-key" if kind.supports_signing() => Ok(entry.public_key.clone()),
         "public-key" => Err(Error::invalid(format!("unknown key type {} for export type public-key", kind.name()))),
         other => Err(Error::invalid(format!("invalid export type: {other}"))),
@@ -64,7 +67,7 @@ fn export_entry(p: &Policy, entry: &KeyEntry, export_type: &str) -> Result<Strin
 fn rsa_pkcs1_pem(entry: &KeyEntry) -> Result<String, Error> {
     use rsa::pkcs1::EncodeRsaPrivateKey as _;
     let pem = crypto::rsa_private(entry)?.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).map_err(internal)?;
-    Ok(pem.trim_end().to_string())
+    Ok(pem.to_string())
 }
 
 pub fn export(req: &Request) -> Result<Response, Error> {

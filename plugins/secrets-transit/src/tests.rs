@@ -362,6 +362,16 @@ fn export_rules() {
     ok(Operation::Update, "keys/k/config", json!({ "deletion_allowed": true }));
     assert_eq!(call(Operation::Delete, "keys/k", json!({})).unwrap().0, Value::Null);
     assert!(matches!(call(Operation::Read, "keys/k", json!({})), Err(Error::NotFound)));
+
+    // PEM endings as OpenBao 2.7 exports them.
+    ok(Operation::Update, "keys/ec", json!({ "type": "ecdsa-p256", "exportable": true }));
+    ok(Operation::Update, "keys/rsa", json!({ "type": "rsa-2048", "exportable": true }));
+    let one = |path: &str| ok(Operation::Read, path, json!({}))["keys"]["1"].as_str().unwrap().to_string();
+    assert!(one("export/public-key/ec").ends_with("-----END PUBLIC KEY-----"));
+    assert!(one("export/signing-key/ec").ends_with("-----END EC PRIVATE KEY-----"));
+    assert!(one("export/public-key/rsa").ends_with("-----END PUBLIC KEY-----\n"));
+    assert!(one("export/signing-key/rsa").ends_with("-----END RSA PRIVATE KEY-----\n"));
+    assert!(one("export/encryption-key/rsa").ends_with("-----END RSA PRIVATE KEY-----\n"));
 }
 
 #[test]
