@@ -282,8 +282,10 @@ impl Backend for AppRole {
             }
             10 => login(&req),
             11 => {
+                // As Vault: 202 with a warning and no data; the count goes to the server's log.
                 let removed = tidy()?;
-                Ok(Response::data(json!({"removed": removed}))
+                tresor_sdk::system::log(tresor_sdk::system::LogLevel::Info, &format!("tidy of secret IDs removed {removed} expired entries"));
+                Ok(Response::empty()
                     .warn("Tidy operation successfully started. Any information from the operation will be printed to the server logs.")
                     .status(202))
             }
