@@ -195,6 +195,12 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("POST", "sys/capabilities", Some(json!({"token": "nope", "paths": ["x"]}))),
         ("POST", "sys/plugins/reload/backend", Some(json!({}))),
         ("POST", "sys/plugins/reload/backend", Some(json!({"plugin": "kv", "mounts": ["x/"]}))),
+        ("POST", "sys/plugins/reload/backend", Some(json!({"plugin": "nope"}))),
+        ("POST", "sys/mounts/pv", Some(json!({"type": "kv", "config": {"plugin_version": "v9.9.9"}}))),
+        ("POST", "sys/mounts/pv", Some(json!({"type": "kv-v2", "config": {"plugin_version": "banana"}}))),
+        ("POST", "sys/auth/pv", Some(json!({"type": "userpass", "config": {"plugin_version": "v1.0.0"}}))),
+        // A top-level plugin_version is not read.
+        ("POST", "sys/mounts/pv", Some(json!({"type": "kv", "plugin_version": "v9.9.9"}))),
         ("GET", "sys/rotate/config", None),
         ("POST", "sys/rotate/config", Some(json!({"max_operations": 0}))),
         ("POST", "sys/rotate/config", Some(json!({"interval": "2h"}))),

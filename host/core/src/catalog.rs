@@ -141,6 +141,23 @@ impl Core {
         ]))
     }
 
+    /// Whether `name` is a plugin of any type: built in, or registered in the catalog.
+    pub(crate) async fn plugin_known(&self, name: &str) -> Result<bool, Error> {
+        let builtin = |auth: bool| self.config.backend_factory.as_ref().is_some_and(|f| f.builtin_names(auth).iter().any(|n| n == name));
+        if builtin(false) || builtin(true) || BUILTIN_DATABASE_PLUGINS.contains(&name) {
+            return Ok(true);
+        }
+        if check_name(name).is_err() {
+            return Ok(false);
+        }
+        for kind in ["secret", "auth"] {
+            if self.catalog_get(kind, name).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Swap every mount of plugin `name` to the currently registered build. Requests already running
     /// finish on the old instance; a failing new build leaves the old one serving.
     pub async fn reload_plugin(&self, name: &str, only_mounts: &[String]) -> Result<usize, Error> {

@@ -161,6 +161,8 @@ pub struct MountRequest {
     pub external_entropy_access: bool,
     /// `options` was sent as `null`.
     pub options_null: bool,
+    /// `config.plugin_version`: a built-in plugin runs only its built-in version.
+    pub plugin_version: String,
 }
 
 impl MountRequest {
@@ -381,7 +383,7 @@ impl Core {
 
     /// Enable a secrets engine (or, with `auth`, an auth method under `auth/`) at `path`.
     pub async fn enable_mount(&self, auth: bool, path: &str, request: MountRequest) -> Result<(), Error> {
-        let MountRequest { kind, description, mut options, config, local, seal_wrap, external_entropy_access, options_null } = request;
+        let MountRequest { kind, description, mut options, config, local, seal_wrap, external_entropy_access, options_null, plugin_version } = request;
         let (kind, config) = (kind.as_str(), &config);
         let _guard = self.mount_lock.lock().await;
         let path = normalize(path)?;
@@ -399,6 +401,17 @@ impl Core {
         };
         if registered.is_none() && !factory.supports(&kind, auth) {
             return Err(Error::invalid(format!("plugin not found in the catalog: {kind}")));
+        }
+        if !plugin_version.is_empty() {
+            let version = canonical_version(&plugin_version)?;
+            if registered.is_none() && version != format!("v{}+builtin.tresor", crate::VERSION) {
+                // OpenBao's two texts: an auth method is looked up in the catalog by version first.
+                return Err(Error::invalid(if auth {
+                    format!("plugin not found in the catalog: {kind}, version={version}")
+                } else {
+                    format!("cannot select non-builtin version of secrets plugin {kind}")
+                }));
+            }
         }
         let router_path = if auth { format!("auth/{path}") } else { path.clone() };
         {
@@ -840,6 +853,23 @@ fn kv_version(v: Option<&Value>) -> Result<u8, Error> {
     }
 }
 
+/// A `plugin_version` in Vault's canonical form (`v` + semantic version), or Vault's refusal.
+fn canonical_version(v: &str) -> Result<String, Error> {
+    let bare = v.strip_prefix('v').unwrap_or(v);
+    let (core, rest) = match bare.find(['-', '+']) {
+        Some(i) => bare.split_at(i),
+        None => (bare, ""),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.is_empty() || parts.len() > 3 || !parts.iter().all(numeric) || rest.len() == 1 {
+        return Err(Error::invalid(format!("version {v:?} is not a valid semantic version: malformed version: {v}")));
+    }
+    let mut full: Vec<String> = parts.iter().map(|p| p.trim_start_matches('0').to_string()).map(|p| if p.is_empty() { "0".into() } else { p }).collect();
+    full.resize(3, "0".into());
+    Ok(format!("v{}{rest}", full.join(".")))
+}
+
 /// Apply a tune body's `default_lease_ttl` / `max_lease_ttl` to a mount's pair, refusing a max
 /// below the default with Vault's text (the callers then save nothing).
 fn tune_ttls(data: &Map, default: &mut u64, max: &mut u64) -> Result<(), Error> {
@@ -873,6 +903,17 @@ fn ttl_field(data: &Map, key: &str) -> Result<Option<u64>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_versions_are_canonical_semver() {
+        assert_eq!(canonical_version("v1.2.3").unwrap(), "v1.2.3");
+        assert_eq!(canonical_version("1.2").unwrap(), "v1.2.0");
+        assert_eq!(canonical_version("v0.1.0+builtin.tresor").unwrap(), "v0.1.0+builtin.tresor");
+        assert_eq!(
+            canonical_version("banana").unwrap_err().to_string(),
+            "version \"banana\" is not a valid semantic version: malformed version: banana"
+        );
+    }
 
     #[test]
     fn sandbox_limits_parse_sizes_and_durations_within_bounds() {

@@ -205,6 +205,8 @@ impl Core {
                             seal_wrap: field::bool(&request.data, "seal_wrap")?.unwrap_or(false),
                             external_entropy_access: field::bool(&request.data, "external_entropy_access")?.unwrap_or(false),
                             options_null,
+                            // Vault reads it from `config` (the `bao` CLI sends it there).
+                            plugin_version: request.data.get("config").and_then(|c| c.get("plugin_version")).and_then(Value::as_str).unwrap_or("").to_string(),
                         };
                         self.enable_mount(auth, mount, enable).await?;
                         Ok(None)
@@ -365,6 +367,9 @@ impl Core {
                 }
                 if !plugin.is_empty() && !mounts.is_empty() {
                     return Err(Error::invalid("plugin and mounts cannot be set at the same time"));
+                }
+                if !plugin.is_empty() && !self.plugin_known(&plugin).await? {
+                    return Err(Error::invalid(format!("plugin not found in the catalog: {plugin:?}")));
                 }
                 let name = if plugin.is_empty() {
                     let first = match self.mount_settings(false, &mounts[0]).await? {
