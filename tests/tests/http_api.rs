@@ -439,3 +439,49 @@ fn log_levels_change_at_run_time() {
     assert_eq!(c.delete("sys/loggers").0, 204);
     assert_eq!(c.get("sys/loggers").1["data"]["http"], "info", "back to the configured level");
 }
+
+/// `sys/policies/password`: the same answers as OpenBao (status and errors), and generated
+/// passwords that meet the policy's rules.
+#[test]
+fn password_policies_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    let server = TestServer::dev();
+    let ours = server.root();
+    let policy = "length = 20\nrule \"charset\" {\n  charset = \"abcdefghijklmnopqrstuvwxyz\"\n  min-chars = 1\n}\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 5\n}\n";
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("LIST", "sys/policies/password", None),
+        ("GET", "sys/policies/password/nope", None),
+        ("GET", "sys/policies/password/nope/generate", None),
+        ("PUT", "sys/policies/password/p1", Some(json!({"policy": policy}))),
+        ("GET", "sys/policies/password/p1", None),
+        ("LIST", "sys/policies/password", None),
+        ("PUT", "sys/policies/password/p2", Some(json!({}))),
+        ("PUT", "sys/policies/password/p2", Some(json!({"policy": "length = 3\nrule \"charset\" { charset = \"ab\" }"}))),
+        ("PUT", "sys/policies/password/p2", Some(json!({"policy": "length = 8"}))),
+        ("PUT", "sys/policies/password/p2", Some(json!({"policy": "length = 4\nrule \"charset\" { charset = \"ab\" min-chars = 3 }\nrule \"charset\" { charset = \"12\" min-chars = 2 }"}))),
+        ("PUT", "sys/policies/password/p2", Some(json!({"policy": "length = 8\nrule \"nope\" { charset = \"ab\" }"}))),
+        // Base64 of `length = 8` with one charset rule.
+        ("PUT", "sys/policies/password/p2", Some(json!({"policy": "bGVuZ3RoID0gOApydWxlICJjaGFyc2V0IiB7IGNoYXJzZXQgPSAiYWIiIH0="}))),
+        ("GET", "sys/policies/password/p2", None),
+        ("DELETE", "sys/policies/password/p2", None),
+        ("GET", "sys/policies/password/p2", None),
+        ("DELETE", "sys/policies/password/never", None),
+    ];
+    for (method, path, body) in &cases {
+        let (ts, tb) = theirs.send(method, path, body.as_ref());
+        let (os, ob) = ours.send(method, path, body.as_ref());
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        assert_eq!(ob["data"], tb["data"], "{what}");
+    }
+    for _ in 0..20 {
+        let (s, b) = ours.send("GET", "sys/policies/password/p1/generate", None);
+        assert_eq!(s, 200, "{b}");
+        let password = b["data"]["password"].as_str().unwrap().to_string();
+        assert_eq!(password.len(), 20);
+        assert!(password.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{password}");
+        assert!(password.chars().filter(char::is_ascii_digit).count() >= 5, "{password}");
+    }
+}

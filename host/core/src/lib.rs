@@ -17,6 +17,7 @@ pub mod hcl;
 mod loggers;
 mod mount;
 mod operator;
+mod password_policy;
 pub mod policy;
 mod policy_store;
 mod rotation;

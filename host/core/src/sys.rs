@@ -218,6 +218,9 @@ impl Core {
                     _ => Err(Error::UnsupportedOperation),
                 }
             }
+            (p, op) if p == "policies/password" || p.starts_with("policies/password/") => {
+                Ok(self.password_policy(&p["policies/password".len()..], op, &request.data).await?.map(Response::with_data))
+            }
             ("policy" | "policies/acl", Operation::Read | Operation::List) => {
                 let keys = self.policies.names().await?;
                 let mut data = Map::new();
@@ -562,6 +565,7 @@ pub(crate) fn core_help_response(mount: &crate::router::MountEntry, path: &str) 
         ("remount", "Move the mount point of an already-mounted backend."),
         ("policy", "List, read, write and delete policies (legacy path)."),
         ("policies/acl", "List, read, write and delete ACL policies."),
+        ("policies/password", "List, read, write and delete password policies; generate passwords from them."),
         ("capabilities", "Fetch the capabilities of a token on the given paths."),
         ("capabilities-self", "Fetch the capabilities of the calling token on the given paths."),
         ("capabilities-accessor", "Fetch the capabilities of the token with the given accessor on the given paths."),

@@ -33,7 +33,7 @@ pub(crate) fn status_of(err: &Error) -> StatusCode {
     match err {
         Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::PermissionDenied | Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
-        Error::NotFound | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
+        Error::NotFound | Error::Missing(_) | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_) | Error::Internal(_) | Error::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -48,6 +48,7 @@ pub(crate) fn messages_of(err: &Error, request_id: &str) -> Vec<String> {
         Error::Denied(msg) => vec![msg.clone()],
         Error::Forbidden => vec![multierror("permission denied")],
         Error::NotFound => vec![],
+        Error::Missing(msg) => vec![multierror(msg)],
         Error::NoRoute(path) => vec![format!("no handler for route {path:?}. route entry not found.")],
         Error::UnsupportedPath => vec![multierror("unsupported path")],
         Error::UnsupportedOperation => vec![multierror("unsupported operation")],

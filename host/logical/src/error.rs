@@ -19,6 +19,10 @@ pub enum Error {
     /// Nothing stored at the path (404 with an empty error list).
     #[error("not found")]
     NotFound,
+    /// Nothing there, and Vault says what (404 with this message, multierror-wrapped as Vault's
+    /// coded errors are: `policy does not exist`).
+    #[error("{0}")]
+    Missing(String),
     /// No mount matches the path (404).
     #[error("no handler for route {0:?}. route entry not found.")]
     NoRoute(String),
