@@ -186,6 +186,17 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("GET", "sys/health", None),
         ("POST", "auth/token/tidy", Some(json!({}))),
         ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
+        // Field conversion errors: Go's texts, "Field validation failed: " where the path has no
+        // existence check (Vault validates there), without it where it has one.
+        ("POST", "sys/mounts/transit", Some(json!({"type": "transit"}))),
+        ("POST", "transit/keys/a", Some(json!({"exportable": "notabool"}))),
+        ("POST", "transit/keys/a", Some(json!({"auto_rotate_period": "1x"}))),
+        ("POST", "transit/keys/a", Some(json!({"auto_rotate_period": true}))),
+        ("POST", "transit/encrypt/a", Some(json!({"plaintext": "aGk=", "key_version": "x"}))),
+        ("POST", "x/config", Some(json!({"delete_version_after": "bogus"}))),
+        ("POST", "x/metadata/m", Some(json!({"max_versions": "x"}))),
+        ("POST", "x/metadata/m", Some(json!({"custom_metadata": "x"}))),
+        ("POST", "auth/approle/role/r", Some(json!({"token_ttl": "bogus"}))),
         ("POST", "auth/approle/tidy/secret-id", Some(json!({}))),
         ("POST", "sys/tools/random/seal/8", Some(json!({}))),
         ("POST", "sys/tools/random/8/seal", Some(json!({}))),
