@@ -2,11 +2,22 @@
 //! and bad input that must be rejected without changing stored state.
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, TestServer};
+use tresor_tests::{BaoDev, Http, TestServer};
 
 /// The barrier's encryption counter: any storage write moves it, so "unchanged" proves "nothing stored".
 fn encryptions(server: &TestServer) -> u64 {
     server.root().get("sys/key-status").1["data"]["encryptions"].as_u64().unwrap()
+}
+
+/// Send one request to OpenBao and to Tresor, assert they answer with the same status and
+/// errors, and return both bodies (OpenBao's first) with the case's description.
+fn same_status_and_errors(theirs: &Http, ours: &Http, method: &str, path: &str, body: Option<&Value>) -> (Value, Value, String) {
+    let (ts, tb) = theirs.send(method, path, body);
+    let (os, ob) = ours.send(method, path, body);
+    let what = format!("{method} {path} {body:?}");
+    assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+    assert_eq!(ob["errors"], tb["errors"], "{what}");
+    (tb, ob, what)
 }
 
 #[test]
@@ -245,11 +256,7 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("PUT", "sys/policies/acl/r3", Some(json!({"rules": "path \"a\" { capabilities = [\"read\"] }"}))),
     ];
     for (method, path, body) in &cases {
-        let (ts, tb) = theirs.send(method, path, body.as_ref());
-        let (os, ob) = ours.send(method, path, body.as_ref());
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
-        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        let (tb, ob, what) = same_status_and_errors(&theirs, &ours, method, path, body.as_ref());
         if !matches!(*path, "sys/remount" | "auth/token/tidy" | "auth/approle/tidy/secret-id") {
             // (remount's and tidy's warnings name the server: "OpenBao's server log" there.)
             assert_eq!(ob["warnings"], tb["warnings"], "{what}");
@@ -324,11 +331,7 @@ fn mount_config_fields_answer_as_openbao_does() {
         ("GET", "sys/auth", None),
     ];
     for (method, path, body) in &cases {
-        let (ts, tb) = theirs.send(method, path, body.as_ref());
-        let (os, ob) = ours.send(method, path, body.as_ref());
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
-        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        let (tb, ob, what) = same_status_and_errors(&theirs, &ours, method, path, body.as_ref());
         if *path == "auth/token/create" {
             // Capped by the token mount's tuned TTLs: 1h by default, 2h at most.
             assert_eq!(ob["auth"]["lease_duration"], tb["auth"]["lease_duration"], "{what}");
@@ -480,11 +483,7 @@ fn password_policies_answer_as_openbao_does() {
         ("DELETE", "sys/policies/password/never", None),
     ];
     for (method, path, body) in &cases {
-        let (ts, tb) = theirs.send(method, path, body.as_ref());
-        let (os, ob) = ours.send(method, path, body.as_ref());
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
-        assert_eq!(ob["errors"], tb["errors"], "{what}");
+        let (tb, ob, what) = same_status_and_errors(&theirs, &ours, method, path, body.as_ref());
         assert_eq!(ob["data"], tb["data"], "{what}");
     }
     for _ in 0..20 {

@@ -47,10 +47,7 @@ pub(crate) fn random(rest: &str, data: &Map) -> Result<(Map, Vec<String>), Error
     let out = if format == "hex" { hex::encode(&buf) } else { base64::engine::general_purpose::STANDARD.encode(&buf) };
     let replaced: Vec<&str> = ["source", "urlbytes"].into_iter().filter(|k| data.get(*k).is_some_and(|v| !v.is_null())).collect();
     if !replaced.is_empty() {
-        warnings.push(format!(
-            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
-            replaced.join(" ")
-        ));
+        warnings.push(tresor_logical::framework::replaced_warning(&replaced));
     }
     Ok((obj([("random_bytes", json!(out))]), warnings))
 }

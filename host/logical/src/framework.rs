@@ -208,12 +208,14 @@ pub fn parameter_warnings(spec: &PathSpec, data: &Map, captures: &[(String, Stri
     let replaced: Vec<&str> =
         captures.iter().map(|(name, _)| name.as_str()).filter(|k| data.get(*k).is_some_and(|v| !v.is_null())).collect();
     if !replaced.is_empty() {
-        warnings.push(format!(
-            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
-            replaced.join(" ")
-        ));
+        warnings.push(replaced_warning(&replaced));
     }
     warnings
+}
+
+/// Vault's warning for body parameters a path capture replaced (Go's `%v` of the names).
+pub fn replaced_warning(names: &[&str]) -> String {
+    format!("Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]", names.join(" "))
 }
 
 /// Vault's help at a mount's root: the backend's description and every path's route and synopsis.
