@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{TestServer, bao};
+use tresor_tests::{BaoDev, Http, TestServer, bao};
 
 fn ok_json(out: Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -418,6 +418,101 @@ fn detailed_metadata_lists_as_openbao_does() {
         if method == &"LIST" {
             assert_eq!(masked(&ob["data"]), masked(&tb["data"]), "{method} {path}");
             assert_eq!(ob["warnings"], tb["warnings"], "{method} {path}");
+        }
+    }
+}
+
+/// A small deterministic generator (64-bit LCG, high bits) for the random sequences below.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// One random KV v2 request over three secrets: writes and patches (some with `cas`), reads of
+/// versions, deletes, undeletes, destroys, metadata writes and deletes, lists, subkeys and config.
+fn random_kv_op(r: &mut Lcg) -> (&'static str, String, Option<Value>) {
+    let key = ["a", "b", "d/e"][r.below(3) as usize];
+    let v = r.below(7);
+    let cas = |r: &mut Lcg| if r.below(10) < 3 { json!({"cas": v}) } else { json!({}) };
+    let versions = |r: &mut Lcg| json!((0..r.below(3)).map(|_| r.below(7)).collect::<Vec<_>>());
+    match r.below(100) {
+        0..25 => ("POST", format!("kv/data/{key}"), Some(json!({"data": {"x": r.below(10).to_string()}, "options": cas(r)}))),
+        25..32 => {
+            let x = if r.below(10) < 3 { Value::Null } else { json!("z") };
+            ("PATCH", format!("kv/data/{key}"), Some(json!({"data": {"y": r.below(10).to_string(), "x": x}, "options": cas(r)})))
+        }
+        32..45 => ("GET", if r.below(10) < 4 { format!("kv/data/{key}?version={v}") } else { format!("kv/data/{key}") }, None),
+        45..50 => ("DELETE", format!("kv/data/{key}"), None),
+        50..56 => ("POST", format!("kv/delete/{key}"), Some(json!({"versions": versions(r)}))),
+        56..62 => ("POST", format!("kv/undelete/{key}"), Some(json!({"versions": versions(r)}))),
+        62..66 => ("POST", format!("kv/destroy/{key}"), Some(json!({"versions": [1 + r.below(6)]}))),
+        66..74 => ("GET", format!("kv/metadata/{key}"), None),
+        74..80 => {
+            let mut body = json!({"max_versions": r.below(5)});
+            if r.below(2) == 0 {
+                body["cas_required"] = json!(r.below(10) < 3);
+            }
+            ("POST", format!("kv/metadata/{key}"), Some(body))
+        }
+        80..83 => ("DELETE", format!("kv/metadata/{key}"), None),
+        83..88 => ("LIST", format!("kv/metadata/{}", ["", "d/", "zz/"][r.below(3) as usize]), None),
+        88..92 => ("GET", format!("kv/subkeys/{key}"), None),
+        92..96 => ("POST", "kv/config".into(), Some(json!({"max_versions": r.below(6), "cas_required": r.below(10) < 2}))),
+        _ => ("GET", "kv/config".into(), None),
+    }
+}
+
+/// Timestamps as "set or not", request ids dropped: what two servers can agree on.
+fn comparable_kv(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "request_id" | "lease_id"))
+                .map(|(k, x)| match (k.as_str(), x) {
+                    ("created_time" | "updated_time" | "deletion_time", Value::String(s)) => (k.clone(), json!(!s.is_empty())),
+                    _ => (k.clone(), comparable_kv(x)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(comparable_kv).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Seeded random sequences of KV v2 requests sent to OpenBao and to Tresor: every answer agrees
+/// in status and body (timestamps as set/unset). This found Vault's version window (the larger of
+/// the secret's and the mount's `max_versions`), its bare 404s and its metadata-write rules.
+#[test]
+fn random_kv_v2_sequences_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    let server = TestServer::dev();
+    let ours = server.root();
+    let send = |c: &Http, method: &str, path: &str, body: Option<&Value>| {
+        let content_type = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
+        let raw = c.raw(method, path, body.map(|b| b.to_string().into_bytes()).as_deref(), Some(content_type));
+        (raw.status, comparable_kv(&raw.json()))
+    };
+    for c in [&theirs, &ours] {
+        assert_eq!(c.put("sys/mounts/kv", json!({"type": "kv-v2"})).0, 204);
+    }
+    for seed in [1u64, 7, 42] {
+        let mut r = Lcg(seed);
+        for i in 0..250 {
+            let (method, path, body) = random_kv_op(&mut r);
+            let theirs = send(&theirs, method, &path, body.as_ref());
+            let ours = send(&ours, method, &path, body.as_ref());
+            assert_eq!(ours, theirs, "seed {seed}, request {i}: {method} {path} {body:?} (left: Tresor, right: OpenBao)");
+        }
+        for c in [&theirs, &ours] {
+            for key in ["a", "b", "d/e"] {
+                c.send("DELETE", &format!("kv/metadata/{key}"), None);
+            }
+            c.put("kv/config", json!({"max_versions": 0, "cas_required": false}));
         }
     }
 }

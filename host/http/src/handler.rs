@@ -58,7 +58,13 @@ where
     let mut resp = match Box::pin(route(api, req, remote, &request_id)).await {
         Ok(resp) => resp,
         Err(Failure::Logical(err)) => error_response(error::status_of(&err), error::messages_of(&err, &request_id)),
-        Err(Failure::TooLarge) => error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]),
+        Err(Failure::TooLarge) => {
+            // The rest of the body was never read, so the connection cannot carry another
+            // request: say so, or a client reusing it reads a reset (as Go's server does).
+            let mut resp = error_response(StatusCode::PAYLOAD_TOO_LARGE, vec![error::TOO_LARGE.into()]);
+            resp.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
     };
     if let Some((origin, config)) = &cors {
         allow_origin(&mut resp, origin, config.allow_credentials);
@@ -215,7 +221,10 @@ where
 
     let response = api.core.handle_request(request).await?;
     if response.is_empty() {
-        return Ok(bare(StatusCode::NO_CONTENT, Bytes::new()));
+        // A backend may answer "nothing, with this status" (Vault's `RespondWithStatusCode(nil,
+        // …, 404)`): that status with no body; otherwise an empty answer is a 204.
+        let status = response.status.and_then(|s| StatusCode::from_u16(s).ok()).filter(|s| *s != StatusCode::OK);
+        return Ok(bare(status.unwrap_or(StatusCode::NO_CONTENT), Bytes::new()));
     }
     if document && response.wrap_info.is_none() && let Some(data) = &response.data {
         let body = serde_json::to_vec(data).map_err(|e| Error::Internal(e.to_string()))?;

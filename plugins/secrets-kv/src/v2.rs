@@ -277,8 +277,13 @@ fn version_json(meta: &Metadata, version: u64, v: &VersionMeta) -> Value {
     })
 }
 
+/// Vault's `deletionTime`: the smaller non-zero `delete_version_after` of the secret and the mount.
 fn effective_dva(meta: &Metadata, config: &Config) -> u64 {
-    if meta.settings.delete_version_after > 0 { meta.settings.delete_version_after } else { config.delete_version_after }
+    match (meta.settings.delete_version_after, config.delete_version_after) {
+        (0, mount) => mount,
+        (secret, 0) => secret,
+        (secret, mount) => secret.min(mount),
+    }
 }
 
 /// Whether a version reads as deleted: its deletion time (set by a delete, or at write time from
@@ -363,6 +368,10 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     };
     let config = load_config()?;
     let existing = load_meta(&path)?;
+    if patch && existing.is_none() {
+        // As Vault: a bare 404, no body.
+        return Ok(Response::empty().status(404));
+    }
     let cas = cas_of(req)?;
     let current = existing.as_ref().map_or(0, |m| m.current_version);
     let cas_required = config.cas_required || existing.as_ref().is_some_and(|m| m.settings.cas_required);
@@ -373,9 +382,11 @@ fn write_data(req: &Request, patch: bool) -> Result<Response, Error> {
     }
     let new_data = if patch {
         let meta = existing.as_ref().ok_or(Error::NotFound)?;
-        let v = meta.versions.get(&current).ok_or(Error::NotFound)?;
+        // Metadata written before any data: as Vault, a bare 404.
+        let Some(v) = meta.versions.get(&current) else { return Ok(Response::empty().status(404)) };
         if v.destroyed || is_deleted(v) {
-            return Err(Error::NotFound);
+            // As Vault: the 404 carries the current version's metadata.
+            return Ok(Response::data(version_json(meta, current, v)).status(404));
         }
         let mut base: Value = storage::get_json(&data_key(current, &path))?.ok_or(Error::NotFound)?;
         merge_patch(&mut base, &data);
@@ -412,20 +423,25 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
-/// Drop the oldest versions beyond `max_versions`; `oldest_version` moves only when one was
-/// dropped (as Vault: a secret holding exactly `max_versions` versions still says 0).
+/// Vault's sliding window (`KeyMetadata.AddVersion`): the limit is the larger of the secret's and
+/// the mount's `max_versions` (10 when neither is set); once the newest version is that many past
+/// `oldest_version`, every version up to `current - max` is dropped and `oldest_version` moves past
+/// them. A secret holding exactly `max_versions` versions still says 0.
 fn prune(path: &str, meta: &mut Metadata, config: &Config) -> Result<(), Error> {
-    let max = [meta.settings.max_versions, config.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
-    let mut pruned = false;
-    while meta.versions.len() as u64 > max {
-        let Some((&oldest, _)) = meta.versions.iter().next() else { break };
-        meta.versions.remove(&oldest);
-        storage::delete(&data_key(oldest, path))?;
-        pruned = true;
+    let max = match meta.settings.max_versions.max(config.max_versions) {
+        0 => DEFAULT_MAX_VERSIONS,
+        m => m,
+    };
+    if meta.current_version - meta.oldest_version < max {
+        return Ok(());
     }
-    if pruned {
-        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+    let last = meta.current_version - max;
+    for version in meta.oldest_version..=last {
+        if meta.versions.remove(&version).is_some() {
+            storage::delete(&data_key(version, path))?;
+        }
     }
+    meta.oldest_version = last + 1;
     Ok(())
 }
 
@@ -577,6 +593,13 @@ fn write_metadata(req: &Request) -> Result<Response, Error> {
     if req.operation == Operation::Patch && existing.is_none() {
         return Err(Error::NotFound);
     }
+    let given = ["max_versions", "cas_required", "delete_version_after", "custom_metadata"].iter().any(|f| req.has(f));
+    if req.operation != Operation::Patch && !given {
+        // As Vault: a write that sets nothing stores nothing (not even an empty metadata entry).
+        return Ok(Response::empty());
+    }
+    let config = load_config()?;
+    let ignored_cas = config.cas_required && req.bool("cas_required") == Some(false);
     let now = now();
     let mut meta = existing.unwrap_or_else(|| Metadata { created_time: now.clone(), ..Metadata::default() });
     meta.settings.update_from(req)?;
@@ -601,7 +624,11 @@ fn write_metadata(req: &Request) -> Result<Response, Error> {
     meta.current_metadata_version += 1;
     // As Vault: a lower `max_versions` drops old versions at the next write, not now.
     save_meta(&path, &meta)?;
-    Ok(Response::empty())
+    Ok(if ignored_cas {
+        Response::empty().warn("\"cas_required\" set to false, but is mandated by backend config. This value will be ignored.")
+    } else {
+        Response::empty()
+    })
 }
 
 fn delete_metadata(req: &Request) -> Result<Response, Error> {
@@ -624,11 +651,12 @@ fn null_leaves(v: &Value) -> Value {
 
 fn subkeys(req: &Request) -> Result<Response, Error> {
     let resp = read_data(req)?;
-    if resp.status == Some(404) {
-        return Ok(resp);
-    }
+    // A deleted or destroyed version: 404 with its metadata and null subkeys, as Vault.
+    let deleted = resp.status == Some(404);
     let body = resp.data.unwrap_or_default();
-    Ok(Response::data(json!({"metadata": body["metadata"], "subkeys": null_leaves(&body["data"])})))
+    let subkeys = if deleted { Value::Null } else { null_leaves(&body["data"]) };
+    let out = Response::data(json!({"metadata": body["metadata"], "subkeys": subkeys}));
+    Ok(if deleted { out.status(404) } else { out })
 }
 
 #[cfg(test)]
