@@ -38,6 +38,8 @@ fn bad_input_is_rejected_and_changes_nothing() {
     let r = client.raw("PUT", "cubbyhole/app", Some(big.as_bytes()), Some("application/json"));
     assert_eq!(r.status, 413);
     assert_eq!(r.json(), json!({"errors": ["http: request body too large"]}));
+    // The unread rest of the body ends the connection; the client is told not to reuse it.
+    assert!(r.headers.iter().any(|(k, v)| k == "connection" && v == "close"), "{:?}", r.headers);
 
     let r = client.raw("PUT", "nosuchmount/app", Some(b"{\"a\":\"b\"}"), Some("application/json"));
     assert_eq!(r.status, 404);
