@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, Http, TestServer, bao};
+use tresor_tests::{BaoDev, Http, Lcg, TestServer, bao};
 
 fn ok_json(out: Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -419,16 +419,6 @@ fn detailed_metadata_lists_as_openbao_does() {
             assert_eq!(masked(&ob["data"]), masked(&tb["data"]), "{method} {path}");
             assert_eq!(ob["warnings"], tb["warnings"], "{method} {path}");
         }
-    }
-}
-
-/// A small deterministic generator (64-bit LCG, high bits) for the random sequences below.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
     }
 }
 

@@ -574,3 +574,127 @@ fn derive_key_derives_the_same_key_as_openbao() {
         assert_eq!((os, &ob["errors"]), (ts, &tb["errors"]), "{body}");
     }
 }
+
+/// One random Transit request over three key names: creates of every type (some exportable or
+/// derived), rotations, version configs, trims, deletes, encrypt/decrypt/rewrap/datakey, sign,
+/// HMAC, verify, exports and backups, many with out-of-range versions.
+fn random_transit_op(r: &mut tresor_tests::Lcg) -> (&'static str, String, Option<Value>) {
+    let k = ["k1", "k2", "k3"][r.below(3) as usize];
+    let v = r.below(7) as i64 - 1;
+    let types = ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "rsa-2048", "hmac"];
+    let some = |r: &mut tresor_tests::Lcg, pct: u64| r.below(100) < pct;
+    let with_version = |r: &mut tresor_tests::Lcg, mut body: Value| {
+        if some(r, 40) {
+            body["key_version"] = json!(v);
+        }
+        Some(body)
+    };
+    match r.below(100) {
+        0..8 => {
+            let kind = types[r.below(types.len() as u64) as usize];
+            let mut body = json!({"type": kind});
+            if kind == "hmac" {
+                // (Without a key_size OpenBao refuses an HMAC key with a 500; Tresor gives 32 bytes.)
+                body["key_size"] = json!(32);
+            }
+            if some(r, 50) {
+                body["exportable"] = json!(true);
+            }
+            if some(r, 15) {
+                body["derived"] = json!(true);
+            }
+            ("POST", format!("transit/keys/{k}"), Some(body))
+        }
+        8..16 => ("POST", format!("transit/keys/{k}/rotate"), Some(json!({}))),
+        16..24 => {
+            let field = ["min_decryption_version", "min_encryption_version"][r.below(2) as usize];
+            let mut body = json!({field: r.below(5)});
+            if some(r, 30) {
+                body["deletion_allowed"] = json!(true);
+            }
+            ("POST", format!("transit/keys/{k}/config"), Some(body))
+        }
+        24..28 => ("POST", format!("transit/keys/{k}/trim"), Some(json!({"min_available_version": r.below(5)}))),
+        28..31 => ("DELETE", format!("transit/keys/{k}"), None),
+        31..38 => ("GET", format!("transit/keys/{k}"), None),
+        // (No key_version on encrypt: OpenBao keeps a key its upsert created even when the
+        // encryption then fails, Tresor does not; see the note on the Transit issue.)
+        38..50 => ("POST", format!("transit/encrypt/{k}"), Some(json!({"plaintext": HELLO}))),
+        50..58 => {
+            let body = ["AAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "!!"][r.below(3) as usize];
+            ("POST", format!("transit/decrypt/{k}"), Some(json!({"ciphertext": format!("vault:v{}:{body}", r.below(6))})))
+        }
+        58..64 => {
+            let mut body = json!({"input": HELLO});
+            if some(r, 30) {
+                body["marshaling_algorithm"] = json!("jws");
+            }
+            ("POST", format!("transit/sign/{k}"), with_version(r, body))
+        }
+        64..70 => ("POST", format!("transit/hmac/{k}"), with_version(r, json!({"input": HELLO}))),
+        70..75 => ("POST", format!("transit/verify/{k}"), Some(json!({"input": HELLO, "signature": format!("vault:v{}:AAAA", r.below(6))}))),
+        75..80 => {
+            let kind = ["encryption-key", "signing-key", "hmac-key", "public-key"][r.below(4) as usize];
+            let version = if some(r, 40) { format!("/{}", 1 + r.below(4)) } else { String::new() };
+            ("GET", format!("transit/export/{kind}/{k}{version}"), None)
+        }
+        80..85 => ("GET", format!("transit/backup/{k}"), None),
+        85..90 => ("POST", format!("transit/datakey/{}/{k}", ["plaintext", "wrapped"][r.below(2) as usize]), Some(json!({}))),
+        90..94 => ("POST", format!("transit/rewrap/{k}"), with_version(r, json!({"ciphertext": "vault:v1:AAAA"}))),
+        94..97 => ("LIST", "transit/keys".into(), None),
+        _ => ("POST", format!("transit/keys/{k}/config"), Some(json!({"exportable": true, "allow_plaintext_backup": true}))),
+    }
+}
+
+/// Status, errors and the shape of the data (values replaced by their kind: keys, ciphertexts and
+/// times differ by nature). OpenBao's 500 refusals are 400s in Tresor with the same text.
+fn comparable_transit(status: u16, body: &Value) -> (u16, Value) {
+    fn shape(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| !matches!(k.as_str(), "request_id" | "lease_id")).map(|(k, x)| (k.clone(), shape(x))).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+            Value::String(_) => json!("s"),
+            Value::Number(_) => json!(0),
+            other => other.clone(),
+        }
+    }
+    let errors: Vec<Value> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|m| json!(m.as_str().unwrap_or("").trim_start_matches("1 error occurred:\n\t* ").trim_end()) ).collect())
+        .unwrap_or_default();
+    let status = if status == 500 { 400 } else { status };
+    // Key descriptions (creates, config, trim, reads) carry per-version maps keyed by version.
+    (status, json!({"errors": errors, "data": if errors.is_empty() { shape(&body["data"]) } else { Value::Null }}))
+}
+
+/// Seeded random sequences of Transit requests sent to OpenBao and to Tresor: the same status,
+/// the same error texts and the same shape of data for every one.
+#[test]
+fn random_transit_sequences_answer_as_openbao_does() {
+    let bao = BaoDev::start();
+    let theirs = bao.http();
+    let server = TestServer::dev();
+    let ours = server.root();
+    for c in [&theirs, &ours] {
+        assert_eq!(c.put("sys/mounts/transit", json!({"type": "transit"})).0, 204);
+    }
+    for seed in [3u64, 11, 1, 2, 4, 8] {
+        let mut r = tresor_tests::Lcg(seed);
+        for i in 0..220 {
+            let (method, path, body) = random_transit_op(&mut r);
+            let (ts, tb) = theirs.send(method, &path, body.as_ref());
+            let (os, ob) = ours.send(method, &path, body.as_ref());
+            assert_eq!(
+                comparable_transit(os, &ob),
+                comparable_transit(ts, &tb),
+                "seed {seed}, request {i}: {method} {path} {body:?}\n  Tresor {ob}\n  OpenBao {tb}"
+            );
+        }
+        for c in [&theirs, &ours] {
+            for k in ["k1", "k2", "k3"] {
+                c.put(&format!("transit/keys/{k}/config"), json!({"deletion_allowed": true}));
+                c.send("DELETE", &format!("transit/keys/{k}"), None);
+            }
+        }
+    }
+}

@@ -79,9 +79,14 @@ pub fn export(req: &Request) -> Result<Response, Error> {
     if export_type != "public-key" && !p.exportable {
         return Err(Error::invalid("private key material is not exportable"));
     }
-    if p.derived && export_type != "hmac-key" {
-        return Err(Error::invalid("derived keys cannot be exported"));
+    // The type's support is checked before any version, as Vault does.
+    if export_type == "encryption-key" && !p.kind.supports_encryption() {
+        return Err(Error::invalid("encryption not supported for the key"));
     }
+    if export_type == "signing-key" && !p.kind.supports_signing() {
+        return Err(Error::invalid("signing not supported for the key"));
+    }
+    // A derived key exports its base keys, as Vault does.
     let mut keys = serde_json::Map::new();
     match req.captured("version") {
         None | Some("") => {
@@ -90,11 +95,17 @@ pub fn export(req: &Request) -> Result<Response, Error> {
             }
         }
         Some(v) => {
-            let version = if v == "latest" { p.latest_version } else { v.parse().map_err(|_| Error::invalid("invalid key version"))? };
-            if version == 0 || version > p.latest_version {
-                return Err(Error::invalid("invalid key version"));
+            // Vault's rules: `latest` or a number (a `v` prefix allowed), not below the minimum
+            // decryption version, and present.
+            let version: i64 = if v == "latest" {
+                i64::try_from(p.latest_version).unwrap_or(i64::MAX)
+            } else {
+                v.strip_prefix('v').unwrap_or(v).parse().map_err(|_| Error::invalid("invalid key version"))?
+            };
+            if version < i64::try_from(p.min_decryption_version).unwrap_or(i64::MAX) {
+                return Err(Error::invalid("version for export is below minimum decryption version"));
             }
-            let entry = p.entry(version).map_err(|_| Error::invalid("cannot export a key version older than the minimum decryption version"))?;
+            let entry = p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("version does not exist or cannot be found"))?;
             keys.insert(version.to_string(), json!(export_entry(&p, entry, export_type)?));
         }
     }
@@ -298,7 +309,11 @@ fn info_now(version: u64) -> Value {
 }
 
 pub fn backup(req: &Request) -> Result<Response, Error> {
-    let mut p = load(req)?;
+    // A missing key: OpenBao's text (its status is a 500; here a 400, as for the refusals below).
+    let mut p = load(req).map_err(|e| match e {
+        Error::NotFound => Error::invalid(format!("key {:?} not found", req.captured("name").unwrap_or_default())),
+        other => other,
+    })?;
     if !p.exportable {
         return Err(Error::invalid("exporting is disallowed on the policy"));
     }

@@ -320,12 +320,17 @@ pub fn aead_seal(kind: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad:
     primitives::seal(kind, key, nonce, plaintext, aad)
 }
 
-/// Open ciphertext ‖ tag; an authentication failure is Go's `cipher: message authentication failed`.
+/// Open ciphertext ‖ tag; an authentication failure is Go's text for the cipher (`cipher: message
+/// authentication failed` for AES-GCM, `chacha20poly1305: message authentication failed` for the
+/// ChaCha20-Poly1305 pair).
 pub fn aead_open(kind: KeyType, key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     if !kind.is_aead() {
         return Err(format!("message decryption not supported for key type {}", kind.name()));
     }
-    primitives::open(kind, key, nonce, sealed, aad).map(Zeroizing::new)
+    primitives::open(kind, key, nonce, sealed, aad).map(Zeroizing::new).map_err(|e| match kind {
+        k if k.is_chacha() && e == AUTH_FAILED => "chacha20poly1305: message authentication failed".to_string(),
+        _ => e,
+    })
 }
 
 const AUTH_FAILED: &str = "cipher: message authentication failed";

@@ -319,19 +319,28 @@ fn config_key(req: &Request) -> Result<Response, Error> {
 fn trim_key(req: &Request) -> Result<Response, Error> {
     let name = name(req)?;
     let mut p = Policy::load_usable(name)?.ok_or_else(|| Error::invalid("invalid key name"))?;
-    let v = req.int("min_available_version").unwrap_or(0);
-    let v = u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| Error::invalid("minimum available version should be positive"))?;
-    if p.min_encryption_version == 0 {
-        return Err(Error::invalid("minimum available version cannot be set when minimum encryption version is not set"));
+    let v = req.int("min_available_version").ok_or_else(|| Error::invalid("missing min_available_version"))?;
+    // Vault's checks, in its order.
+    let refuse = |m: &str| Err(Error::invalid(format!("minimum available version {m}")));
+    let (min_enc, min_dec) = (i64::try_from(p.min_encryption_version).unwrap_or(i64::MAX), i64::try_from(p.min_decryption_version).unwrap_or(i64::MAX));
+    if v < i64::try_from(p.min_available_version).unwrap_or(i64::MAX) {
+        return refuse("cannot be decremented");
     }
-    if v > p.min_decryption_version {
-        return Err(Error::invalid("minimum available version cannot be greater than minmum decryption version"));
+    if min_enc == 0 {
+        return refuse("cannot be set when minimum encryption version is not set");
     }
-    if v > p.min_encryption_version {
-        return Err(Error::invalid("minimum available version cannot be greater than minimum encryption version"));
+    if min_dec == 0 {
+        return refuse("cannot be set when minimum decryption version is not set");
     }
-    if v < p.min_available_version {
-        return Err(Error::invalid("minimum available version cannot be decremented"));
+    if v > min_enc {
+        return refuse("cannot be greater than minmum encryption version");
+    }
+    if v > min_dec {
+        return refuse("cannot be greater than minimum decryption version");
+    }
+    let Ok(v) = u64::try_from(v) else { return refuse("cannot be negative") };
+    if v == 0 {
+        return refuse("should be positive");
     }
     p.keys.retain(|k, _| k.parse::<u64>().is_ok_and(|n| n >= v));
     p.min_available_version = v;
@@ -416,12 +425,12 @@ fn aead_key(p: &Policy, version: u64, context: Option<&[u8]>) -> Result<crate::p
 }
 
 /// Encrypt `plaintext` with `version` (0 = latest) into Vault's ciphertext format.
-pub fn encrypt_with(p: &Policy, version: u64, plaintext: &[u8], context: Option<&[u8]>, aad: Option<&[u8]>) -> Result<(String, u64), Error> {
+pub fn encrypt_with(p: &Policy, version: i64, plaintext: &[u8], context: Option<&[u8]>, aad: Option<&[u8]>) -> Result<(String, u64), Error> {
     if !p.kind.supports_encryption() {
         return Err(Error::invalid(format!("message encryption not supported for key type {}", p.kind.name())));
     }
     let version = p.encryption_version(version)?;
-    let entry = p.keys.get(&version.to_string()).ok_or_else(|| Error::invalid("key version not available"))?;
+    let entry = live_entry(p, version)?;
     let sealed = if p.kind.is_rsa() {
         crypto::rsa_encrypt(entry, plaintext)?
     } else {
@@ -462,16 +471,7 @@ fn parse_versioned<'a>(p: &Policy, value: &'a str, what: &str) -> Result<(u64, &
     if ver > p.latest_version {
         return Err(Error::invalid(format!("invalid {what}: version is too new")));
     }
-    // Version 0 ciphertexts predate versioning and mean version 1.
-    Ok((ver.max(1), body))
-}
-
-/// An item's `key_version`, else the request's.
-fn item_version(item: &Item<'_>, default: u64) -> Result<u64, Error> {
-    match item.key_version.int("key_version")? {
-        Some(v) => version_arg(Some(v)),
-        None => Ok(default),
-    }
+    Ok((ver, body))
 }
 
 /// An item's plaintext with its `context` and `associated_data` (for rewrap to re-encrypt under).
@@ -492,6 +492,8 @@ pub fn decrypt_with(p: &Policy, ciphertext: &str, context: Option<&[u8]>, aad: O
         return Err(Error::invalid(format!("message decryption not supported for key type {}", p.kind.name())));
     }
     let (version, body) = parse_versioned(p, ciphertext, "ciphertext")?;
+    // Version 0 ciphertexts predate versioning and mean version 1 (decryption only, as Vault).
+    let version = version.max(1);
     let entry = p.entry(version)?;
     let raw = unb64(body).map_err(|_| Error::invalid("invalid ciphertext: could not decode base64"))?;
     let plaintext = if p.kind.is_rsa() {
@@ -535,13 +537,13 @@ pub fn encrypt(req: &Request) -> Result<Response, Error> {
     items.check_batch_decoding(Some(("plaintext", "missing plaintext to encrypt")))?;
     items.check_context_everywhere_or_nowhere()?;
     let p = load_or_create(req, name(req)?, items.first())?;
-    let default_version = version_arg(req.int("key_version"))?;
+    let default_version = req.int("key_version").unwrap_or(0);
     items.run(req, 400, Out::default(), |item| {
         let plaintext = item.plaintext.str().ok_or_else(|| Error::invalid("missing plaintext to encrypt"))?;
         let plaintext = Zeroizing::new(unb64(plaintext).map_err(Error::invalid)?);
         let context = item.context.b64("context")?;
         let aad = item.associated_data.b64("associated_data")?;
-        let version = item_version(item, default_version)?;
+        let version = raw_item_version(item, default_version)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
         Ok(Out { ciphertext: Some(ciphertext), key_version: Some(version), ..Out::default() })
     })
@@ -561,13 +563,13 @@ pub fn decrypt(req: &Request) -> Result<Response, Error> {
 
 pub fn rewrap(req: &Request) -> Result<Response, Error> {
     let p = load(name(req)?)?;
-    let default_version = version_arg(req.int("key_version"))?;
+    let default_version = req.int("key_version").unwrap_or(0);
     let items = Items::parse(req)?;
     items.check_batch_decoding(None)?;
     items.check_context_everywhere_or_nowhere()?;
     // Vault answers 200 to a rewrap batch whatever its items' errors.
     items.run(req, 200, Out::default(), |item| {
-        let version = item_version(item, default_version)?;
+        let version = raw_item_version(item, default_version)?;
         let (plaintext, context, aad) = decrypt_item(&p, item)?;
         let (ciphertext, version) = encrypt_with(&p, version, &plaintext, context.as_deref(), aad.as_deref())?;
         Ok(Out { ciphertext: Some(ciphertext), key_version: Some(version), ..Out::default() })
@@ -588,7 +590,7 @@ pub fn datakey(req: &Request) -> Result<Response, Error> {
     }
     let key = Zeroizing::new(crypto::random_bytes(usize::try_from(bits / 8).unwrap_or(32))?);
     let context = req.str("context").filter(|c| !c.is_empty()).map(unb64).transpose().map_err(|e| Error::invalid(format!("failed to base64-decode context: {e}")))?;
-    let (ciphertext, version) = encrypt_with(&p, version_arg(req.int("key_version"))?, &key, context.as_deref(), None)?;
+    let (ciphertext, version) = encrypt_with(&p, req.int("key_version").unwrap_or(0), &key, context.as_deref(), None)?;
     let mut data = json!({ "ciphertext": ciphertext, "key_version": version });
     if with_plaintext {
         data["plaintext"] = json!(b64(&key));
@@ -764,7 +766,7 @@ fn signing_version(p: &Policy, requested: i64) -> Result<u64, Error> {
 
 /// A version's entry as Vault's `safeGetKeyEntry` finds it: versions below the minimum decryption
 /// version are archived out of the policy's working set, so they are "no such key version" too.
-fn live_entry(p: &Policy, version: u64) -> Result<&crate::policy::KeyEntry, Error> {
+pub(crate) fn live_entry(p: &Policy, version: u64) -> Result<&crate::policy::KeyEntry, Error> {
     if p.min_decryption_version > 0 && version < p.min_decryption_version {
         return Err(Error::invalid("no such key version"));
     }
@@ -782,7 +784,13 @@ fn derived_ed25519(p: &Policy, version: u64, item: &Item<'_>) -> Result<Option<(
         return Ok(None);
     }
     let context = item.context.b64("context")?;
-    let context = context_for(p, context.as_deref())?.unwrap_or_default();
+    // As Vault's SignWithOptions / VerifySignatureWithOptions word it.
+    let context = context_for(p, context.as_deref())
+        .map_err(|e| match e {
+            Error::InvalidRequest(m) => Error::invalid(format!("error deriving key: {m}")),
+            other => other,
+        })?
+        .unwrap_or_default();
     let base = p.entry(version)?.key.as_ref().ok_or_else(|| Error::internal("key material missing"))?;
     let seed = crypto::hkdf(base, &context, 32)?;
     crypto::ed25519_from_seed(&seed).map(Some)

@@ -67,6 +67,10 @@ impl KeyType {
     pub fn is_aead(self) -> bool {
         matches!(self, Self::Aes256Gcm96 | Self::Aes128Gcm96 | Self::ChaCha20Poly1305 | Self::XChaCha20Poly1305)
     }
+    /// ChaCha20-Poly1305 and its extended-nonce variant.
+    pub fn is_chacha(self) -> bool {
+        matches!(self, Self::ChaCha20Poly1305 | Self::XChaCha20Poly1305)
+    }
     /// AEAD nonce length in bytes (the nonce leads every ciphertext).
     pub fn nonce_len(self) -> usize {
         if self == Self::XChaCha20Poly1305 { 24 } else { 12 }
@@ -364,14 +368,17 @@ impl Policy {
     /// A policy checked against `opts`, without key versions.
     fn empty(name: &str, opts: &NewKey) -> Result<Self, Error> {
         let kind = opts.kind;
-        if opts.derived && !kind.supports_derivation() {
-            return Err(Error::invalid(format!("key derivation not supported for keys of type {}", kind.name())));
-        }
-        if opts.convergent && !opts.derived {
-            return Err(Error::invalid("convergent encryption requires derivation to be enabled"));
-        }
-        if opts.convergent && !kind.is_aead() {
-            return Err(Error::invalid(format!("convergent encryption not supported for keys of type {}", kind.name())));
+        // Vault's checks per type (keysutil's lock manager), with its texts.
+        if kind.is_aead() {
+            if opts.convergent && !opts.derived {
+                return Err(Error::invalid("convergent encryption requires derivation to be enabled"));
+            }
+        } else if kind == KeyType::Ed25519 {
+            if opts.convergent {
+                return Err(Error::invalid(format!("convergent encryption not supported for keys of type {}", kind.name())));
+            }
+        } else if opts.derived || opts.convergent {
+            return Err(Error::invalid(format!("key derivation and convergent encryption not supported for keys of type {}", kind.name())));
         }
         // Vault's messages; an HMAC key without `key_size` gets 32 bytes (OpenBao 2.7 refuses it
         // with a 500).
@@ -449,7 +456,10 @@ impl Policy {
     }
 
     /// The version encryption and signing use: `requested` (0 = latest) within the policy's bounds.
-    pub fn encryption_version(&self, requested: u64) -> Result<u64, Error> {
+    pub fn encryption_version(&self, requested: i64) -> Result<u64, Error> {
+        let Ok(requested) = u64::try_from(requested) else {
+            return Err(Error::invalid("requested version for encryption is negative"));
+        };
         if requested == 0 {
             return Ok(self.latest_version);
         }
