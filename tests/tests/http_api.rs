@@ -198,6 +198,23 @@ fn sys_edge_cases_answer_as_openbao_does() {
         ("GET", "sys/leader", None),
         ("GET", "sys/health", None),
         ("POST", "auth/token/tidy", Some(json!({}))),
+        // Token API edges (found by random sequences against OpenBao).
+        ("POST", "auth/token/lookup", Some(json!({"token": ""}))),
+        ("POST", "auth/token/renew", Some(json!({}))),
+        ("POST", "auth/token/renew", Some(json!({"token": "bogus"}))),
+        ("POST", "auth/token/revoke", Some(json!({}))),
+        ("POST", "auth/token/revoke-orphan", Some(json!({"token": "bogus"}))),
+        ("POST", "auth/token/renew-self", Some(json!({"increment": "bogus"}))),
+        ("POST", "auth/token/roles/sfx", Some(json!({"path_suffix": "x"}))),
+        ("POST", "auth/token/roles/sfx", Some(json!({"path_suffix": "ok/fine"}))),
+        ("POST", "auth/token/roles/cidr", Some(json!({"token_bound_cidrs": ["bogus"]}))),
+        ("POST", "auth/token/roles/ali", Some(json!({"allowed_entity_aliases": ["A", "b", "a"]}))),
+        ("GET", "auth/token/roles/ali", None),
+        ("POST", "auth/token/roles/dis", Some(json!({"disallowed_policies": ["p2"]}))),
+        ("POST", "auth/token/create/dis", Some(json!({"policies": ["p2"]}))),
+        ("POST", "auth/token/create", Some(json!({"num_uses": -1, "ttl": "-1"}))),
+        ("POST", "auth/token/create", Some(json!({"ttl": "-1"}))),
+        ("POST", "auth/token/create", Some(json!({"num_uses": -1, "type": "bogus"}))),
         ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
         // Field conversion errors: Go's texts, "Field validation failed: " where the path has no
         // existence check (Vault validates there), without it where it has one.

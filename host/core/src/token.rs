@@ -244,6 +244,10 @@ pub struct TokenRole {
     pub token_bound_cidrs: Vec<String>,
     /// `default-service` (or empty), `service`, `batch` or `default-batch`.
     pub token_type: String,
+    /// Entity aliases a token of this role may be created for (kept and shown, as Vault; Tresor
+    /// has no identity store to apply them to). `None` until set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_entity_aliases: Option<Vec<String>>,
 }
 
 /// Everything a new token is made of (TTLs already computed).

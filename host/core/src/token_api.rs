@@ -113,9 +113,22 @@ pub(crate) fn auth_block(entry: &TokenEntry, token: &str) -> ResponseAuth {
     }
 }
 
+/// Vault's (unanchored) check of a role's `path_suffix`: somewhere in it, `\w[\w-.]+\w` — a
+/// run of word characters, dashes and dots at least three long that starts and ends with a word
+/// character.
+fn path_suffix_ok(s: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    s.as_bytes().split(|b| !(word(*b) || *b == b'-' || *b == b'.')).any(|run| {
+        match (run.iter().position(|b| word(*b)), run.iter().rposition(|b| word(*b))) {
+            (Some(first), Some(last)) => last >= first + 2,
+            _ => false,
+        }
+    })
+}
+
 fn role_json(r: &TokenRole) -> Map {
     let mut m = obj([
-        ("allowed_entity_aliases", Value::Null),
+        ("allowed_entity_aliases", json!(r.allowed_entity_aliases)),
         ("allowed_policies", json!(r.allowed_policies)),
         ("allowed_policies_glob", json!(r.allowed_policies_glob)),
         ("disallowed_policies", json!(r.disallowed_policies)),
@@ -164,7 +177,8 @@ impl Core {
             ("lookup", Operation::Read) | ("lookup", Operation::Update | Operation::Create) => {
                 let token = field::str(data, "token")?.unwrap_or("");
                 if token.is_empty() {
-                    return Err(Error::invalid("missing token"));
+                    // As Vault: no token named is the caller's own.
+                    return Ok(Some(Response::with_data(token_json(caller.entry, caller.token))));
                 }
                 let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::Denied("bad token".into()))?;
                 Ok(Some(Response::with_data(token_json(&entry, token))))
@@ -176,7 +190,10 @@ impl Core {
             ("renew-self", _) if write => self.token_renew(caller.entry, caller.token, data).await,
             ("renew", _) if write => {
                 let token = field::str(data, "token")?.unwrap_or("").to_string();
-                let entry = self.tokens.lookup(&token).await?.ok_or_else(|| Error::invalid("invalid token"))?;
+                if token.is_empty() {
+                    return Err(Error::invalid("missing token ID"));
+                }
+                let entry = self.tokens.lookup(&token).await?.ok_or_else(|| Error::invalid("token not found"))?;
                 self.token_renew(&entry, &token, data).await
             }
             ("renew-accessor", _) if write => {
@@ -192,6 +209,9 @@ impl Core {
             }
             ("revoke", _) if write => {
                 let token = field::str(data, "token")?.unwrap_or("");
+                if token.is_empty() {
+                    return Err(Error::invalid("missing token ID"));
+                }
                 // Vault answers 204 for unknown tokens: revocation is idempotent.
                 if let Some(entry) = self.tokens.lookup(token).await? {
                     if entry.batch {
@@ -206,13 +226,15 @@ impl Core {
                     return Err(Error::invalid("root or sudo privileges required to revoke and orphan"));
                 }
                 let token = field::str(data, "token")?.unwrap_or("");
-                if let Some(entry) = self.tokens.lookup(token).await? {
-                    if entry.batch {
-                        return Err(Error::invalid(BATCH_NO_REVOKE));
-                    }
-                    self.tokens.revoke_orphan(&entry.id_hash).await?;
-                    self.cubbyhole_destroy(&[entry.id_hash]).await?;
+                if token.is_empty() {
+                    return Err(Error::invalid("missing token ID"));
                 }
+                let entry = self.tokens.lookup(token).await?.ok_or_else(|| Error::invalid("token to revoke not found"))?;
+                if entry.batch {
+                    return Err(Error::invalid(BATCH_NO_REVOKE));
+                }
+                self.tokens.revoke_orphan(&entry.id_hash).await?;
+                self.cubbyhole_destroy(&[entry.id_hash]).await?;
                 Ok(None)
             }
             ("revoke-accessor", _) if write => {
@@ -304,7 +326,9 @@ impl Core {
     }
 
     async fn token_renew(&self, entry: &TokenEntry, token: &str, data: &Map) -> Result<Option<Response>, Error> {
-        let increment = field::duration(data, "increment")?.unwrap_or(0);
+        let increment = field::duration(data, "increment")
+            .map_err(|e| Error::invalid(format!("Field validation failed: error converting input for field \"increment\": {e}")))?
+            .unwrap_or(0);
         let renewed = self.tokens.renew(entry, increment).await?;
         Ok(Some(Response { auth: Some(auth_block(&renewed, token)), ..Response::default() }))
     }
@@ -334,6 +358,14 @@ impl Core {
             (Some("service"), _) => false,
             (Some(_), _) => return Err(Error::invalid("invalid 'token_type' value")),
         };
+        // Vault's early refusals, in its order (after the token type).
+        if field::int(data, "num_uses").ok().flatten().is_some_and(|n| n < 0) {
+            return Err(Error::invalid("number of uses cannot be negative"));
+        }
+        let negative = |v: &Value| v.as_i64().is_some_and(|n| n < 0) || v.as_str().is_some_and(|s| s.trim_start().starts_with('-'));
+        if data.get("ttl").is_some_and(negative) {
+            return Err(Error::invalid("ttl must be positive"));
+        }
         let id = field::str(data, "id")?.filter(|s| !s.is_empty());
         if id.is_some() && !privileged {
             return Err(Error::invalid("root or sudo privileges required to specify token id"));
@@ -366,7 +398,10 @@ impl Core {
                     } else {
                         privileged || p == "default" || parent.policies.contains(p)
                     };
-                    if refused || !permitted {
+                    if refused {
+                        return Err(Error::invalid(format!("token policy {p:?} is disallowed by this role")));
+                    }
+                    if !permitted {
                         return Err(Error::invalid(format!(
                             "token policies ({:?}) must be subset of the role's allowed policies ({:?}) or glob policies ({:?})",
                             policies, sorted(allowed.clone()), r.allowed_policies_glob
@@ -506,7 +541,19 @@ fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<Toke
         r.renewable = v;
     }
     if let Some(v) = field::str(data, "path_suffix")? {
+        if !v.is_empty() && !path_suffix_ok(v) {
+            return Err(Error::invalid("given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w"));
+        }
         r.path_suffix = v.to_string();
+    }
+    if let Some(v) = field::str_list(data, "allowed_entity_aliases")? {
+        let mut aliases: Vec<String> = Vec::new();
+        for a in v.into_iter().map(|a| a.to_lowercase()) {
+            if !aliases.contains(&a) {
+                aliases.push(a);
+            }
+        }
+        r.allowed_entity_aliases = Some(aliases);
     }
     if let Some(v) = field::duration(data, "token_period")?.or(field::duration(data, "period")?) {
         r.token_period = v;
@@ -527,6 +574,11 @@ fn role_from(name: &str, existing: Option<TokenRole>, data: &Map) -> Result<Toke
         r.token_num_uses = v;
     }
     if let Some(v) = field::str_list(data, "token_bound_cidrs")? {
+        if let Some(bad) = v.iter().find(|c| !crate::util::valid_cidr(c)) {
+            return Err(Error::invalid(format!(
+                "error parsing role fields: error parsing address {bad:?}: Unable to convert {bad:?} to an IPv4 or IPv6 address, or a UNIX Socket"
+            )));
+        }
         r.token_bound_cidrs = v;
     }
     if let Some(v) = field::str(data, "token_type")? {

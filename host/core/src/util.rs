@@ -158,6 +158,21 @@ pub(crate) mod field {
     }
 }
 
+/// Whether `c` is an address or a CIDR block (`10.0.0.0/8`, `::1/128`, `127.0.0.1`).
+pub(crate) fn valid_cidr(c: &str) -> bool {
+    let (ip, bits) = match c.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (c, None),
+    };
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(addr) => {
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= max))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether `addr` lies in any of `cidrs` (`10.0.0.0/8`, `::1/128`, or a bare address). Malformed
 /// blocks match nothing, so a typo fails closed.
 pub(crate) fn cidrs_contain(cidrs: &[String], addr: std::net::IpAddr) -> bool {
