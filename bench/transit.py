@@ -114,6 +114,16 @@ def main():
               "does (no decompression of R, no small-order checks), which also took ~8% off its cost.",
               "OpenBao's own rates move 10-30% between runs on this machine (verify 11.5k-14.7k, batch 2.8k-4.0k",
               "req/s at 32 connections on 2026-11-24), so rows near 2x land on either side of it.",
+              "Where a 1-connection request's time goes (2026-11-24 20:00 UTC, `perf stat -e task-clock,context-switches,raw_syscalls:sys_enter`",
+              "on the server during `wrk -t1 -c1 -d3s`, release build): server CPU per request 20 us for `sys/health`, 44-49 us for a",
+              "KV v2 or Transit key read, 66-84 us for encrypt 128 B. A POST costs 1.45 extra context switches per request (hyper",
+              "wakes the connection task from inside its own poll when the body arrives and tokio then wakes a sibling worker),",
+              "but a 1-worker multi-thread runtime and a current-thread runtime gave the same 1-connection encrypt rate as the",
+              "default (10.1-11.7k req/s in three alternating runs each), so that wake is not the bound. Ed25519 on this CPU",
+              "(ed25519-dalek 2.2, a loop of 20,000): sign 12.0 us, verify 24.5 us. OpenBao's 1-connection verify (6.3k req/s)",
+              "is 159 us a request, so 2x is 79 us, and the POST round trip of a bare hyper server alone is 45-54 us here:",
+              "with 24.5 us of verification that leaves nothing for token, ACL, key read, JSON and the sandbox. The",
+              "1-connection ed25519 rows cannot reach 2x on this machine; sign (2x = 73 us) neither.",
               "", f"Run: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"`bash bench/transit.sh` (defaults: {a.duration} s per row, {c} connections).", END]
     write_section(a.out, BEGIN, END, lines)
