@@ -162,6 +162,15 @@ fn token_roles() {
     assert!(b["errors"][0].as_str().unwrap().contains("must be subset of the role's allowed policies"), "{b}");
     assert_eq!(c.delete("auth/token/roles/web").0, 204);
     assert_eq!(c.get("auth/token/roles/web").0, 404);
+
+    // Through a role only the role decides orphanhood (Vault ignores `no_parent` there), and a
+    // default TTL the role's explicit maximum cuts is said so.
+    assert_eq!(c.put("auth/token/roles/kept", json!({"token_explicit_max_ttl": "2h"})).0, 204);
+    let (s, b) = c.put("auth/token/create/kept", json!({"no_parent": true}));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!((b["auth"]["orphan"].as_bool(), b["auth"]["lease_duration"].as_u64()), (Some(false), Some(7200)));
+    assert_eq!(b["warnings"], json!(["TTL of \"768h\" exceeded the effective max_ttl of \"2h\"; TTL value is capped accordingly"]));
+    assert_eq!(c.put("auth/token/create", json!({"no_parent": true})).1["auth"]["orphan"], true);
 }
 
 /// Batch tokens (`type=batch`): nothing stored, no accessor, not renewable or revocable, no

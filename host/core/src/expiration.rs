@@ -310,7 +310,7 @@ impl Leases {
 }
 
 /// A Go-like short duration for warnings (`24h`, `90m`, `45s`).
-fn short_duration(secs: u64) -> String {
+pub(crate) fn short_duration(secs: u64) -> String {
     if secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else if secs > 0 && secs.is_multiple_of(60) {

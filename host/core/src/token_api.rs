@@ -454,6 +454,22 @@ impl Core {
         } else {
             role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(mount_default_ttl).min(max_ttl)
         };
+        // The TTL the request (or the role, or the mount) proposed, if the effective maximum cut it.
+        let proposed = if period > 0 || (requested_ttl == 0 && is_root_token && explicit_max_ttl == 0) {
+            0
+        } else if requested_ttl > 0 {
+            requested_ttl
+        } else {
+            role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(mount_default_ttl)
+        };
+        let cap = if explicit_max_ttl > 0 { max_ttl.min(explicit_max_ttl) } else { max_ttl };
+        let capped_warning = (proposed > cap).then(|| {
+            format!(
+                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+                crate::expiration::short_duration(proposed),
+                crate::expiration::short_duration(cap)
+            )
+        });
         if explicit_max_ttl > 0 {
             ttl = if ttl == 0 { explicit_max_ttl } else { ttl.min(explicit_max_ttl) };
         }
@@ -471,7 +487,8 @@ impl Core {
                 return Err(Error::invalid("batch tokens cannot have a custom id"));
             }
         }
-        let orphan = no_parent || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
+        // Through a role only the role decides (Vault ignores `no_parent` there).
+        let orphan = orphan_path || role.as_ref().map_or(no_parent, |r| r.orphan);
         let meta: BTreeMap<String, String> = field::str_map(data, "meta")?.unwrap_or_default();
         let display = display_name("token", field::str(data, "display_name")?.unwrap_or(""));
         let path = match &role {
@@ -508,7 +525,8 @@ impl Core {
             auth.metadata = None;
         }
         // As Vault: a token may name a policy that does not exist (yet); the answer says so.
-        let mut warnings = Vec::new();
+        // As Vault: the capped TTL first, then the missing policies.
+        let mut warnings: Vec<String> = capped_warning.into_iter().collect();
         for name in &entry.policies {
             if !self.policies.exists(name).await? {
                 warnings.push(format!("Policy {name:?} does not exist"));
