@@ -445,16 +445,8 @@ impl Core {
         let (mount_default_ttl, mount_max_ttl) = self.token_mount_ttls();
         let max_ttl = role.as_ref().map(|r| r.token_max_ttl).filter(|t| *t > 0).unwrap_or(mount_max_ttl).min(mount_max_ttl);
         let is_root_token = policies.iter().any(|p| p == "root");
-        let mut ttl = if period > 0 {
-            period
-        } else if requested_ttl > 0 {
-            requested_ttl.min(max_ttl)
-        } else if is_root_token && explicit_max_ttl == 0 {
-            0
-        } else {
-            role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(mount_default_ttl).min(max_ttl)
-        };
-        // The TTL the request (or the role, or the mount) proposed, if the effective maximum cut it.
+        // The TTL the request (else the role, else the mount) proposes; none for a periodic token or
+        // a root token without an explicit maximum.
         let proposed = if period > 0 || (requested_ttl == 0 && is_root_token && explicit_max_ttl == 0) {
             0
         } else if requested_ttl > 0 {
@@ -462,6 +454,8 @@ impl Core {
         } else {
             role.as_ref().map(|r| r.token_ttl).filter(|t| *t > 0).unwrap_or(mount_default_ttl)
         };
+        let mut ttl = if period > 0 { period } else { proposed.min(max_ttl) };
+        // Vault says so when the effective maximum cuts the proposed TTL.
         let cap = if explicit_max_ttl > 0 { max_ttl.min(explicit_max_ttl) } else { max_ttl };
         let capped_warning = (proposed > cap).then(|| {
             format!(
@@ -524,8 +518,8 @@ impl Core {
         if role.is_some() && entry.meta.is_empty() {
             auth.metadata = None;
         }
-        // As Vault: a token may name a policy that does not exist (yet); the answer says so.
-        // As Vault: the capped TTL first, then the missing policies.
+        // As Vault: the capped TTL first, then each policy that does not exist (yet): a token may
+        // name one, and the answer says so.
         let mut warnings: Vec<String> = capped_warning.into_iter().collect();
         for name in &entry.policies {
             if !self.policies.exists(name).await? {
