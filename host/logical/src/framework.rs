@@ -102,6 +102,18 @@ pub fn match_path(paths: &[PathSpec], path: &str) -> Option<PathMatch> {
     })
 }
 
+/// Vault's `GenericNameRegex`, what a `{name}` segment matches: `\w(([\w-.]+)?\w)?` (ASCII word
+/// characters, with `-` and `.` allowed inside). `keys/b@d` is no path, as in Vault.
+fn generic_name(s: &str) -> bool {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let b = s.as_bytes();
+    match b {
+        [] => false,
+        [c] => word(*c),
+        [first, middle @ .., last] => word(*first) && word(*last) && middle.iter().all(|c| word(*c) || *c == b'-' || *c == b'.'),
+    }
+}
+
 fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
     let mut captures = Vec::new();
     let mut rest = path;
@@ -124,7 +136,7 @@ fn match_pattern(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
             None => (rest, None),
         };
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if head.is_empty() {
+            if !generic_name(head) {
                 return None;
             }
             captures.push((name.to_string(), head.to_string()));
@@ -468,6 +480,13 @@ mod tests {
         assert_eq!(match_path(&paths, "roles/").unwrap().index, 3);
         assert_eq!(match_path(&paths, "roles/a/b").unwrap().index, 3);
         assert!(match_path(&paths[..3], "other").is_none());
+        // A `{name}` segment is Vault's generic name: word characters, `-` and `.` inside only.
+        for ok in ["a", "web-1.prod", "A_b", "x.y"] {
+            assert_eq!(match_path(&paths[..3], &format!("roles/{ok}")).map(|m| m.index), Some(2), "{ok}");
+        }
+        for bad in ["b@d", "-a", "a.", "a b", "é"] {
+            assert!(match_path(&paths[..3], &format!("roles/{bad}")).is_none(), "{bad}");
+        }
     }
 
     #[test]
