@@ -491,8 +491,15 @@ impl Core {
         }
         let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
         let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
-        // A mount tuned to batch tokens logs in with orphan batch tokens (nothing stored per login).
-        let batch = matches!(mount.config.token_type.as_str(), "batch" | "default-batch");
+        // Vault's rule: a mount tuned to `service` or `batch` decides; `default-batch` and
+        // `default-service` (the default) decide only when the backend asks for no type. Batch
+        // tokens are orphans and nothing is stored per login.
+        let batch = match mount.config.token_type.as_str() {
+            "service" => false,
+            "batch" => true,
+            "default-batch" => login.token_type != "service",
+            _ => login.token_type == "batch",
+        };
         if batch {
             crate::token_api::refuse_for_batch(login.num_uses, login.period, login.explicit_max_ttl)?;
         }

@@ -32,6 +32,7 @@ pub(crate) fn multierror(msg: &str) -> String {
 pub(crate) fn status_of(err: &Error) -> StatusCode {
     match err {
         Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        Error::ClientStatus(s, _) => StatusCode::from_u16(*s).ok().filter(StatusCode::is_client_error).unwrap_or(StatusCode::BAD_REQUEST),
         Error::PermissionDenied | Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
         Error::NotFound | Error::Missing(_) | Error::NoRoute(_) | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
@@ -45,7 +46,7 @@ pub(crate) fn messages_of(err: &Error, request_id: &str) -> Vec<String> {
     match err {
         Error::InvalidRequest(msg) => vec![msg.clone()],
         Error::PermissionDenied => vec!["permission denied".into()],
-        Error::Denied(msg) => vec![msg.clone()],
+        Error::Denied(msg) | Error::ClientStatus(_, msg) => vec![msg.clone()],
         Error::Forbidden => vec![multierror("permission denied")],
         Error::NotFound => vec![],
         Error::Missing(msg) => vec![multierror(msg)],
@@ -70,6 +71,8 @@ mod tests {
         assert_eq!(status_of(&Error::invalid("x")), 400);
         assert_eq!(status_of(&Error::PermissionDenied), 403);
         assert_eq!(status_of(&Error::Forbidden), 403);
+        assert_eq!(status_of(&Error::ClientStatus(404, "role \"r\" does not exist".into())), 404);
+        assert_eq!(status_of(&Error::ClientStatus(500, "x".into())), 400, "never anything but a client error");
         assert_eq!(status_of(&Error::NotFound), 404);
         assert_eq!(status_of(&Error::NoRoute("a/b".into())), 404);
         assert_eq!(status_of(&Error::UnsupportedPath), 404);

@@ -23,6 +23,11 @@ pub enum Error {
     /// coded errors are: `policy does not exist`).
     #[error("{0}")]
     Missing(String),
+    /// A client error with a status other than 400 and Vault's text, not multierror-wrapped: what
+    /// Vault's `ErrorResponse` paired with a coded error gives (`role "r" does not exist`, 404).
+    /// The status is always 4xx (a plugin's choice is checked by the runtime).
+    #[error("{1}")]
+    ClientStatus(u16, String),
     /// No mount matches the path (404).
     #[error("no handler for route {0:?}. route entry not found.")]
     NoRoute(String),

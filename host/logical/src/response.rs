@@ -69,6 +69,10 @@ pub struct Login {
     pub no_default_policy: bool,
     /// The token only works from these CIDR blocks.
     pub bound_cidrs: Vec<String>,
+    /// The token type the backend asks for: `""`/`default`, `service` or `batch` (the mount's
+    /// tuned `token_type` decides with it).
+    #[serde(default)]
+    pub token_type: String,
 }
 
 impl fmt::Debug for Login {

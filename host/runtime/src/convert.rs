@@ -134,6 +134,23 @@ fn allowed_status(s: u16) -> bool {
     matches!(s, 200..=299 | 400..=499)
 }
 
+/// A plugin's client error with a status of its choosing: a 4xx response whose data is exactly
+/// `{"errors": ["<message>"]}` (the SDK's `Response::error`) is answered as that error, the way
+/// Vault answers an `ErrorResponse` paired with a coded error (`role "r" does not exist`, 404).
+fn error_body(status: u16, text: &str) -> Option<String> {
+    if !(400..=499).contains(&status) || !text.contains("\"errors\"") {
+        return None;
+    }
+    let serde_json::Value::Object(mut body) = serde_json::from_str(text).ok()? else { return None };
+    match (body.remove("errors"), body.is_empty()) {
+        (Some(serde_json::Value::Array(mut errors)), true) if errors.len() == 1 => match errors.pop() {
+            Some(serde_json::Value::String(message)) => Some(bounded(message, MAX_ERROR_LEN)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Most policies / metadata pairs / CIDRs a login may carry.
 const MAX_LOGIN_ITEMS: usize = 256;
 
@@ -159,6 +176,12 @@ fn login_from_wit(a: wit::Auth) -> Result<tresor_logical::Login, Error> {
         explicit_max_ttl: a.explicit_max_ttl_seconds,
         no_default_policy: a.no_default_policy,
         bound_cidrs: a.bound_cidrs.into_iter().map(small).collect(),
+        token_type: match a.token_type {
+            wit::TokenType::Default => "default",
+            wit::TokenType::Service => "service",
+            wit::TokenType::Batch => "batch",
+        }
+        .into(),
     })
 }
 
@@ -194,6 +217,11 @@ pub(crate) fn response_from_wit(r: wit::Response, max_lease_ttl: u64, login_allo
         Some(s) if allowed_status(s) => Some(s),
         Some(s) => return Err(Error::Internal(format!("plugin returned disallowed status {s}"))),
     };
+    if let (Some(s), Some(raw)) = (status, &data)
+        && let Some(message) = error_body(s, raw.get())
+    {
+        return Err(Error::ClientStatus(s, message));
+    }
     let warnings: Vec<String> = r.warnings.into_iter().take(MAX_WARNINGS).map(|w| bounded(w, MAX_ERROR_LEN)).collect();
     let lease_duration = r.ttl_hint.map_or(0, |t| t.min(max_lease_ttl));
     Ok(tresor_logical::Response {
@@ -257,6 +285,17 @@ mod tests {
     }
 
     /// A plugin may answer 2xx and 4xx; a 1xx, 3xx or 5xx fails the request (500 from the host).
+    #[test]
+    fn an_errors_body_with_a_client_status_is_that_error() {
+        let r = response_from_wit(wit::Response { status: Some(404), ..with_data(r#"{"errors":["role \"r\" does not exist"]}"#) }, 60, false);
+        assert!(matches!(r, Err(Error::ClientStatus(404, ref m)) if m == "role \"r\" does not exist"), "{r:?}");
+        // Anything else stays data: no status, other keys, several messages.
+        for (status, body) in [(None, r#"{"errors":["x"]}"#), (Some(404), r#"{"errors":["x"],"data":1}"#), (Some(400), r#"{"errors":["x","y"]}"#), (Some(404), r#"{"error":"x"}"#)] {
+            let r = response_from_wit(wit::Response { status, ..with_data(body) }, 60, false).unwrap();
+            assert!(r.data_text.is_some(), "{body}");
+        }
+    }
+
     #[test]
     fn plugin_statuses_are_bounded() {
         for ok in [200, 202, 204, 207, 400, 404, 409, 429] {

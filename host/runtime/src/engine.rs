@@ -34,7 +34,7 @@ pub(crate) mod bindings {
 }
 
 /// The optional periodic interface's export name.
-const PERIODIC_INTERFACE: &str = "tresor:plugin/periodic@0.2.0";
+const PERIODIC_INTERFACE: &str = "tresor:plugin/periodic@0.3.0";
 
 /// One epoch tick. Deadlines are whole ticks; a CPU budget of 5 s is 500 ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(10);

@@ -129,16 +129,87 @@ fn need_role(name: &str) -> Result<Role, Error> {
     load_role(name)?.ok_or_else(|| Error::InvalidRequest(format!("role {name:?} does not exist")))
 }
 
-fn cidrs(req: &Request, key: &str) -> Result<Option<Vec<String>>, Error> {
+/// A list of CIDR blocks; `what` names it in Vault's refusal (`failed to validate CIDR blocks:
+/// invalid CIDR address: x`, which Vault answers with a 500).
+fn cidrs(req: &Request, key: &str, what: &str) -> Result<Option<Vec<String>>, Error> {
     match req.str_list(key) {
         None => Ok(None),
         Some(list) => {
             if let Some(bad) = list.iter().find(|c| !valid_cidr(c)) {
-                return Err(Error::InvalidRequest(format!("invalid CIDR block {bad:?}")));
+                return Err(Error::InvalidRequest(format!("failed to validate {what}: invalid CIDR address: {bad}")));
             }
             Ok(Some(list.to_vec()))
         }
     }
+}
+
+/// Vault's rule for a secret ID's CIDR blocks: each must lie inside one of the role's (when the role
+/// has any).
+fn cidr_subset(secret: &[String], role: &[String]) -> Result<(), Error> {
+    if role.is_empty() || secret.iter().all(|c| role.iter().any(|r| cidr_within(c, r))) {
+        return Ok(());
+    }
+    let quoted = |l: &[String]| format!("[{}]", l.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(" "));
+    Err(Error::InvalidRequest(format!(
+        "failed to verify subset relationship between CIDR blocks on the role {} and CIDR blocks on the secret ID {}",
+        quoted(role),
+        quoted(secret)
+    )))
+}
+
+/// Whether block `inner` (address or CIDR) lies inside block `outer`.
+fn cidr_within(inner: &str, outer: &str) -> bool {
+    let bits = |c: &str| -> Option<(std::net::IpAddr, u32)> {
+        let (ip, b) = c.split_once('/').map_or((c, None), |(ip, b)| (ip, Some(b)));
+        let ip: std::net::IpAddr = ip.parse().ok()?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let b = match b {
+            Some(b) => b.parse::<u32>().ok().filter(|b| *b <= max)?,
+            None => max,
+        };
+        Some((ip, b))
+    };
+    match (bits(inner), bits(outer)) {
+        (Some((i, ib)), Some((_, ob))) if ib >= ob => cidrs_allow(&[outer.to_string()], Some(&i.to_string())),
+        _ => false,
+    }
+}
+
+/// Vault's `ParseArbitraryKeyValues`: a JSON object of strings, or `k1=v1,k2=v2`, either possibly
+/// base64-encoded; an empty value is refused.
+fn parse_metadata(text: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    use base64::Engine as _;
+    let fail = |why: String| Error::InvalidRequest(format!("failed to parse metadata: {why}"));
+    let mut out = std::collections::BTreeMap::new();
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(out);
+    }
+    let input = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .map_or_else(|| text.to_string(), |b| String::from_utf8_lossy(&b).into_owned());
+    match serde_json::from_str::<Option<std::collections::BTreeMap<String, String>>>(&input) {
+        Ok(map) => out = map.unwrap_or_default(),
+        Err(_) => {
+            let mut pairs: Vec<&str> = input.trim().split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            for pair in pairs {
+                let shards: Vec<&str> = pair.split('=').collect();
+                let [k, v] = shards[..] else { return Err(fail("failed to parse the input: invalid <key,value> format".into())) };
+                let (k, v) = (k.trim(), v.trim());
+                if k.is_empty() || v.is_empty() {
+                    return Err(fail(format!("failed to parse the input: invalid <key,value> pair {pair:?}")));
+                }
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    if let Some((k, _)) = out.iter().find(|(k, v)| !k.is_empty() && v.is_empty()) {
+        return Err(fail(format!("invalid value for key {k:?}")));
+    }
+    Ok(out)
 }
 
 fn role_path(suffix: &str) -> Path {
@@ -182,6 +253,7 @@ const FIELD_PATHS: &[(&str, &[&str])] = &[
     ("token-num-uses", &["token_num_uses"]),
     ("token-ttl", &["token_ttl"]),
     ("local-secret-ids", &["local_secret_ids"]),
+    ("bound-cidr-list", &["bound_cidr_list"]),
 ];
 
 /// Index of the first [`FIELD_PATHS`] path in the spec.
@@ -203,25 +275,25 @@ impl Backend for AppRole {
             .path(secret_id_fields(role_path("/secret-id")).operations([Operation::Update, Operation::List]).help("Generate a secret ID; list accessors."))
             .path(
                 secret_id_fields(role_path("/custom-secret-id"))
-                    .field(Field::new("secret_id", FieldKind::Str).sensitive().required())
+                    .field(Field::new("secret_id", FieldKind::Str).sensitive())
                     .operations([Operation::Update])
                     .help("Register a caller-chosen secret ID."),
             )
-            .path(role_path("/secret-id/lookup").field(Field::new("secret_id", FieldKind::Str).sensitive().required()).operations([Operation::Update]))
+            .path(role_path("/secret-id/lookup").field(Field::new("secret_id", FieldKind::Str).sensitive()).operations([Operation::Update]))
             .path(
                 role_path("/secret-id/destroy")
-                    .field(Field::new("secret_id", FieldKind::Str).sensitive().required())
+                    .field(Field::new("secret_id", FieldKind::Str).sensitive())
                     .operations([Operation::Update, Operation::Delete]),
             )
-            .path(role_path("/secret-id-accessor/lookup").field(Field::new("secret_id_accessor", FieldKind::Str).required()).operations([Operation::Update]))
+            .path(role_path("/secret-id-accessor/lookup").field(Field::new("secret_id_accessor", FieldKind::Str)).operations([Operation::Update]))
             .path(
                 role_path("/secret-id-accessor/destroy")
-                    .field(Field::new("secret_id_accessor", FieldKind::Str).required())
+                    .field(Field::new("secret_id_accessor", FieldKind::Str))
                     .operations([Operation::Update, Operation::Delete]),
             )
             .path(
                 Path::new("login")
-                    .field(Field::new("role_id", FieldKind::Str).required())
+                    .field(Field::new("role_id", FieldKind::Str))
                     .field(Field::new("secret_id", FieldKind::Str).sensitive())
                     .operations([Operation::Update])
                     .unauthenticated()
@@ -264,20 +336,30 @@ impl Backend for AppRole {
             }
             6 | 7 => {
                 let name = role_name(&req)?;
+                let secret_id = req.str("secret_id").unwrap_or("");
+                if secret_id.is_empty() {
+                    return Err(Error::InvalidRequest("missing secret_id".into()));
+                }
                 need_role(&name)?;
-                let h = hmac(req.str("secret_id").unwrap_or(""))?;
-                secret_id_op(&name, &h, req.path_index == 7)
+                secret_id_op(&name, &hmac(secret_id)?, req.path_index == 7)
             }
             8 | 9 => {
                 let name = role_name(&req)?;
-                need_role(&name)?;
                 let accessor = req.str("secret_id_accessor").unwrap_or("");
-                let h: Option<String> = if accessor.is_empty() || accessor.contains('/') {
+                if accessor.is_empty() {
+                    return Err(Error::InvalidRequest("missing secret_id_accessor".into()));
+                }
+                need_role(&name)?;
+                let h: Option<String> = if accessor.contains('/') {
                     None
                 } else {
                     storage::get(&format!("accessor/{name}/{accessor}"))?.map(|b| String::from_utf8_lossy(&b).into_owned())
                 };
-                let h = h.ok_or_else(|| Error::Internal(format!("failed to find accessor entry for secret_id_accessor: {accessor:?}")))?;
+                let Some(h) = h else {
+                    let why = format!("failed to find accessor entry for secret_id_accessor: {accessor:?}");
+                    // As Vault: the lookup answers 404 with the error as data, the destroy refuses.
+                    return if req.path_index == 8 { Ok(Response::data(json!({"error": why})).status(404)) } else { Err(Error::InvalidRequest(why)) };
+                };
                 secret_id_op(&name, &h, req.path_index == 9)
             }
             10 => login(&req),
@@ -315,30 +397,56 @@ fn role_json(r: &Role) -> serde_json::Map<String, Json> {
 }
 
 /// One of the [`FIELD_PATHS`]: read the setting (and its deprecated name while in use), set it as a
-/// role update restricted to it, or reset it to its default. The role must exist.
+/// role update restricted to it, or reset it to its default. As Vault: reading a missing role is a
+/// 404, setting on one `unsupported path`, resetting on one does nothing.
 fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
     let name = role_name(&req)?;
-    let mut r = load_role(&name)?.ok_or(Error::NotFound)?;
+    let stored = load_role(&name)?;
     match req.operation {
         Operation::Read => {
+            let r = stored.ok_or(Error::NotFound)?;
+            if names[0] == "bound_cidr_list" {
+                // Vault reads the pre-migration field, which no write fills any more.
+                return Ok(Response::data(json!({"bound_cidr_list": null})).warn(
+                    "The \"bound_cidr_list\" field is deprecated and will be removed. Please use \"secret_id_bound_cidrs\" instead.",
+                ));
+            }
             let all = role_json(&r);
             let data: serde_json::Map<String, Json> = names.iter().filter_map(|n| all.get(*n).map(|v| ((*n).to_string(), v.clone()))).collect();
             Ok(Response::data(Json::Object(data)))
         }
         Operation::Update | Operation::Create => {
+            let r = stored.ok_or(Error::UnsupportedPath)?;
+            let cidr_list = names[0].ends_with("cidrs") || names[0] == "bound_cidr_list";
+            if !cidr_list && !names.iter().any(|n| req.has(n)) {
+                let shown = if names[0] == "token_period" { "period" } else { names[0] };
+                return Err(Error::InvalidRequest(format!("missing {shown}")));
+            }
             // The single-setting paths check the pair against the stored other half, as Vault's.
             let ttl = req.duration("token_ttl").unwrap_or(r.token.ttl);
             let max = req.duration("token_max_ttl").unwrap_or(r.token.max_ttl);
             if max > 0 && ttl > max {
-                return Err(Error::InvalidRequest("token_ttl should not be greater than token_max_ttl".into()));
+                let why = if names[0] == "token_max_ttl" {
+                    "token_max_ttl should be greater than or equal to token_ttl"
+                } else {
+                    "token_ttl should not be greater than token_max_ttl"
+                };
+                return Err(Error::InvalidRequest(why.into()));
             }
-            role(req)
+            let req = if cidr_list && !names.iter().any(|n| req.has(n)) { req.with(names[0], tresor_sdk::Value::StrList(Vec::new())) } else { req };
+            match role(req) {
+                Err(Error::InvalidRequest(why)) if names[0] == "token_bound_cidrs" => Err(Error::InvalidRequest(format!("failed to parse token_bound_cidrs: {why}"))),
+                other => other,
+            }
         }
         Operation::Delete => {
+            let Some(mut r) = stored else { return Ok(Response::empty()) };
             match names[0] {
                 "token_policies" => r.token.policies.clear(),
                 "token_period" => r.token.period = 0,
                 "secret_id_bound_cidrs" => r.secret_id_bound_cidrs.clear(),
+                // Vault resets the pre-migration field, which nothing reads any more.
+                "bound_cidr_list" => return Ok(Response::empty()),
                 "secret_id_num_uses" => r.secret_id_num_uses = 0,
                 "secret_id_ttl" => r.secret_id_ttl = 0,
                 "token_bound_cidrs" => r.token.bound_cidrs.clear(),
@@ -354,6 +462,16 @@ fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
             Ok(Response::empty())
         }
         _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// Go's `time.Duration` text for whole seconds (`1h0m0s`, `5m0s`, `30s`).
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -376,13 +494,31 @@ fn role(req: Request) -> Result<Response, Error> {
         Operation::Create | Operation::Update => {
             let existing = load_role(&name)?;
             let mut r = existing.clone().unwrap_or_default();
+            let mut warnings = Vec::new();
+            // Vault's backwards-compatibility case, before the token fields are parsed.
+            let req = match req.str("token_type") {
+                Some(t @ ("default-service" | "default-batch")) => {
+                    let to = &t["default-".len()..];
+                    warnings.push(format!("{t} has no useful meaning; adjusting to {to}"));
+                    let to = to.to_string();
+                    req.with("token_type", tresor_sdk::Value::Str(to))
+                }
+                _ => req,
+            };
+            r.token.update(&req)?;
+            if req.has("local_secret_ids") {
+                if existing.is_some() {
+                    return Err(Error::InvalidRequest("local_secret_ids can only be modified during role creation".into()));
+                }
+                r.local_secret_ids = req.bool("local_secret_ids").unwrap_or(false);
+            }
             if let Some(v) = req.bool("bind_secret_id") {
                 r.bind_secret_id = v;
             }
             // `bound_cidr_list` is Vault's deprecated name for `secret_id_bound_cidrs`.
-            let bound = match cidrs(&req, "secret_id_bound_cidrs")? {
+            let bound = match cidrs(&req, "secret_id_bound_cidrs", "CIDR blocks")? {
                 Some(v) => Some(v),
-                None => cidrs(&req, "bound_cidr_list")?,
+                None => cidrs(&req, "bound_cidr_list", "CIDR blocks")?,
             };
             if let Some(v) = bound {
                 r.secret_id_bound_cidrs = v;
@@ -393,14 +529,20 @@ fn role(req: Request) -> Result<Response, Error> {
             if let Some(v) = req.duration("secret_id_ttl") {
                 r.secret_id_ttl = v;
             }
-            if let Some(v) = req.bool("local_secret_ids") {
-                r.local_secret_ids = v;
+            let mount_max = system::max_lease_ttl();
+            // Vault checks the deprecated `period` only (what its upgrade step leaves in the old field).
+            if mount_max > 0 && !req.has("token_period") && req.duration("period").is_some_and(|p| p > mount_max) {
+                return Err(Error::InvalidRequest(format!(
+                    "period of {:?} is greater than the backend's maximum lease TTL of {:?}",
+                    go_duration(r.token.period),
+                    go_duration(mount_max)
+                )));
             }
-            r.token.update(&req)?;
+            if mount_max > 0 && r.token.max_ttl > mount_max {
+                warnings.push("token_max_ttl is greater than the backend mount's maximum TTL value; issued tokens' max TTL value will be truncated".into());
+            }
             if !r.bind_secret_id && r.secret_id_bound_cidrs.is_empty() && r.token.bound_cidrs.is_empty() {
-                return Err(Error::InvalidRequest(
-                    "at least one constraint should be enabled on the role (bind_secret_id, secret_id_bound_cidrs, token_bound_cidrs)".into(),
-                ));
+                return Err(Error::InvalidRequest("at least one constraint should be enabled on the role".into()));
             }
             let new_id = match req.str("role_id").filter(|s| !s.is_empty()) {
                 Some(id) => id.to_string(),
@@ -409,7 +551,7 @@ fn role(req: Request) -> Result<Response, Error> {
             };
             set_role_id(&name, &mut r, new_id)?;
             storage::put_json(&format!("role/{name}"), &r)?;
-            Ok(Response::empty())
+            Ok(warnings.into_iter().fold(Response::empty(), Response::warn))
         }
         _ => Err(Error::UnsupportedOperation),
     }
@@ -433,10 +575,11 @@ fn set_role_id(name: &str, r: &mut Role, id: String) -> Result<(), Error> {
 
 fn role_id(req: Request) -> Result<Response, Error> {
     let name = role_name(&req)?;
-    let mut r = load_role(&name)?.ok_or(Error::NotFound)?;
+    let role = load_role(&name)?;
     match req.operation {
-        Operation::Read => Ok(Response::data(json!({"role_id": r.role_id}))),
+        Operation::Read => Ok(Response::data(json!({"role_id": role.ok_or(Error::NotFound)?.role_id}))),
         _ => {
+            let mut r = role.ok_or(Error::UnsupportedPath)?;
             let id = req.str("role_id").unwrap_or("").to_string();
             if id.is_empty() {
                 return Err(Error::InvalidRequest("missing role_id".into()));
@@ -450,38 +593,47 @@ fn role_id(req: Request) -> Result<Response, Error> {
 
 fn issue_secret_id(req: &Request, secret_id: String) -> Result<Response, Error> {
     let name = role_name(req)?;
-    let role = need_role(&name)?;
-    let metadata = match req.str("metadata").filter(|s| !s.is_empty()) {
-        None => Default::default(),
-        Some(text) => serde_json::from_str::<std::collections::BTreeMap<String, String>>(text)
-            .map_err(|_| Error::InvalidRequest("failed to parse metadata: must be a JSON object of strings".into()))?,
+    // Vault's checks, in its order.
+    let Some(role) = load_role(&name)? else { return Ok(Response::error(404, format!("role {name:?} does not exist"))) };
+    if !role.bind_secret_id {
+        return Err(Error::InvalidRequest("bind_secret_id is not set on the role".into()));
+    }
+    let cidr_list = cidrs(req, "cidr_list", "CIDR blocks")?.unwrap_or_default();
+    cidr_subset(&cidr_list, &role.secret_id_bound_cidrs)?;
+    let token_bound_cidrs = cidrs(req, "token_bound_cidrs", "token CIDR blocks")?.unwrap_or_default();
+    cidr_subset(&token_bound_cidrs, &role.token.bound_cidrs)?;
+    let num_uses = match req.int("num_uses") {
+        None => role.secret_id_num_uses,
+        Some(n) if n < 0 => return Err(Error::InvalidRequest("num_uses cannot be negative".into())),
+        Some(n) => {
+            let n = n.unsigned_abs();
+            if role.secret_id_num_uses > 0 && (n == 0 || n > role.secret_id_num_uses) {
+                return Err(Error::InvalidRequest("num_uses cannot be higher than the role's secret_id_num_uses".into()));
+            }
+            n
+        }
     };
-    let mut ttl = role.secret_id_ttl;
-    if let Some(t) = req.duration("ttl").filter(|t| *t > 0) {
-        if ttl > 0 && t > ttl {
-            return Err(Error::InvalidRequest("ttl cannot be longer than the role's secret_id_ttl".into()));
+    let ttl = match req.duration("ttl") {
+        None => role.secret_id_ttl,
+        Some(t) => {
+            if role.secret_id_ttl > 0 && (t == 0 || t > role.secret_id_ttl) {
+                return Err(Error::InvalidRequest("ttl cannot be longer than the role's secret_id_ttl".into()));
+            }
+            t
         }
-        ttl = t;
-    }
-    let mut num_uses = role.secret_id_num_uses;
-    if let Some(n) = req.int("num_uses").filter(|n| *n > 0) {
-        let n = n as u64;
-        if num_uses > 0 && n > num_uses {
-            return Err(Error::InvalidRequest("num_uses cannot be higher than the role's secret_id_num_uses".into()));
-        }
-        num_uses = n;
-    }
+    };
+    let metadata = parse_metadata(req.str("metadata").unwrap_or(""))?;
     let h = hmac(&secret_id)?;
     let key = format!("secret_id/{name}/{h}");
     if storage::get(&key)?.is_some() {
-        return Err(Error::InvalidRequest("secret_id is already registered".into()));
+        return Err(Error::InvalidRequest("failed to store secret_id: SecretID is already registered".into()));
     }
     let now = now();
     let entry = SecretId {
         accessor: uuid()?,
         metadata,
-        cidr_list: cidrs(req, "cidr_list")?.unwrap_or_default(),
-        token_bound_cidrs: cidrs(req, "token_bound_cidrs")?.unwrap_or_default(),
+        cidr_list,
+        token_bound_cidrs,
         num_uses,
         ttl,
         creation_time: now,
@@ -530,6 +682,9 @@ fn secret_id_op(role: &str, h: &str, destroy: bool) -> Result<Response, Error> {
 fn login(req: &Request) -> Result<Response, Error> {
     let bad = || Error::InvalidRequest(BAD_LOGIN.into());
     let role_id = req.str("role_id").unwrap_or("");
+    if role_id.is_empty() {
+        return Err(Error::InvalidRequest("missing role_id".into()));
+    }
     let owner = storage::get(&format!("role_id/{}", hmac(role_id)?))?.ok_or_else(bad)?;
     let name = String::from_utf8(owner).map_err(|_| bad())?;
     let role = load_role(&name)?.ok_or_else(bad)?;
@@ -672,6 +827,27 @@ mod tests {
         assert!(login(&secret_id).is_ok());
         assert_eq!(login(&secret_id).unwrap_err(), Error::InvalidRequest(BAD_LOGIN.into()), "used up after 2 uses");
         assert_eq!(login("bogus").unwrap_err(), Error::InvalidRequest(BAD_LOGIN.into()));
+    }
+
+    #[test]
+    fn metadata_is_json_base64_or_pairs_and_cidrs_nest() {
+        let m = |t: &str| parse_metadata(t).map(|m| m.into_iter().collect::<Vec<_>>());
+        let ab = Ok(vec![("a".to_string(), "b".to_string())]);
+        assert_eq!(m(r#"{"a":"b"}"#), ab);
+        assert_eq!(m("eyJhIjoiYiJ9"), ab, "base64 of the JSON");
+        assert_eq!(m(" a = b "), ab);
+        assert_eq!(m(""), Ok(vec![]));
+        let bad = |t: &str| match parse_metadata(t) {
+            Err(Error::InvalidRequest(why)) => why,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(bad(r#"{"a":1}"#), "failed to parse metadata: failed to parse the input: invalid <key,value> format");
+        assert_eq!(bad("a=b,c="), "failed to parse metadata: failed to parse the input: invalid <key,value> pair \"c=\"");
+        assert_eq!(bad(r#"{"a":""}"#), "failed to parse metadata: invalid value for key \"a\"");
+        assert!(cidr_within("10.1.2.0/24", "10.0.0.0/8") && cidr_within("10.1.2.3", "10.0.0.0/8") && cidr_within("10.0.0.0/8", "10.0.0.0/8"));
+        assert!(!cidr_within("10.0.0.0/7", "10.0.0.0/8") && !cidr_within("192.168.0.0/16", "10.0.0.0/8") && !cidr_within("::1", "10.0.0.0/8"));
+        assert!(cidr_subset(&["10.2.0.0/16".into()], &[]).is_ok());
+        assert!(cidr_subset(&["10.2.0.0/16".into()], &["10.1.0.0/16".into()]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Glue between the generated WIT bindings and the SDK's types; used only by [`crate::export!`].
 
 use crate::bindings::tresor::plugin::types as wit;
-use crate::{Auth, Backend, Error, FieldKind, LeaseOptions, Operation, Request, Response, Secret, Value};
+use crate::{Auth, Backend, Error, FieldKind, LeaseOptions, Operation, Request, Response, Secret, TokenType, Value};
 
 pub use crate::bindings::exports::tresor::plugin::backend::Guest;
 pub use crate::bindings::exports::tresor::plugin::periodic::Guest as PeriodicGuest;
@@ -112,6 +112,11 @@ fn auth_to_wit(a: Auth) -> wit::Auth {
         explicit_max_ttl_seconds: a.explicit_max_ttl,
         no_default_policy: a.no_default_policy,
         bound_cidrs: a.bound_cidrs,
+        token_type: match a.token_type {
+            TokenType::Default => wit::TokenType::Default,
+            TokenType::Service => wit::TokenType::Service,
+            TokenType::Batch => wit::TokenType::Batch,
+        },
     }
 }
 
@@ -128,6 +133,11 @@ fn auth_from_wit(a: wit::Auth) -> Auth {
         explicit_max_ttl: a.explicit_max_ttl_seconds,
         no_default_policy: a.no_default_policy,
         bound_cidrs: a.bound_cidrs,
+        token_type: match a.token_type {
+            wit::TokenType::Default => TokenType::Default,
+            wit::TokenType::Service => TokenType::Service,
+            wit::TokenType::Batch => TokenType::Batch,
+        },
     }
 }
 

@@ -59,7 +59,7 @@ pub mod bindings {
 
 pub use error::Error;
 pub use request::{Json, Request, Value};
-pub use response::{page_fields, Auth, LeaseOptions, Response, Secret};
+pub use response::{page_fields, Auth, LeaseOptions, Response, Secret, TokenType};
 pub use spec::{Field, FieldKind, Operation, Path, Spec};
 
 /// A plugin: its declared paths and its handlers. Every call runs in a fresh instance, so there is no

@@ -46,6 +46,20 @@ pub struct Auth {
     pub no_default_policy: bool,
     /// CIDR blocks the token may be used from.
     pub bound_cidrs: Vec<String>,
+    /// The kind of token to mint (the mount's tuned `token_type` decides with it).
+    pub token_type: TokenType,
+}
+
+/// The token type a login asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenType {
+    /// Whatever the auth mount's tuned `token_type` says (service unless tuned otherwise).
+    #[default]
+    Default,
+    /// A service token.
+    Service,
+    /// A batch token: not stored, not renewable, no children; refused with a use limit or a period.
+    Batch,
 }
 
 /// A successful response.
@@ -126,6 +140,19 @@ impl Response {
         let start = after.map_or(0, |a| keys.partition_point(|k| k.as_str() <= a));
         let take = limit.filter(|l| *l > 0).map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         keys.into_iter().skip(start).take(take).collect()
+    }
+    /// A client error with a status other than 400 and this message, answered as Vault answers an
+    /// error response paired with a coded error: `{"errors": [message]}` with `status` (4xx only;
+    /// the host refuses any other). For a plain 400 return [`crate::Error::InvalidRequest`].
+    ///
+    /// ```
+    /// use tresor_sdk::Response;
+    /// let r = Response::error(404, "role \"web\" does not exist");
+    /// assert_eq!(r.status, Some(404));
+    /// assert_eq!(r.data_value(), Some(serde_json::json!({"errors": ["role \"web\" does not exist"]})));
+    /// ```
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::data(serde_json::json!({ "errors": [message.into()] })).status(status)
     }
     /// Builder: add a warning.
     pub fn warn(mut self, w: impl Into<String>) -> Self {

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Auth, Error, Field, FieldKind, LeaseOptions, Request};
+use crate::{Auth, Error, Field, FieldKind, LeaseOptions, Request, TokenType};
 
 /// Token settings of a user or role.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ pub struct TokenParams {
     pub num_uses: u64,
     /// `token_period`.
     pub period: u64,
-    /// `token_type` (`default`, `service`; batch tokens are not supported).
+    /// `token_type` (`default`, `service` or `batch`).
     pub token_type: String,
     /// The deprecated names (`policies`, `ttl`, `max_ttl`, `period`, `bound_cidrs`) whose value was
     /// last written under that name: as Vault, a read shows them under it too, until a write uses
@@ -67,7 +67,7 @@ impl TokenParams {
             Field::new("token_no_default_policy", FieldKind::Bool).description("Do not add the default policy"),
             Field::new("token_num_uses", FieldKind::Int).description("Uses per generated token (0 = unlimited)"),
             Field::new("token_period", FieldKind::Duration).description("Period of generated periodic tokens"),
-            Field::new("token_type", FieldKind::Str).description("Token type: default or service"),
+            Field::new("token_type", FieldKind::Str).description("Token type: default, service or batch"),
             Field::new("policies", FieldKind::StrList).description("Deprecated: use token_policies"),
             Field::new("ttl", FieldKind::Duration).description("Deprecated: use token_ttl"),
             Field::new("max_ttl", FieldKind::Duration).description("Deprecated: use token_max_ttl"),
@@ -93,7 +93,7 @@ impl TokenParams {
         if let Some(v) = req.str_list("token_bound_cidrs").or(req.str_list("bound_cidrs")) {
             for c in v {
                 if !valid_cidr(c) {
-                    return Err(Error::InvalidRequest(format!("invalid CIDR block {c:?}")));
+                    return Err(Error::InvalidRequest(cidr_error(c)));
                 }
             }
             self.bound_cidrs = v.to_vec();
@@ -105,19 +105,30 @@ impl TokenParams {
             self.no_default_policy = v;
         }
         if let Some(v) = req.int("token_num_uses") {
-            self.num_uses = u64::try_from(v).map_err(|_| Error::InvalidRequest("token_num_uses cannot be negative".into()))?;
+            self.num_uses = u64::try_from(v).map_err(|_| Error::InvalidRequest("'token_num_uses' cannot be negative".into()))?;
         }
         if let Some(v) = req.duration("token_period").or(req.duration("period")) {
             self.period = v;
         }
         if let Some(v) = req.str("token_type") {
             match v {
-                "" | "default" | "service" | "default-service" => self.token_type = v.to_string(),
-                other => return Err(Error::InvalidRequest(format!("unsupported token_type {other:?}: only service tokens are supported"))),
+                "" | "default" => self.token_type = "default".into(),
+                "service" | "batch" => self.token_type = v.to_string(),
+                other => return Err(Error::InvalidRequest(format!("invalid 'token_type' value {other:?}"))),
             }
         }
         if self.max_ttl > 0 && self.ttl > self.max_ttl {
             return Err(Error::InvalidRequest("'token_ttl' cannot be greater than 'token_max_ttl'".into()));
+        }
+        if self.token_type == "batch" {
+            if self.period > 0 {
+                return Err(Error::InvalidRequest("'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens".into()));
+            }
+            if self.num_uses > 0 {
+                return Err(Error::InvalidRequest(
+                    "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count".into(),
+                ));
+            }
         }
         // Vault's upgrade rule: writing the old name keeps it shown; writing only the new one
         // retires the old.
@@ -140,7 +151,17 @@ impl TokenParams {
         out.insert("token_ttl".into(), json!(self.ttl));
         out.insert("token_max_ttl".into(), json!(self.max_ttl));
         out.insert("token_policies".into(), json!(self.policies));
-        out.insert("token_bound_cidrs".into(), json!(self.bound_cidrs));
+        // As Vault shows them (Go's sockaddr): a single address without its `/32` or `/128`.
+        let shown: Vec<&str> = self
+            .bound_cidrs
+            .iter()
+            .map(|c| match c.split_once('/') {
+                Some((ip, "32")) if ip.parse::<std::net::Ipv4Addr>().is_ok() => ip,
+                Some((ip, "128")) if ip.parse::<std::net::Ipv6Addr>().is_ok() => ip,
+                _ => c.as_str(),
+            })
+            .collect();
+        out.insert("token_bound_cidrs".into(), json!(shown));
         out.insert("token_explicit_max_ttl".into(), json!(self.explicit_max_ttl));
         out.insert("token_no_default_policy".into(), json!(self.no_default_policy));
         out.insert("token_num_uses".into(), json!(self.num_uses));
@@ -153,7 +174,7 @@ impl TokenParams {
                 "ttl" if self.ttl > 0 => out.insert("ttl".into(), json!(self.ttl)),
                 "max_ttl" if self.max_ttl > 0 => out.insert("max_ttl".into(), json!(self.max_ttl)),
                 "period" if self.period > 0 => out.insert("period".into(), json!(self.period)),
-                "bound_cidrs" if !self.bound_cidrs.is_empty() => out.insert("bound_cidrs".into(), json!(self.bound_cidrs)),
+                "bound_cidrs" if !self.bound_cidrs.is_empty() => out.insert("bound_cidrs".into(), json!(shown)),
                 _ => None,
             };
         }
@@ -173,8 +194,18 @@ impl TokenParams {
             explicit_max_ttl: self.explicit_max_ttl,
             no_default_policy: self.no_default_policy,
             bound_cidrs: self.bound_cidrs.clone(),
+            token_type: match self.token_type.as_str() {
+                "service" | "default-service" => TokenType::Service,
+                "batch" | "default-batch" => TokenType::Batch,
+                _ => TokenType::Default,
+            },
         }
     }
+}
+
+/// Vault's text for a `token_bound_cidrs` entry that is neither an address nor a CIDR block.
+pub fn cidr_error(c: &str) -> String {
+    format!("error parsing address {c:?}: Unable to convert {c:?} to an IPv4 or IPv6 address, or a UNIX Socket")
 }
 
 /// Whether `c` is an IPv4/IPv6 address or CIDR block.
