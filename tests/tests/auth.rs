@@ -269,6 +269,13 @@ fn approle_secret_ids_and_token_types_answer_as_openbao_does() {
         ("POST", "auth/approle/role/r2", Some(json!({"period": "0"}))),
         ("POST", "auth/approle/role/r2", Some(json!({"token_max_ttl": "10000h"}))),
         ("GET", "auth/approle/role/r2", None),
+        // Vault caps a login's period or TTL at the effective maximum, and says so.
+        ("POST", "auth/approle/role/p", Some(json!({"bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.1/32", "role_id": "rp", "period": "1m", "token_max_ttl": "30s"}))),
+        ("POST", "auth/approle/login", Some(json!({"role_id": "rp"}))),
+        ("POST", "auth/approle/role/p", Some(json!({"token_period": "0", "period": "0", "token_max_ttl": "0", "token_ttl": "1000h"}))),
+        ("POST", "auth/approle/login", Some(json!({"role_id": "rp"}))),
+        ("POST", "auth/approle/role/p", Some(json!({"token_ttl": "2h", "token_explicit_max_ttl": "1h"}))),
+        ("POST", "auth/approle/login", Some(json!({"role_id": "rp"}))),
         // Batch tokens: the role asks, the mount's tuning decides with it.
         ("POST", "auth/approle/role/b", Some(json!({"token_type": "batch", "bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.1/32", "role_id": "rb", "token_policies": "p1", "token_ttl": "10m"}))),
         ("GET", "auth/approle/role/b", None),

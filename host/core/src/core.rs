@@ -317,7 +317,9 @@ impl Core {
                 return Err(Error::Internal("an auth method's login path returned a lease; refused".into()));
             }
             if let Some(login) = response.login.take() {
-                response.auth = Some(self.mint_login_token(&mount, &full_path, login).await?);
+                let (auth, warnings) = self.mint_login_token(&mount, &full_path, login).await?;
+                response.auth = Some(auth);
+                response.warnings.extend(warnings);
             }
             return self.wrap_if_asked(response, wrap_ttl, &full_path).await;
         }
@@ -464,7 +466,7 @@ impl Core {
     }
 
     /// Mint the token for a successful login at `path` of auth mount `mount`.
-    async fn mint_login_token(&self, mount: &MountEntry, path: &str, login: Login) -> Result<tresor_logical::ResponseAuth, Error> {
+    async fn mint_login_token(&self, mount: &MountEntry, path: &str, login: Login) -> Result<(tresor_logical::ResponseAuth, Vec<String>), Error> {
         let mut policies: Vec<String> = login.policies.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
         if policies.iter().any(|p| p == "root") {
             return Err(Error::invalid("auth methods cannot create root tokens"));
@@ -479,16 +481,23 @@ impl Core {
         if login.max_ttl > 0 {
             max_ttl = max_ttl.min(login.max_ttl);
         }
-        let mut ttl = if login.period > 0 {
-            login.period
-        } else if login.ttl > 0 {
-            login.ttl.min(max_ttl)
+        // Vault's `CalculateTTL`: the effective maximum is the smallest of the mount's, the
+        // backend's and the explicit one; a period or TTL above it is capped, and Vault says so.
+        let cap = if login.explicit_max_ttl > 0 { max_ttl.min(login.explicit_max_ttl) } else { max_ttl };
+        let short = crate::expiration::short_duration;
+        let mut warnings = Vec::new();
+        let ttl = if login.period > 0 {
+            if login.period > cap {
+                warnings.push(format!("period of {:?} exceeded the effective max_ttl of {:?}; period value is capped accordingly", short(login.period), short(cap)));
+            }
+            login.period.min(cap)
         } else {
-            mount_default.min(max_ttl)
+            let proposed = if login.ttl > 0 { login.ttl } else { mount_default };
+            if proposed > cap {
+                warnings.push(format!("TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly", short(proposed), short(cap)));
+            }
+            proposed.min(cap)
         };
-        if login.explicit_max_ttl > 0 {
-            ttl = ttl.min(login.explicit_max_ttl);
-        }
         let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
         let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
         // Vault's rule: a mount tuned to `service` or `batch` decides; `default-batch` and
@@ -524,7 +533,7 @@ impl Core {
                 batch,
             })
             .await?;
-        Ok(auth_block(&entry, &token))
+        Ok((auth_block(&entry, &token), warnings))
     }
 
     /// The cubbyhole of the token stored as `id_hash` (what the cubbyhole backend sees under
