@@ -386,3 +386,48 @@ fn bao_auth_move_keeps_an_auth_method_and_its_users() {
     let (s, b) = c.delete("sys/mounts/auth/people");
     assert_eq!((s, b["errors"][0].as_str()), (400, Some("cannot unmount \"auth/people/\"")));
 }
+
+/// Userpass users against a real OpenBao: `password` or `password_hash` (one of them, a valid
+/// bcrypt hash), `missing password` at login, a login from outside the user's
+/// `token_bound_cidrs` is `permission denied`, and the login TTL capped at the effective maximum
+/// with Vault's warning.
+#[test]
+fn userpass_answers_as_openbao_does() {
+    let bao = BaoDev::start();
+    let server = TestServer::dev();
+    let steps: Vec<(&str, &str, Option<Value>)> = vec![
+        ("POST", "sys/auth/userpass", Some(json!({"type": "userpass"}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({"password": ""}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({"password": "pw", "password_hash": "abc"}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({"password_hash": "abc"}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({"password": "pw", "token_policies": "a,b", "token_ttl": "1h"}))),
+        ("POST", "auth/userpass/users/alice", Some(json!({"token_ttl": "2h"}))),
+        ("POST", "auth/userpass/users/alice/password", Some(json!({}))),
+        ("POST", "auth/userpass/users/alice/password", Some(json!({"password_hash": "$2a$10$short"}))),
+        ("POST", "auth/userpass/users/alice/password", Some(json!({"password": "new"}))),
+        ("POST", "auth/userpass/login/alice", Some(json!({"password": "pw"}))),
+        ("POST", "auth/userpass/login/alice", Some(json!({"password": "new"}))),
+        ("POST", "auth/userpass/users/b@d", Some(json!({"password": "x"}))),
+        ("POST", "auth/userpass/users/carol", Some(json!({"password": "x", "token_bound_cidrs": "10.0.0.0/8"}))),
+        ("POST", "auth/userpass/login/carol", Some(json!({"password": "x"}))),
+        ("POST", "auth/userpass/users/dave", Some(json!({"password": "x", "token_period": "1m", "token_max_ttl": "30s"}))),
+        ("POST", "auth/userpass/login/dave", Some(json!({"password": "x"}))),
+        ("POST", "auth/userpass/users/frank", Some(json!({"password": "x", "token_type": "batch", "token_period": "1h"}))),
+        ("GET", "auth/userpass/users/alice", None),
+    ];
+    let auth = |b: &Value| {
+        let a = &b["auth"];
+        json!([a["token_type"], a["renewable"], a["policies"], a["lease_duration"], a["metadata"]])
+    };
+    for (method, path, body) in &steps {
+        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        assert_eq!((&ob["errors"], &ob["warnings"], &ob["data"]), (&tb["errors"], &tb["warnings"], &tb["data"]), "{what}");
+        assert_eq!(auth(&ob), auth(&tb), "{what}");
+    }
+    // OpenBao answers a login without a password with a 500; it is the client's mistake (400).
+    let (s, b) = server.root().send("POST", "auth/userpass/login/alice", Some(&json!({})));
+    assert_eq!((s, &b["errors"]), (400, &json!(["missing password"])));
+}

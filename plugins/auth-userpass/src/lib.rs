@@ -56,6 +56,39 @@ fn hash_password(password: &str) -> Result<String, Error> {
     bcrypt::hash(password, COST).map_err(|e| Error::Internal(format!("hashing failed: {e}")))
 }
 
+/// The stored hash for a write that gives `password` or a ready bcrypt `password_hash` (Vault's
+/// texts; `None`: neither was given).
+fn new_hash(req: &Request) -> Result<Option<String>, Error> {
+    let password = req.str("password").unwrap_or("");
+    let given = req.str("password_hash").unwrap_or("");
+    match (password.is_empty(), given.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Err(Error::InvalidRequest("only one of password or password_hash may be provided".into())),
+        (false, true) => hash_password(password).map(Some),
+        (true, false) => {
+            if !valid_bcrypt(given) {
+                return Err(Error::InvalidRequest("password_hash is not a valid bcrypt hash".into()));
+            }
+            Ok(Some(given.to_string()))
+        }
+    }
+}
+
+/// Whether `h` is a bcrypt hash as Go's `bcrypt.Cost` reads one: `$2$`, `$2a$`, `$2b$`, …, a
+/// two-digit cost from 4 to 31, then 53 characters of salt and hash.
+fn valid_bcrypt(h: &str) -> bool {
+    let Some(rest) = h.strip_prefix("$2") else { return false };
+    let rest = match rest.strip_prefix('$') {
+        Some(r) => r,
+        None => match rest.as_bytes() {
+            [minor, b'$', ..] if minor.is_ascii_lowercase() => &rest[2..],
+            _ => return false,
+        },
+    };
+    let Some((cost, tail)) = rest.split_once('$') else { return false };
+    cost.len() == 2 && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c)) && tail.len() == 53
+}
+
 /// Check `password` against `hash` (or, for an unknown user, spend the same work and fail).
 fn verify(password: &str, hash: Option<&str>) -> bool {
     match hash {
@@ -72,6 +105,7 @@ fn user_path() -> Path {
     let mut p = Path::new("users/{username}")
         .field(Field::new("username", FieldKind::Str).description("Username"))
         .field(Field::new("password", FieldKind::Str).sensitive().description("Password for this user"))
+        .field(Field::new("password_hash", FieldKind::Str).sensitive().description("A bcrypt hash of the password, instead of the password"))
         .operations([Operation::Read, Operation::Create, Operation::Update, Operation::Delete])
         .existence_check()
         .help("Manage users allowed to authenticate.");
@@ -96,7 +130,8 @@ impl Backend for Userpass {
             .path(
                 Path::new("users/{username}/password")
                     .field(Field::new("username", FieldKind::Str))
-                    .field(Field::new("password", FieldKind::Str).sensitive().required().description("New password"))
+                    .field(Field::new("password", FieldKind::Str).sensitive().description("New password"))
+                    .field(Field::new("password_hash", FieldKind::Str).sensitive().description("A bcrypt hash of the new password"))
                     .operations([Operation::Update])
                     .help("Reset the user's password."),
             )
@@ -105,7 +140,7 @@ impl Backend for Userpass {
             .path(
                 Path::new("login/{username}")
                     .field(Field::new("username", FieldKind::Str))
-                    .field(Field::new("password", FieldKind::Str).sensitive().required().description("Password"))
+                    .field(Field::new("password", FieldKind::Str).sensitive().description("Password"))
                     .operations([Operation::Update])
                     .unauthenticated()
                     .help("Log in with a username and password."),
@@ -121,7 +156,7 @@ impl Backend for Userpass {
             2 => {
                 let name = username(&req)?;
                 let mut user = load(&name)?.ok_or_else(|| Error::InvalidRequest("username does not exist".into()))?;
-                user.password_hash = hash_password(req.str("password").unwrap_or(""))?;
+                user.password_hash = new_hash(&req)?.ok_or_else(|| Error::InvalidRequest("must provide either password or password_hash".into()))?;
                 save(&name, &user)?;
                 Ok(Response::empty())
             }
@@ -159,10 +194,10 @@ fn users(req: Request) -> Result<Response, Error> {
         Operation::Create | Operation::Update => {
             let existing = load(&name)?;
             let mut user = existing.clone().unwrap_or_default();
-            match req.str("password") {
-                Some(p) if !p.is_empty() => user.password_hash = hash_password(p)?,
-                _ if existing.is_none() => return Err(Error::InvalidRequest("missing password".into())),
-                _ => {}
+            match new_hash(&req)? {
+                Some(h) => user.password_hash = h,
+                None if existing.is_none() => return Err(Error::InvalidRequest("must provide either password or password_hash".into())),
+                None => {}
             }
             user.token.update(&req)?;
             save(&name, &user)?;
@@ -175,11 +210,14 @@ fn users(req: Request) -> Result<Response, Error> {
 fn login(req: Request) -> Result<Response, Error> {
     let name = username(&req)?;
     let password = req.str("password").unwrap_or("");
+    if password.is_empty() {
+        return Err(Error::InvalidRequest("missing password".into()));
+    }
     let user = load(&name)?;
     let ok = verify(password, user.as_ref().map(|u| u.password_hash.as_str()));
     let Some(user) = user.filter(|_| ok) else { return Err(Error::InvalidRequest(BAD_LOGIN.into())) };
     if !cidrs_allow(&user.token.bound_cidrs, req.remote_addr.as_deref()) {
-        return Err(Error::InvalidRequest("login request originated from invalid CIDR".into()));
+        return Ok(Response::error(403, "permission denied"));
     }
     let auth = user.token.auth(&name, &name, vec![("username".into(), name.clone())]);
     Ok(Response { auth: Some(auth), ..Response::default() })
@@ -197,6 +235,22 @@ mod tests {
         let mut r = Request::new(op, path).capture("username", user);
         r.path_index = index;
         r
+    }
+
+    #[test]
+    fn a_user_can_be_written_with_a_bcrypt_hash_and_logs_in_with_its_password() {
+        storage::reset_mock();
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        assert!(valid_bcrypt(&hash) && valid_bcrypt(&hash.replacen("$2b$", "$2a$", 1)) && valid_bcrypt(&hash.replacen("$2b$", "$2$", 1)));
+        for bad in ["abc", "$2b$03$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &hash[..hash.len() - 1], "$3a$10$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+            assert!(!valid_bcrypt(bad), "{bad}");
+        }
+        let both = req(Operation::Create, 4, "users/eve", "eve").with("password", Value::Str("x".into())).with("password_hash", Value::Str(hash.clone()));
+        assert_eq!(Userpass::handle(both).unwrap_err(), Error::InvalidRequest("only one of password or password_hash may be provided".into()));
+        Userpass::handle(req(Operation::Create, 4, "users/eve", "eve").with("password_hash", Value::Str(hash))).unwrap();
+        let login = |pw: &str| Userpass::handle(req(Operation::Update, 5, "login/eve", "eve").with("password", Value::Str(pw.into())));
+        assert!(login("s3cret").unwrap().auth.is_some());
+        assert!(login("wrong").is_err());
     }
 
     #[test]
