@@ -49,6 +49,30 @@ fn wrap_lookup_unwrap_once_and_rewrap_over_http() {
     assert_eq!(c.put("sys/wrapping/unwrap", json!({"token": token2})), (400, json!({"errors": ["wrapping token is not valid or does not exist"]})));
 }
 
+/// A wrapped AppRole secret ID names its accessor (`wrapped_accessor`, as Vault), a wrap TTL of 0
+/// wraps nothing, and an unparsable one is refused in Vault's words.
+#[test]
+fn wrapped_secret_ids_name_their_accessor_and_bad_wrap_ttls_are_refused() {
+    let server = TestServer::dev();
+    let c = server.root();
+    assert_eq!(c.put("sys/auth/approle", json!({"type": "approle"})).0, 204);
+    assert_eq!(c.put("auth/approle/role/r", json!({"token_policies": "p"})).0, 204);
+    let r = c.raw_headers("POST", "auth/approle/role/r/secret-id", Some(b"{}"), Some("application/json"), &[("X-Vault-Wrap-TTL", "60s")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let info = r.json()["wrap_info"].clone();
+    let (s, un) = server.http(info["token"].as_str().unwrap()).put("sys/wrapping/unwrap", json!({}));
+    assert_eq!(s, 200, "{un}");
+    assert_eq!(info["wrapped_accessor"], un["data"]["secret_id_accessor"]);
+    assert!(un["data"]["secret_id"].is_string());
+
+    let wrap = |ttl: &str| {
+        let r = c.raw_headers("POST", "sys/wrapping/wrap", Some(br#"{"a":"b"}"#), Some("application/json"), &[("X-Vault-Wrap-TTL", ttl)]);
+        (r.status, r.json()["errors"].clone())
+    };
+    assert_eq!(wrap("0"), (400, json!(["endpoint requires response wrapping to be used"])));
+    assert_eq!(wrap("abc"), (400, json!(["error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""])));
+}
+
 #[test]
 fn wrapping_ttl_bounds_come_from_policy() {
     let server = TestServer::dev();

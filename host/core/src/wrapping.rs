@@ -53,7 +53,13 @@ impl Core {
         // The stored response must carry a plugin's data parsed (`data_text` is not stored).
         response.materialize()?;
         let creation_time = rfc3339_nanos(now_unix_nanos());
-        let wrapped_accessor = response.auth.as_ref().map(|a| a.accessor.clone()).unwrap_or_default();
+        // A token's accessor, or (as Vault does for AppRole) a wrapped secret ID's accessor.
+        let secret_id_accessor = || {
+            let data = response.data.as_ref()?;
+            data.get("secret_id")?;
+            data.get("secret_id_accessor")?.as_str().map(str::to_owned)
+        };
+        let wrapped_accessor = response.auth.as_ref().map(|a| a.accessor.clone()).or_else(secret_id_accessor).unwrap_or_default();
         let (token, entry) = self
             .tokens
             .create(NewToken {
@@ -137,7 +143,7 @@ impl Core {
         let body_token = field::str(data, "token")?.filter(|t| !t.is_empty());
         match op {
             "wrap" => {
-                if wrap_ttl.is_none() {
+                if wrap_ttl.is_none_or(|t| t == 0) {
                     return Err(Error::invalid("endpoint requires response wrapping to be used"));
                 }
                 if data.is_empty() {

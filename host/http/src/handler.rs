@@ -282,7 +282,7 @@ fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, Error> {
         None => Ok(None),
         Some(raw) => tresor_logical::parse_duration(&Value::String(raw.to_string()))
             .map(Some)
-            .map_err(|_| Error::invalid("invalid wrap TTL")),
+            .map_err(|_| Error::invalid(format!("error parsing X-Vault-Wrap-TTL header: {}", tresor_logical::go_duration_error(raw)))),
     }
 }
 
