@@ -110,7 +110,7 @@ fn sys_auth_shapes_and_userpass_api() {
 
     // CIDR-bound users cannot log in from elsewhere, and their tokens only work from the bound block.
     assert_eq!(c.put("auth/userpass/users/far", json!({"password": "pw", "token_bound_cidrs": ["10.0.0.0/8"]})).0, 204);
-    assert_eq!(anon.put("auth/userpass/login/far", json!({"password": "pw"})).0, 400);
+    assert_eq!(anon.put("auth/userpass/login/far", json!({"password": "pw"})), (403, json!({"errors": ["permission denied"]})), "as Vault");
     assert_eq!(c.put("auth/userpass/users/near", json!({"password": "pw", "token_bound_cidrs": ["127.0.0.0/8"]})).0, 204);
     let (s, near) = anon.put("auth/userpass/login/near", json!({"password": "pw"}));
     assert_eq!(s, 200, "{near}");

@@ -435,7 +435,9 @@ fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
             }
             let req = if cidr_list && !names.iter().any(|n| req.has(n)) { req.with(names[0], tresor_sdk::Value::StrList(Vec::new())) } else { req };
             match role(req) {
-                Err(Error::InvalidRequest(why)) if names[0] == "token_bound_cidrs" => Err(Error::InvalidRequest(format!("failed to parse token_bound_cidrs: {why}"))),
+                Err(Error::InvalidRequest(why)) if names[0] == "token_bound_cidrs" && why.starts_with("error parsing address") => {
+                    Err(Error::InvalidRequest(format!("failed to parse token_bound_cidrs: {why}")))
+                }
                 other => other,
             }
         }
