@@ -172,13 +172,26 @@ fn a_plugin_never_sees_tokens_and_cannot_log_in_from_a_normal_path() {
     assert!(!b.to_string().contains("client_token"));
 }
 
+/// Send each step to a real OpenBao and to Tresor (dev servers, root tokens), require the same
+/// status, and hand both answers to `check` (Tresor's first) with the step's description. Returns
+/// the Tresor server for checks of its own.
+fn against_openbao(steps: &[(&str, &str, Option<Value>)], check: impl Fn(&str, &Value, &Value)) -> TestServer {
+    let bao = BaoDev::start();
+    let server = TestServer::dev();
+    for (method, path, body) in steps {
+        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        check(&what, &ob, &tb);
+    }
+    server
+}
+
 /// Users and roles written with Vault's deprecated names (`policies`, `ttl`, `max_ttl`, `period`,
 /// `bound_cidr_list`) read back as OpenBao's do: the old names shown until only the new ones are
 /// written.
 #[test]
 fn deprecated_token_fields_read_back_as_openbao_does() {
-    let bao = BaoDev::start();
-    let server = TestServer::dev();
     let steps: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/auth/userpass", Some(json!({"type": "userpass"}))),
         ("POST", "auth/userpass/users/bob", Some(json!({"password": "pw", "policies": "a", "ttl": "1h", "max_ttl": "2h"}))),
@@ -193,12 +206,7 @@ fn deprecated_token_fields_read_back_as_openbao_does() {
         ("POST", "auth/approle/role/r", Some(json!({"policies": "a,b", "period": "1h", "bound_cidr_list": "10.0.0.0/8"}))),
         ("GET", "auth/approle/role/r", None),
     ];
-    for (method, path, body) in &steps {
-        let (ts, tb) = bao.http().send(method, path, body.as_ref());
-        let (os, ob) = server.root().send(method, path, body.as_ref());
-        assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
-        assert_eq!(ob["data"], tb["data"], "{method} {path}");
-    }
+    against_openbao(&steps, |what, ours, theirs| assert_eq!(ours["data"], theirs["data"], "{what}"));
 }
 
 /// AppRole's secret IDs, role writes and token types against a real OpenBao: Vault's checks in its
@@ -209,8 +217,6 @@ fn deprecated_token_fields_read_back_as_openbao_does() {
 /// tokens asked for by a role, decided together with the mount's tuned `token_type` as Vault does.
 #[test]
 fn approle_secret_ids_and_token_types_answer_as_openbao_does() {
-    let bao = BaoDev::start();
-    let server = TestServer::dev();
     let steps: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
         ("POST", "auth/approle/role/nope/secret-id", Some(json!({}))),
@@ -301,13 +307,10 @@ fn approle_secret_ids_and_token_types_answer_as_openbao_does() {
         let a = &b["auth"];
         json!([a["token_type"], a["renewable"], a["policies"], a["lease_duration"], a["orphan"], a["metadata"], a["client_token"].as_str().map(|t| &t[..2])])
     };
-    for (method, path, body) in &steps {
-        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+    let server = against_openbao(&steps, |what, ob, tb| {
         assert_eq!((&ob["errors"], &ob["warnings"]), (&tb["errors"], &tb["warnings"]), "{what}");
-        assert_eq!((data(&ob), auth(&ob)), (data(&tb), auth(&tb)), "{what}");
-    }
+        assert_eq!((data(ob), auth(ob)), (data(tb), auth(tb)), "{what}");
+    });
     // OpenBao answers a login without a role ID with a 500; it is the client's mistake (400).
     let (s, b) = server.root().send("POST", "auth/approle/login", Some(&json!({})));
     assert_eq!((s, &b["errors"]), (400, &json!(["missing role_id"])));
@@ -317,8 +320,6 @@ fn approle_secret_ids_and_token_types_answer_as_openbao_does() {
 /// read, set, reset and their errors, compared value for value with a real OpenBao.
 #[test]
 fn approle_single_setting_paths_answer_as_openbao_does() {
-    let bao = BaoDev::start();
-    let server = TestServer::dev();
     let steps: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
         ("POST", "auth/approle/role/r", Some(json!({"token_policies": "a", "secret_id_ttl": "1h", "token_ttl": "1h", "token_max_ttl": "2h", "period": "30m", "secret_id_bound_cidrs": "10.0.0.0/8", "token_bound_cidrs": "10.0.0.0/8", "secret_id_num_uses": 3, "token_num_uses": 2}))),
@@ -352,11 +353,7 @@ fn approle_single_setting_paths_answer_as_openbao_does() {
         ("POST", "auth/approle/role/r/secret-id-num-uses", Some(json!({"secret_id_num_uses": -1}))),
         ("GET", "auth/approle/role/r", None),
     ];
-    for (method, path, body) in &steps {
-        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
-        assert_eq!(os, ts, "{method} {path}: OpenBao said {tb}, Tresor {ob}");
-        assert_eq!((&ob["data"], &ob["errors"]), (&tb["data"], &tb["errors"]), "{method} {path}");
-    }
+    against_openbao(&steps, |what, ob, tb| assert_eq!((&ob["data"], &ob["errors"]), (&tb["data"], &tb["errors"]), "{what}"));
 }
 
 /// `bao auth move` (`sys/remount` within `auth/`): the method keeps its users and answers logins at
@@ -393,8 +390,6 @@ fn bao_auth_move_keeps_an_auth_method_and_its_users() {
 /// with Vault's warning.
 #[test]
 fn userpass_answers_as_openbao_does() {
-    let bao = BaoDev::start();
-    let server = TestServer::dev();
     let steps: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "sys/auth/userpass", Some(json!({"type": "userpass"}))),
         ("POST", "auth/userpass/users/alice", Some(json!({}))),
@@ -420,13 +415,10 @@ fn userpass_answers_as_openbao_does() {
         let a = &b["auth"];
         json!([a["token_type"], a["renewable"], a["policies"], a["lease_duration"], a["metadata"]])
     };
-    for (method, path, body) in &steps {
-        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+    let server = against_openbao(&steps, |what, ob, tb| {
         assert_eq!((&ob["errors"], &ob["warnings"], &ob["data"]), (&tb["errors"], &tb["warnings"], &tb["data"]), "{what}");
-        assert_eq!(auth(&ob), auth(&tb), "{what}");
-    }
+        assert_eq!(auth(ob), auth(tb), "{what}");
+    });
     // OpenBao answers a login without a password with a 500; it is the client's mistake (400).
     let (s, b) = server.root().send("POST", "auth/userpass/login/alice", Some(&json!({})));
     assert_eq!((s, &b["errors"]), (400, &json!(["missing password"])));
