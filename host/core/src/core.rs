@@ -484,20 +484,12 @@ impl Core {
         // Vault's `CalculateTTL`: the effective maximum is the smallest of the mount's, the
         // backend's and the explicit one; a period or TTL above it is capped, and Vault says so.
         let cap = if login.explicit_max_ttl > 0 { max_ttl.min(login.explicit_max_ttl) } else { max_ttl };
-        let short = crate::expiration::short_duration;
-        let mut warnings = Vec::new();
-        let ttl = if login.period > 0 {
-            if login.period > cap {
-                warnings.push(format!("period of {:?} exceeded the effective max_ttl of {:?}; period value is capped accordingly", short(login.period), short(cap)));
-            }
-            login.period.min(cap)
-        } else {
-            let proposed = if login.ttl > 0 { login.ttl } else { mount_default };
-            if proposed > cap {
-                warnings.push(format!("TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly", short(proposed), short(cap)));
-            }
-            proposed.min(cap)
+        let (what, proposed) = match login.period {
+            0 => ("TTL", if login.ttl > 0 { login.ttl } else { mount_default }),
+            period => ("period", period),
         };
+        let warnings: Vec<String> = (proposed > cap).then(|| crate::expiration::capped_warning(what, proposed, cap)).into_iter().collect();
+        let ttl = proposed.min(cap);
         let prefix = mount.path.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
         let display_name = if login.display_name.is_empty() { prefix } else { format!("{prefix}-{}", login.display_name) };
         // Vault's rule: a mount tuned to `service` or `batch` decides; `default-batch` and

@@ -309,6 +309,12 @@ impl Leases {
     }
 }
 
+/// Vault's warning when the effective maximum cuts a proposed `what` (`TTL` or `period`):
+/// `TTL of "768h" exceeded the effective max_ttl of "2h"; TTL value is capped accordingly`.
+pub(crate) fn capped_warning(what: &str, proposed: u64, cap: u64) -> String {
+    format!("{what} of {:?} exceeded the effective max_ttl of {:?}; {what} value is capped accordingly", short_duration(proposed), short_duration(cap))
+}
+
 /// A Go-like short duration for warnings (`24h`, `90m`, `45s`).
 pub(crate) fn short_duration(secs: u64) -> String {
     if secs > 0 && secs.is_multiple_of(3600) {
@@ -494,11 +500,7 @@ impl Core {
         let mut response = Response::default();
         if requested > left || ttl > left {
             ttl = ttl.max(requested);
-            response.warnings.push(format!(
-                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-                short_duration(ttl),
-                short_duration(entry.secret.max_ttl)
-            ));
+            response.warnings.push(capped_warning("TTL", ttl, entry.secret.max_ttl));
             ttl = left;
         }
         entry.secret.ttl = ttl;

@@ -457,13 +457,7 @@ impl Core {
         let mut ttl = if period > 0 { period } else { proposed.min(max_ttl) };
         // Vault says so when the effective maximum cuts the proposed TTL.
         let cap = if explicit_max_ttl > 0 { max_ttl.min(explicit_max_ttl) } else { max_ttl };
-        let capped_warning = (proposed > cap).then(|| {
-            format!(
-                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-                crate::expiration::short_duration(proposed),
-                crate::expiration::short_duration(cap)
-            )
-        });
+        let capped_warning = (proposed > cap).then(|| crate::expiration::capped_warning("TTL", proposed, cap));
         if explicit_max_ttl > 0 {
             ttl = if ttl == 0 { explicit_max_ttl } else { ttl.min(explicit_max_ttl) };
         }
