@@ -418,7 +418,8 @@ fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
         Operation::Update | Operation::Create => {
             let r = stored.ok_or(Error::UnsupportedPath)?;
             let cidr_list = names[0].ends_with("cidrs") || names[0] == "bound_cidr_list";
-            if !cidr_list && !names.iter().any(|n| req.has(n)) {
+            let given = names.iter().any(|n| req.has(n));
+            if !cidr_list && !given {
                 let shown = if names[0] == "token_period" { "period" } else { names[0] };
                 return Err(Error::InvalidRequest(format!("missing {shown}")));
             }
@@ -433,7 +434,7 @@ fn role_field(req: Request, names: &[&str]) -> Result<Response, Error> {
                 };
                 return Err(Error::InvalidRequest(why.into()));
             }
-            let req = if cidr_list && !names.iter().any(|n| req.has(n)) { req.with(names[0], tresor_sdk::Value::StrList(Vec::new())) } else { req };
+            let req = if cidr_list && !given { req.with(names[0], tresor_sdk::Value::StrList(Vec::new())) } else { req };
             match role(req) {
                 Err(Error::InvalidRequest(why)) if names[0] == "token_bound_cidrs" && why.starts_with("error parsing address") => {
                     Err(Error::InvalidRequest(format!("failed to parse token_bound_cidrs: {why}")))
