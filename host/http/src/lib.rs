@@ -12,6 +12,7 @@ mod body;
 mod envelope;
 mod error;
 mod handler;
+mod lanes;
 mod server;
 mod status;
 mod urlencoded;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use tresor_core::Core;
 
 pub use handler::handle;
+pub use lanes::{Connection, LaneStream, Lanes};
 pub use server::{serve, ServeError};
 
 /// Vault's default `max_request_size`: 32 MiB.

@@ -1,16 +1,18 @@
 //! The accept loop: plain TCP or TLS (rustls), HTTP/1.1 with keep-alive, graceful shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::Api;
+use crate::{Api, Lanes};
 
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,11 +25,14 @@ pub enum ServeError {
     Accept(#[from] std::io::Error),
 }
 
-/// Serve `api` on `listener` until `shutdown` resolves, then drain open connections.
+/// Serve `api` on `listener` until `shutdown` resolves, then drain open connections. With `lanes`,
+/// each connection is served by a connection lane (see [`Lanes`]); without, by a task of the
+/// runtime this runs on.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     api: Arc<Api>,
+    lanes: Option<Arc<Lanes>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let graceful = GracefulShutdown::new();
@@ -46,38 +51,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let api = api.clone();
-        let service = service_fn(move |req| {
-            let api = api.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::handle(&api, req, Some(remote)).await) }
-        });
-        let builder = hyper::server::conn::http1::Builder::new();
-        match &tls {
+        let (api, tls, watcher) = (api.clone(), tls.clone(), graceful.watcher());
+        match &lanes {
+            Some(lanes) => lanes.dispatch(
+                stream,
+                Box::new(move |stream| Box::pin(serve_connection(stream, remote, tls, api, watcher))),
+            ),
             None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(serve_connection(stream, remote, tls, api, watcher));
             }
         }
     }
@@ -87,6 +68,31 @@ pub async fn serve(
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timeout; closing remaining connections"),
     }
     Ok(())
+}
+
+/// HTTP/1.1 on one accepted connection (after the TLS handshake, with TLS) until it closes.
+async fn serve_connection<S>(stream: S, remote: SocketAddr, tls: Option<TlsAcceptor>, api: Arc<Api>, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let api = api.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::handle(&api, req, Some(remote)).await) }
+    });
+    let builder = hyper::server::conn::http1::Builder::new();
+    let ended = match tls {
+        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Errors after which accepting can continue (per-connection failures, fd exhaustion).

@@ -257,21 +257,27 @@ struct Env<'a> {
 
 /// A fresh store for one call: the mount's storage view, memory cap and CPU deadline.
 fn new_store(env: &Env<'_>, display_name: Option<&str>) -> Store<State> {
-    let mut state = State::new(env.storage.clone(), env.mount.clone(), env.conflicts.clone(), env.sql.clone());
+    let running = env.runtime.ticker.enter();
+    let mut state = State::new(env.storage.clone(), env.mount.clone(), env.conflicts.clone(), env.sql.clone(), running);
     state.display_name = display_name.unwrap_or_default().to_string();
     let mount = env.mount;
     let mut store = Store::new(&env.runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     let budget = (mount.cpu_budget.as_millis() / TICK.as_millis()).max(1) as u64;
-    let mut used = 0u64;
-    // Set before instantiating: a new store's deadline is 0 and would trap at once.
-    store.set_epoch_deadline(1);
+    // Set before instantiating: a new store's deadline is 0 and would trap at once. The first
+    // deadline is two ticks away, so a call shorter than a tick never yields; from then on the call
+    // yields at every tick (counted as it goes) until its budget is spent.
+    store.set_epoch_deadline(2);
+    let mut used = 1u64;
     store.epoch_deadline_callback(move |_| {
         used += 1;
         if used >= budget {
             Err(wasmtime::Trap::Interrupt.into())
         } else {
-            Ok(wasmtime::UpdateDeadline::Yield(1))
+            // `yield_now` lets the runtime poll its reactor before the call resumes, so requests
+            // that arrived meanwhile on other connections of this thread run first (a plain wake
+            // would put the call straight back on the run queue).
+            Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         }
     });
     store

@@ -63,10 +63,18 @@ pub(crate) struct State {
     pub(crate) sql: Arc<crate::sql::SqlPools>,
     /// Display name of the token behind this call ("" outside client requests).
     pub(crate) display_name: String,
+    /// Keeps the epoch ticking while this call's store lives.
+    _running: crate::engine::Running,
 }
 
 impl State {
-    pub(crate) fn new(storage: Arc<dyn Storage>, mount: Arc<MountContext>, conflicts: Arc<crate::conflict::Conflicts>, sql: Arc<crate::sql::SqlPools>) -> Self {
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        mount: Arc<MountContext>,
+        conflicts: Arc<crate::conflict::Conflicts>,
+        sql: Arc<crate::sql::SqlPools>,
+        running: crate::engine::Running,
+    ) -> Self {
         let max_memory = mount.max_memory;
         Self {
             wasi: None,
@@ -80,6 +88,7 @@ impl State {
             conflicts,
             sql,
             display_name: String::new(),
+            _running: running,
         }
     }
 

@@ -2,8 +2,8 @@
 //! [`tresor_logical::LogicalBackend`]s.
 //!
 //! Shape (after Spin and wasmtime's wasi crates):
-//! - [`Runtime`] owns one `Engine` (pooling allocator, epoch interruption driven by a 10 ms ticker
-//!   thread) and one `Linker` with exactly the capabilities a plugin may use: `tresor:plugin/storage`
+//! - [`Runtime`] owns one `Engine` (pooling allocator, epoch interruption driven by a 1 ms ticker
+//!   thread; a call longer than a tick yields to its async runtime at every tick) and one `Linker` with exactly the capabilities a plugin may use: `tresor:plugin/storage`
 //!   (its mount's view and nothing else), `system`, `log`, `crypto` (AEAD, Ed25519 and RSA key
 //!   generation done natively, `crypto.rs`), `sql` (PostgreSQL pools the host owns per mount, only to
 //!   hosts the mount's `allowed_outbound_hosts` grants, `sql.rs`), and a deny-everything WASI context (no

@@ -147,16 +147,27 @@ async fn serve(config: Config, dev: Option<DevOptions>, logging: Option<std::syn
     }
     print_banner(&config, &bound.iter().map(|b| (b.2, b.3.is_some())).collect::<Vec<_>>(), &api_addr, &banner);
 
+    let lanes = match tresor_http::Lanes::start() {
+        Ok(lanes) => {
+            tracing::debug!(lanes = lanes.len(), "connection lanes started");
+            Some(lanes)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "serving connections on the shared runtime");
+            None
+        }
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, tcp, _, tls) in bound {
+        let lanes = lanes.clone();
         let api = Api::new(core.clone(), ApiConfig { max_request_size: listener.max_request_size });
         let mut rx = rx.clone();
         tasks.spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            tresor_http::serve(tcp, tls, api, stop).await
+            tresor_http::serve(tcp, tls, api, lanes, stop).await
         });
     }
     spawn_sighup_handler(core.clone());
@@ -170,6 +181,8 @@ async fn serve(config: Config, dev: Option<DevOptions>, logging: Option<std::syn
             Ok(Ok(())) => {}
         }
     }
+    // Connections are drained: end the lanes (and the tasks requests left on them) before sealing.
+    drop(lanes);
     core.seal().await;
     if let Some(sqlite) = sqlite {
         sqlite.close().await;
