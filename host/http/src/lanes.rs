@@ -412,4 +412,75 @@ mod tests {
         assert_eq!(s.lanes[1].open.load(Ordering::Relaxed), 0);
         assert!(s.admit(2).is_none());
     }
+
+    /// Pin the calling thread to `cpu`.
+    fn pin(cpu: usize) {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set).expect("pin the client");
+    }
+
+    /// A client that moves to another CPU takes its connection with it: the connection is served by
+    /// the lane of the client's CPU, then, after the client moves, by the other lane, and every
+    /// answer along the way is right (the socket was registered again with the new lane's reactor).
+    #[test]
+    fn a_connection_follows_its_client_to_another_cpu_and_keeps_working() {
+        use std::io::{Read, Write};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let lanes = Lanes::start().expect("lanes start on Linux");
+        let cpus: Vec<usize> = lanes.0.lanes.iter().filter_map(|l| l.cpu).collect();
+        if cpus.len() < 2 {
+            eprintln!("skipped: needs two CPUs this process may pin to");
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepting = lanes.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let (stream, _) = listener.accept().expect("accept");
+            stream.set_nonblocking(true).expect("nonblocking");
+            runtime.block_on(async move {
+                let stream = TcpStream::from_std(stream).expect("register");
+                // Echo each byte plus one, followed by the index of the lane that served it.
+                accepting.dispatch(stream, Box::new(|mut stream: LaneStream| {
+                    Box::pin(async move {
+                        let mut byte = [0u8; 1];
+                        while stream.read_exact(&mut byte).await.is_ok() {
+                            let lane = u8::try_from(CURRENT_LANE.with(Cell::get)).unwrap_or(u8::MAX);
+                            if stream.write_all(&[byte[0].wrapping_add(1), lane]).await.is_err() {
+                                return;
+                            }
+                        }
+                    })
+                }));
+            });
+        });
+        let lane_of = |cpu: usize| lanes.0.lanes.iter().position(|l| l.cpu == Some(cpu)).expect("lane") as u8;
+        let (first, second) = (cpus[0], cpus[1]);
+        pin(first);
+        let mut client = std::net::TcpStream::connect(addr).expect("connect");
+        client.set_nodelay(true).expect("nodelay");
+        let mut round = |n: u8| {
+            client.write_all(&[n]).expect("send");
+            let mut answer = [0u8; 2];
+            client.read_exact(&mut answer).expect("answer");
+            assert_eq!(answer[0], n.wrapping_add(1), "the echo is right");
+            answer[1]
+        };
+        let served: Vec<u8> = (0..8).map(&mut round).collect();
+        assert!(served.iter().all(|&l| l == lane_of(first)), "served on the client's lane: {served:?}");
+        pin(second);
+        let mut moved = false;
+        for n in 0..200u8 {
+            if round(n) == lane_of(second) {
+                moved = true;
+                break;
+            }
+        }
+        assert!(moved, "the connection moved to the lane of the client's new CPU");
+        for n in 0..20u8 {
+            assert_eq!(round(n), lane_of(second), "and stays there");
+        }
+    }
 }
