@@ -349,6 +349,16 @@ impl Raw {
     }
 }
 
+/// Send one request to OpenBao (`theirs`) and to Tresor (`ours`) and require the same status;
+/// returns OpenBao's answer, Tresor's and the request described for assertion messages.
+pub fn send_both(theirs: &Http, ours: &Http, method: &str, path: &str, body: Option<&Value>) -> (Value, Value, String) {
+    let (ts, tb) = theirs.send(method, path, body);
+    let (os, ob) = ours.send(method, path, body);
+    let what = format!("{method} {path} {body:?}");
+    assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+    (tb, ob, what)
+}
+
 impl Http {
     /// A client for any Vault-API server at `addr` (`http://127.0.0.1:PORT`).
     pub fn new(addr: &str, token: &str) -> Self {

@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, TestServer, bao};
+use tresor_tests::{BaoDev, TestServer, bao, send_both};
 
 fn ok(out: &Output) -> Value {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -178,10 +178,9 @@ fn a_plugin_never_sees_tokens_and_cannot_log_in_from_a_normal_path() {
 fn against_openbao(steps: &[(&str, &str, Option<Value>)], check: impl Fn(&str, &Value, &Value)) -> TestServer {
     let bao = BaoDev::start();
     let server = TestServer::dev();
+    let (theirs, ours) = (bao.http(), server.root());
     for (method, path, body) in steps {
-        let ((ts, tb), (os, ob)) = (bao.http().send(method, path, body.as_ref()), server.root().send(method, path, body.as_ref()));
-        let what = format!("{method} {path} {body:?}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        let (tb, ob, what) = send_both(&theirs, &ours, method, path, body.as_ref());
         check(&what, &ob, &tb);
     }
     server

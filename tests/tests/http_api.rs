@@ -2,7 +2,7 @@
 //! and bad input that must be rejected without changing stored state.
 
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, Http, TestServer};
+use tresor_tests::{BaoDev, Http, TestServer, send_both};
 
 /// The barrier's encryption counter: any storage write moves it, so "unchanged" proves "nothing stored".
 fn encryptions(server: &TestServer) -> u64 {
@@ -12,10 +12,7 @@ fn encryptions(server: &TestServer) -> u64 {
 /// Send one request to OpenBao and to Tresor, assert they answer with the same status and
 /// errors, and return both bodies (OpenBao's first) with the case's description.
 fn same_status_and_errors(theirs: &Http, ours: &Http, method: &str, path: &str, body: Option<&Value>) -> (Value, Value, String) {
-    let (ts, tb) = theirs.send(method, path, body);
-    let (os, ob) = ours.send(method, path, body);
-    let what = format!("{method} {path} {body:?}");
-    assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+    let (tb, ob, what) = send_both(theirs, ours, method, path, body);
     assert_eq!(ob["errors"], tb["errors"], "{what}");
     (tb, ob, what)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use tresor_tests::{BaoDev, Http, TestServer};
+use tresor_tests::{BaoDev, Http, TestServer, send_both};
 
 const HELLO: &str = "aGVsbG8gd29ybGQ=";
 
@@ -461,9 +461,7 @@ fn soft_delete_answers_as_openbao_does() {
         ("GET", "transit/keys/k", None),
     ];
     for (method, path, body) in &steps {
-        let ((ts, tb), (os, ob)) = (theirs.send(method, path, body.as_ref()), ours.send(method, path, body.as_ref()));
-        let what = format!("{method} {path}");
-        assert_eq!(os, ts, "{what}: OpenBao said {tb}, Tresor {ob}");
+        let (tb, ob, what) = send_both(&theirs, &ours, method, path, body.as_ref());
         assert_eq!((&ob["errors"], &ob["warnings"]), (&tb["errors"], &tb["warnings"]), "{what}");
         assert_eq!(ob["data"]["soft_deleted"], tb["data"]["soft_deleted"], "{what}");
         assert_eq!(ob["data"]["keys"].is_null(), tb["data"]["keys"].is_null(), "{what}");
