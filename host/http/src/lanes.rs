@@ -216,9 +216,8 @@ async fn drive(mut serving: Serving, mut open: Open, moving: Arc<AtomicUsize>, s
         .await;
         let Some(target) = target else { return };
         let Some(shared) = shared.upgrade() else { continue };
-        let Some(next) = shared.admit(target) else { continue };
+        let (Some(lane), Some(next)) = (shared.lanes.get(target), shared.admit(target)) else { continue };
         let old = std::mem::replace(&mut open, next);
-        let Some(lane) = shared.lanes.get(target) else { continue };
         match lane.handoffs.send(Handoff::Moved { serving, open, moving: moving.clone() }) {
             Ok(()) => {
                 drop(old);
