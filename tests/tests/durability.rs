@@ -1,5 +1,6 @@
 //! SQLite durability and confidentiality: an acknowledged write survives `kill -9`; the database file
-//! never holds a plaintext value; a clean SIGTERM exits 0.
+//! never holds a plaintext value; a clean SIGTERM exits 0. And the process runs without transparent
+//! huge pages (their first-touch zeroing stalled requests for milliseconds).
 
 use serde_json::json;
 use tresor_tests::TestServer;
@@ -81,4 +82,15 @@ fn dev_mode_on_sqlite_keeps_data_and_unseals_itself_after_restart() {
             assert_eq!(mode, 0o600, "{}", file.display());
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let server = TestServer::dev();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("the kernel reports THP_enabled (Linux 5.0+)");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    // Still a working server.
+    assert_eq!(server.root().get("sys/health").0, 200);
 }

@@ -58,6 +58,7 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
     };
     let level = flags.get("log-level").map(str::to_owned).or_else(|| config.log_level.clone());
     let logging = crate::logging::Logging::init(level.as_deref()).map(std::sync::Arc::new);
+    disable_transparent_huge_pages();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,6 +73,19 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+
+/// Turn transparent huge pages off for this process, as Redis advises for latency. The
+/// allocator (mimalloc) asks for huge pages on its arenas, so memory growth came in 2 MiB steps, each
+/// zeroed at its first touch while the faulting request (and whatever waited on its locks) stalled:
+/// measured on a VM, token creation (which grows the in-memory store) stalled every ~125 ms for
+/// ~5 ms (p99 4.5-5.2 ms at 2 and 32 connections; without huge pages 0.08-1.1 ms), and an idle
+/// server's RSS halved (83 to 42 MiB). Throughput was unchanged within noise.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "transparent huge pages left as the system sets them");
+    }
+}
 
 /// Dev-mode switches.
 struct DevOptions {
