@@ -130,7 +130,7 @@ impl WasmBackend {
         storage: Arc<dyn Storage>,
         mount: MountContext,
     ) -> Result<Self, crate::Error> {
-        let sql = Arc::new(SqlPools::new(mount.allowed_outbound_hosts.clone()));
+        let sql = Arc::new(SqlPools::new(mount.allowed_outbound_hosts.clone(), runtime.io.clone()));
         let mount = Arc::new(mount);
         let conflicts = Arc::new(Conflicts::new());
         let env = Env { runtime: &runtime, storage: &storage, mount: &mount, conflicts: &conflicts, sql: &sql };

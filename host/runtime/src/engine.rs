@@ -109,6 +109,10 @@ impl Drop for Running {
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) ticker: Arc<Ticker>,
+    /// The async runtime this was built on, which drives host I/O that outlives one call (the
+    /// PostgreSQL pools): their sockets are registered with its reactor, always polled, rather
+    /// than with whichever connection lane happened to open them. `None` outside a runtime.
+    pub(crate) io: Option<tokio::runtime::Handle>,
     linker: Linker<State>,
     config: RuntimeConfig,
 }
@@ -195,7 +199,7 @@ impl Runtime {
             })
             .map_err(engine_err)?;
         let _ = ticker.thread.set(thread.thread().clone());
-        Ok(Arc::new(Self { engine, linker, config, ticker }))
+        Ok(Arc::new(Self { engine, linker, config, ticker, io: tokio::runtime::Handle::try_current().ok() }))
     }
 
     /// Verify `bytes` against `expected_sha256` (when given), then compile (or load the cached
