@@ -36,7 +36,7 @@ const MAX_TIMEOUT_MS: u32 = 120_000;
 pub(crate) struct SqlPools {
     grants: Grants,
     pools: tokio::sync::Mutex<HashMap<String, Pooled>>,
-    /// Where pool work runs (see `Runtime::io`); `None`: in the calling task.
+    /// Where pool work runs (see `Runtime::io`); `None`: the calling task's runtime.
     io: Option<tokio::runtime::Handle>,
 }
 
@@ -73,9 +73,14 @@ impl SqlPools {
     async fn on_io<T: Send + 'static>(&self, target: &Target, work: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static) -> Result<T, SqlError> {
         let (timeout, password) = (target.timeout, target.password.clone());
         let bounded = async move { bounded(timeout, password.as_deref(), work).await };
+        self.spawn(bounded).await.unwrap_or_else(|e| Err(SqlError::Other(format!("database call failed: {e}"))))
+    }
+
+    /// Spawn on the I/O runtime (the current one when there is none).
+    fn spawn<F: std::future::Future<Output: Send + 'static> + Send + 'static>(&self, f: F) -> tokio::task::JoinHandle<F::Output> {
         match &self.io {
-            Some(io) => io.spawn(bounded).await.unwrap_or_else(|e| Err(SqlError::Other(format!("database call failed: {e}")))),
-            None => bounded.await,
+            Some(io) => io.spawn(f),
+            None => tokio::spawn(f),
         }
     }
 
@@ -106,11 +111,7 @@ impl SqlPools {
             .acquire_timeout(target.timeout)
             .connect_lazy_with(target.options.clone());
         if let Some(old) = pools.insert(conn.name.clone(), Pooled { fingerprint, pool: pool.clone() }) {
-            let close = async move { old.pool.close().await };
-            match &self.io {
-                Some(io) => drop(io.spawn(close)),
-                None => drop(tokio::spawn(close)),
-            }
+            drop(self.spawn(async move { old.pool.close().await }));
         }
         Ok((pool, target))
     }

@@ -78,8 +78,8 @@ pub fn run(argv: &[String]) -> Result<ExitCode> {
 /// allocator (mimalloc) asks for huge pages on its arenas, so memory growth came in 2 MiB steps, each
 /// zeroed at its first touch while the faulting request (and whatever waited on its locks) stalled:
 /// measured on a VM, token creation (which grows the in-memory store) stalled every ~125 ms for
-/// ~5 ms (p99 4.5-5.2 ms at 2 and 32 connections; without huge pages 0.08-1.1 ms), and an idle
-/// server's RSS halved (83 to 42 MiB). Throughput was unchanged within noise.
+/// ~5 ms (p99 4.5-6.9 ms at 2 and 32 connections; without huge pages 0.08-1.1 ms), and an idle
+/// server's RSS fell from ~80 to ~47 MiB. Throughput was unchanged within noise (docs/benchmarks.md).
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
